@@ -1,0 +1,3 @@
+from clonedesk.cli import main
+
+main()

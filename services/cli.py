@@ -1,0 +1,168 @@
+"""The `clonedesk` command. Tenant commands live here; each package adds its own through a
+`clonedesk.<package>.cli` module with `register(group)` (the stack, and every service)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import pkgutil
+import sys
+
+import click
+from pydantic import ValidationError
+
+from clonedesk.core.adapters import current_version, tenant_adapters_dir
+from clonedesk.core.kafka import BrokerUnavailable
+from clonedesk.core.settings import Settings
+from clonedesk.core.tenants import InvalidTenantId, TenantExists, TenantStore, UnknownTenant, validate_tenant_id
+
+
+class OperatorError(click.ClickException):
+    """An error worded for the operator: printed as one line, exit code 1, no traceback."""
+
+
+# Errors that are the operator's to fix: each becomes one clear line instead of a traceback.
+_ONE_LINE_ERRORS: tuple[type[BaseException], ...] = (
+    InvalidTenantId, TenantExists, UnknownTenant, BrokerUnavailable, FileNotFoundError, PermissionError,
+)
+
+
+def one_line_errors(*types: type[BaseException]) -> None:
+    """Let a package declare more exception types that should print as one line."""
+    global _ONE_LINE_ERRORS
+    _ONE_LINE_ERRORS = tuple(dict.fromkeys(_ONE_LINE_ERRORS + types))
+
+
+class CloneDeskGroup(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            raise OperatorError(f"bad setting CLONEDESK_{where.upper()}: {first.get('msg')}") from None
+        except _ONE_LINE_ERRORS as exc:
+            raise OperatorError(str(exc)) from None
+
+
+def settings_from(ctx: click.Context) -> Settings:
+    obj = ctx.ensure_object(dict)
+    if "settings" not in obj:
+        obj["settings"] = Settings()
+    return obj["settings"]
+
+
+@click.group(cls=CloneDeskGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="clonedesk")
+def main() -> None:
+    """CloneDesk: helpdesk tickets answered by a model trained on each tenant's own resolved tickets.
+
+    Settings come from CLONEDESK_* environment variables (see the README)."""
+
+
+# -- tenants -------------------------------------------------------------------------------------------
+
+
+@main.group(cls=CloneDeskGroup)
+def tenant() -> None:
+    """Create and inspect tenants."""
+
+
+def _tenant_view(settings: Settings, record, secrets: bool) -> dict:
+    view = record.to_dict(secrets=secrets)
+    version = current_version(settings.resolved_data_dir, record.id)
+    view["adapter_version"] = f"{record.id}@v{version}" if version is not None else None
+    return view
+
+
+@tenant.command("add")
+@click.argument("tenant_id")
+@click.option("--json", "as_json", is_flag=True, help="Print {id, zendesk_secret, intercom_secret, api_key}.")
+@click.pass_context
+def tenant_add(ctx: click.Context, tenant_id: str, as_json: bool) -> None:
+    """Create a tenant with fresh webhook secrets and an API key (printed once)."""
+    settings = settings_from(ctx)
+    record = TenantStore(settings.resolved_data_dir).add(tenant_id)
+    secrets = {"id": record.id, "zendesk_secret": record.zendesk_secret,
+               "intercom_secret": record.intercom_secret, "api_key": record.api_key}
+    if as_json:
+        click.echo(json.dumps(secrets))
+        return
+    click.echo(f"tenant {record.id} created. Keep these now; `tenant show {record.id} --secrets` prints them again.")
+    for key, value in secrets.items():
+        if key != "id":
+            click.echo(f"  {key:<16} {value}")
+    click.echo(f"  webhooks         /webhooks/zendesk/{record.id}  /webhooks/intercom/{record.id}")
+
+
+@tenant.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def tenant_list(ctx: click.Context, as_json: bool) -> None:
+    """List tenants."""
+    settings = settings_from(ctx)
+    views = [_tenant_view(settings, t, secrets=False) for t in TenantStore(settings.resolved_data_dir).list()]
+    if as_json:
+        click.echo(json.dumps(views))
+        return
+    if not views:
+        click.echo("no tenants yet: `clonedesk tenant add ID`")
+    for view in views:
+        click.echo(f"{view['id']:<40} {'live' if view['live'] else 'not live':<9} {view['adapter_version'] or '-'}")
+
+
+@tenant.command("show")
+@click.argument("tenant_id")
+@click.option("--secrets", is_flag=True, help="Include the webhook secrets and API key.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def tenant_show(ctx: click.Context, tenant_id: str, secrets: bool, as_json: bool) -> None:
+    """Show a tenant (no secrets unless --secrets)."""
+    settings = settings_from(ctx)
+    view = _tenant_view(settings, TenantStore(settings.resolved_data_dir).get(validate_tenant_id(tenant_id)),
+                        secrets)
+    if as_json:
+        click.echo(json.dumps(view))
+        return
+    for key, value in view.items():
+        click.echo(f"{key:<22} {value}")
+
+
+@tenant.command("go-live")
+@click.argument("tenant_id")
+@click.pass_context
+def tenant_go_live(ctx: click.Context, tenant_id: str) -> None:
+    """Let the resolver answer this tenant's tickets (needs a current adapter and its preview)."""
+    settings = settings_from(ctx)
+    store = TenantStore(settings.resolved_data_dir)
+    record = store.get(validate_tenant_id(tenant_id))
+    version = current_version(settings.resolved_data_dir, record.id)
+    if version is None:
+        raise OperatorError(f"tenant {record.id} has no trained adapter yet: import history and let the trainer run")
+    preview = tenant_adapters_dir(settings.resolved_data_dir, record.id) / f"v{version}" / "preview.json"
+    if not preview.exists():
+        raise OperatorError(f"tenant {record.id} has no accuracy preview for {record.id}@v{version}:"
+                            f" run `clonedesk preview --tenant {record.id}` first")
+    record.live = True
+    store.save(record)
+    click.echo(f"tenant {record.id} is live on {record.id}@v{version}")
+
+
+# -- commands of the other packages ---------------------------------------------------------------------
+
+
+def _register_package_commands() -> None:
+    import clonedesk
+
+    for module_info in pkgutil.iter_modules(clonedesk.__path__):
+        name = f"clonedesk.{module_info.name}.cli"
+        if module_info.ispkg and importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).register(main)
+
+
+_register_package_commands()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

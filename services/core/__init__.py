@@ -1,0 +1,1 @@
+"""What every service shares: settings, topic names, Kafka helpers, telemetry, the tenant store."""

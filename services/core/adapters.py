@@ -1,0 +1,55 @@
+"""Where a tenant's adapter versions live, and how their names are spelled (`tenant@vN`).
+
+The trainer writes the registry; everything else only reads `current` through these helpers.
+Layout: `<data>/adapters/<tenant>/v<N>/` (immutable) and `<data>/adapters/<tenant>/current`, a symlink
+to the current version's folder, swapped with an atomic rename.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+_VERSION_DIR = re.compile(r"^v(\d+)$")
+
+
+def adapter_name(tenant_id: str, version: int) -> str:
+    return f"{tenant_id}@v{version}"
+
+
+def parse_adapter_name(name: str) -> tuple[str, int]:
+    tenant_id, _, version = name.rpartition("@v")
+    if not tenant_id or not version.isdigit():
+        raise ValueError(f"not an adapter name: {name!r}")
+    return tenant_id, int(version)
+
+
+def tenant_adapters_dir(data_dir: Path, tenant_id: str) -> Path:
+    return Path(data_dir) / "adapters" / tenant_id
+
+
+def version_dir(data_dir: Path, tenant_id: str, version: int) -> Path:
+    return tenant_adapters_dir(data_dir, tenant_id) / f"v{version}"
+
+
+def current_version(data_dir: Path, tenant_id: str) -> int | None:
+    link = tenant_adapters_dir(data_dir, tenant_id) / "current"
+    try:
+        target = os.readlink(link)
+    except (FileNotFoundError, OSError):
+        return None
+    match = _VERSION_DIR.match(Path(target).name)
+    return int(match.group(1)) if match else None
+
+
+def set_current_version(data_dir: Path, tenant_id: str, version: int) -> None:
+    """Point `current` at v<version> atomically: readers see the old or the new version, never neither."""
+    root = tenant_adapters_dir(data_dir, tenant_id)
+    if not version_dir(data_dir, tenant_id, version).is_dir():
+        raise FileNotFoundError(f"no adapter {adapter_name(tenant_id, version)} at {root}")
+    tmp = root / f".current.{os.getpid()}"
+    if tmp.is_symlink():
+        tmp.unlink()
+    os.symlink(f"v{version}", tmp)
+    os.replace(tmp, root / "current")

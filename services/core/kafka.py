@@ -1,0 +1,127 @@
+"""Kafka adapters every service uses: producers that wait for acks=all, consumers tuned for the
+embedded broker, topic creation, protobuf (de)serialisation and dead-lettering."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Iterable, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from google.protobuf.message import DecodeError, Message
+
+from clonedesk.core.topics import TopicSpec, dlq
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=Message)
+
+# Group joins on the embedded broker wait half the session timeout: keep it short.
+SESSION_TIMEOUT_MS = 6000
+HEARTBEAT_INTERVAL_MS = 1000
+
+
+class BrokerUnavailable(RuntimeError):
+    """The Kafka broker could not be reached; the message says where we looked."""
+
+
+class PoisonMessage(ValueError):
+    """A record that cannot be decoded or processed; it goes to the topic's dead-letter topic."""
+
+
+def encode(message: Message) -> bytes:
+    return message.SerializeToString(deterministic=True)
+
+
+def decode(message_type: type[M], payload: bytes | None) -> M:
+    if payload is None:
+        raise PoisonMessage(f"empty record where a {message_type.__name__} was expected")
+    message = message_type()
+    try:
+        message.ParseFromString(payload)
+    except DecodeError as exc:
+        raise PoisonMessage(f"cannot decode {message_type.__name__}: {exc}") from None
+    return message
+
+
+def make_producer(bootstrap: str, **overrides) -> AIOKafkaProducer:
+    # acks=all: a write is acknowledged only once every in-sync replica has it. No idempotence: the
+    # embedded broker lacks it, so every consumer is idempotent on event ids instead.
+    options = dict(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=5,
+                   request_timeout_ms=15000, max_request_size=4 * 1024 * 1024)
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+def make_consumer(bootstrap: str, *topics: str, group_id: str | None, **overrides) -> AIOKafkaConsumer:
+    options = dict(
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,  # commit only after the work a record caused is durable
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+    )
+    options.update(overrides)
+    return AIOKafkaConsumer(*topics, **options)
+
+
+async def wait_for_broker(bootstrap: str, timeout: float = 30.0) -> None:
+    """Return once the broker answers a metadata request; raise BrokerUnavailable after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        try:
+            await admin.start()
+            await admin.list_topics()
+            return
+        except (KafkaError, OSError) as exc:
+            last_error = exc
+        finally:
+            try:
+                await admin.close()
+            except Exception:  # noqa: BLE001 - closing a client that never connected
+                pass
+        await asyncio.sleep(0.3)
+    raise BrokerUnavailable(f"Kafka broker at {bootstrap} is not reachable ({type(last_error).__name__})")
+
+
+async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]:
+    """Create the topics that do not exist yet, with explicit partition counts; return those created."""
+    specs = list(specs)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        created = []
+        for spec in missing:  # one at a time: a topic racing into existence must not fail the rest
+            try:
+                await admin.create_topics([NewTopic(spec.name, spec.partitions, 1)])
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                pass
+        return created
+    finally:
+        await admin.close()
+
+
+async def send_dead_letter(producer: AIOKafkaProducer, source_topic: str, key: bytes | None,
+                           value: bytes | None, reason: str, headers: list | None = None,
+                           partition: int | None = None, offset: int | None = None) -> None:
+    """Park a poison record on `<topic>.dlq`, unchanged, with why and where it came from in headers."""
+    extra = [
+        ("dlq.reason", reason.encode()[:1000]),
+        ("dlq.source_topic", source_topic.encode()),
+        ("dlq.failed_at", str(time.time()).encode()),
+    ]
+    if partition is not None:
+        extra.append(("dlq.source_partition", str(partition).encode()))
+    if offset is not None:
+        extra.append(("dlq.source_offset", str(offset).encode()))
+    await producer.send_and_wait(dlq(source_topic), value=value, key=key, headers=list(headers or []) + extra)
+    log.warning("dead-lettered a record", extra={"topic": source_topic, "reason": reason})

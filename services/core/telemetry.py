@@ -1,0 +1,127 @@
+"""OpenTelemetry for every service: one call sets up traces and metrics, and two helpers carry the
+trace context through Kafka record headers.
+
+Default exporters write JSON lines under `<data>/telemetry/`; with `CLONEDESK_OTLP_ENDPOINT` set they
+send OTLP/HTTP to that collector instead.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.metrics import Meter
+from opentelemetry.propagators.textmap import Getter, Setter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter, SpanProcessor
+from opentelemetry.trace import Tracer
+
+from clonedesk.core.settings import Settings
+
+KafkaHeaders = list[tuple[str, bytes]]
+
+
+@dataclass
+class Telemetry:
+    tracer: Tracer
+    meter: Meter
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+
+    def shutdown(self) -> None:
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()
+
+
+def _file_exporters(directory: Path, service: str) -> tuple[SpanExporter, ConsoleMetricExporter]:
+    directory.mkdir(parents=True, exist_ok=True)
+    spans_out = open(directory / f"{service}.spans.jsonl", "a", buffering=1)  # noqa: SIM115 - lives as long as the exporter
+    metrics_out = open(directory / f"{service}.metrics.jsonl", "a", buffering=1)  # noqa: SIM115
+    spans = ConsoleSpanExporter(out=spans_out, formatter=lambda span: span.to_json(indent=None) + "\n")
+    metric_lines = ConsoleMetricExporter(out=metrics_out, formatter=lambda data: data.to_json(indent=None) + "\n")
+    return spans, metric_lines
+
+
+def setup_telemetry(
+    service: str,
+    settings: Settings | None = None,
+    *,
+    span_processors: Sequence[SpanProcessor] = (),
+    metric_readers: Sequence[MetricReader] = (),
+    set_global: bool = True,
+) -> Telemetry:
+    """Configure traces and metrics for `service`.
+
+    Tests pass their own in-memory `span_processors` / `metric_readers`; otherwise the exporters follow
+    the settings (OTLP endpoint, or files in the data dir).
+    """
+    settings = settings or Settings()
+    resource = Resource.create({"service.name": f"clonedesk-{service}", "service.namespace": "clonedesk"})
+    processors = list(span_processors)
+    readers = list(metric_readers)
+    if not processors and not readers:
+        if settings.otlp_endpoint:
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            base = settings.otlp_endpoint.rstrip("/")
+            processors = [BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{base}/v1/traces"))]
+            readers = [PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"{base}/v1/metrics"))]
+        else:
+            span_exporter, metric_exporter = _file_exporters(settings.resolved_data_dir / "telemetry", service)
+            processors = [BatchSpanProcessor(span_exporter)]
+            readers = [PeriodicExportingMetricReader(metric_exporter, export_interval_millis=15000)]
+    tracer_provider = TracerProvider(resource=resource)
+    for processor in processors:
+        tracer_provider.add_span_processor(processor)
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    if set_global:
+        trace.set_tracer_provider(tracer_provider)
+        metrics.set_meter_provider(meter_provider)
+    return Telemetry(
+        tracer=tracer_provider.get_tracer(f"clonedesk.{service}"),
+        meter=meter_provider.get_meter(f"clonedesk.{service}"),
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+    )
+
+
+class _HeaderSetter(Setter[KafkaHeaders]):
+    def set(self, carrier: KafkaHeaders, key: str, value: str) -> None:
+        carrier[:] = [(k, v) for k, v in carrier if k != key]
+        carrier.append((key, value.encode()))
+
+
+class _HeaderGetter(Getter[Iterable[tuple[str, bytes]]]):
+    def get(self, carrier, key: str):
+        values = [v.decode(errors="replace") for k, v in carrier or () if k == key and v is not None]
+        return values or None
+
+    def keys(self, carrier) -> list[str]:
+        return [k for k, _ in carrier or ()]
+
+
+def inject_headers(headers: KafkaHeaders | None = None, ctx: otel_context.Context | None = None) -> KafkaHeaders:
+    """Kafka headers carrying the current (or given) trace context, W3C `traceparent` style."""
+    carrier: KafkaHeaders = list(headers or [])
+    propagate.inject(carrier, context=ctx, setter=_HeaderSetter())
+    return carrier
+
+
+def extract_context(headers: Iterable[tuple[str, bytes]] | None) -> otel_context.Context:
+    """The trace context a producer put into a record's headers (an empty context if none)."""
+    return propagate.extract(list(headers or ()), getter=_HeaderGetter())
+
+
+def read_span_file(path: Path) -> list[dict]:
+    """Parse a span file written by the default exporter (for tools and tests)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
