@@ -1,0 +1,49 @@
+import json
+
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from clonedesk.core.settings import Settings
+from clonedesk.core.telemetry import extract_context, inject_headers, read_span_file, setup_telemetry
+
+
+def test_trace_context_crosses_kafka_headers(tmp_path):
+    spans = InMemorySpanExporter()
+    reader = InMemoryMetricReader()
+    telemetry = setup_telemetry("test", Settings(data_dir=tmp_path), span_processors=[SimpleSpanProcessor(spans)],
+                                metric_readers=[reader], set_global=False)
+    with telemetry.tracer.start_as_current_span("gateway.accept"):
+        headers = inject_headers([("other", b"kept")])
+    assert ("other", b"kept") in headers and any(k == "traceparent" for k, _ in headers)
+    # ...and on the consumer's side, in another "process":
+    with telemetry.tracer.start_as_current_span("streams.process", context=extract_context(headers)):
+        pass
+    telemetry.meter.create_counter("webhooks").add(2, {"tenant": "acme"})
+    telemetry.shutdown()
+    produced, consumed = sorted(spans.get_finished_spans(), key=lambda s: s.start_time)
+    assert consumed.context.trace_id == produced.context.trace_id
+    assert consumed.parent.span_id == produced.context.span_id
+    assert produced.resource.attributes["service.name"] == "clonedesk-test"
+
+
+def test_no_headers_gives_a_fresh_trace(tmp_path):
+    spans = InMemorySpanExporter()
+    telemetry = setup_telemetry("t2", Settings(data_dir=tmp_path), span_processors=[SimpleSpanProcessor(spans)],
+                                metric_readers=[InMemoryMetricReader()], set_global=False)
+    with telemetry.tracer.start_as_current_span("x", context=extract_context(None)):
+        pass
+    telemetry.shutdown()
+    assert spans.get_finished_spans()[0].parent is None
+
+
+def test_default_exporters_write_json_lines_into_the_data_dir(tmp_path):
+    telemetry = setup_telemetry("filetest", Settings(data_dir=tmp_path), set_global=False)
+    with telemetry.tracer.start_as_current_span("work", attributes={"tenant_id": "acme"}):
+        pass
+    telemetry.meter.create_counter("things").add(1)
+    telemetry.shutdown()  # flushes both
+    spans = read_span_file(tmp_path / "telemetry" / "filetest.spans.jsonl")
+    assert [s["name"] for s in spans] == ["work"] and spans[0]["attributes"]["tenant_id"] == "acme"
+    metric_lines = (tmp_path / "telemetry" / "filetest.metrics.jsonl").read_text().splitlines()
+    assert any("things" in json.dumps(json.loads(line)) for line in metric_lines)
