@@ -1,0 +1,1 @@
+"""Metering's adapters: protobuf codec, ClickHouse store and its migrations."""

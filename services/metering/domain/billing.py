@@ -1,0 +1,140 @@
+"""Invoices: what a tenant owes for one calendar month (UTC), in Decimal.
+
+A month's invoice holds what happened in that month:
+- its charges are the resolutions that became billable in the month, except those reopened in the
+  same month (a charge reversed before the invoice closes never shows);
+- the first `free_units` of those charges, in event-time order (then resolution id), are free;
+- a resolution charged (not free) in an earlier month and reopened in this one is a credit here; the
+  earlier month's invoice keeps the charge.
+
+`invoice_from_figures` is the arithmetic; `compute_invoice` also derives the figures from plain
+lifecycles (the store derives the same figures in SQL, and a test holds the two equal).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Iterable, Mapping
+
+from clonedesk.metering.domain.lifecycle import STATES, Lifecycle, State
+from clonedesk.metering.domain.terms import CENT, Terms
+
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+@dataclass(frozen=True, order=True)
+class Month:
+    year: int
+    month: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Month":
+        match = _MONTH.fullmatch(text or "")
+        if not match:
+            raise ValueError(f"invalid month {text!r}: use YYYY-MM")
+        return cls(int(match.group(1)), int(match.group(2)))
+
+    @classmethod
+    def of(cls, moment: datetime) -> "Month":
+        moment = moment.astimezone(timezone.utc) if moment.tzinfo else moment
+        return cls(moment.year, moment.month)
+
+    @property
+    def start(self) -> datetime:
+        return datetime(self.year, self.month, 1, tzinfo=timezone.utc)
+
+    @property
+    def end(self) -> datetime:
+        return self.next().start
+
+    def next(self) -> "Month":
+        return Month(self.year + self.month // 12, self.month % 12 + 1)
+
+    def contains(self, moment: datetime | None) -> bool:
+        return moment is not None and self.start <= moment < self.end
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+
+def money(amount: Decimal) -> str:
+    return str(amount.quantize(CENT))
+
+
+@dataclass(frozen=True)
+class Invoice:
+    tenant_id: str
+    month: Month
+    resolutions: Mapping[State, int]  # the AI replies of the month, by their state now
+    billable_units: int
+    free_units: int
+    charged_units: int
+    unit_price: Decimal
+    credit_units: int
+    credits: Decimal
+    total: Decimal
+    free_allowance: int
+
+    @property
+    def free_units_left(self) -> int:
+        return max(self.free_allowance - self.free_units, 0)
+
+    def to_json(self) -> dict:
+        """The public shape (ARCHITECTURE.md): money as decimal strings."""
+        return {
+            "tenant_id": self.tenant_id,
+            "month": str(self.month),
+            "resolutions": {state.value: int(self.resolutions.get(state, 0)) for state in STATES},
+            "billable_units": self.billable_units,
+            "free_units": self.free_units,
+            "charged_units": self.charged_units,
+            "unit_price_usd": money(self.unit_price),
+            "credit_units": self.credit_units,
+            "credits_usd": money(self.credits),
+            "total_usd": money(self.total),
+        }
+
+
+def invoice_from_figures(tenant_id: str, month: Month, terms: Terms, resolutions: Mapping[State, int],
+                         billable_units: int, paid_reversals: int) -> Invoice:
+    """The invoice from the month's counted figures: billable charges and reopened paid charges."""
+    free = min(billable_units, terms.free_units)
+    charged = billable_units - free
+    credits = terms.unit_price * paid_reversals
+    return Invoice(
+        tenant_id=tenant_id, month=month, resolutions={s: int(resolutions.get(s, 0)) for s in STATES},
+        billable_units=billable_units, free_units=free, charged_units=charged, unit_price=terms.unit_price,
+        credit_units=paid_reversals, credits=credits, total=terms.unit_price * charged - credits,
+        free_allowance=terms.free_units,
+    )
+
+
+def charges_of(month: Month, lifecycles: Iterable[Lifecycle]) -> list[Lifecycle]:
+    """The month's charges in event-time order: billed in it and not reopened within it."""
+    charges = [life for life in lifecycles
+               if month.contains(life.billed_at) and not month.contains(life.reopened_at)]
+    return sorted(charges, key=lambda life: (life.billed_at, life.resolution_id))
+
+
+def paid_charges(month: Month, lifecycles: Iterable[Lifecycle], terms: Terms) -> list[Lifecycle]:
+    """The month's charges past the free allowance: the ones the tenant actually paid for."""
+    return charges_of(month, lifecycles)[terms.free_units:]
+
+
+def compute_invoice(tenant_id: str, month: Month, lifecycles: Iterable[Lifecycle], terms: Terms) -> Invoice:
+    lifecycles = [life for life in lifecycles if life.tenant_id == tenant_id]
+    counts = {state: 0 for state in STATES}
+    for life in lifecycles:
+        if month.contains(life.created_at):
+            counts[life.state] += 1
+    reversed_here = [life for life in lifecycles
+                     if month.contains(life.reopened_at) and life.billed_at is not None
+                     and life.billed_at < month.start]
+    paid_ids: set[str] = set()
+    for earlier in sorted({Month.of(life.billed_at) for life in reversed_here}):
+        paid_ids.update(life.resolution_id for life in paid_charges(earlier, lifecycles, terms))
+    paid_reversals = sum(1 for life in reversed_here if life.resolution_id in paid_ids)
+    return invoice_from_figures(tenant_id, month, terms, counts, len(charges_of(month, lifecycles)), paid_reversals)

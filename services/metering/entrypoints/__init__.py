@@ -1,0 +1,1 @@
+"""Metering's entrypoints: the Kafka sink, the analytics API and dashboard, the embedded service."""

@@ -1,0 +1,96 @@
+"""Invoices on plain lifecycles: Decimal money, the free tier per UTC month, reversal credits."""
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from clonedesk.core.tenants import Plan
+from clonedesk.metering.domain.billing import Month, compute_invoice
+from clonedesk.metering.domain.lifecycle import Lifecycle, State
+from clonedesk.metering.domain.terms import Terms
+
+TERMS = Terms()
+
+
+def charge(n, billed_at, state=State.CONFIRMED, reopened_at=None, tenant="acme"):
+    return Lifecycle(resolution_id=f"r{n:05d}", tenant_id=tenant, ticket_id=f"t{n}", created_at=billed_at,
+                     state=state, state_at=reopened_at or billed_at, billed_at=billed_at, reopened_at=reopened_at)
+
+
+def oct_(day, minute=0):
+    return datetime(2026, 10, day, 12, minute, tzinfo=timezone.utc)
+
+
+def test_month_parsing_and_bounds():
+    month = Month.parse("2026-12")
+    assert month.start == datetime(2026, 12, 1, tzinfo=timezone.utc)
+    assert month.end == datetime(2027, 1, 1, tzinfo=timezone.utc) and str(month.next()) == "2027-01"
+    for bad in ("2026-13", "2026-1", "26-01", "", "2026-00", "2026-01-01"):
+        with pytest.raises(ValueError):
+            Month.parse(bad)
+
+
+def test_terms_from_plan_are_decimal():
+    terms = Terms.from_plan(Plan(unit_price_usd="1.25", free_units=3, bill_assumed=False))
+    assert terms.unit_price == Decimal("1.25") and terms.free_units == 3 and not terms.bill_assumed
+    with pytest.raises(TypeError):
+        Terms(unit_price=0.99)
+
+
+def test_first_hundred_are_free_then_ninety_nine_cents_each():
+    lives = [charge(i, oct_(1 + i // 60, i % 60)) for i in range(130)]
+    invoice = compute_invoice("acme", Month(2026, 10), lives, TERMS)
+    body = invoice.to_json()
+    assert body["billable_units"] == 130 and body["free_units"] == 100 and body["charged_units"] == 30
+    assert body["total_usd"] == "29.70" and body["unit_price_usd"] == "0.99"
+    assert isinstance(invoice.total, Decimal) and invoice.free_units_left == 0
+
+
+def test_free_tier_restarts_each_utc_month_in_event_time_order():
+    # 90 on Oct 31 late evening (UTC), 30 on Nov 1 just after midnight UTC
+    late_oct = [charge(i, datetime(2026, 10, 31, 23, 0, tzinfo=timezone.utc) + timedelta(seconds=i)) for i in range(90)]
+    early_nov = [charge(100 + i, datetime(2026, 11, 1, 0, 0, tzinfo=timezone.utc) + timedelta(seconds=i)) for i in range(30)]
+    lives = late_oct + early_nov
+    october = compute_invoice("acme", Month(2026, 10), lives, TERMS)
+    november = compute_invoice("acme", Month(2026, 11), lives, TERMS)
+    assert (october.billable_units, october.charged_units, october.free_units_left) == (90, 0, 10)
+    assert (november.billable_units, november.free_units, november.total) == (30, 30, Decimal("0.00"))
+
+
+def test_reopened_next_month_stays_charged_and_is_credited_there():
+    lives = [charge(i, oct_(2, i % 60) + timedelta(hours=i // 60)) for i in range(105)]
+    # the last one (paid: it is the 105th) and the first one (free) reopen on Nov 3
+    reopen = datetime(2026, 11, 3, tzinfo=timezone.utc)
+    lives[104] = charge(104, lives[104].billed_at, State.REOPENED, reopened_at=reopen)
+    lives[0] = charge(0, lives[0].billed_at, State.REOPENED, reopened_at=reopen)
+    october = compute_invoice("acme", Month(2026, 10), lives, TERMS).to_json()
+    november = compute_invoice("acme", Month(2026, 11), lives, TERMS).to_json()
+    assert october["charged_units"] == 5 and october["total_usd"] == "4.95"
+    assert october["resolutions"]["reopened"] == 2 and october["resolutions"]["confirmed"] == 103
+    # only the paid one is credited: the free one cost nothing
+    assert november["credit_units"] == 1 and november["credits_usd"] == "0.99"
+    assert november["total_usd"] == "-0.99" and november["billable_units"] == 0
+
+
+def test_reopened_in_the_same_month_is_never_charged_and_frees_its_slot():
+    lives = [charge(i, oct_(2, i % 60) + timedelta(hours=i // 60)) for i in range(101)]
+    lives[3] = charge(3, lives[3].billed_at, State.REOPENED, reopened_at=oct_(9))
+    invoice = compute_invoice("acme", Month(2026, 10), lives, TERMS)
+    assert (invoice.billable_units, invoice.charged_units, invoice.credit_units) == (100, 0, 0)
+    assert invoice.total == Decimal("0")
+
+
+def test_unbilled_states_and_other_tenants_do_not_count():
+    pending = Lifecycle("p1", "acme", "t", oct_(3), State.PENDING, oct_(3))
+    escalated = Lifecycle("e1", "acme", "t", oct_(3), State.ESCALATED, oct_(3))
+    foreign = charge(7, oct_(3), tenant="other")
+    invoice = compute_invoice("acme", Month(2026, 10), [pending, escalated, foreign], Terms(free_units=0))
+    assert invoice.billable_units == 0 and invoice.total == Decimal("0")
+    assert invoice.resolutions[State.PENDING] == 1 and invoice.resolutions[State.ESCALATED] == 1
+
+
+def test_plan_price_and_allowance_apply():
+    lives = [charge(i, oct_(4, i)) for i in range(5)]
+    invoice = compute_invoice("acme", Month(2026, 10), lives, Terms(unit_price=Decimal("1.10"), free_units=2))
+    assert invoice.to_json()["total_usd"] == "3.30"
