@@ -1,0 +1,213 @@
+"""The shared base model: any HF causal LM, or a small Llama-style one built offline for this machine.
+
+For the resolver and anyone else who needs the base model:
+
+    from clonedesk.trainer.adapters.base_model import ensure_base_model, build_base_model
+    name_or_dir = ensure_base_model(settings)   # settings.base_model, or built once into <data>/base-model
+    model = AutoModelForCausalLM.from_pretrained(name_or_dir)
+    tokenizer = AutoTokenizer.from_pretrained(name_or_dir)
+
+The built model is a normal HF directory: `LlamaForCausalLM` (hidden 128, 2 layers, vocab 2048) and a
+byte-level BPE tokenizer trained with `tokenizers`, with a chat template:
+
+    <|system|>\\n{content}<|end|>\\n   <|user|>\\n{content}<|end|>\\n   <|assistant|>\\n{content}<|end|>\\n
+
+`add_generation_prompt=True` appends `<|assistant|>\\n`. `<|end|>` is the eos token (generation stops at
+the end of the agent's turn), `<|pad|>` the pad token. The tokenizer adds no special tokens of its own,
+so a prompt is exactly `tokenizer.apply_chat_template(messages, add_generation_prompt=True)`.
+
+Pre-training is brief next-token prediction on conversation text (the SGD dialogues found beside the
+project by default), only on tickets in the upper half of the holdout hash buckets so no tenant's
+holdout was ever seen. A fixed seed gives the same tokenizer and the same weights.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Iterable
+
+from clonedesk.core.settings import Settings
+from clonedesk.trainer.domain.holdout import ticket_bucket
+
+log = logging.getLogger(__name__)
+
+PAD, END, SYSTEM, USER, ASSISTANT = "<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"
+SPECIAL_TOKENS = [PAD, END, SYSTEM, USER, ASSISTANT]
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|' + message['role'] + '|>\n' + message['content'] + '<|end|>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
+)
+
+IDENTITY_FILE = "clonedesk-base.json"
+DEFAULT_STEPS = 200
+DEFAULT_VOCAB = 2048
+DEFAULT_DIALOGUES_PER_FILE = 120
+BLOCK_TOKENS = 128
+BATCH_BLOCKS = 8
+
+
+def render_conversation(turns: Iterable[tuple[str, str]]) -> str:
+    """Conversation text in the chat template's shape: (role, text) with role user/assistant/system."""
+    return "".join(f"<|{role}|>\n{text}{END}\n" for role, text in turns)
+
+
+def default_texts(dialogues_per_file: int = DEFAULT_DIALOGUES_PER_FILE) -> list[str]:
+    """Pre-training text: SGD dialogues outside every holdout (hash bucket >= 0.5), in file order."""
+    from clonedesk.trainer.adapters.sgd import find_sgd_dir, read_dialogues, sgd_files
+
+    sgd_dir = find_sgd_dir()
+    if sgd_dir is None:
+        raise FileNotFoundError("no SGD dialogues found (../shared/datasets/sgd or data/sgd):"
+                                " pass texts to build_base_model")
+    texts = []
+    for path in sgd_files(sgd_dir):
+        taken = 0
+        for dialogue in read_dialogues(path):
+            if taken >= dialogues_per_file:
+                break
+            if ticket_bucket(dialogue["dialogue_id"]) < 0.5:
+                continue
+            turns = [("user" if t["speaker"] == "USER" else "assistant", t["utterance"])
+                     for t in dialogue["turns"]]
+            texts.append(render_conversation(turns))
+            taken += 1
+    return texts
+
+
+def _train_tokenizer(texts: list[str], vocab_size: int):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    core.train_from_iterator(texts, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token=END, pad_token=PAD,
+                                        additional_special_tokens=[SYSTEM, USER, ASSISTANT])
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.padding_side = "left"  # generation pads on the left; training builds its own batches
+    return tokenizer
+
+
+def _model_config(tokenizer, layers: int, hidden: int):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 3, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024, rms_norm_eps=1e-5,
+        tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None, use_cache=True,
+    )
+
+
+def _blocks(token_stream: list[int], block: int) -> list[list[int]]:
+    return [token_stream[i:i + block] for i in range(0, len(token_stream) - block + 1, block)]
+
+
+def build_base_model(out_dir: Path, texts: Iterable[str] | None = None, *, seed: int = 0,
+                     steps: int = DEFAULT_STEPS, progress: bool = True, vocab_size: int = DEFAULT_VOCAB,
+                     layers: int = 2, hidden: int = 128, learning_rate: float = 3e-3) -> Path:
+    """Build the small base model offline into `out_dir` (replaced if present) and return it.
+
+    `texts` are conversation texts for the tokenizer and pre-training (default: `default_texts()`).
+    Deterministic for a fixed seed and the same texts; a few seconds to ~half a minute on one thread.
+    """
+    import torch
+    from tqdm import tqdm
+    from transformers import LlamaForCausalLM
+
+    started = time.monotonic()
+    out_dir = Path(out_dir)
+    texts = list(texts) if texts is not None else default_texts()
+    if not texts:
+        raise ValueError("no text to build a base model from")
+    random.seed(seed)
+    torch.manual_seed(seed)
+    tokenizer = _train_tokenizer(texts, vocab_size)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(_model_config(tokenizer, layers, hidden))
+
+    stream: list[int] = []
+    for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]:
+        stream.extend(ids)
+    blocks = _blocks(stream, BLOCK_TOKENS)
+    if not blocks:
+        raise ValueError("the texts are too short to pre-train on")
+    order = random.Random(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / 20) * max(0.1, 1 - step / max(1, steps)))
+    model.train()
+    bar = tqdm(range(steps), desc="pre-training base model", unit="step", disable=not progress, mininterval=1.0)
+    loss_value = float("nan")
+    for _ in bar:
+        batch = torch.tensor([blocks[order.randrange(len(blocks))] for _ in range(BATCH_BLOCKS)])
+        loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss_value = loss.item()
+        bar.set_postfix(loss=f"{loss_value:.3f}")
+    model.eval()
+
+    # Write beside the target, then swap in: a reader never finds a half-written model.
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.parent / f".{out_dir.name}.building-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    identity = {"builder": "clonedesk", "seed": seed, "steps": steps, "texts": len(texts),
+                "text_sha256": hashlib.sha256("\x00".join(texts).encode()).hexdigest(),
+                "final_loss": round(loss_value, 4), "seconds": round(time.monotonic() - started, 1)}
+    (staging / IDENTITY_FILE).write_text(json.dumps(identity, indent=2))
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(staging, out_dir)
+    log.info("base model built", extra={"path": str(out_dir), **identity})
+    return out_dir
+
+
+def base_model_identity(name_or_dir: str) -> str:
+    """What names a base model exactly: a hub id as given, a directory as its path plus a digest of its
+    config and weights (so an adapter is never loaded onto a different model of the same path)."""
+    path = Path(name_or_dir)
+    if not path.is_dir():
+        return name_or_dir
+    digest = hashlib.sha256()
+    for name in sorted(p.name for p in path.iterdir() if p.name.endswith((".json", ".safetensors", ".bin"))
+                       and p.name != IDENTITY_FILE):
+        with open(path / name, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return f"{path.resolve()}#sha256:{digest.hexdigest()[:16]}"
+
+
+def ensure_base_model(settings: Settings, *, progress: bool = False) -> str:
+    """The base model to use: `settings.base_model` if set, else the small one built into
+    `<data>/base-model` on first call, once (a file lock keeps concurrent services from building twice)."""
+    if settings.base_model:
+        return settings.base_model
+    target = settings.path("base-model")
+    if (target / IDENTITY_FILE).exists():
+        return str(target)
+    with open(settings.path("base-model.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / IDENTITY_FILE).exists():
+            log.info("building the base model once", extra={"path": str(target)})
+            build_base_model(target, progress=progress)
+    return str(target)

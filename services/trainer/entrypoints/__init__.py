@@ -1,0 +1,1 @@
+"""Thin wiring: the Kafka worker and the preview command."""
