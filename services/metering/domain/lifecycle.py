@@ -54,6 +54,8 @@ class Lifecycle:
     latency_ms: int = 0
     decision: str = ""
     version: int = 0  # grows with what was known when it was settled (see `knowledge_version`)
+    # While pending and nothing blocks it: when it becomes assumed if the tenant stays quiet till then.
+    assumable_at: datetime | None = None
 
     @property
     def billed(self) -> bool:
@@ -113,6 +115,8 @@ def settle(reply: AiReply | None, outcomes: Iterable[Outcome], terms: Terms,
             if came_back and event.occurred_at <= life.state_at + terms.reopen_window:
                 life = replace(life, state=State.REOPENED, state_at=event.occurred_at,
                                reopened_at=event.occurred_at, decided_by=event.event_id)
-    if life.state is State.PENDING and not customer_returned and watermark >= deadline:
-        life = assume(life)
+    if life.state is State.PENDING and not customer_returned:
+        if watermark >= deadline:
+            return assume(life)
+        return replace(life, assumable_at=deadline)
     return life

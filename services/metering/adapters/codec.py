@@ -1,0 +1,82 @@
+"""Protobuf records of `resolutions` / `resolution.outcomes` into the core's plain values.
+
+A record that cannot be a fact (undecodable, no ids, a bad tenant id, no event time, an unknown kind)
+raises PoisonMessage: the sink parks it on the topic's dead-letter topic and carries on.
+"""
+
+from __future__ import annotations
+
+from datetime import timezone
+
+from clonedesk.core.kafka import PoisonMessage, decode
+from clonedesk.core.tenants import InvalidTenantId, validate_tenant_id
+from clonedesk.metering.domain.events import AiReply, Outcome, OutcomeKind
+from clonedesk.v1 import common_pb2, outcomes_pb2, resolver_pb2
+
+_DECISIONS = {
+    common_pb2.RESOLVE: "resolve",
+    common_pb2.ASK: "ask",
+    common_pb2.ACTION: "action",
+    common_pb2.ESCALATE: "escalate",
+}
+_KINDS = {
+    outcomes_pb2.ResolutionOutcome.CUSTOMER_CONFIRMED: OutcomeKind.CUSTOMER_CONFIRMED,
+    outcomes_pb2.ResolutionOutcome.CUSTOMER_REPLIED: OutcomeKind.CUSTOMER_REPLIED,
+    outcomes_pb2.ResolutionOutcome.HUMAN_TOOK_OVER: OutcomeKind.HUMAN_TOOK_OVER,
+    outcomes_pb2.ResolutionOutcome.SOLVED: OutcomeKind.SOLVED,
+    outcomes_pb2.ResolutionOutcome.REOPENED: OutcomeKind.REOPENED,
+    outcomes_pb2.ResolutionOutcome.CSAT: OutcomeKind.CSAT,
+}
+
+
+def _tenant(tenant_id: str) -> str:
+    try:
+        return validate_tenant_id(tenant_id)
+    except InvalidTenantId as exc:
+        raise PoisonMessage(str(exc)) from None
+
+
+def _require(value: str, what: str) -> str:
+    if not value or len(value) > 200:
+        raise PoisonMessage(f"missing or oversized {what}")
+    return value
+
+
+def reply_from_record(payload: bytes | None) -> AiReply:
+    message = decode(resolver_pb2.Resolution, payload)
+    if message.decision not in _DECISIONS:
+        raise PoisonMessage(f"resolution without a known decision ({message.decision})")
+    if not message.HasField("created_at"):
+        raise PoisonMessage("resolution without created_at")
+    return AiReply(
+        resolution_id=_require(message.resolution_id, "resolution_id"),
+        tenant_id=_tenant(message.tenant_id),
+        ticket_id=_require(message.ticket_id, "ticket_id"),
+        decision=_DECISIONS[message.decision],
+        created_at=message.created_at.ToDatetime(tzinfo=timezone.utc),
+        latency_ms=max(0, min(int(message.latency_ms), 2**32 - 1)),
+        category=message.category[:200],
+        adapter_version=message.adapter_version[:200],
+        confidence=float(message.confidence),
+    )
+
+
+def outcome_from_record(payload: bytes | None) -> Outcome:
+    message = decode(outcomes_pb2.ResolutionOutcome, payload)
+    if message.kind not in _KINDS:
+        raise PoisonMessage(f"outcome without a known kind ({message.kind})")
+    if not message.HasField("occurred_at"):
+        raise PoisonMessage("outcome without occurred_at")
+    kind = _KINDS[message.kind]
+    if kind is OutcomeKind.CSAT and not 1 <= message.csat_score <= 5:
+        raise PoisonMessage(f"CSAT outcome with score {message.csat_score} outside 1..5")
+    return Outcome(
+        event_id=_require(message.event_id, "event_id"),
+        resolution_id=_require(message.resolution_id, "resolution_id"),
+        tenant_id=_tenant(message.tenant_id),
+        ticket_id=_require(message.ticket_id, "ticket_id"),
+        kind=kind,
+        occurred_at=message.occurred_at.ToDatetime(tzinfo=timezone.utc),
+        csat_score=message.csat_score if kind is OutcomeKind.CSAT else 0,
+        category=message.category[:200],
+    )

@@ -1,0 +1,264 @@
+"""The ClickHouse store of metering, through clickhouse-connect: chDB in-process (`chdb:///path`) in the
+embedded stack, a ClickHouse server URL in production; the same SQL either way.
+
+Idempotence: raw rows are keyed by the id of the event they came from and lifecycle rows by resolution
+id with a knowledge version, all in ReplacingMergeTree tables read with FINAL. A redelivered or
+replayed event rewrites an identical row, so no figure moves.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Iterable, Sequence
+
+from clonedesk.metering.adapters.migrations import migrate, validate_database
+from clonedesk.metering.domain.billing import Invoice, Month, invoice_from_figures
+from clonedesk.metering.domain.events import AiReply, Outcome, OutcomeKind
+from clonedesk.metering.domain.lifecycle import STATES, Lifecycle, State
+from clonedesk.metering.domain.terms import Terms
+
+DEFAULT_DATABASE = "clonedesk"
+
+REPLY_COLUMNS = ["resolution_id", "tenant_id", "ticket_id", "decision", "adapter_version", "created_at",
+                 "latency_ms", "category", "confidence"]
+OUTCOME_COLUMNS = ["event_id", "resolution_id", "tenant_id", "ticket_id", "kind", "csat_score", "occurred_at",
+                   "category"]
+LIFECYCLE_COLUMNS = ["tenant_id", "resolution_id", "ticket_id", "state", "created_at", "state_at", "billed_at",
+                     "reopened_at", "decided_by", "csat_score", "category", "latency_ms", "decision", "version", "assumable_at"]
+
+BUCKETS = {"day": "toStartOfDay", "week": "toMonday", "month": "toStartOfMonth"}
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    """ClickHouse hands back naive UTC datetimes; the core compares aware ones."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def millis(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _ts(param: str) -> str:
+    # Times travel as epoch milliseconds: exact, and free of the string format's time zone and precision.
+    return f"fromUnixTimestamp64Milli(%({param})s, 'UTC')"
+
+
+def _lifecycle(r: tuple) -> Lifecycle:
+    return Lifecycle(tenant_id=r[0], resolution_id=r[1], ticket_id=r[2], state=State(r[3]), created_at=utc(r[4]),
+                     state_at=utc(r[5]), billed_at=utc(r[6]), reopened_at=utc(r[7]), decided_by=r[8],
+                     csat_score=r[9], category=r[10], latency_ms=r[11], decision=r[12], version=r[13],
+                     assumable_at=utc(r[14]))
+
+
+@dataclass(frozen=True)
+class UsagePeriod:
+    period: str
+    counts: dict[str, int]
+    csat_average: float | None
+    csat_count: int
+
+
+class MeteringStore:
+    def __init__(self, client, database: str = DEFAULT_DATABASE):
+        self.client = client
+        self.db = validate_database(database)
+        # chDB is one in-process engine: the sink and the API take turns on it.
+        self._lock = threading.RLock()
+
+    @classmethod
+    def connect(cls, dsn: str, database: str = DEFAULT_DATABASE, migrate_schema: bool = True) -> "MeteringStore":
+        import clickhouse_connect
+
+        store = cls(clickhouse_connect.get_client(dsn=dsn), database)
+        if migrate_schema:
+            store.migrate()
+        return store
+
+    def migrate(self) -> list[int]:
+        with self._lock:
+            return migrate(self.client, self.db)
+
+    def _query(self, sql: str, **parameters) -> list[tuple]:
+        with self._lock:
+            return self.client.query(sql.replace("{db}", self.db), parameters=parameters).result_rows
+
+    def close(self) -> None:
+        with self._lock:
+            self.client.close()
+
+    # -- writes ----------------------------------------------------------------------------------------
+
+    def insert_replies(self, replies: Sequence[AiReply]) -> None:
+        if not replies:
+            return
+        rows = [[r.resolution_id, r.tenant_id, r.ticket_id, r.decision, r.adapter_version, r.created_at,
+                 r.latency_ms, r.category, r.confidence] for r in replies]
+        with self._lock:
+            self.client.insert(f"{self.db}.resolution_events", rows, column_names=REPLY_COLUMNS)
+
+    def insert_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        if not outcomes:
+            return
+        rows = [[o.event_id, o.resolution_id, o.tenant_id, o.ticket_id, o.kind.value, o.csat_score, o.occurred_at,
+                 o.category] for o in outcomes]
+        with self._lock:
+            self.client.insert(f"{self.db}.outcome_events", rows, column_names=OUTCOME_COLUMNS)
+
+    def write_lifecycles(self, lifecycles: Sequence[Lifecycle]) -> None:
+        if not lifecycles:
+            return
+        rows = [[x.tenant_id, x.resolution_id, x.ticket_id, x.state.value, x.created_at, x.state_at, x.billed_at,
+                 x.reopened_at, x.decided_by, x.csat_score, x.category, x.latency_ms, x.decision, x.version, x.assumable_at]
+                for x in lifecycles]
+        with self._lock:
+            self.client.insert(f"{self.db}.resolution_lifecycles", rows, column_names=LIFECYCLE_COLUMNS)
+
+    # -- what settling needs ---------------------------------------------------------------------------
+
+    def watermark(self, tenant_id: str) -> datetime | None:
+        """The latest event time seen for the tenant: metering's only notion of "now"."""
+        rows = self._query(
+            "SELECT greatest("
+            " (SELECT max(created_at) FROM {db}.resolution_events WHERE tenant_id = %(t)s),"
+            " (SELECT max(occurred_at) FROM {db}.outcome_events WHERE tenant_id = %(t)s)),"
+            " (SELECT count() FROM {db}.resolution_events WHERE tenant_id = %(t)s)"
+            " + (SELECT count() FROM {db}.outcome_events WHERE tenant_id = %(t)s)", t=tenant_id)
+        moment, events = rows[0]
+        return utc(moment) if events else None
+
+    def pending_due(self, tenant_id: str, watermark: datetime) -> list[str]:
+        """Pending resolutions whose quiet window has closed by the watermark: they become assumed."""
+        rows = self._query(
+            "SELECT resolution_id FROM {db}.resolution_lifecycles FINAL"
+            f" WHERE tenant_id = %(t)s AND state = 'pending' AND assumable_at <= {_ts('upto')}",
+            t=tenant_id, upto=millis(watermark))
+        return [r[0] for r in rows]
+
+    def histories(self, tenant_id: str, resolution_ids: Iterable[str]) -> tuple[dict[str, AiReply], dict[str, list[Outcome]]]:
+        ids = sorted(set(resolution_ids))
+        replies: dict[str, AiReply] = {}
+        outcomes: dict[str, dict[str, Outcome]] = defaultdict(dict)
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start:start + 5000]
+            for row in self._query(
+                    f"SELECT {', '.join(REPLY_COLUMNS)} FROM {{db}}.resolution_events"
+                    " WHERE tenant_id = %(t)s AND resolution_id IN %(ids)s", t=tenant_id, ids=chunk):
+                reply = AiReply(resolution_id=row[0], tenant_id=row[1], ticket_id=row[2], decision=row[3],
+                                adapter_version=row[4], created_at=utc(row[5]), latency_ms=row[6], category=row[7],
+                                confidence=row[8])
+                replies.setdefault(reply.resolution_id, reply)
+            for row in self._query(
+                    f"SELECT {', '.join(OUTCOME_COLUMNS)} FROM {{db}}.outcome_events"
+                    " WHERE tenant_id = %(t)s AND resolution_id IN %(ids)s", t=tenant_id, ids=chunk):
+                outcome = Outcome(event_id=row[0], resolution_id=row[1], tenant_id=row[2], ticket_id=row[3],
+                                  kind=OutcomeKind(row[4]), csat_score=row[5], occurred_at=utc(row[6]),
+                                  category=row[7])
+                outcomes[outcome.resolution_id][outcome.event_id] = outcome  # duplicates collapse on event id
+        return replies, {rid: list(by_id.values()) for rid, by_id in outcomes.items()}
+
+    # -- reads -----------------------------------------------------------------------------------------
+
+    def lifecycles(self, tenant_id: str) -> list[Lifecycle]:
+        rows = self._query(f"SELECT {', '.join(LIFECYCLE_COLUMNS)} FROM {{db}}.resolution_lifecycles FINAL"
+                           " WHERE tenant_id = %(t)s ORDER BY resolution_id", t=tenant_id)
+        return [_lifecycle(r) for r in rows]
+
+    def invoice(self, tenant_id: str, month: Month, terms: Terms) -> Invoice:
+        """The month's invoice: figures counted in SQL, the arithmetic in the core (Decimal)."""
+        in_month = f"{{col}} >= {_ts('start')} AND {{col}} < {_ts('end')}"
+        created, billed, reopened = (in_month.format(col=c) for c in ("created_at", "billed_at", "reopened_at"))
+        state_counts = ", ".join(f"countIf(({created}) AND state = '{s.value}')" for s in STATES)
+        params = dict(t=tenant_id, start=millis(month.start), end=millis(month.end))
+        row = self._query(
+            f"SELECT {state_counts}, countIf(ifNull({billed}, 0) AND NOT ifNull({reopened}, 0))"
+            " FROM {db}.resolution_lifecycles FINAL"
+            f" WHERE tenant_id = %(t)s AND (({created}) OR ifNull({billed}, 0))", **params)[0]
+        counts = {state: int(n) for state, n in zip(STATES, row)}
+        billable = int(row[len(STATES)])
+        # A reopen in this month credits a charge of an earlier month if that charge was past the free
+        # allowance in its own month: rank the earlier months' charges the way their invoices did.
+        lookback = Month.of(month.start - terms.reopen_window).start
+        paid_reversals = self._query(
+            f"SELECT countIf(rank > %(free)s AND ifNull({reopened}, 0)) FROM ("
+            "  SELECT reopened_at, row_number() OVER (PARTITION BY toStartOfMonth(billed_at)"
+            "                                          ORDER BY billed_at, resolution_id) AS rank"
+            "  FROM {db}.resolution_lifecycles FINAL"
+            f"  WHERE tenant_id = %(t)s AND billed_at >= {_ts('lookback')} AND billed_at < {_ts('start')}"
+            "    AND (reopened_at IS NULL OR toStartOfMonth(reopened_at) != toStartOfMonth(billed_at)))",
+            free=terms.free_units, lookback=millis(lookback), **params)[0][0]
+        return invoice_from_figures(tenant_id, month, terms, counts, billable, int(paid_reversals))
+
+    def usage(self, tenant_id: str, start: datetime, end: datetime, granularity: str) -> dict:
+        """Resolutions by state, rates, CSAT and latency over [start, end), per period and per category."""
+        bucket = BUCKETS[granularity]
+        params = dict(t=tenant_id, start=millis(start), end=millis(end))
+        where = f"tenant_id = %(t)s AND created_at >= {_ts('start')} AND created_at < {_ts('end')}"
+        state_counts = ", ".join(f"countIf(state = '{s.value}')" for s in STATES)
+        per_period = self._query(
+            f"SELECT toDate({bucket}(created_at)) AS period, {state_counts} FROM {{db}}.resolution_lifecycles FINAL"
+            f" WHERE {where} GROUP BY period ORDER BY period", **params)
+        per_category = self._query(
+            f"SELECT category, {state_counts}, avgIf(csat_score, csat_score > 0), countIf(csat_score > 0)"
+            f" FROM {{db}}.resolution_lifecycles FINAL WHERE {where} GROUP BY category ORDER BY category", **params)
+        latency = self._query(
+            "SELECT count(), avg(latency_ms), quantileExact(0.5)(latency_ms), quantileExact(0.95)(latency_ms),"
+            f" max(latency_ms) FROM {{db}}.resolution_lifecycles FINAL WHERE {where}", **params)[0]
+        csat_where = (f"tenant_id = %(t)s AND kind = 'csat' AND occurred_at >= {_ts('start')}"
+                      f" AND occurred_at < {_ts('end')}")
+        csat_periods = self._query(
+            f"SELECT toDate({bucket}(occurred_at)) AS period, avg(csat_score), count() FROM {{db}}.outcome_events FINAL"
+            f" WHERE {csat_where} GROUP BY period ORDER BY period", **params)
+        csat_scores = dict(self._query(
+            f"SELECT csat_score, count() FROM {{db}}.outcome_events FINAL WHERE {csat_where} GROUP BY csat_score",
+            **params))
+
+        def counts_of(values: Sequence[int]) -> dict[str, int]:
+            return {state.value: int(n) for state, n in zip(STATES, values)}
+
+        csat_by_period = {p.isoformat(): (float(avg), int(n)) for p, avg, n in csat_periods}
+        periods: dict[str, UsagePeriod] = {}
+        for row in per_period:
+            key = row[0].isoformat()
+            avg, n = csat_by_period.get(key, (None, 0))
+            periods[key] = UsagePeriod(key, counts_of(row[1:]), avg, n)
+        for key, (avg, n) in csat_by_period.items():
+            if key not in periods:
+                periods[key] = UsagePeriod(key, counts_of([0] * len(STATES)), avg, n)
+        csat_total = sum(csat_scores.values())
+        return {
+            "periods": [periods[k] for k in sorted(periods)],
+            "categories": [(row[0], counts_of(row[1:1 + len(STATES)]),
+                            float(row[-2]) if row[-1] else None, int(row[-1])) for row in per_category],
+            "latency": {"count": int(latency[0]), "avg_ms": float(latency[1]) if latency[0] else None,
+                        "p50_ms": float(latency[2]) if latency[0] else None,
+                        "p95_ms": float(latency[3]) if latency[0] else None,
+                        "max_ms": int(latency[4]) if latency[0] else None},
+            "csat": {"count": csat_total,
+                     "average": (sum(int(s) * n for s, n in csat_scores.items()) / csat_total) if csat_total else None,
+                     "distribution": {str(score): int(csat_scores.get(score, 0)) for score in range(1, 6)}},
+        }
+
+    def resolutions(self, tenant_id: str, *, state: str | None, start: datetime | None, end: datetime | None,
+                    limit: int, offset: int) -> tuple[int, list[Lifecycle]]:
+        conditions = ["tenant_id = %(t)s"]
+        params: dict = dict(t=tenant_id, limit=limit, offset=offset)
+        if state:
+            conditions.append("state = %(state)s")
+            params["state"] = state
+        if start:
+            conditions.append(f"created_at >= {_ts('start')}")
+            params["start"] = millis(start)
+        if end:
+            conditions.append(f"created_at < {_ts('end')}")
+            params["end"] = millis(end)
+        where = " AND ".join(conditions)
+        total = self._query(f"SELECT count() FROM {{db}}.resolution_lifecycles FINAL WHERE {where}", **params)[0][0]
+        rows = self._query(
+            f"SELECT {', '.join(LIFECYCLE_COLUMNS)} FROM {{db}}.resolution_lifecycles FINAL WHERE {where}"
+            " ORDER BY created_at DESC, resolution_id LIMIT %(limit)s OFFSET %(offset)s", **params)
+        return int(total), [_lifecycle(r) for r in rows]
