@@ -1,0 +1,1 @@
+"""Ingest's adapters: signature verification, the Kafka writer, the history files' readers."""

@@ -1,0 +1,80 @@
+"""Writing normalised events to `helpdesk.events`: every write awaited until the broker acknowledged it
+(acks=all), keyed `tenant:ticket`, with the trace context in the headers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka.errors import KafkaError
+
+from clonedesk.core import topics
+from clonedesk.core.kafka import BrokerUnavailable, encode, make_producer
+from clonedesk.core.telemetry import inject_headers
+from clonedesk.core.topics import message_key
+
+log = logging.getLogger(__name__)
+
+
+class EventWriter:
+    """A lazily started producer: the gateway comes up (and answers 503) while the broker is down, and
+    reconnects on the next request once it is back."""
+
+    def __init__(self, bootstrap: str, timeout_s: float = 10.0, **producer_options):
+        self.bootstrap = bootstrap
+        self.timeout_s = timeout_s
+        self.producer_options = producer_options
+        self._producer = None
+        self._lock = asyncio.Lock()
+
+    async def _started(self):
+        if self._producer is not None:
+            return self._producer
+        async with self._lock:
+            if self._producer is None:
+                producer = make_producer(self.bootstrap, request_timeout_ms=int(self.timeout_s * 1000),
+                                         **self.producer_options)
+                try:
+                    await asyncio.wait_for(producer.start(), self.timeout_s)
+                except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+                    await _quietly_stop(producer)
+                    raise BrokerUnavailable(f"Kafka broker at {self.bootstrap} is not reachable"
+                                            f" ({type(exc).__name__})") from None
+                self._producer = producer
+        return self._producer
+
+    async def write(self, events) -> int:
+        """Send every event and wait for all the acknowledgements; raise BrokerUnavailable if any fails."""
+        if not events:
+            return 0
+        producer = await self._started()
+        try:
+            futures = [await producer.send(topics.HELPDESK_EVENTS, value=encode(event),
+                                           key=message_key(event.tenant_id, event.ticket_id),
+                                           headers=inject_headers())
+                       for event in events]
+            await asyncio.wait_for(asyncio.gather(*futures), self.timeout_s)
+        except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+            log.warning("write to the broker failed", extra={"error": type(exc).__name__})
+            raise BrokerUnavailable(f"the broker did not acknowledge the write ({type(exc).__name__})") from None
+        return len(events)
+
+    async def reachable(self) -> bool:
+        try:
+            producer = await self._started()
+            await asyncio.wait_for(producer.client.fetch_all_metadata(), 3.0)
+            return True
+        except (BrokerUnavailable, KafkaError, OSError, asyncio.TimeoutError):
+            return False
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await _quietly_stop(self._producer)
+            self._producer = None
+
+
+async def _quietly_stop(producer) -> None:
+    try:
+        await producer.stop()
+    except Exception:  # noqa: BLE001 - a producer that never connected
+        pass

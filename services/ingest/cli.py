@@ -1,0 +1,120 @@
+"""`clonedesk ingest` (the webhook gateway), `clonedesk streams` (the conversation processor) and
+`clonedesk import zendesk|intercom|sgd FILE --tenant T` (history backfill)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def register(main: click.Group) -> None:
+    from clonedesk.cli import one_line_errors
+    from clonedesk.ingest.adapters.files import UnreadableFile
+
+    one_line_errors(UnreadableFile)
+    main.add_command(ingest)
+    main.add_command(streams)
+    main.add_command(import_group)
+
+
+def _settings(ctx: click.Context):
+    from clonedesk.cli import settings_from
+
+    return settings_from(ctx)
+
+
+@click.command()
+@click.option("--port", type=int, default=None, help="Default: CLONEDESK_GATEWAY_PORT.")
+@click.pass_context
+def ingest(ctx: click.Context, port: int | None) -> None:
+    """Run the webhook gateway (Zendesk and Intercom webhooks into helpdesk.events)."""
+    import uvicorn
+
+    from clonedesk.core.logs import configure_logging
+    from clonedesk.core.telemetry import setup_telemetry
+    from clonedesk.ingest.entrypoints.gateway import create_app
+
+    settings = _settings(ctx)
+    configure_logging("gateway", settings.log_level)
+    setup_telemetry("gateway", settings)
+    uvicorn.run(create_app(settings), host="127.0.0.1", port=port or settings.gateway_port, log_config=None,
+                access_log=False)
+
+
+@click.command()
+@click.option("--app-id", default=None, help="faust application id (consumer group, changelog names).")
+@click.pass_context
+def streams(ctx: click.Context, app_id: str | None) -> None:
+    """Run the conversation processor (faust worker)."""
+    import asyncio
+
+    import faust
+
+    from clonedesk.core.kafka import ensure_topics, wait_for_broker
+    from clonedesk.core.logs import configure_logging
+    from clonedesk.core.telemetry import setup_telemetry
+    from clonedesk.core.topics import all_topic_specs
+    from clonedesk.ingest.entrypoints.streams import DEFAULT_APP_ID, create_app
+
+    settings = _settings(ctx)
+    configure_logging("streams", settings.log_level)
+    setup_telemetry("streams", settings)
+    asyncio.run(wait_for_broker(settings.bootstrap))
+    asyncio.run(ensure_topics(settings.bootstrap, all_topic_specs(settings.topic_partitions)))
+    app = create_app(settings, app_id=app_id or DEFAULT_APP_ID)
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), redirect_stdouts=False,
+                          override_logging=False)
+    worker.execute_from_commandline()
+
+
+@click.group("import")
+def import_group() -> None:
+    """Backfill a tenant's resolved-ticket history into helpdesk.events."""
+
+
+def _import(ctx: click.Context, kind: str, file: Path, tenant_id: str) -> None:
+    import asyncio
+
+    from clonedesk.core.tenants import TenantStore, validate_tenant_id
+    from clonedesk.ingest.entrypoints.importer import run_import
+
+    settings = _settings(ctx)
+    TenantStore(settings.resolved_data_dir).get(validate_tenant_id(tenant_id))
+    report = asyncio.run(run_import(settings, kind, file, tenant_id))
+    for problem in report.problems[:50]:
+        click.echo(f"{file}:{problem}", err=True)
+    if len(report.problems) > 50:
+        click.echo(f"... and {len(report.problems) - 50} more rejected records", err=True)
+    click.echo(f"imported {kind} history for {tenant_id}: {report.records} records, {report.written} events"
+               f" written, {report.rejected} records rejected")
+
+
+_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@import_group.command("zendesk")
+@click.argument("file", type=_FILE)
+@click.option("--tenant", "tenant_id", required=True)
+@click.pass_context
+def import_zendesk(ctx: click.Context, file: Path, tenant_id: str) -> None:
+    """A Zendesk incremental ticket export (tickets with comments/audits; JSON or JSONL)."""
+    _import(ctx, "zendesk", file, tenant_id)
+
+
+@import_group.command("intercom")
+@click.argument("file", type=_FILE)
+@click.option("--tenant", "tenant_id", required=True)
+@click.pass_context
+def import_intercom(ctx: click.Context, file: Path, tenant_id: str) -> None:
+    """An Intercom conversations export (conversations with their parts; JSON or JSONL)."""
+    _import(ctx, "intercom", file, tenant_id)
+
+
+@import_group.command("sgd")
+@click.argument("file", type=_FILE)
+@click.option("--tenant", "tenant_id", required=True)
+@click.pass_context
+def import_sgd(ctx: click.Context, file: Path, tenant_id: str) -> None:
+    """SGD dialogues (JSONL, one dialogue a line): each dialogue one resolved ticket."""
+    _import(ctx, "sgd", file, tenant_id)

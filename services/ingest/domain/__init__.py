@@ -1,0 +1,1 @@
+"""The pure core of ingest: no I/O, plain data in, plain data (protobuf messages) out."""

@@ -1,0 +1,93 @@
+"""Building normalised `HelpdeskEvent`s, and the errors normalisation raises on a wrong shape."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from html import unescape
+
+from clonedesk.ingest.domain.ids import timestamp
+from clonedesk.v1 import common_pb2, events_pb2
+
+Kind = events_pb2.HelpdeskEvent.Kind
+
+
+class WrongShape(ValueError):
+    """A payload that parsed as JSON but is not shaped like the vendor's event (HTTP 422)."""
+
+
+@dataclass
+class Normalised:
+    """What one webhook or one exported record became: events to write, or why it was ignored."""
+
+    events: list[events_pb2.HelpdeskEvent] = field(default_factory=list)
+    ignored: str | None = None  # a valid event type we do not use, e.g. `ticket.priority_changed`
+
+
+def new_event(*, event_id: str, tenant_id: str, ticket_id: str, source: int, kind: int, occurred_at=None,
+              author_role: int = common_pb2.ROLE_UNSPECIFIED, body: str = "", **fields) -> events_pb2.HelpdeskEvent:
+    event = events_pb2.HelpdeskEvent(
+        event_id=event_id, tenant_id=tenant_id, ticket_id=str(ticket_id), source=source, kind=kind,
+        author_role=author_role, body=body,
+    )
+    if occurred_at is not None:
+        event.occurred_at.CopyFrom(timestamp(occurred_at))
+    attributes = fields.pop("attributes", None)
+    for name, value in fields.items():
+        if value is not None and value != "":
+            setattr(event, name, value)
+    if attributes:
+        event.attributes.update({k: str(v) for k, v in attributes.items() if v is not None})
+    return event
+
+
+def require(mapping, *path: str):
+    """mapping[path[0]][path[1]]...; a missing key or a non-object on the way raises WrongShape."""
+    value = mapping
+    walked = []
+    for key in path:
+        walked.append(key)
+        if not isinstance(value, dict) or key not in value or value[key] is None:
+            raise WrongShape(f"missing field {'.'.join(walked)}")
+        value = value[key]
+    return value
+
+
+def optional(mapping, *path: str, default=None):
+    value = mapping
+    for key in path:
+        if not isinstance(value, dict) or value.get(key) is None:
+            return default
+        value = value[key]
+    return value
+
+
+_TAG = re.compile(r"<[^>]+>")
+_BREAK = re.compile(r"<\s*(?:br|/p|/div|/li)\s*/?>", re.IGNORECASE)
+
+
+def html_to_text(html: str) -> str:
+    """Intercom bodies are HTML: keep the words, drop the markup."""
+    if not html:
+        return ""
+    text = _BREAK.sub("\n", html)
+    text = unescape(_TAG.sub("", text))
+    return "\n".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+STATUS_BY_NAME = {
+    "new": common_pb2.NEW, "open": common_pb2.OPEN, "pending": common_pb2.PENDING, "hold": common_pb2.ON_HOLD,
+    "on_hold": common_pb2.ON_HOLD, "on-hold": common_pb2.ON_HOLD, "solved": common_pb2.SOLVED,
+    "closed": common_pb2.CLOSED, "snoozed": common_pb2.PENDING,
+}
+
+
+def status_from(name) -> int:
+    if not isinstance(name, str) or name.strip().lower() not in STATUS_BY_NAME:
+        raise WrongShape(f"unknown ticket status {name!r}")
+    return STATUS_BY_NAME[name.strip().lower()]
+
+
+# Author ids under which CloneDesk's own replies come back from the helpdesk (the simulator and the
+# outbound poster use it); a tenant's configured API user is added per tenant.
+AI_AUTHOR_IDS = frozenset({"clonedesk-ai"})

@@ -1,0 +1,89 @@
+"""SGD dialogues → HelpdeskEvents (one dialogue = one resolved ticket), and the rules that turn the
+annotated SYSTEM acts into the agent's decision.
+
+Decision rules, first match wins (unit-tested in tests/ingest/test_sgd.py):
+  1. the turn made a `service_call`            → ACTION, action `Method(slot=value, ...)` (the back-office
+                                                  call, whether it then succeeded or failed)
+  2. NOTIFY_FAILURE without a call              → ESCALATE (something failed that the agent cannot fix)
+  3. REQUEST, CONFIRM or OFFER_INTENT           → ASK (the agent needs information or a yes/no)
+  4. anything else (OFFER, INFORM, INFORM_COUNT, NOTIFY_SUCCESS, REQ_MORE, GOODBYE) → RESOLVE
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from clonedesk.ingest.domain.events import Kind, WrongShape, new_event, require
+from clonedesk.ingest.domain.ids import event_id, stable_id
+from clonedesk.v1 import common_pb2
+
+SOURCE = "sgd"
+# Dialogues carry no times; each gets a fixed, id-derived start so a re-import writes identical events.
+_EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)
+_ASK_ACTS = {"REQUEST", "CONFIRM", "OFFER_INTENT"}
+
+
+def format_call(service_call: dict) -> str:
+    method = require(service_call, "method")
+    parameters = service_call.get("parameters") or {}
+    return f"{method}(" + ", ".join(f"{k}={v}" for k, v in parameters.items()) + ")"
+
+
+def decide(frames: list) -> tuple[int, str]:
+    """(decision, action) of one SYSTEM turn from its frames."""
+    acts = set()
+    for frame in frames or ():
+        if frame.get("service_call"):
+            return common_pb2.ACTION, format_call(frame["service_call"])
+        acts.update(action.get("act") for action in frame.get("actions") or ())
+    if "NOTIFY_FAILURE" in acts:
+        return common_pb2.ESCALATE, ""
+    if acts & _ASK_ACTS:
+        return common_pb2.ASK, ""
+    return common_pb2.RESOLVE, ""
+
+
+def _intent(turns: list) -> str:
+    for turn in turns:
+        for frame in turn.get("frames") or ():
+            intent = (frame.get("state") or {}).get("active_intent")
+            if intent and intent != "NONE":
+                return intent
+    return ""
+
+
+def normalise_dialogue(tenant_id: str, dialogue: dict) -> list:
+    """One dialogue → TICKET_CREATED, a MESSAGE per turn, and STATUS_CHANGED to SOLVED at the end."""
+    if not isinstance(dialogue, dict):
+        raise WrongShape("a dialogue must be a JSON object")
+    dialogue_id = str(require(dialogue, "dialogue_id"))
+    turns = require(dialogue, "turns")
+    if not isinstance(turns, list) or not turns:
+        raise WrongShape("turns must be a non-empty list")
+    start = _EPOCH + timedelta(seconds=int(stable_id(dialogue_id)[:6], 16))
+    services = dialogue.get("services") or []
+    category = _intent(turns) or (services[0] if services else "")
+    common = dict(tenant_id=tenant_id, ticket_id=dialogue_id, source=common_pb2.IMPORT, category=category,
+                  attributes={"import": "sgd", "service": services[0] if services else ""})
+    first_text = str(require(turns[0], "utterance"))
+    events = [new_event(event_id=event_id(SOURCE, tenant_id, dialogue_id, "created"), kind=Kind.TICKET_CREATED,
+                        author_role=common_pb2.CUSTOMER, status=common_pb2.NEW, body=first_text,
+                        subject=first_text[:80], occurred_at=start, **common)]
+    for index, turn in enumerate(turns):
+        speaker = require(turn, "speaker")
+        text = str(require(turn, "utterance"))
+        at = start + timedelta(seconds=30 * (index + 1))
+        if speaker == "USER":
+            role, decision, action = common_pb2.CUSTOMER, common_pb2.DECISION_UNSPECIFIED, ""
+        elif speaker == "SYSTEM":
+            role = common_pb2.AGENT
+            decision, action = decide(turn.get("frames") or [])
+        else:
+            raise WrongShape(f"turn {index}: unknown speaker {speaker!r}")
+        events.append(new_event(event_id=event_id(SOURCE, tenant_id, dialogue_id, "turn", index), kind=Kind.MESSAGE,
+                                author_role=role, body=text, decision=decision, action=action, occurred_at=at,
+                                author_id="customer" if role == common_pb2.CUSTOMER else "agent", **common))
+    events.append(new_event(event_id=event_id(SOURCE, tenant_id, dialogue_id, "solved"), kind=Kind.STATUS_CHANGED,
+                            author_role=common_pb2.SYSTEM, status=common_pb2.SOLVED,
+                            occurred_at=start + timedelta(seconds=30 * (len(turns) + 1)), **common))
+    return events

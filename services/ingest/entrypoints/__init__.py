@@ -1,0 +1,1 @@
+"""Ingest's entrypoints: the FastAPI gateway, the faust worker, the history import."""

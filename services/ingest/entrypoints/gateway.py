@@ -1,0 +1,145 @@
+"""The webhook gateway (FastAPI): verify, normalise, write to `helpdesk.events`, and only then answer 2xx.
+
+Checks run cheapest-first and before anything is written: body size (413), tenant (404), signature (401),
+JSON (400), shape (422). A broker that does not acknowledge gives 503 with Retry-After, so the vendor
+retries; the retried webhook carries the same vendor ids, hence the same event ids.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import asynccontextmanager
+from typing import Callable
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from opentelemetry import metrics, trace
+
+from clonedesk.core.kafka import BrokerUnavailable
+from clonedesk.core.settings import Settings
+from clonedesk.core.tenants import Tenant, TenantStore, UnknownTenant
+from clonedesk.ingest.adapters.signatures import DEFAULT_TOLERANCE_S, BadSignature, verify_intercom, verify_zendesk
+from clonedesk.ingest.adapters.writer import EventWriter
+from clonedesk.ingest.domain import intercom, zendesk
+from clonedesk.ingest.domain.events import Normalised, WrongShape
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+RETRY_AFTER_S = 5
+
+
+class Rejected(Exception):
+    def __init__(self, status: int, reason: str, headers: dict | None = None):
+        super().__init__(reason)
+        self.status, self.reason, self.headers = status, reason, headers or {}
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise Rejected(413, f"body larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Rejected(413, f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_json(body: bytes):
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise Rejected(400, f"malformed JSON: {exc}") from None
+
+
+def create_app(settings: Settings, *, writer: EventWriter | None = None,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, tolerance_s: float = DEFAULT_TOLERANCE_S,
+               clock: Callable | None = None) -> FastAPI:
+    writer = writer or EventWriter(settings.bootstrap, timeout_s=5.0)
+    tenants = TenantStore(settings.resolved_data_dir)
+    tracer = trace.get_tracer("clonedesk.ingest.gateway")
+    meter = metrics.get_meter("clonedesk.ingest.gateway")
+    webhooks = meter.create_counter("clonedesk.gateway.webhooks", description="webhooks by vendor and result")
+    events_written = meter.create_counter("clonedesk.gateway.events_written")
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        await writer.close()
+
+    app = FastAPI(title="CloneDesk ingest gateway", lifespan=lifespan)
+    app.state.writer = writer
+
+    def tenant_of(tenant_id: str) -> Tenant:
+        try:
+            return tenants.get(tenant_id)  # re-read per request: a tenant added while running works at once
+        except UnknownTenant:
+            raise Rejected(404, f"unknown tenant {tenant_id!r}") from None
+
+    async def handle(vendor: str, tenant_id: str, request: Request, verify, normalise) -> JSONResponse:
+        with tracer.start_as_current_span(f"webhook.{vendor}") as span:
+            span.set_attribute("clonedesk.tenant", tenant_id)
+            try:
+                body = await _read_limited(request, max_body_bytes)
+                tenant = tenant_of(tenant_id)
+                try:
+                    verify(tenant, request.headers, body)
+                except BadSignature as exc:
+                    raise Rejected(401, str(exc)) from None
+                payload = _parse_json(body)
+                try:
+                    normalised: Normalised = normalise(tenant.id, payload)
+                except WrongShape as exc:
+                    raise Rejected(422, f"not a {vendor} webhook: {exc}") from None
+                if normalised.ignored:
+                    log.info("ignored a webhook type", extra={"vendor": vendor, "type": normalised.ignored,
+                                                              "tenant": tenant.id})
+                    webhooks.add(1, {"vendor": vendor, "result": "ignored"})
+                    return JSONResponse({"status": "ignored", "type": normalised.ignored}, status_code=202)
+                try:
+                    await writer.write(normalised.events)
+                except BrokerUnavailable as exc:
+                    raise Rejected(503, str(exc), {"Retry-After": str(RETRY_AFTER_S)}) from None
+            except Rejected as rejected:
+                span.set_attribute("http.status_code", rejected.status)
+                webhooks.add(1, {"vendor": vendor, "result": str(rejected.status)})
+                log.warning("rejected a webhook", extra={"vendor": vendor, "tenant": tenant_id,
+                                                         "status": rejected.status, "reason": rejected.reason})
+                return JSONResponse({"error": rejected.reason}, status_code=rejected.status,
+                                    headers=rejected.headers)
+            webhooks.add(1, {"vendor": vendor, "result": "accepted"})
+            events_written.add(len(normalised.events), {"vendor": vendor})
+            return JSONResponse({"status": "accepted", "event_ids": [e.event_id for e in normalised.events]})
+
+    def verify_zendesk_request(tenant: Tenant, headers, body: bytes) -> None:
+        verify_zendesk(tenant.zendesk_secret, headers.get("x-zendesk-webhook-signature"),
+                       headers.get("x-zendesk-webhook-signature-timestamp"), body,
+                       now=clock() if clock else None, tolerance_s=tolerance_s)
+
+    def verify_intercom_request(tenant: Tenant, headers, body: bytes) -> None:
+        verify_intercom(tenant.intercom_secret, headers.get("x-hub-signature"), body)
+
+    @app.post("/webhooks/zendesk/{tenant_id}")
+    async def zendesk_webhook(tenant_id: str, request: Request) -> JSONResponse:
+        return await handle("zendesk", tenant_id, request, verify_zendesk_request, zendesk.normalise_webhook)
+
+    @app.post("/webhooks/intercom/{tenant_id}")
+    async def intercom_webhook(tenant_id: str, request: Request) -> JSONResponse:
+        return await handle("intercom", tenant_id, request, verify_intercom_request, intercom.normalise_webhook)
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        if await writer.reachable():
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "broker unreachable"}, status_code=503,
+                            headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    return app

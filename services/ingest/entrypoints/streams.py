@@ -1,0 +1,118 @@
+"""The conversation processor: a faust-streaming worker. It wires Kafka to the pure reducer
+(domain/conversation.py) and keeps each ticket's state in a faust Table keyed `tenant:ticket`.
+
+It reads `helpdesk.events` and `resolutions` (both keyed tenant:ticket with the same partition count, so a
+ticket's state, its events and its resolutions share one partition) and writes `training.samples`,
+`tickets.to_resolve` and `resolution.outcomes`. A record that cannot be decoded goes to `<topic>.dlq`
+with the reason in its headers, and the worker goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import faust
+from opentelemetry import trace
+
+from clonedesk.core import topics
+from clonedesk.core.kafka import PoisonMessage, decode, encode
+from clonedesk.core.settings import Settings
+from clonedesk.core.telemetry import extract_context, inject_headers
+from clonedesk.core.tenants import TenantStore
+from clonedesk.ingest.domain.conversation import Context, Conversation, apply
+from clonedesk.v1 import events_pb2, resolver_pb2
+
+log = logging.getLogger(__name__)
+
+DEFAULT_APP_ID = "clonedesk-conversations"
+DEFAULT_TABLE = "conversations"
+OUTPUT_TOPICS = (topics.TRAINING_SAMPLES, topics.TICKETS_TO_RESOLVE, topics.RESOLUTION_OUTCOMES)
+
+
+def validate_event(event: events_pb2.HelpdeskEvent) -> events_pb2.HelpdeskEvent:
+    if not event.event_id or not event.tenant_id or not event.ticket_id:
+        raise PoisonMessage("HelpdeskEvent without event_id, tenant_id or ticket_id")
+    return event
+
+
+def validate_resolution(resolution: resolver_pb2.Resolution) -> resolver_pb2.Resolution:
+    if not resolution.resolution_id or not resolution.tenant_id or not resolution.ticket_id:
+        raise PoisonMessage("Resolution without resolution_id, tenant_id or ticket_id")
+    return resolution
+
+
+def create_app(settings: Settings, app_id: str = DEFAULT_APP_ID, table_name: str = DEFAULT_TABLE) -> faust.App:
+    partitions = settings.topic_partitions
+    app = faust.App(
+        app_id,
+        broker=f"kafka://{settings.bootstrap}",
+        store="memory://",  # the changelog topic is the durable copy; recovery replays it
+        topic_partitions=partitions,
+        topic_replication_factor=1,
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=6.0,
+        broker_heartbeat_interval=1.0,
+        producer_max_batch_size=1,  # table recovery after a restart needs it on the embedded broker
+        producer_acks=-1,
+        broker_commit_every=1,
+        broker_commit_interval=0.5,
+    )
+    table = app.Table(table_name, default=None, partitions=partitions)
+    inputs = app.topic(topics.HELPDESK_EVENTS, topics.RESOLUTIONS, key_serializer="raw", value_serializer="raw",
+                       partitions=partitions)
+    outputs = {name: app.topic(name, key_serializer="raw", value_serializer="raw", partitions=partitions)
+               for name in OUTPUT_TOPICS}
+    dead_letters = {name: app.topic(topics.dlq(name), key_serializer="raw", value_serializer="raw", partitions=1)
+                    for name in (topics.HELPDESK_EVENTS, topics.RESOLUTIONS)}
+    tenants = TenantStore(settings.resolved_data_dir)
+    tracer = trace.get_tracer("clonedesk.ingest.streams")
+
+    def tenant_is_live(tenant_id: str) -> bool:
+        tenant = tenants.find(tenant_id)  # re-read per record: go-live takes effect at once
+        return bool(tenant and tenant.live)
+
+    async def dead_letter(message, reason: str) -> None:
+        headers = list(message.headers or []) if isinstance(message.headers, list) else list(
+            (message.headers or {}).items())
+        headers += [("dlq.reason", reason.encode()[:1000]), ("dlq.source_topic", message.topic.encode()),
+                    ("dlq.failed_at", str(time.time()).encode()),
+                    ("dlq.source_partition", str(message.partition).encode()),
+                    ("dlq.source_offset", str(message.offset).encode())]
+        await dead_letters[message.topic].send(key=message.key, value=message.value, headers=headers)
+        log.warning("dead-lettered a record", extra={"topic": message.topic, "reason": reason})
+
+    @app.agent(inputs, name=f"{app_id}-process")
+    async def process(stream):
+        async for record in stream.events():
+            message = record.message
+            try:
+                if message.topic == topics.HELPDESK_EVENTS:
+                    item = validate_event(decode(events_pb2.HelpdeskEvent, message.value))
+                else:
+                    item = validate_resolution(decode(resolver_pb2.Resolution, message.value))
+            except PoisonMessage as exc:
+                await dead_letter(message, str(exc))
+                continue
+            headers = message.headers.items() if isinstance(message.headers, dict) else message.headers
+            with tracer.start_as_current_span("conversation.apply", context=extract_context(headers)) as span:
+                key = f"{item.tenant_id}:{item.ticket_id}"
+                span.set_attribute("clonedesk.ticket", key)
+                stored = table.get(key)
+                state = Conversation.from_dict(stored) if stored else None
+                before = len(state.seen) if state else 0
+                live = isinstance(item, events_pb2.HelpdeskEvent) and tenant_is_live(item.tenant_id)
+                state, emits = apply(state, item, Context(live=live))
+                if len(state.seen) == before:
+                    continue  # a redelivery: nothing changed, nothing to send
+                table[key] = state.to_dict()
+                for emit in emits:
+                    await outputs[emit.topic].send(key=emit.key, value=encode(emit.message),
+                                                   headers=inject_headers())
+                span.set_attribute("clonedesk.emitted", len(emits))
+                if emits:
+                    log.info("conversation updated", extra={"ticket": key, "emitted": len(emits)})
+
+    app.conversations = table  # for tests and tools
+    return app

@@ -1,0 +1,66 @@
+import json
+
+import pytest
+
+from clonedesk.ingest.domain.events import Kind, WrongShape
+from clonedesk.ingest.domain.sgd import decide, normalise_dialogue
+from clonedesk.v1 import common_pb2
+
+
+def frame(*acts, call=None):
+    result = {"actions": [{"act": a, "slot": "", "values": []} for a in acts], "service": "Banks_1"}
+    if call:
+        result["service_call"] = call
+    return result
+
+
+@pytest.mark.parametrize("frames,decision,action", [
+    ([frame("OFFER", call={"method": "CheckBalance", "parameters": {"account_type": "checking"}})],
+     common_pb2.ACTION, "CheckBalance(account_type=checking)"),
+    ([frame("NOTIFY_FAILURE", call={"method": "TransferMoney", "parameters": {"amount": "10", "to": "Amir"}})],
+     common_pb2.ACTION, "TransferMoney(amount=10, to=Amir)"),
+    ([frame("NOTIFY_FAILURE")], common_pb2.ESCALATE, ""),
+    ([frame("REQUEST")], common_pb2.ASK, ""),
+    ([frame("CONFIRM", "CONFIRM")], common_pb2.ASK, ""),
+    ([frame("OFFER_INTENT")], common_pb2.ASK, ""),
+    ([frame("OFFER", "REQUEST")], common_pb2.ASK, ""),
+    ([frame("INFORM")], common_pb2.RESOLVE, ""),
+    ([frame("NOTIFY_SUCCESS")], common_pb2.RESOLVE, ""),
+    ([frame("REQ_MORE")], common_pb2.RESOLVE, ""),
+    ([frame("GOODBYE")], common_pb2.RESOLVE, ""),
+])
+def test_decision_rules(frames, decision, action):
+    assert decide(frames) == (decision, action)
+
+
+def test_a_real_dialogue_becomes_a_solved_ticket(sgd_dir):
+    dialogue = json.loads((sgd_dir / "train_Banks_1.jsonl").open().readline())
+    events = normalise_dialogue("bank", dialogue)
+    turns = dialogue["turns"]
+    assert events[0].kind == Kind.TICKET_CREATED and events[-1].kind == Kind.STATUS_CHANGED
+    assert events[-1].status == common_pb2.SOLVED
+    messages = events[1:-1]
+    assert [m.body for m in messages] == [t["utterance"] for t in turns]
+    assert [m.author_role for m in messages] == [
+        common_pb2.CUSTOMER if t["speaker"] == "USER" else common_pb2.AGENT for t in turns]
+    assert all(m.decision == 0 for m in messages if m.author_role == common_pb2.CUSTOMER)
+    assert all(m.decision != 0 for m in messages if m.author_role == common_pb2.AGENT)
+    times = [e.occurred_at.ToNanoseconds() for e in events]
+    assert times == sorted(times) and len(set(times)) == len(times)
+    assert all(e.ticket_id == dialogue["dialogue_id"] and e.tenant_id == "bank" for e in events)
+
+
+def test_reimport_gives_identical_events_and_other_tenants_other_ids(sgd_dir):
+    dialogue = json.loads((sgd_dir / "train_Banks_1.jsonl").open().readline())
+    first, again = normalise_dialogue("bank", dialogue), normalise_dialogue("bank", dialogue)
+    assert [e.SerializeToString(deterministic=True) for e in first] == [
+        e.SerializeToString(deterministic=True) for e in again]
+    assert len({e.event_id for e in first}) == len(first)
+    assert not {e.event_id for e in first} & {e.event_id for e in normalise_dialogue("other", dialogue)}
+
+
+@pytest.mark.parametrize("bad", [{}, {"dialogue_id": "1", "turns": []},
+                                 {"dialogue_id": "1", "turns": [{"speaker": "BOT", "utterance": "x"}]}, []])
+def test_wrong_shapes_are_reported(bad):
+    with pytest.raises(WrongShape):
+        normalise_dialogue("bank", bad)
