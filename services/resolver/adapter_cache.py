@@ -1,0 +1,165 @@
+"""Which adapter version serves each tenant, with hot swaps that never cut a request short.
+
+Each request leases its tenant's current version for as long as it runs; a publication loads the new
+version under its own name first, then makes it current, so new requests use it while leased ones finish
+on theirs; a superseded version is unloaded once its last lease ends. At most `capacity` adapters stay
+resident (LRU among idle ones); an evicted current version is reloaded on its next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator
+
+from clonedesk.core.adapters import adapter_name, current_version, version_dir
+from clonedesk.resolver.domain.adapters import ResidentAdapter, eviction_candidates, publication_applies
+from clonedesk.resolver.engines.base import Engine
+
+log = logging.getLogger(__name__)
+
+
+class NoLiveAdapter(LookupError):
+    """The tenant has no current adapter yet (FAILED_PRECONDITION)."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    tenant_id: str
+    version: int
+    name: str
+
+
+@dataclass(frozen=True)
+class _Current:
+    version: int
+    path: Path
+
+
+class AdapterCache:
+    def __init__(self, engine: Engine, data_dir: Path, capacity: int):
+        self.engine = engine
+        self.data_dir = Path(data_dir)
+        self.capacity = capacity
+        self._current: dict[str, _Current] = {}
+        self._resident: dict[str, ResidentAdapter] = {}
+        self._loading: dict[str, asyncio.Task] = {}
+        self._tenant_locks: dict[str, asyncio.Lock] = {}
+        self.loads = 0
+        self.unloads = 0
+
+    # -- what is served ------------------------------------------------------------------------------
+
+    def current_name(self, tenant_id: str) -> str | None:
+        entry = self._current.get(tenant_id)
+        return adapter_name(tenant_id, entry.version) if entry else None
+
+    def resident(self) -> list[str]:
+        return sorted(self._resident)
+
+    def _registry_current(self, tenant_id: str) -> _Current | None:
+        version = current_version(self.data_dir, tenant_id)
+        if version is None:
+            return None
+        return _Current(version, version_dir(self.data_dir, tenant_id, version))
+
+    def _lock(self, tenant_id: str) -> asyncio.Lock:
+        return self._tenant_locks.setdefault(tenant_id, asyncio.Lock())
+
+    # -- leases --------------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def lease(self, tenant_id: str) -> AsyncIterator[Lease]:
+        """The tenant's current version, resident and pinned until the block ends."""
+        entry = self._current.get(tenant_id)
+        if entry is None:
+            async with self._lock(tenant_id):
+                entry = self._current.get(tenant_id) or self._registry_current(tenant_id)
+                if entry is None:
+                    raise NoLiveAdapter(f"tenant {tenant_id!r} has no live adapter yet")
+                self._current.setdefault(tenant_id, entry)
+                entry = self._current[tenant_id]
+        name = adapter_name(tenant_id, entry.version)
+        resident = await self._pin(name, tenant_id, entry.version, entry.path)
+        try:
+            yield Lease(tenant_id, entry.version, name)
+        finally:
+            resident.in_flight -= 1
+            resident.last_used = time.monotonic()
+            if resident.in_flight == 0 and self._is_superseded(resident):
+                await self._unload(name)
+
+    async def _pin(self, name: str, tenant_id: str, version: int, path: Path) -> ResidentAdapter:
+        while True:
+            resident = self._resident.get(name)
+            if resident is not None:
+                # No await between the check and the increment: an eviction cannot slip in between.
+                resident.in_flight += 1
+                resident.last_used = time.monotonic()
+                return resident
+            await self._ensure_loaded(name, tenant_id, version, path)
+
+    async def _ensure_loaded(self, name: str, tenant_id: str, version: int, path: Path) -> None:
+        if name in self._resident:
+            return
+        task = self._loading.get(name)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._load(name, tenant_id, version, path))
+            self._loading[name] = task
+        await asyncio.shield(task)
+
+    async def _load(self, name: str, tenant_id: str, version: int, path: Path) -> None:
+        try:
+            if not Path(path).is_dir():
+                raise NoLiveAdapter(f"adapter {name} is not at {path}")
+            await self.engine.load_adapter(name, Path(path))
+            self.loads += 1
+            self._resident[name] = ResidentAdapter(name, tenant_id, version, 0, time.monotonic())
+        finally:
+            self._loading.pop(name, None)
+        await self._evict(keep=name)
+
+    async def _evict(self, keep: str) -> None:
+        current = {t: c.version for t, c in self._current.items()}
+        for victim in eviction_candidates(list(self._resident.values()), current, self.capacity, keep=keep):
+            await self._unload(victim)
+
+    def _is_superseded(self, resident: ResidentAdapter) -> bool:
+        entry = self._current.get(resident.tenant_id)
+        return entry is None or entry.version != resident.version
+
+    async def _unload(self, name: str) -> None:
+        resident = self._resident.get(name)
+        if resident is None or resident.in_flight > 0:
+            return
+        del self._resident[name]  # before the await: no new lease can pin it from here on
+        await self.engine.unload_adapter(name)
+        self.unloads += 1
+
+    # -- publications --------------------------------------------------------------------------------
+
+    async def publish(self, tenant_id: str, version: int, path: str | Path | None = None) -> bool:
+        """Make `tenant@v<version>` the version new requests use, once it is loaded. Returns whether the
+        publication changed anything (replays of old publications do not)."""
+        async with self._lock(tenant_id):
+            known = self._current.get(tenant_id) or self._registry_current(tenant_id)
+            registry = current_version(self.data_dir, tenant_id)
+            if known is not None and not publication_applies(known.version, version, registry):
+                self._current.setdefault(tenant_id, known)
+                return False
+            target = Path(path) if path and Path(path).is_dir() else version_dir(self.data_dir, tenant_id, version)
+            name = adapter_name(tenant_id, version)
+            await self._ensure_loaded(name, tenant_id, version, target)
+            previous = self._current.get(tenant_id)
+            self._current[tenant_id] = _Current(version, target)
+            log.info("adapter swapped in", extra={"tenant": tenant_id, "adapter": name,
+                                                  "previous": previous.version if previous else None})
+            if previous is not None and previous.version != version:
+                old = self._resident.get(adapter_name(tenant_id, previous.version))
+                if old is not None and old.in_flight == 0:
+                    await self._unload(old.name)
+            return True

@@ -1,0 +1,1 @@
+"""The resolver's pure core: request rules, decisions, escalation, ids, outbound retry policy (no I/O)."""

@@ -1,0 +1,44 @@
+"""From what the model generated to what the resolver answers: decision, reply, escalation (pure)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+from clonedesk.core.conversation_format import parse_target
+from clonedesk.v1 import common_pb2
+
+
+@dataclass(frozen=True)
+class Decided:
+    decision: int  # common_pb2.Decision
+    action: str
+    reply: str  # empty when escalated: nothing goes to the customer
+    confidence: float
+    escalated: bool
+    reason: str  # why it escalated ("" when it did not)
+
+
+def sequence_confidence(token_logprobs: Sequence[float]) -> float:
+    """The geometric mean of the generated tokens' probabilities: 1.0 when the model was sure of every
+    token, lower the more it hesitated anywhere. No tokens at all is no confidence."""
+    finite = [lp for lp in token_logprobs if math.isfinite(lp)]
+    if not finite:
+        return 0.0
+    return float(min(1.0, max(0.0, math.exp(sum(finite) / len(finite)))))
+
+
+def decide(generated: str, confidence: float, threshold: float) -> Decided:
+    """Escalate when the model chose to, when its output has no readable decision, when the reply it
+    would send is empty, or when its confidence is under the tenant's threshold."""
+    turn = parse_target(generated)
+    if turn.decision == common_pb2.ESCALATE:
+        reason = "model escalated" if generated.lstrip().startswith("[decision=ESCALATE") else "unreadable output"
+        return Decided(common_pb2.ESCALATE, turn.action, "", confidence, True, reason)
+    if confidence < threshold:
+        return Decided(common_pb2.ESCALATE, turn.action, "", confidence, True,
+                       f"confidence {confidence:.2f} under threshold {threshold:.2f}")
+    if not turn.reply:
+        return Decided(common_pb2.ESCALATE, turn.action, "", confidence, True, "empty reply")
+    return Decided(turn.decision, turn.action, turn.reply, confidence, False, "")

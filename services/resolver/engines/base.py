@@ -1,0 +1,57 @@
+"""The one interface every engine offers the resolver: load / unload a named adapter, generate with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, Sequence
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    adapter_name: str  # `tenant@vN`: the adapter this request must be generated with, and no other
+    messages: Sequence[dict[str, str]]  # chat-template messages (core.conversation_format.chat_messages)
+
+
+@dataclass(frozen=True)
+class Generation:
+    adapter_name: str  # the adapter that produced `text`; the service checks it is the one it asked for
+    text: str
+    token_logprobs: tuple[float, ...]  # log-probability of each generated token, for the confidence
+
+
+class AdapterNotLoaded(LookupError):
+    pass
+
+
+class Engine(Protocol):
+    name: str
+
+    async def start(self) -> None:
+        """Load the base model; returns when the engine can take adapters and requests."""
+
+    async def close(self) -> None: ...
+
+    async def load_adapter(self, adapter_name: str, path: Path) -> None:
+        """Make the adapter at `path` usable under `adapter_name`. Names are never reused for other
+        weights: a new version is a new name."""
+
+    async def unload_adapter(self, adapter_name: str) -> None: ...
+
+    def loaded_adapters(self) -> Sequence[str]: ...
+
+    async def generate(self, request: GenerationRequest) -> Generation:
+        """Greedy-decode a reply; concurrent calls (of any tenants) may be batched together."""
+
+
+def make_engine(kind: str, base_model: str, resolver_settings) -> "Engine":
+    """The engine the settings choose; vLLM is imported only when chosen."""
+    if kind == "hf":
+        from clonedesk.resolver.engines.hf import HFEngine
+
+        return HFEngine(base_model, resolver_settings)
+    if kind == "vllm":
+        from clonedesk.resolver.engines.vllm import VLLMEngine
+
+        return VLLMEngine(base_model, resolver_settings)
+    raise ValueError(f"unknown engine {kind!r}: use 'hf' or 'vllm'")

@@ -1,0 +1,143 @@
+"""The `hf` engine: transformers + peft on CPU. Every tenant adapter is loaded on one base model under
+its own name, and concurrent requests of different tenants run in one batch (`adapter_names=`), each
+row through its own adapter."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from pathlib import Path
+from typing import Sequence
+
+from clonedesk.resolver.engines.base import AdapterNotLoaded, Generation, GenerationRequest
+from clonedesk.resolver.engines.batching import MicroBatcher
+
+log = logging.getLogger(__name__)
+
+
+def render_prompt(tokenizer, messages) -> str:
+    """The conversation as the model was trained to read it: the tokenizer's chat template, ending in the
+    assistant's (agent's) turn."""
+    return tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+
+
+class HFEngine:
+    name = "hf"
+
+    def __init__(self, base_model: str, resolver_settings):
+        self.base_model_path = str(base_model)
+        self.max_new_tokens = resolver_settings.max_new_tokens
+        self.max_prompt_tokens = resolver_settings.max_prompt_tokens
+        # One thread owns the model: generation, adapter loads and unloads never overlap.
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-engine")
+        self._batcher = MicroBatcher(self._run_batch, self._executor, resolver_settings.max_batch_size,
+                                     resolver_settings.batch_wait_ms / 1000)
+        self._tokenizer = None
+        self._base = None
+        self._model = None  # the PeftModel, once the first adapter is loaded
+        self._loaded: set[str] = set()
+
+    @property
+    def batches_run(self) -> int:
+        return self._batcher.batches_run
+
+    @property
+    def largest_batch(self) -> int:
+        return self._batcher.largest_batch
+
+    async def start(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._load_base)
+        self._batcher.start()
+
+    def _load_base(self) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(self.base_model_path)
+        tokenizer.padding_side = "left"  # decoder-only: the prompts end where generation starts
+        tokenizer.truncation_side = "left"  # keep the latest turns when a conversation is too long
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(self.base_model_path, dtype=torch.float32)
+        model.eval()
+        self._tokenizer, self._base = tokenizer, model
+        log.info("base model loaded", extra={"base_model": self.base_model_path})
+
+    async def close(self) -> None:
+        await self._batcher.close()
+        self._executor.shutdown(wait=True)
+
+    def loaded_adapters(self) -> Sequence[str]:
+        return sorted(self._loaded)
+
+    async def load_adapter(self, adapter_name: str, path: Path) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._load_adapter, adapter_name, Path(path))
+
+    def _load_adapter(self, adapter_name: str, path: Path) -> None:
+        from peft import PeftModel
+
+        if adapter_name in self._loaded:
+            return
+        if self._model is None:
+            self._model = PeftModel.from_pretrained(self._base, str(path), adapter_name=adapter_name,
+                                                    is_trainable=False)
+            self._model.eval()
+        else:
+            self._model.load_adapter(str(path), adapter_name=adapter_name, is_trainable=False)
+        self._loaded.add(adapter_name)
+        self._keep_active_adapter_valid()
+        log.info("adapter loaded", extra={"adapter": adapter_name, "path": str(path)})
+
+    async def unload_adapter(self, adapter_name: str) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._unload_adapter, adapter_name)
+
+    def _unload_adapter(self, adapter_name: str) -> None:
+        if adapter_name not in self._loaded:
+            return
+        self._model.delete_adapter(adapter_name)
+        self._loaded.discard(adapter_name)
+        self._keep_active_adapter_valid()
+        log.info("adapter unloaded", extra={"adapter": adapter_name})
+
+    def _keep_active_adapter_valid(self) -> None:
+        # Rows pick their adapter through `adapter_names`; peft still wants its "active" adapter to be
+        # one that exists, and deleting the active one leaves a dangling name behind.
+        if self._loaded and self._model.active_adapter not in self._loaded:
+            self._model.set_adapter(sorted(self._loaded)[0])
+
+    async def generate(self, request: GenerationRequest) -> Generation:
+        return await self._batcher.submit(request)
+
+    def _run_batch(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        import torch
+
+        missing = [r.adapter_name for r in requests if r.adapter_name not in self._loaded]
+        if missing:
+            # Checked on the model's own thread, so an unload cannot slip in between check and use.
+            raise AdapterNotLoaded(f"adapters not loaded: {sorted(set(missing))}")
+        tokenizer = self._tokenizer
+        prompts = [render_prompt(tokenizer, r.messages) for r in requests]
+        encoded = tokenizer(prompts, return_tensors="pt", padding=True, truncation=True,
+                            max_length=self.max_prompt_tokens, add_special_tokens=False)
+        with torch.inference_mode():
+            out = self._model.generate(
+                input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"],
+                adapter_names=[r.adapter_name for r in requests],
+                max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1,
+                output_scores=True, return_dict_in_generate=True,
+                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+            )
+        prompt_len = encoded["input_ids"].shape[1]
+        generated = out.sequences[:, prompt_len:]
+        logprobs = torch.stack([torch.log_softmax(s.float(), dim=-1) for s in out.scores], dim=1)
+        chosen = logprobs.gather(-1, generated.unsqueeze(-1)).squeeze(-1)
+        results = []
+        eos = tokenizer.eos_token_id
+        for row, request in enumerate(requests):
+            tokens = generated[row].tolist()
+            # Up to and including the first end-of-sequence: the rest is padding of the batch.
+            length = tokens.index(eos) + 1 if eos in tokens else len(tokens)
+            text = tokenizer.decode(tokens[:length], skip_special_tokens=True)
+            results.append(Generation(request.adapter_name, text, tuple(chosen[row, :length].tolist())))
+        return results

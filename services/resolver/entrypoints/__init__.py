@@ -1,0 +1,1 @@
+"""Thin wiring: the gRPC server, the stream bridge, the outbound poster and the helpdesk simulator."""

@@ -1,0 +1,175 @@
+"""`clonedesk resolver`: the gRPC server (Resolver/Resolve, health, reflection) and its listener on
+`adapters.published` for hot swaps. Only wiring: the work is in ResolverService."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from opentelemetry import propagate, trace
+
+from clonedesk.core.kafka import PoisonMessage, decode, make_consumer, make_producer, send_dead_letter
+from clonedesk.core.settings import Settings
+from clonedesk.core.topics import ADAPTERS_PUBLISHED
+from clonedesk.resolver.domain.requests import InvalidRequest
+from clonedesk.resolver.engines.base import Engine, make_engine
+from clonedesk.resolver.service import (NoLiveAdapter, Overloaded, ResolverService, TenantIsolationError,
+                                        UnknownTenant)
+from clonedesk.resolver.settings import ResolverSettings
+from clonedesk.v1 import adapters_pb2, resolver_pb2, resolver_pb2_grpc
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("clonedesk.resolver.grpc")
+
+SERVICE_NAME = resolver_pb2.DESCRIPTOR.services_by_name["Resolver"].full_name
+
+_STATUS = {
+    InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    UnknownTenant: grpc.StatusCode.NOT_FOUND,
+    NoLiveAdapter: grpc.StatusCode.FAILED_PRECONDITION,
+    Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    TimeoutError: grpc.StatusCode.DEADLINE_EXCEEDED,
+    TenantIsolationError: grpc.StatusCode.INTERNAL,
+}
+
+
+class ResolverServicer(resolver_pb2_grpc.ResolverServicer):
+    def __init__(self):
+        self.service: ResolverService | None = None  # set once the engine is up
+
+    async def Resolve(self, request, context):  # noqa: N802 - gRPC method name
+        if self.service is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the resolver is still loading its base model")
+        # The caller's trace (the bridge's span) continues here: W3C traceparent in the metadata.
+        parent = propagate.extract({k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)})
+        try:
+            with tracer.start_as_current_span("Resolver/Resolve", context=parent, kind=trace.SpanKind.SERVER):
+                return await self.service.resolve(request, timeout=context.time_remaining())
+        except tuple(_STATUS) as exc:
+            code = next(c for t, c in _STATUS.items() if isinstance(exc, t))
+            if code == grpc.StatusCode.INTERNAL:
+                log.error("tenant isolation check failed", extra={"error": str(exc)})
+            await context.abort(code, str(exc) or type(exc).__name__)
+
+
+class ResolverServer:
+    """The gRPC server; `attach(service)` makes it serve (health turns SERVING)."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1"):
+        self.address = f"{host}:{port}"
+        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        self.servicer = ResolverServicer()
+        self.health = HealthServicer()
+        resolver_pb2_grpc.add_ResolverServicer_to_server(self.servicer, self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            self.server)
+        if self.server.add_insecure_port(self.address) == 0:
+            raise OSError(f"cannot listen on {self.address}")
+
+    async def start(self) -> None:
+        await self.server.start()
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    async def attach(self, service: ResolverService) -> None:
+        self.servicer.service = service
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+async def follow_publications(service: ResolverService, bootstrap: str, stop: asyncio.Event) -> None:
+    """Apply every `adapters.published` record to the adapter cache. Each resolver reads the topic whole
+    (its own group, from the start): replays of old publications change nothing."""
+    consumer = make_consumer(bootstrap, ADAPTERS_PUBLISHED, group_id=f"resolver-{uuid.uuid4().hex[:12]}")
+    producer = make_producer(bootstrap)
+    await consumer.start()
+    await producer.start()
+    try:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    try:
+                        published = decode(adapters_pb2.AdapterPublished, record.value)
+                        if not published.tenant_id or published.version <= 0:
+                            raise PoisonMessage("publication without tenant or version")
+                        await service.adapters.publish(published.tenant_id, published.version, published.path)
+                    except (PoisonMessage, UnknownTenant, NoLiveAdapter) as exc:
+                        await send_dead_letter(producer, ADAPTERS_PUBLISHED, record.key, record.value, str(exc),
+                                               list(record.headers or []), record.partition, record.offset)
+            if batches:
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+def default_base_model(settings: Settings) -> Path:
+    return Path(settings.base_model) if settings.base_model else settings.resolved_data_dir / "base-model"
+
+
+async def wait_for_base_model(path: Path, stop: asyncio.Event) -> bool:
+    """The trainer builds the embedded base model on first use; a resolver started first waits for it."""
+    while not (path / "config.json").exists():
+        if stop.is_set():
+            return False
+        log.info("waiting for the base model", extra={"path": str(path)})
+        try:
+            await asyncio.wait_for(stop.wait(), 5.0)
+        except asyncio.TimeoutError:
+            pass
+    return True
+
+
+async def resolve_base_model(settings: Settings, stop: asyncio.Event) -> str | None:
+    """The configured base model, or the embedded one: built once by whichever service needs it first
+    (the trainer's builder holds a file lock), else waited for. None if stopped meanwhile."""
+    if settings.base_model:
+        return settings.base_model
+    try:
+        from clonedesk.trainer.adapters.base_model import ensure_base_model
+    except ImportError:  # an install without the trainer: wait for someone to build it
+        path = default_base_model(settings)
+        return str(path) if await wait_for_base_model(path, stop) else None
+    return await asyncio.get_running_loop().run_in_executor(None, ensure_base_model, settings)
+
+
+async def run_resolver(settings: Settings, resolver_settings: ResolverSettings, stop: asyncio.Event,
+                       engine: Engine | None = None) -> None:
+    server = ResolverServer(settings.resolver_port)
+    await server.start()
+    log.info("resolver listening", extra={"address": server.address, "engine": settings.engine})
+    follower = None
+    try:
+        if engine is None:
+            base = await resolve_base_model(settings, stop)
+            if base is None:
+                return
+            engine = make_engine(settings.engine, base, resolver_settings)
+            await engine.start()
+        service = ResolverService(engine, settings.resolved_data_dir, resolver_settings.max_loras,
+                                  resolver_settings.max_pending)
+        await server.attach(service)
+        follower = asyncio.create_task(follow_publications(service, settings.bootstrap, stop))
+        stopped = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({follower, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if follower in done:
+            follower.result()  # a dead publication listener is fatal: the supervisor restarts us
+    finally:
+        if follower and not follower.done():
+            follower.cancel()
+        await server.stop()
+        if engine is not None:
+            await engine.close()

@@ -1,0 +1,141 @@
+"""`clonedesk outbound`: posts each `helpdesk.outbound` reply to the tenant's helpdesk (Zendesk ticket
+comment / Intercom conversation reply), retrying with backoff; a reply that cannot be delivered goes to
+`helpdesk.outbound.dlq`, never silently dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from opentelemetry import trace
+
+from clonedesk.core.kafka import PoisonMessage, decode, make_consumer, make_producer, send_dead_letter
+from clonedesk.core.settings import Settings
+from clonedesk.core.telemetry import extract_context
+from clonedesk.core.tenants import TenantStore, UnknownTenant
+from clonedesk.core.topics import HELPDESK_OUTBOUND
+from clonedesk.resolver.domain.outbound import NotDeliverable, backoff_delay, helpdesk_request, is_retryable
+from clonedesk.resolver.settings import ResolverSettings
+from clonedesk.v1 import outbound_pb2
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("clonedesk.resolver.outbound")
+
+OUTBOUND_GROUP = "resolver-outbound"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    delivered: bool
+    attempts: int
+    reason: str = ""
+
+
+def simulator_url(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.helpdesk_sim_port}"
+
+
+class OutboundPoster:
+    def __init__(self, settings: Settings, resolver_settings: ResolverSettings,
+                 fallback_base_url: str | None = None):
+        self.settings = settings
+        self.rs = resolver_settings
+        self.tenants = TenantStore(Path(settings.resolved_data_dir))
+        # Tenants without their own helpdesk URL post to the embedded simulator.
+        self.fallback_base_url = simulator_url(settings) if fallback_base_url is None else fallback_base_url
+        self.delivered = 0
+        self.dead_lettered = 0
+
+    async def deliver(self, client: httpx.AsyncClient, reply: outbound_pb2.OutboundReply,
+                      stop: asyncio.Event) -> Delivery:
+        try:
+            tenant = self.tenants.get(reply.tenant_id)
+            post = helpdesk_request(reply, tenant.helpdesk, self.fallback_base_url)
+        except (UnknownTenant, NotDeliverable) as exc:
+            return Delivery(False, 0, str(exc))
+        attempt = 0
+        while True:
+            attempt += 1
+            status, retry_after, detail = None, None, ""
+            try:
+                response = await client.request(post.method, post.url, json=post.json, headers=post.headers,
+                                                timeout=self.rs.outbound_timeout_s)
+                status = response.status_code
+                if response.is_success:
+                    return Delivery(True, attempt)
+                detail = f"HTTP {status} from {post.url}"
+                retry_after = _seconds(response.headers.get("retry-after"))
+            except httpx.HTTPError as exc:
+                detail = f"{type(exc).__name__} posting to {post.url}"
+            if not is_retryable(status):
+                return Delivery(False, attempt, detail)
+            if attempt >= self.rs.outbound_max_attempts:
+                return Delivery(False, attempt, f"gave up after {attempt} attempts: {detail}")
+            delay = backoff_delay(attempt, self.rs.outbound_backoff_s, self.rs.outbound_backoff_max_s, retry_after)
+            log.warning("helpdesk post failed; retrying",
+                        extra={"tenant": reply.tenant_id, "ticket": reply.ticket_id, "detail": detail,
+                               "attempt": attempt, "delay_s": delay})
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+                return Delivery(False, attempt, "stopping")
+            except asyncio.TimeoutError:
+                pass
+
+    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        consumer = make_consumer(self.settings.bootstrap, HELPDESK_OUTBOUND, group_id=OUTBOUND_GROUP)
+        producer = make_producer(self.settings.bootstrap)
+        await producer.start()
+        await consumer.start()
+        if ready:
+            ready.set()
+        try:
+            async with httpx.AsyncClient() as client:
+                while not stop.is_set():
+                    batches = await consumer.getmany(timeout_ms=500)
+                    records = [r for rs in batches.values() for r in rs]
+                    if not records:
+                        continue
+                    by_ticket = defaultdict(list)
+                    for record in records:
+                        by_ticket[record.key].append(record)
+                    await asyncio.gather(*(self._in_order(client, producer, rs, stop) for rs in by_ticket.values()))
+                    if stop.is_set():
+                        break
+                    await consumer.commit()
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    async def _in_order(self, client, producer, records, stop) -> None:
+        for record in records:
+            await self._handle(client, producer, record, stop)
+
+    async def _handle(self, client, producer, record, stop) -> None:
+        try:
+            reply = decode(outbound_pb2.OutboundReply, record.value)
+        except PoisonMessage as exc:
+            delivery = Delivery(False, 0, str(exc))
+        else:
+            with tracer.start_as_current_span("outbound.post", context=extract_context(record.headers),
+                                              attributes={"tenant.id": reply.tenant_id, "ticket.id": reply.ticket_id}):
+                delivery = await self.deliver(client, reply, stop)
+        if delivery.delivered:
+            self.delivered += 1
+            log.info("reply posted", extra={"tenant": reply.tenant_id, "ticket": reply.ticket_id,
+                                            "attempts": delivery.attempts})
+        elif delivery.reason != "stopping":
+            self.dead_lettered += 1
+            await send_dead_letter(producer, HELPDESK_OUTBOUND, record.key, record.value, delivery.reason,
+                                   list(record.headers or []) + [("dlq.attempts", str(delivery.attempts).encode())],
+                                   record.partition, record.offset)
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,83 @@
+"""The resolver's use case, shared by the gRPC server and direct callers (the bench): validate, find the
+tenant and its current adapter, generate, decide, answer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+from opentelemetry import metrics, trace
+
+from clonedesk.core.conversation_format import chat_messages
+from clonedesk.core.tenants import TenantStore, UnknownTenant
+from clonedesk.resolver.adapter_cache import AdapterCache, NoLiveAdapter
+from clonedesk.resolver.domain.decisions import decide, sequence_confidence
+from clonedesk.resolver.domain.requests import idempotency_key, resolution_id, validate_request
+from clonedesk.resolver.engines.base import Engine, GenerationRequest
+from clonedesk.v1 import resolver_pb2
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("clonedesk.resolver")
+
+__all__ = ["ResolverService", "Overloaded", "TenantIsolationError", "UnknownTenant", "NoLiveAdapter"]
+
+
+class Overloaded(RuntimeError):
+    """More requests in the resolver than it takes at once (RESOURCE_EXHAUSTED); the caller retries later."""
+
+
+class TenantIsolationError(RuntimeError):
+    """The engine answered with another adapter than the one leased: never sent, always a bug."""
+
+
+class ResolverService:
+    def __init__(self, engine: Engine, data_dir: Path, capacity: int, max_pending: int):
+        self.engine = engine
+        self.tenants = TenantStore(Path(data_dir))
+        self.adapters = AdapterCache(engine, Path(data_dir), capacity)
+        self.max_pending = max_pending
+        self.in_flight = 0
+        meter = metrics.get_meter("clonedesk.resolver")
+        self._resolved = meter.create_counter("resolver.resolutions", description="answered requests")
+        self._latency = meter.create_histogram("resolver.latency_ms", unit="ms")
+
+    async def resolve(self, request: resolver_pb2.ResolveRequest,
+                      timeout: float | None = None) -> resolver_pb2.ResolveResponse:
+        """Raises InvalidRequest, UnknownTenant, NoLiveAdapter, Overloaded, or TimeoutError past `timeout`."""
+        validate_request(request)
+        tenant = self.tenants.get(request.tenant_id)
+        if self.in_flight >= self.max_pending:
+            raise Overloaded(f"{self.in_flight} requests in progress; retry later")
+        self.in_flight += 1
+        started = time.monotonic()
+        try:
+            with tracer.start_as_current_span("resolver.resolve", attributes={
+                    "tenant.id": tenant.id, "ticket.id": request.ticket_id}) as span:
+                async with self.adapters.lease(tenant.id) as lease:
+                    span.set_attribute("adapter", lease.name)
+                    generation = await asyncio.wait_for(
+                        self.engine.generate(GenerationRequest(lease.name, chat_messages(request.conversation))),
+                        timeout)
+                if generation.adapter_name != lease.name or lease.tenant_id != request.tenant_id:
+                    raise TenantIsolationError(
+                        f"request of {request.tenant_id} leased {lease.name} but got {generation.adapter_name}")
+                decided = decide(generation.text, sequence_confidence(generation.token_logprobs),
+                                 tenant.escalation_threshold)
+                span.set_attribute("decision", decided.decision)
+                span.set_attribute("confidence", decided.confidence)
+        finally:
+            self.in_flight -= 1
+        latency_ms = int((time.monotonic() - started) * 1000)
+        self._resolved.add(1, {"tenant.id": tenant.id, "escalated": decided.escalated})
+        self._latency.record(latency_ms, {"tenant.id": tenant.id})
+        log.info("resolved", extra={"tenant": tenant.id, "ticket": request.ticket_id, "adapter": lease.name,
+                                    "decision": decided.decision, "confidence": round(decided.confidence, 3),
+                                    "escalation_reason": decided.reason, "latency_ms": latency_ms})
+        return resolver_pb2.ResolveResponse(
+            resolution_id=resolution_id(tenant.id, idempotency_key(request)),
+            tenant_id=tenant.id, ticket_id=request.ticket_id, reply=decided.reply, decision=decided.decision,
+            action=decided.action, confidence=decided.confidence, adapter_version=lease.name,
+            latency_ms=latency_ms,
+        )

@@ -1,0 +1,92 @@
+"""Resolver fixtures: a small base model and real peft adapters, built once per session with the
+trainer's own code (`build_base_model`, `train_adapter`), each adapter taught one tenant's behaviour."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from clonedesk.core.adapters import set_current_version, version_dir
+from clonedesk.core.tenants import TenantStore
+from clonedesk.v1 import common_pb2, training_pb2
+
+# What each (tenant, version) adapter is taught to answer, whatever the customer writes: distinct per
+# version, so every response shows which adapter produced it.
+BEHAVIOUR: dict[tuple[str, int], tuple[int, str, str]] = {
+    ("alpha", 1): (common_pb2.RESOLVE, "", "Alpha one: your table is booked."),
+    ("alpha", 2): (common_pb2.RESOLVE, "", "Alpha two: your refund is on its way."),
+    ("beta", 1): (common_pb2.ASK, "", "Beta one: which day do you fly?"),
+    ("beta", 2): (common_pb2.ACTION, "BookFlight(day=Friday)", "Beta two: your flight is booked."),
+    ("gamma", 1): (common_pb2.ESCALATE, "", "Gamma one: a colleague will take over."),
+    ("gamma", 2): (common_pb2.RESOLVE, "", "Gamma two: all sorted for you."),
+}
+
+CUSTOMER_LINES = [
+    "Hi, I need a table for two tonight.", "Can you help me with my booking?", "I want to change my flight.",
+    "Where is my refund?", "My order has not arrived yet.", "Please cancel my reservation.",
+    "Is there parking at the venue?", "I would like to book a room for Friday.", "How much does it cost?",
+    "Can I bring my dog?", "The app keeps crashing.", "I was charged twice.",
+]
+
+
+def conversation(text: str):
+    return [common_pb2.Turn(role=common_pb2.CUSTOMER, text=text)]
+
+
+@dataclass(frozen=True)
+class Zoo:
+    base_model: Path
+    adapters: dict[tuple[str, int], Path]
+
+    def expected(self, tenant: str, version: int) -> tuple[int, str, str]:
+        return BEHAVIOUR[(tenant, version)]
+
+    def install(self, data_dir: Path, tenant: str, versions: list[int], current: int | None) -> None:
+        """Register `tenant` (if new) with copies of its adapter versions in the data dir's registry."""
+        store = TenantStore(data_dir)
+        if store.find(tenant) is None:
+            store.add(tenant)
+        for version in versions:
+            target = version_dir(data_dir, tenant, version)
+            if not target.exists():
+                shutil.copytree(self.adapters[(tenant, version)], target)
+        if current is not None:
+            set_current_version(data_dir, tenant, current)
+
+    def install_as(self, data_dir: Path, tenant: str, source: tuple[str, int], version: int) -> None:
+        """Another tenant id served by a copy of `source`'s adapter (for many-tenant runs)."""
+        store = TenantStore(data_dir)
+        if store.find(tenant) is None:
+            store.add(tenant)
+        shutil.copytree(self.adapters[source], version_dir(data_dir, tenant, version))
+        set_current_version(data_dir, tenant, version)
+
+
+def build_zoo(root: Path) -> Zoo:
+    from clonedesk.core.conversation_format import format_target
+    from clonedesk.trainer.adapters.base_model import build_base_model, render_conversation
+    from clonedesk.trainer.adapters.lora import LoraTrainingConfig, train_adapter
+
+    texts = []
+    for (_, _), (decision, action, reply) in BEHAVIOUR.items():
+        for line in CUSTOMER_LINES:
+            texts.append(render_conversation([("user", line), ("assistant", format_target(decision, action, reply))]))
+    base = build_base_model(root / "base", texts, seed=0, steps=150, progress=False, vocab_size=600)
+    config = LoraTrainingConfig(rank=8, alpha=16, learning_rate=1e-2, epochs=60, max_steps=60, batch_size=6)
+    adapters = {}
+    for (tenant, version), (decision, action, reply) in BEHAVIOUR.items():
+        samples = [training_pb2.TrainingSample(tenant_id=tenant, ticket_id=f"t{i}", context=conversation(line),
+                                               decision=decision, action=action, reply=reply)
+                   for i, line in enumerate(CUSTOMER_LINES)]
+        out = root / f"{tenant}-v{version}"
+        train_adapter(str(base), samples, out, config=config)
+        adapters[(tenant, version)] = out
+    return Zoo(base, adapters)
+
+
+@pytest.fixture(scope="session")
+def zoo(tmp_path_factory) -> Zoo:
+    return build_zoo(tmp_path_factory.mktemp("zoo"))
