@@ -94,3 +94,11 @@ def test_plan_price_and_allowance_apply():
     lives = [charge(i, oct_(4, i)) for i in range(5)]
     invoice = compute_invoice("acme", Month(2026, 10), lives, Terms(unit_price=Decimal("1.10"), free_units=2))
     assert invoice.to_json()["total_usd"] == "3.30"
+
+
+def test_rates_leave_pending_out():
+    from clonedesk.metering.domain.analytics import escalation_rate, resolution_rate
+
+    counts = {"pending": 10, "confirmed": 3, "assumed": 3, "escalated": 2, "reopened": 2}
+    assert resolution_rate(counts) == 0.6 and escalation_rate(counts) == 0.2
+    assert resolution_rate({"pending": 4}) is None

@@ -1,0 +1,170 @@
+"""The analytics API and dashboard (FastAPI).
+
+Bearer auth: a tenant's API key reads only that tenant (403 otherwise); the admin key reads every
+tenant (404 for one that does not exist). The dashboard also takes the key as `?key=`, so a browser
+can open it as a link.
+
+(No `from __future__ import annotations` here: FastAPI must see the route annotations as objects.)
+"""
+
+import secrets
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
+
+from clonedesk.core.tenants import Tenant, TenantStore, admin_api_key
+from clonedesk.metering.adapters.store import MeteringStore, UsagePeriod
+from clonedesk.metering.domain.analytics import escalation_rate, resolution_rate
+from clonedesk.metering.domain.billing import Month
+from clonedesk.metering.domain.lifecycle import STATES, Lifecycle
+from clonedesk.metering.domain.terms import Terms
+from clonedesk.metering.entrypoints.dashboard import render_dashboard
+
+MAX_RANGE_DAYS = 366
+MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+
+
+def _day(text: str | None, name: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise HTTPException(422, f"invalid {name} {text!r}: use YYYY-MM-DD") from None
+
+
+def _range(start: str | None, end: str | None, default_days: int = 30) -> tuple[date, date]:
+    """[from, to] as whole UTC days, both included; defaults to the last `default_days` days."""
+    last = _day(end, "to") or datetime.now(timezone.utc).date()
+    first = _day(start, "from") or last - timedelta(days=default_days - 1)
+    if first > last:
+        raise HTTPException(422, "from is after to")
+    if (last - first).days >= MAX_RANGE_DAYS:
+        raise HTTPException(422, f"the range is longer than {MAX_RANGE_DAYS} days")
+    return first, last
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=timezone.utc)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def lifecycle_json(life: Lifecycle) -> dict:
+    return {"resolution_id": life.resolution_id, "ticket_id": life.ticket_id, "state": life.state.value,
+            "decision": life.decision, "category": life.category, "created_at": _iso(life.created_at),
+            "state_at": _iso(life.state_at), "billed_at": _iso(life.billed_at),
+            "reopened_at": _iso(life.reopened_at), "csat_score": life.csat_score or None,
+            "latency_ms": life.latency_ms}
+
+
+def usage_json(tenant_id: str, first: date, last: date, granularity: str, usage: dict) -> dict:
+    totals = {state.value: 0 for state in STATES}
+    series = []
+    for period in usage["periods"]:
+        for state, n in period.counts.items():
+            totals[state] += n
+        series.append({"period": period.period, "resolutions": period.counts, "total": sum(period.counts.values()),
+                       "resolution_rate": resolution_rate(period.counts),
+                       "escalation_rate": escalation_rate(period.counts),
+                       "csat_average": None if period.csat_average is None else round(period.csat_average, 3),
+                       "csat_count": period.csat_count})
+    categories = [{"category": name, "resolutions": counts, "total": sum(counts.values()),
+                   "resolution_rate": resolution_rate(counts), "escalation_rate": escalation_rate(counts),
+                   "csat_average": None if avg is None else round(avg, 3), "csat_count": n}
+                  for name, counts, avg, n in usage["categories"]]
+    csat = dict(usage["csat"])
+    if csat["average"] is not None:
+        csat["average"] = round(csat["average"], 3)
+    return {"tenant_id": tenant_id, "from": first.isoformat(), "to": last.isoformat(), "granularity": granularity,
+            "resolutions": {**totals, "total": sum(totals.values())},
+            "resolution_rate": resolution_rate(totals), "escalation_rate": escalation_rate(totals),
+            "csat": csat, "latency_ms": usage["latency"], "series": series, "by_category": categories}
+
+
+def create_app(store: MeteringStore, data_dir: Path, *, lifespan=None) -> FastAPI:
+    tenants = TenantStore(data_dir)
+    app = FastAPI(title="CloneDesk analytics", version="1", lifespan=lifespan)
+
+    def authorize(request: Request, tenant_id: str, allow_query_key: bool = False) -> Tenant:
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        if not token and allow_query_key:
+            token = request.query_params.get("key", "")
+        if not token:
+            raise HTTPException(401, "missing bearer API key", headers={"WWW-Authenticate": "Bearer"})
+        if secrets.compare_digest(token.encode(), admin_api_key(data_dir).encode()):
+            record = tenants.find(tenant_id)
+            if record is None:
+                raise HTTPException(404, f"unknown tenant {tenant_id!r}")
+            return record
+        caller = tenants.by_api_key(token)
+        if caller is None:
+            raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
+        if caller.id != tenant_id:
+            raise HTTPException(403, "this key reads only its own tenant")
+        return caller
+
+    def api_tenant(request: Request, tenant_id: str) -> Tenant:
+        return authorize(request, tenant_id)
+
+    def page_tenant(request: Request, tenant_id: str) -> Tenant:
+        return authorize(request, tenant_id, allow_query_key=True)
+
+    ApiTenant = Annotated[Tenant, Depends(api_tenant)]
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/v1/tenants/{tenant_id}/invoice")
+    def invoice(tenant: ApiTenant, month: Annotated[str, Query(pattern=MONTH_PATTERN)]) -> dict:
+        return store.invoice(tenant.id, Month.parse(month), Terms.from_plan(tenant.plan)).to_json()
+
+    @app.get("/v1/tenants/{tenant_id}/usage")
+    def usage(tenant: ApiTenant, start: Annotated[str | None, Query(alias="from")] = None,
+              end: Annotated[str | None, Query(alias="to")] = None,
+              granularity: Literal["day", "week", "month"] = "day") -> dict:
+        first, last = _range(start, end)
+        figures = store.usage(tenant.id, _midnight(first), _midnight(last + timedelta(days=1)), granularity)
+        return usage_json(tenant.id, first, last, granularity, figures)
+
+    @app.get("/v1/tenants/{tenant_id}/resolutions")
+    def resolutions(tenant: ApiTenant, state: Literal["pending", "confirmed", "assumed", "escalated", "reopened"]
+                    | None = None, start: Annotated[str | None, Query(alias="from")] = None,
+                    end: Annotated[str | None, Query(alias="to")] = None,
+                    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> dict:
+        first, last = _day(start, "from"), _day(end, "to")
+        if first and last and first > last:
+            raise HTTPException(422, "from is after to")
+        total, items = store.resolutions(tenant.id, state=state, start=_midnight(first) if first else None,
+                                         end=_midnight(last + timedelta(days=1)) if last else None,
+                                         limit=limit, offset=offset)
+        following = offset + len(items)
+        return {"tenant_id": tenant.id, "total": total, "limit": limit, "offset": offset,
+                "next_offset": following if following < total else None,
+                "items": [lifecycle_json(item) for item in items]}
+
+    @app.get("/tenants/{tenant_id}", response_class=HTMLResponse)
+    def dashboard(tenant: Annotated[Tenant, Depends(page_tenant)],
+                  month: Annotated[str | None, Query(pattern=MONTH_PATTERN)] = None) -> HTMLResponse:
+        chosen = Month.parse(month) if month else Month.of(datetime.now(timezone.utc))
+        bill = store.invoice(tenant.id, chosen, Terms.from_plan(tenant.plan))
+        last = (chosen.end - timedelta(days=1)).date()
+        figures = store.usage(tenant.id, chosen.start, chosen.end, "day")
+        # every day of the month on the x axis, so the charts read as a calendar
+        by_day = {p.period: p for p in figures["periods"]}
+        days = [(chosen.start + timedelta(days=i)).date().isoformat()
+                for i in range((last - chosen.start.date()).days + 1)]
+        empty = {state.value: 0 for state in STATES}
+        figures["periods"] = [by_day.get(d, UsagePeriod(d, empty, None, 0)) for d in days]
+        body = usage_json(tenant.id, chosen.start.date(), last, "day", figures)
+        return HTMLResponse(render_dashboard(bill, body))
+
+    return app

@@ -1,0 +1,85 @@
+"""The tenant dashboard: one server-rendered HTML page, charts as inline SVG (no external assets)."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Sequence
+
+from clonedesk.metering.domain.billing import Invoice, money
+
+WIDTH, HEIGHT, PAD = 640, 220, 36
+
+
+def line_chart(chart_id: str, title: str, points: Sequence[tuple[str, float | None]], y_max: float,
+               fmt: str = "{:.0%}") -> str:
+    """A line chart of (label, value) points; missing values break nothing, they are just not drawn."""
+    known = [(i, label, value) for i, (label, value) in enumerate(points) if value is not None]
+    step = (WIDTH - 2 * PAD) / max(len(points) - 1, 1)
+
+    def xy(i: int, value: float) -> tuple[float, float]:
+        return PAD + i * step, HEIGHT - PAD - (value / y_max) * (HEIGHT - 2 * PAD)
+
+    coords = [xy(i, value) for i, _, value in known]
+    dots = "".join(
+        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3"><title>{escape(label)}: {escape(fmt.format(value))}</title></circle>'
+        for (x, y), (_, label, value) in zip(coords, known))
+    axis = (f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" class="axis"/>'
+            f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{HEIGHT - PAD}" class="axis"/>'
+            f'<text x="4" y="{PAD + 4}">{escape(fmt.format(y_max))}</text>'
+            f'<text x="4" y="{HEIGHT - PAD}">{escape(fmt.format(0))}</text>')
+    if points:
+        axis += (f'<text x="{PAD}" y="{HEIGHT - 8}">{escape(points[0][0])}</text>'
+                 f'<text x="{WIDTH - PAD}" y="{HEIGHT - 8}" text-anchor="end">{escape(points[-1][0])}</text>')
+    line = ('<polyline fill="none" stroke="#2563eb" stroke-width="2" points="'
+            + " ".join(f"{x:.1f},{y:.1f}" for x, y in coords) + '"/>') if coords else \
+        f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">no data yet</text>'
+    return (f'<figure id="{chart_id}"><figcaption>{escape(title)}</figcaption>'
+            f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" '
+            f'aria-label="{escape(title)}">{axis}{line}{dots}</svg></figure>')
+
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem;color:#111}
+.tiles{display:flex;gap:1rem;flex-wrap:wrap}
+.tile{border:1px solid #ddd;border-radius:8px;padding:1rem 1.5rem;min-width:10rem}
+.tile .label{color:#555;font-size:.85rem}.tile .value{font-size:1.6rem;font-weight:600}
+svg text{font-size:11px;fill:#555}.axis{stroke:#999}circle{fill:#2563eb}
+table{border-collapse:collapse}td,th{padding:.25rem .75rem;border-bottom:1px solid #eee;text-align:right}
+"""
+
+
+def render_dashboard(invoice: Invoice, usage: dict) -> str:
+    """`usage` is the API's usage body for the invoice's month, by day."""
+    tenant, month = escape(invoice.tenant_id), escape(str(invoice.month))
+    series = usage["series"]
+    rate_points = [(p["period"], p["resolution_rate"]) for p in series]
+    csat_points = [(p["period"], p["csat_average"]) for p in series]
+    rate = usage["resolution_rate"]
+    csat = usage["csat"]["average"]
+    tiles = [
+        ("spend", "Spend this month", f"${money(invoice.total)}"),
+        ("free-units-left", "Free units left", f"{invoice.free_units_left} of {invoice.free_allowance}"),
+        ("billable-units", "Billable resolutions", str(invoice.billable_units)),
+        ("resolution-rate", "Resolution rate", "–" if rate is None else f"{rate:.1%}"),
+        ("csat-average", "CSAT average", "–" if csat is None else f"{csat:.2f} / 5"),
+    ]
+    tiles_html = "".join(f'<div class="tile"><div class="label">{escape(label)}</div>'
+                         f'<div class="value" id="{key}">{escape(value)}</div></div>' for key, label, value in tiles)
+    states = "".join(f"<tr><th>{escape(state)}</th><td>{n}</td></tr>"
+                     for state, n in invoice.to_json()["resolutions"].items())
+    body = invoice.to_json()
+    bill = "".join(f"<tr><th>{escape(label)}</th><td>{escape(str(body[key]))}</td></tr>" for label, key in (
+        ("billable units", "billable_units"), ("free units", "free_units"), ("charged units", "charged_units"),
+        ("unit price (USD)", "unit_price_usd"), ("credits (units)", "credit_units"),
+        ("credits (USD)", "credits_usd"), ("total (USD)", "total_usd")))
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>CloneDesk · {tenant} · {month}</title>
+<style>{STYLE}</style></head>
+<body>
+<h1>{tenant}</h1><p>Month <strong id="month">{month}</strong> (UTC)</p>
+<section class="tiles">{tiles_html}</section>
+<section>{line_chart("resolution-rate-chart", "Resolution rate by day", rate_points, 1.0)}
+{line_chart("csat-chart", "CSAT average by day", csat_points, 5.0, "{:.1f}")}</section>
+<section><h2>Resolutions this month</h2><table id="states">{states}</table>
+<h2>Invoice</h2><table id="invoice">{bill}</table></section>
+</body></html>"""

@@ -1,0 +1,111 @@
+"""The Kafka sink: `resolutions` + `resolution.outcomes` -> ClickHouse, in batches.
+
+A batch is written to ClickHouse and settled first; only then are its offsets committed. A crash in
+between redelivers the batch, which the store absorbs (rows keyed by event id), so every figure holds.
+Poison records go to `<topic>.dlq` and the sink carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from opentelemetry import trace
+
+from clonedesk.core.kafka import PoisonMessage, make_consumer, make_producer, send_dead_letter
+from clonedesk.core.telemetry import Telemetry
+from clonedesk.core.topics import RESOLUTION_OUTCOMES, RESOLUTIONS
+from clonedesk.metering.adapters.codec import outcome_from_record, reply_from_record
+from clonedesk.metering.adapters.store import MeteringStore
+from clonedesk.metering.service_layer import TermsLookup, record_and_settle
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GROUP = "clonedesk-metering"
+
+
+@dataclass
+class SinkStats:
+    batches: int = 0
+    replies: int = 0
+    outcomes: int = 0
+    dead_letters: int = 0
+    settled: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class MeteringSink:
+    def __init__(self, bootstrap: str, store: MeteringStore, terms_for: TermsLookup, *,
+                 group_id: str = DEFAULT_GROUP, batch_size: int = 2000, max_wait_ms: int = 500,
+                 telemetry: Telemetry | None = None):
+        self.bootstrap = bootstrap
+        self.store = store
+        self.terms_for = terms_for
+        self.group_id = group_id
+        self.batch_size = batch_size
+        self.max_wait_ms = max_wait_ms
+        self.stats = SinkStats()
+        self.ready = asyncio.Event()
+        # ClickHouse calls block: run them off the event loop, one at a time, in order.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metering-store")
+        self._tracer = telemetry.tracer if telemetry else trace.get_tracer("clonedesk.metering")
+        meter = telemetry.meter if telemetry else None
+        self._rows = meter.create_counter("metering.rows", description="events written to ClickHouse") if meter else None
+        self._dead = meter.create_counter("metering.dead_letters") if meter else None
+
+    async def run(self, stop: asyncio.Event) -> SinkStats:
+        consumer = make_consumer(self.bootstrap, RESOLUTIONS, RESOLUTION_OUTCOMES, group_id=self.group_id,
+                                 max_poll_records=self.batch_size)
+        producer = make_producer(self.bootstrap)
+        await consumer.start()
+        await producer.start()
+        log.info("metering sink started", extra={"group": self.group_id})
+        self.ready.set()
+        try:
+            while not stop.is_set():
+                batches = await consumer.getmany(timeout_ms=self.max_wait_ms, max_records=self.batch_size)
+                records = [record for part in batches.values() for record in part]
+                if not records:
+                    continue
+                await self._process(records, producer)
+                await consumer.commit()  # only now: ClickHouse has the batch
+        finally:
+            await consumer.stop()
+            await producer.stop()
+            self._executor.shutdown(wait=True)
+            log.info("metering sink stopped", extra=vars(self.stats))
+        return self.stats
+
+    async def _process(self, records, producer) -> None:
+        replies, outcomes = [], []
+        with self._tracer.start_as_current_span("metering.batch") as span:
+            for record in records:
+                try:
+                    if record.topic == RESOLUTIONS:
+                        replies.append(reply_from_record(record.value))
+                    else:
+                        outcomes.append(outcome_from_record(record.value))
+                except PoisonMessage as exc:
+                    await send_dead_letter(producer, record.topic, record.key, record.value, str(exc),
+                                           headers=list(record.headers or ()), partition=record.partition,
+                                           offset=record.offset)
+                    self.stats.dead_letters += 1
+                    if self._dead:
+                        self._dead.add(1, {"topic": record.topic})
+            loop = asyncio.get_running_loop()
+            settled = await loop.run_in_executor(
+                self._executor, record_and_settle, self.store, replies, outcomes, self.terms_for)
+            span.set_attribute("metering.replies", len(replies))
+            span.set_attribute("metering.outcomes", len(outcomes))
+            span.set_attribute("metering.settled", len(settled))
+        self.stats.batches += 1
+        self.stats.replies += len(replies)
+        self.stats.outcomes += len(outcomes)
+        self.stats.settled += len(settled)
+        if self._rows:
+            self._rows.add(len(replies), {"topic": RESOLUTIONS})
+            self._rows.add(len(outcomes), {"topic": RESOLUTION_OUTCOMES})
+        log.debug("batch written", extra={"replies": len(replies), "outcomes": len(outcomes)})

@@ -1,0 +1,113 @@
+"""Events through the real broker into ClickHouse (chDB), read back through the API on a real uvicorn
+server; then two full replays of the topics, and the invoices do not move by a cent."""
+
+import uuid
+from collections import defaultdict
+from datetime import datetime, timezone
+
+import httpx
+import pytest
+
+from clonedesk.core.kafka import make_consumer
+from clonedesk.core.tenants import TenantStore, admin_api_key
+from clonedesk.core.topics import RESOLUTION_OUTCOMES, RESOLUTIONS, dlq
+from clonedesk.metering.adapters.store import MeteringStore
+from clonedesk.metering.domain.billing import Month, compute_invoice
+from clonedesk.metering.domain.lifecycle import settle
+from clonedesk.metering.domain.terms import Terms
+from clonedesk.metering.entrypoints.api import create_app
+from clonedesk.metering.entrypoints.sink import MeteringSink
+from clonedesk.metering.service_layer import terms_from_tenants
+from clonedesk.v1 import outcomes_pb2
+from tests.metering.helpers import ApiServer, outcome_message, produce, run_sink_until_idle, scenario
+
+pytestmark = pytest.mark.integration
+
+MONTHS = ("2026-10", "2026-11", "2026-12")
+
+
+def expected_invoices(tenant, replies, outcomes, terms):
+    """What the invoices must be, from the pure core alone."""
+    by_resolution = defaultdict(list)
+    for outcome in outcomes:
+        by_resolution[outcome.resolution_id].append(outcome)
+    watermark = max([r.created_at for r in replies] + [o.occurred_at for o in outcomes])
+    lifecycles = [settle(r, by_resolution[r.resolution_id], terms, watermark) for r in replies]
+    return {m: compute_invoice(tenant, Month.parse(m), lifecycles, terms).to_json() for m in MONTHS}
+
+
+async def dead_letters(bootstrap, topic, key, group):
+    consumer = make_consumer(bootstrap, dlq(topic), group_id=group)
+    await consumer.start()
+    try:
+        for _ in range(40):
+            batches = await consumer.getmany(timeout_ms=500)
+            found = [r for part in batches.values() for r in part if r.key == key]
+            if found:
+                return found
+        return []
+    finally:
+        await consumer.stop()
+
+
+async def test_broker_to_clickhouse_to_api_and_replays_twice(settings, kafka_bootstrap, clickhouse_client,
+                                                             unique_database, group_id):
+    tenant = "acme-" + uuid.uuid4().hex[:6]
+    tenants = TenantStore(settings.resolved_data_dir)
+    record = tenants.add(tenant)
+    record.plan.free_units = 10
+    tenants.save(record)
+    other = tenants.add("other-" + uuid.uuid4().hex[:6])
+    terms = Terms.from_plan(record.plan)
+
+    replies, outcomes = scenario(tenant, datetime(2026, 10, 24, 6, tzinfo=timezone.utc), 200, every_hours=3.5)
+    bad_outcome = outcome_message(outcomes[0])
+    bad_outcome.tenant_id = "Not A Tenant!"
+    poison = [(RESOLUTIONS, f"{tenant}:poison".encode(), b"\xff\x00 not protobuf"),
+              (RESOLUTION_OUTCOMES, f"{tenant}:poison".encode(), bad_outcome.SerializeToString())]
+    # every outcome sent twice, the second time before its resolution: redelivery and early arrival
+    await produce(kafka_bootstrap, [], outcomes[:60])
+    await produce(kafka_bootstrap, replies, outcomes, poison)
+    total = len(replies) + len(outcomes) + 60 + len(poison)
+
+    store = MeteringStore(clickhouse_client, unique_database)
+    store.migrate()
+    sink = MeteringSink(kafka_bootstrap, store, terms_from_tenants(settings.resolved_data_dir), group_id=group_id,
+                        batch_size=97)
+    await run_sink_until_idle(sink, total)
+    assert sink.stats.dead_letters >= 2
+
+    want = expected_invoices(tenant, replies, outcomes, terms)
+    assert want["2026-10"]["charged_units"] > 0 and want["2026-11"]["credit_units"] > 0  # the data exercises both
+    headers = {"Authorization": f"Bearer {record.api_key}"}
+    with ApiServer(create_app(store, settings.resolved_data_dir)) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            first = {}
+            for month in MONTHS:
+                response = await http.get(f"/v1/tenants/{tenant}/invoice", params={"month": month}, headers=headers)
+                assert response.status_code == 200, response.text
+                first[month] = response.json()
+            assert first == want
+            assert first["2026-10"]["unit_price_usd"] == "0.99"
+            # an admin reads it too; the other tenant's key may not
+            admin = {"Authorization": f"Bearer {admin_api_key(settings.resolved_data_dir)}"}
+            assert (await http.get(f"/v1/tenants/{tenant}/invoice", params={"month": "2026-10"},
+                                   headers=admin)).json() == want["2026-10"]
+            assert (await http.get(f"/v1/tenants/{tenant}/invoice", params={"month": "2026-10"},
+                                   headers={"Authorization": f"Bearer {other.api_key}"})).status_code == 403
+
+            for replay in ("replay-1", "replay-2"):
+                again = MeteringSink(kafka_bootstrap, store, terms_from_tenants(settings.resolved_data_dir),
+                                     group_id=f"{group_id}-{replay}", batch_size=500)
+                await run_sink_until_idle(again, total)
+                for month in MONTHS:
+                    response = await http.get(f"/v1/tenants/{tenant}/invoice", params={"month": month},
+                                              headers=headers)
+                    assert response.json() == first[month], (replay, month)
+
+    assert len(store.lifecycles(tenant)) == len(replies)
+    parked = await dead_letters(kafka_bootstrap, RESOLUTIONS, f"{tenant}:poison".encode(), group_id + "-dlq")
+    assert parked and parked[0].value == b"\xff\x00 not protobuf"
+    assert dict(parked[0].headers)["dlq.source_topic"] == RESOLUTIONS.encode()
+    parked = await dead_letters(kafka_bootstrap, RESOLUTION_OUTCOMES, f"{tenant}:poison".encode(), group_id + "-dlq2")
+    assert outcomes_pb2.ResolutionOutcome.FromString(parked[0].value).tenant_id == "Not A Tenant!"
