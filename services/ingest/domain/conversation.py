@@ -9,7 +9,9 @@ not news.
 Emits:
 - `TrainingSample` per human-agent turn, once the ticket is solved by humans only (no AI turn and no AI
   resolution). Each turn's sample is emitted once (tracked by the turn's event id), so a redelivered or
-  repeated solve never doubles it, and turns added before a later re-solve still get theirs.
+  repeated solve never doubles it, and turns added before a later re-solve still get theirs. A sample
+  carries the context known when it is emitted: a turn that arrives only after the solve gets its own
+  sample, but samples already sent are not re-sent.
 - `ResolveRequest` for a new public customer message on an open ticket of a live tenant, unless a human
   has taken the ticket over. History imports never trigger one.
 - `ResolutionOutcome` for tickets the AI answered: customer confirmed / replied, human took over (a human
