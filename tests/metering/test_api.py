@@ -1,0 +1,123 @@
+"""The analytics API and dashboard over HTTP on a real uvicorn server, the store on chDB; the dashboard
+is opened by headless Chromium."""
+
+import subprocess
+import uuid
+from datetime import datetime, timezone
+
+import httpx
+import pytest
+
+from clonedesk.core.tenants import TenantStore, admin_api_key
+from clonedesk.metering.adapters.store import MeteringStore
+from clonedesk.metering.domain.billing import Month
+from clonedesk.metering.domain.terms import Terms
+from clonedesk.metering.entrypoints.api import create_app
+from clonedesk.metering.service_layer import record_and_settle, terms_from_tenants
+from tests.metering.helpers import ApiServer, scenario
+
+pytestmark = pytest.mark.integration
+
+START = datetime(2026, 10, 3, 6, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def served(tmp_path, clickhouse_client, unique_database):
+    data_dir = tmp_path / "data"
+    tenants = TenantStore(data_dir)
+    tenant = tenants.add("acme-" + uuid.uuid4().hex[:6])
+    tenant.plan.free_units = 10
+    tenants.save(tenant)
+    other = tenants.add("other-" + uuid.uuid4().hex[:6])
+    store = MeteringStore(clickhouse_client, unique_database)
+    store.migrate()
+    replies, outcomes = scenario(tenant.id, START, 150, every_hours=4)
+    record_and_settle(store, replies, outcomes, terms_from_tenants(data_dir))
+    with ApiServer(create_app(store, data_dir)) as server:
+        yield server, store, tenant, other, admin_api_key(data_dir), (replies, outcomes)
+
+
+def get(server, path, key=None, **params):
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.get(server.url + path, params=params, headers=headers, timeout=30)
+
+
+def test_auth_and_bad_parameters(served):
+    server, _, tenant, other, admin, _ = served
+    path = f"/v1/tenants/{tenant.id}/invoice"
+    assert get(server, path, month="2026-10").status_code == 401
+    assert get(server, path, "cdk_wrong", month="2026-10").status_code == 401
+    assert get(server, path, other.api_key, month="2026-10").status_code == 403
+    assert get(server, path, tenant.api_key, month="2026-10").status_code == 200
+    assert get(server, path, admin, month="2026-10").status_code == 200
+    assert get(server, "/v1/tenants/nobody-here/invoice", admin, month="2026-10").status_code == 404
+    assert get(server, "/v1/tenants/nobody-here/invoice", tenant.api_key, month="2026-10").status_code == 403
+    for bad in ("2026-13", "oct", "2026-1", ""):
+        assert get(server, path, tenant.api_key, month=bad).status_code == 422, bad
+    assert get(server, path, tenant.api_key).status_code == 422
+    usage = f"/v1/tenants/{tenant.id}/usage"
+    assert get(server, usage, tenant.api_key, granularity="hour").status_code == 422
+    assert get(server, usage, tenant.api_key, **{"from": "2026-10-09", "to": "2026-10-01"}).status_code == 422
+    assert get(server, usage, tenant.api_key, **{"from": "2026-02-30"}).status_code == 422
+    assert get(server, usage, tenant.api_key, **{"from": "2024-01-01", "to": "2026-01-01"}).status_code == 422
+    listing = f"/v1/tenants/{tenant.id}/resolutions"
+    assert get(server, listing, tenant.api_key, limit=0).status_code == 422
+    assert get(server, listing, tenant.api_key, state="won").status_code == 422
+
+
+def test_invoice_matches_the_store_and_plan(served):
+    server, store, tenant, _, _, _ = served
+    body = get(server, f"/v1/tenants/{tenant.id}/invoice", tenant.api_key, month="2026-10").json()
+    assert body == store.invoice(tenant.id, Month(2026, 10), Terms(free_units=10)).to_json()
+    assert set(body) == {"tenant_id", "month", "resolutions", "billable_units", "free_units", "charged_units",
+                         "unit_price_usd", "credit_units", "credits_usd", "total_usd"}
+    assert set(body["resolutions"]) == {"confirmed", "assumed", "escalated", "reopened", "pending"}
+    assert body["free_units"] == 10 and body["charged_units"] == body["billable_units"] - 10 > 0
+
+
+def test_usage_figures(served):
+    server, _, tenant, _, _, (replies, outcomes) = served
+    body = get(server, f"/v1/tenants/{tenant.id}/usage", tenant.api_key,
+               **{"from": "2026-10-03", "to": "2026-10-12", "granularity": "day"}).json()
+    in_range = [r for r in replies if r.created_at < datetime(2026, 10, 13, tzinfo=timezone.utc)]
+    assert body["resolutions"]["total"] == len(in_range)
+    assert [p["period"] for p in body["series"]] == [f"2026-10-{d:02d}" for d in range(3, 13)]
+    counts = body["resolutions"]
+    known = counts["total"] - counts["pending"]
+    assert body["resolution_rate"] == round((counts["confirmed"] + counts["assumed"]) / known, 4)
+    assert body["escalation_rate"] == round(counts["escalated"] / known, 4)
+    assert 1 <= body["csat"]["average"] <= 5 and sum(body["csat"]["distribution"].values()) == body["csat"]["count"]
+    assert {c["category"] for c in body["by_category"]} == {"billing", "travel", "account"}
+    assert sum(c["total"] for c in body["by_category"]) == len(in_range)
+    assert body["latency_ms"]["p50_ms"] <= body["latency_ms"]["p95_ms"] <= body["latency_ms"]["max_ms"]
+
+
+def test_resolutions_are_paged_without_overlap(served):
+    server, _, tenant, _, _, (replies, _) = served
+    seen, offset = [], 0
+    while offset is not None:
+        page = get(server, f"/v1/tenants/{tenant.id}/resolutions", tenant.api_key, limit=40, offset=offset).json()
+        assert page["total"] == len(replies) and len(page["items"]) <= 40
+        seen += [item["resolution_id"] for item in page["items"]]
+        offset = page["next_offset"]
+    assert sorted(seen) == sorted(r.resolution_id for r in replies)
+    escalated = get(server, f"/v1/tenants/{tenant.id}/resolutions", tenant.api_key, state="escalated").json()
+    assert escalated["total"] > 0 and {i["state"] for i in escalated["items"]} == {"escalated"}
+
+
+def test_dashboard_in_headless_chromium(served, tmp_path):
+    server, store, tenant, other, _, _ = served
+    invoice = store.invoice(tenant.id, Month(2026, 10), Terms(free_units=10))
+    assert get(server, f"/tenants/{tenant.id}", month="2026-10").status_code == 401
+    assert get(server, f"/tenants/{tenant.id}", other.api_key, month="2026-10").status_code == 403
+    url = f"{server.url}/tenants/{tenant.id}?month=2026-10&key={tenant.api_key}"
+    dom = subprocess.run(
+        ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+         f"--user-data-dir={tmp_path / 'chromium'}", "--dump-dom", url],
+        capture_output=True, text=True, timeout=120, check=True).stdout
+    assert f'<div class="value" id="spend">${invoice.total}</div>' in dom
+    assert '<div class="value" id="free-units-left">0 of 10</div>' in dom
+    assert f'id="billable-units">{invoice.billable_units}<' in dom
+    assert dom.count("<polyline") == 2 and 'id="resolution-rate-chart"' in dom and 'id="csat-chart"' in dom
+    assert "2026-10-31" in dom  # the x axis runs through the month
