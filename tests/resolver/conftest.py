@@ -90,3 +90,76 @@ def build_zoo(root: Path) -> Zoo:
 @pytest.fixture(scope="session")
 def zoo(tmp_path_factory) -> Zoo:
     return build_zoo(tmp_path_factory.mktemp("zoo"))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "vllm: runs the vllm engine (collected only where vLLM is installed)")
+
+
+def available_engines() -> list:
+    """Engine kinds to run the engine tests on: `hf` always, `vllm` where it is installed."""
+    from clonedesk.resolver.engines.vllm import vllm_available
+
+    kinds = [pytest.param("hf", id="hf")]
+    if vllm_available():
+        kinds.append(pytest.param("vllm", id="vllm", marks=pytest.mark.vllm))
+    return kinds
+
+
+def engine_settings(**overrides):
+    from clonedesk.resolver.settings import ResolverSettings
+
+    values = dict(max_new_tokens=40, max_batch_size=8, batch_wait_ms=5)
+    values.update(overrides)
+    return ResolverSettings(**values)
+
+
+def make_test_engine(kind: str, zoo: Zoo, **overrides):
+    from clonedesk.resolver.engines.base import make_engine
+
+    if kind == "vllm":
+        from clonedesk.resolver.engines.vllm import VLLMEngine
+
+        return VLLMEngine(str(zoo.base_model), engine_settings(**overrides), enforce_eager=True)
+    return make_engine(kind, str(zoo.base_model), engine_settings(**overrides))
+
+
+class RunningResolver:
+    """A real resolver: HF engine on the zoo's base model, gRPC server on a loopback socket."""
+
+    def __init__(self, zoo: Zoo, data_dir: Path, **overrides):
+        from tests.conftest import free_port
+
+        self.zoo = zoo
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.overrides = overrides
+
+    async def __aenter__(self):
+        import grpc
+
+        from clonedesk.resolver.entrypoints.grpc_server import ResolverServer
+        from clonedesk.resolver.service import ResolverService
+        from clonedesk.v1 import resolver_pb2_grpc
+
+        settings = engine_settings(**self.overrides)
+        self.engine = make_test_engine("hf", self.zoo, **self.overrides)
+        await self.engine.start()
+        self.service = ResolverService(self.engine, self.data_dir, settings.max_loras, settings.max_pending)
+        self.server = ResolverServer(self.port)
+        await self.server.start()
+        await self.server.attach(self.service)
+        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.port}")
+        self.stub = resolver_pb2_grpc.ResolverStub(self.channel)
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.channel.close()
+        await self.server.stop(0)
+        await self.engine.close()
+
+
+def resolve_request(tenant: str, ticket: str, line: str, **fields):
+    from clonedesk.v1 import resolver_pb2
+
+    return resolver_pb2.ResolveRequest(tenant_id=tenant, ticket_id=ticket, conversation=conversation(line), **fields)

@@ -45,6 +45,10 @@ class VLLMEngine:
     def batches_run(self) -> int:
         return self._batcher.batches_run
 
+    @property
+    def largest_batch(self) -> int:
+        return self._batcher.largest_batch
+
     async def start(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._load_base)
         self._batcher.start()
