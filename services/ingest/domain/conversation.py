@@ -13,7 +13,7 @@ Emits:
   carries the context known when it is emitted: a turn that arrives only after the solve gets its own
   sample, but samples already sent are not re-sent.
 - `ResolveRequest` for a new public customer message on an open ticket of a live tenant, unless a human
-  has taken the ticket over. History imports never trigger one.
+  has taken the ticket over or the message confirms the AI's answer. History imports never trigger one.
 - `ResolutionOutcome` for tickets the AI answered: customer confirmed / replied, human took over (a human
   public reply or an assignment to a human), solved, reopened, CSAT.
 
@@ -219,9 +219,10 @@ def _apply_event(state: Conversation, event, context: Context) -> tuple[Conversa
                                       event.decision, event.action, event.author_id))
         if not event.internal:
             if role == common_pb2.CUSTOMER and not replaced:
-                new_customer_turn = True
+                confirmed = resolution is not None and is_confirmation(event.body)
+                new_customer_turn = not confirmed  # "thanks, that worked" needs no new answer
                 if resolution is not None:
-                    outcome(Outcome.CUSTOMER_CONFIRMED if is_confirmation(event.body) else Outcome.CUSTOMER_REPLIED)
+                    outcome(Outcome.CUSTOMER_CONFIRMED if confirmed else Outcome.CUSTOMER_REPLIED)
             elif role == common_pb2.AGENT and resolution is not None:
                 took_over()
     elif event.kind == Kind.STATUS_CHANGED:
