@@ -95,9 +95,9 @@ class HFEngine:
     def _unload_adapter(self, adapter_name: str) -> None:
         if adapter_name not in self._loaded:
             return
-        self._model.delete_adapter(adapter_name)
         self._loaded.discard(adapter_name)
-        self._keep_active_adapter_valid()
+        self._keep_active_adapter_valid()  # move "active" off it first, so peft need not (and warn)
+        self._model.delete_adapter(adapter_name)
         log.info("adapter unloaded", extra={"adapter": adapter_name})
 
     def _keep_active_adapter_valid(self) -> None:

@@ -1,0 +1,150 @@
+"""Hot adapter swaps on the real HF engine: new requests use the published version, requests in flight
+finish on theirs, old versions are unloaded when idle; and, under load, through gRPC with publications
+arriving over Kafka, no tenant is ever answered with another tenant's adapter."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import pytest
+
+from clonedesk.core.adapters import set_current_version, version_dir
+from clonedesk.core.conversation_format import chat_messages, parse_target
+from clonedesk.core.kafka import encode, make_producer
+from clonedesk.core.topics import ADAPTERS_PUBLISHED
+from clonedesk.resolver.adapter_cache import AdapterCache
+from clonedesk.resolver.engines.base import GenerationRequest
+from clonedesk.resolver.entrypoints.grpc_server import follow_publications
+from clonedesk.v1 import adapters_pb2, common_pb2
+
+from .conftest import CUSTOMER_LINES, RunningResolver, conversation, make_test_engine, resolve_request
+
+pytestmark = pytest.mark.integration
+
+TENANTS = ("alpha", "beta", "gamma")
+
+
+@pytest.fixture
+async def engine(zoo):
+    engine = make_test_engine("hf", zoo)
+    await engine.start()
+    yield engine
+    await engine.close()
+
+
+async def test_in_flight_requests_finish_on_the_version_they_started_with(engine, zoo, tmp_path):
+    data = tmp_path / "data"
+    zoo.install(data, "alpha", [1, 2], current=1)
+    cache = AdapterCache(engine, data, capacity=8)
+    messages = chat_messages(conversation(CUSTOMER_LINES[4]))
+    async with cache.lease("alpha") as started_on_v1:
+        assert started_on_v1.name == "alpha@v1"
+        set_current_version(data, "alpha", 2)
+        assert await cache.publish("alpha", 2, version_dir(data, "alpha", 2))
+        assert cache.current_name("alpha") == "alpha@v2"
+        assert set(engine.loaded_adapters()) == {"alpha@v1", "alpha@v2"}  # v1 still has a request
+        async with cache.lease("alpha") as new_request:
+            assert new_request.name == "alpha@v2"
+            fresh = await engine.generate(GenerationRequest(new_request.name, messages))
+        finishing = await engine.generate(GenerationRequest(started_on_v1.name, messages))
+    assert parse_target(finishing.text).reply == zoo.expected("alpha", 1)[2]
+    assert parse_target(fresh.text).reply == zoo.expected("alpha", 2)[2]
+    assert engine.loaded_adapters() == ["alpha@v2"]  # v1 unloaded once its last request ended
+    # A replayed old publication changes nothing; a rollback the registry agrees with does.
+    assert not await cache.publish("alpha", 1, version_dir(data, "alpha", 1))
+    assert cache.current_name("alpha") == "alpha@v2"
+    set_current_version(data, "alpha", 1)
+    assert await cache.publish("alpha", 1, version_dir(data, "alpha", 1))
+    assert cache.current_name("alpha") == "alpha@v1" and engine.loaded_adapters() == ["alpha@v1"]
+
+
+async def test_at_most_capacity_adapters_stay_resident(engine, zoo, tmp_path):
+    data = tmp_path / "data"
+    for tenant in TENANTS:
+        zoo.install(data, tenant, [2], current=2)
+    cache = AdapterCache(engine, data, capacity=2)
+    for round_ in range(2):
+        for tenant in TENANTS:
+            async with cache.lease(tenant) as lease:
+                generation = await engine.generate(
+                    GenerationRequest(lease.name, chat_messages(conversation(CUSTOMER_LINES[round_]))))
+            assert parse_target(generation.text).reply == zoo.expected(tenant, 2)[2]
+            assert len(engine.loaded_adapters()) <= 2
+    assert cache.loads == 6 and cache.unloads == 4  # LRU: each tenant evicted before its next turn
+
+
+async def test_swaps_under_load_never_cross_tenants(zoo, settings, group_id):
+    """Requests of three tenants run continuously through gRPC while each tenant's v2 is published on
+    `adapters.published`; every response is checked: its tenant, its version, and that its answer is
+    the one that version's adapter gives."""
+    data = settings.resolved_data_dir
+    for tenant in TENANTS:
+        zoo.install(data, tenant, [1, 2], current=1)
+    responses: list[tuple[str, float, float, object]] = []
+    stop_load = asyncio.Event()
+
+    async def client(tenant: str, seed: int) -> None:
+        rng = random.Random(seed)
+        while not stop_load.is_set():
+            line = CUSTOMER_LINES[rng.randrange(len(CUSTOMER_LINES))]
+            started = time.monotonic()
+            response = await running.stub.Resolve(resolve_request(tenant, f"{tenant}-{seed}", line), timeout=60)
+            responses.append((tenant, started, time.monotonic(), response))
+
+    async with RunningResolver(zoo, data, max_batch_size=8) as running:
+        stop_follow = asyncio.Event()
+        follower = asyncio.create_task(follow_publications(running.service, settings.bootstrap, stop_follow))
+        clients = [asyncio.create_task(client(t, i)) for i in range(3) for t in TENANTS]
+        producer = make_producer(settings.bootstrap)
+        await producer.start()
+        try:
+            await _wait_for(lambda: len(responses) >= 20, "first responses")
+            published_at = {}
+            for tenant in TENANTS:  # the trainer's order: registry first, then the publication
+                set_current_version(data, tenant, 2)
+                published = adapters_pb2.AdapterPublished(
+                    tenant_id=tenant, version=2, path=str(version_dir(data, tenant, 2)), name=f"{tenant}@v2")
+                await producer.send_and_wait(ADAPTERS_PUBLISHED, encode(published), key=tenant.encode())
+                published_at[tenant] = time.monotonic()
+                await asyncio.sleep(0.3)
+            await _wait_for(lambda: all(running.service.adapters.current_name(t) == f"{t}@v2" for t in TENANTS),
+                            "every swap applied")
+            swapped_at = time.monotonic()
+            await _wait_for(lambda: sum(1 for r in responses if r[1] > swapped_at) >= 30, "load after the swaps")
+        finally:
+            stop_load.set()
+            await asyncio.gather(*clients, return_exceptions=True)
+            stop_follow.set()
+            await follower
+            await producer.stop()
+        for task in clients:
+            assert task.exception() is None, task.exception()
+        assert running.engine.largest_batch > 1  # tenants really shared batches during the swaps
+        resident = sorted(running.engine.loaded_adapters())
+
+    assert len(responses) >= 50
+    versions_seen = {t: set() for t in TENANTS}
+    for tenant, started, _, response in responses:
+        assert response.tenant_id == tenant
+        name_tenant, _, version = response.adapter_version.partition("@v")
+        assert name_tenant == tenant, f"{tenant}'s request answered by {response.adapter_version}"
+        decision, action, reply = zoo.expected(tenant, int(version))
+        if decision == common_pb2.ESCALATE:
+            assert (response.decision, response.reply) == (common_pb2.ESCALATE, "")
+        else:
+            assert (response.decision, response.action, response.reply) == (decision, action, reply)
+        if started > swapped_at:
+            assert version == "2", f"{tenant}'s request started after the swap was served by v{version}"
+        versions_seen[tenant].add(version)
+    assert all(seen == {"1", "2"} for seen in versions_seen.values()), versions_seen
+    assert resident == [f"{t}@v2" for t in TENANTS]  # every v1 unloaded once idle
+
+
+async def _wait_for(predicate, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
