@@ -3,85 +3,25 @@ resolve requests, outcomes and dead letters that come out are read back from the
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import httpx
 import pytest
 
 from clonedesk.core import topics
-from clonedesk.core.kafka import encode, make_producer
+from clonedesk.core.kafka import encode
 from clonedesk.core.settings import Settings
-from clonedesk.core.tenants import Tenant, TenantStore
 from clonedesk.v1 import common_pb2, events_pb2, outcomes_pb2, resolver_pb2, training_pb2
 from tests.conftest import free_port
 from tests.ingest import payloads as p
-from tests.ingest.harness import (TopicRecorder, keyed, sign_intercom, sign_zendesk, start_service, stop_service,
-                                  wait_for_http)
+from tests.ingest.conftest import Stack
+from tests.ingest.harness import keyed, sign_intercom, sign_zendesk, start_service, stop_service, wait_for_http
 
 pytestmark = pytest.mark.integration
 Outcome = outcomes_pb2.ResolutionOutcome.Kind
-RECORDED = [topics.HELPDESK_EVENTS, topics.TRAINING_SAMPLES, topics.TICKETS_TO_RESOLVE, topics.RESOLUTION_OUTCOMES,
-            topics.dlq(topics.HELPDESK_EVENTS)]
-
-
-@dataclass
-class Stack:
-    settings: Settings
-    url: str
-    live: Tenant
-    quiet: Tenant
-    recorder: TopicRecorder
-    root: Path
-
-    def zendesk(self, tenant: Tenant, payload: dict) -> httpx.Response:
-        body = p.body_of(payload)
-        return httpx.post(f"{self.url}/webhooks/zendesk/{tenant.id}", content=body,
-                          headers=sign_zendesk(tenant.zendesk_secret, body), timeout=30)
-
-    def intercom(self, tenant: Tenant, payload: dict) -> httpx.Response:
-        body = p.body_of(payload)
-        return httpx.post(f"{self.url}/webhooks/intercom/{tenant.id}", content=body,
-                          headers=sign_intercom(tenant.intercom_secret, body), timeout=30)
-
-    def produce(self, topic: str, key: bytes, value: bytes) -> None:
-        async def send():
-            producer = make_producer(self.settings.bootstrap)
-            await producer.start()
-            try:
-                await producer.send_and_wait(topic, value=value, key=key)
-            finally:
-                await producer.stop()
-        asyncio.run(send())
-
-
-@pytest.fixture(scope="module")
-def stack(kafka_bootstrap, tmp_path_factory):
-    root = tmp_path_factory.mktemp("ingest")
-    settings = Settings(data_dir=root / "data", kafka_bootstrap=kafka_bootstrap, gateway_port=free_port(),
-                        topic_partitions=2)
-    store = TenantStore(settings.resolved_data_dir)
-    live = store.add("acme-live")
-    live.live = True
-    store.save(live)
-    quiet = store.add("acme-quiet")
-    recorder = TopicRecorder(kafka_bootstrap, RECORDED).start()
-    env = settings.child_env()
-    streams = start_service(["streams", "--app-id", f"ingest-test-{uuid.uuid4().hex[:8]}"], env, root / "streams.log")
-    gateway = start_service(["ingest"], env, root / "gateway.log")
-    url = f"http://127.0.0.1:{settings.gateway_port}"
-    try:
-        wait_for_http(f"{url}/healthz", gateway)
-        yield Stack(settings, url, live, quiet, recorder, root)
-    finally:
-        stop_service(gateway)
-        stop_service(streams)
-        recorder.stop()
 
 
 def ticket() -> str:
