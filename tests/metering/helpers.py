@@ -129,3 +129,18 @@ def scenario(tenant: str, start: datetime, count: int, every_hours: float = 4.0)
         if n % 4 == 0:
             add(OutcomeKind.CSAT, timedelta(hours=3), score=1 + n % 5)
     return replies, outcomes
+
+
+def expected_invoices(tenant, replies, outcomes, terms, months):
+    """What the invoices must be, from the pure core alone (every event known, final watermark)."""
+    from collections import defaultdict
+
+    from clonedesk.metering.domain.billing import Month, compute_invoice
+    from clonedesk.metering.domain.lifecycle import settle
+
+    by_resolution = defaultdict(list)
+    for outcome in outcomes:
+        by_resolution[outcome.resolution_id].append(outcome)
+    watermark = max([r.created_at for r in replies] + [o.occurred_at for o in outcomes])
+    lifecycles = [settle(r, by_resolution[r.resolution_id], terms, watermark) for r in replies]
+    return {m: compute_invoice(tenant, Month.parse(m), lifecycles, terms).to_json() for m in months}

@@ -2,7 +2,6 @@
 server; then two full replays of the topics, and the invoices do not move by a cent."""
 
 import uuid
-from collections import defaultdict
 from datetime import datetime, timezone
 
 import httpx
@@ -12,28 +11,17 @@ from clonedesk.core.kafka import make_consumer
 from clonedesk.core.tenants import TenantStore, admin_api_key
 from clonedesk.core.topics import RESOLUTION_OUTCOMES, RESOLUTIONS, dlq
 from clonedesk.metering.adapters.store import MeteringStore
-from clonedesk.metering.domain.billing import Month, compute_invoice
-from clonedesk.metering.domain.lifecycle import settle
 from clonedesk.metering.domain.terms import Terms
 from clonedesk.metering.entrypoints.api import create_app
 from clonedesk.metering.entrypoints.sink import MeteringSink
 from clonedesk.metering.service_layer import terms_from_tenants
 from clonedesk.v1 import outcomes_pb2
-from tests.metering.helpers import ApiServer, outcome_message, produce, run_sink_until_idle, scenario
+from tests.metering.helpers import (ApiServer, expected_invoices, outcome_message, produce, run_sink_until_idle,
+                                    scenario)
 
 pytestmark = pytest.mark.integration
 
 MONTHS = ("2026-10", "2026-11", "2026-12")
-
-
-def expected_invoices(tenant, replies, outcomes, terms):
-    """What the invoices must be, from the pure core alone."""
-    by_resolution = defaultdict(list)
-    for outcome in outcomes:
-        by_resolution[outcome.resolution_id].append(outcome)
-    watermark = max([r.created_at for r in replies] + [o.occurred_at for o in outcomes])
-    lifecycles = [settle(r, by_resolution[r.resolution_id], terms, watermark) for r in replies]
-    return {m: compute_invoice(tenant, Month.parse(m), lifecycles, terms).to_json() for m in MONTHS}
 
 
 async def dead_letters(bootstrap, topic, key, group):
@@ -77,7 +65,7 @@ async def test_broker_to_clickhouse_to_api_and_replays_twice(settings, kafka_boo
     await run_sink_until_idle(sink, total)
     assert sink.stats.dead_letters >= 2
 
-    want = expected_invoices(tenant, replies, outcomes, terms)
+    want = expected_invoices(tenant, replies, outcomes, terms, MONTHS)
     assert want["2026-10"]["charged_units"] > 0 and want["2026-11"]["credit_units"] > 0  # the data exercises both
     headers = {"Authorization": f"Bearer {record.api_key}"}
     with ApiServer(create_app(store, settings.resolved_data_dir)) as server:

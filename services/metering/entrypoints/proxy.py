@@ -1,0 +1,45 @@
+"""The `api` process in the embedded stack: chDB opens a data path from one process only, and the
+metering process holds it. So the public API port forwards each request, unchanged, to the same app
+served by the metering process on a unix socket. (With a ClickHouse server, `api` queries it itself.)"""
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+FORWARDED_REQUEST_HEADERS = ("authorization", "accept", "user-agent")
+FORWARDED_RESPONSE_HEADERS = ("content-type", "www-authenticate")
+
+
+def metering_client(socket_path: Path, timeout: float = 60.0) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(socket_path)),
+                             base_url="http://metering", timeout=timeout)
+
+
+def create_proxy_app(socket_path: Path) -> Starlette:
+    client = metering_client(socket_path)
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def forward(request: Request) -> Response:
+        headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_REQUEST_HEADERS}
+        try:
+            upstream = await client.get(request.url.path, params=request.query_params, headers=headers)
+        except httpx.TransportError:
+            return JSONResponse({"detail": "metering is not running yet; try again shortly"}, status_code=503,
+                                headers={"Retry-After": "2"})
+        kept = {k: v for k, v in upstream.headers.items() if k.lower() in FORWARDED_RESPONSE_HEADERS}
+        return Response(upstream.content, status_code=upstream.status_code, headers=kept)
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        yield
+        await client.aclose()
+
+    return Starlette(routes=[Route("/healthz", healthz), Route("/{path:path}", forward, methods=["GET"])],
+                     lifespan=lifespan)

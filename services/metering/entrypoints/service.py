@@ -1,0 +1,99 @@
+"""The two processes of metering.
+
+`clonedesk metering`: the Kafka sink. With chDB (the embedded default) it is also the only process that
+may open the data path, so it serves the analytics app on a unix socket for the `api` process (and for
+`clonedesk invoice`) to read through. With a ClickHouse server it is a sink and nothing else.
+
+`clonedesk api`: the analytics API and dashboard on the API port: a forwarder to that socket with chDB,
+or the app itself over the ClickHouse server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+
+import uvicorn
+
+from clonedesk.core.kafka import wait_for_broker
+from clonedesk.core.telemetry import setup_telemetry
+from clonedesk.metering.adapters.store import MeteringStore
+from clonedesk.metering.config import MeteringSettings
+from clonedesk.metering.entrypoints.api import create_app
+from clonedesk.metering.entrypoints.proxy import create_proxy_app
+from clonedesk.metering.entrypoints.sink import MeteringSink
+from clonedesk.metering.service_layer import terms_from_tenants
+
+log = logging.getLogger(__name__)
+
+
+class ThreadedServer:
+    """uvicorn in a thread: the process's main loop keeps the signals and the sink."""
+
+    def __init__(self, config: uvicorn.Config):
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="metering-api", daemon=True)
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the metering API server did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+
+
+async def run_metering(settings: MeteringSettings, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread (tests drive `stop` themselves)
+            pass
+    telemetry = setup_telemetry("metering", settings)
+    try:
+        await wait_for_broker(settings.bootstrap, timeout=60)
+        store = MeteringStore.connect(settings.clickhouse, settings.clickhouse_database)
+        log.info("metering store ready", extra={"database": settings.clickhouse_database,
+                                                "embedded": settings.embedded_clickhouse})
+        server = None
+        if settings.embedded_clickhouse:
+            socket = settings.metering_socket
+            socket.parent.mkdir(parents=True, exist_ok=True)
+            socket.unlink(missing_ok=True)  # a stale socket of a previous run
+            server = ThreadedServer(uvicorn.Config(create_app(store, settings.resolved_data_dir), uds=str(socket),
+                                                   log_level="warning", log_config=None))
+            server.start()
+            log.info("serving the analytics app for the api process", extra={"socket": str(socket)})
+        sink = MeteringSink(settings.bootstrap, store, terms_from_tenants(settings.resolved_data_dir),
+                            batch_size=settings.metering_batch_size, telemetry=telemetry)
+        try:
+            await sink.run(stop)
+        finally:
+            if server:
+                server.stop()
+            store.close()
+    finally:
+        telemetry.shutdown()
+
+
+def api_app(settings: MeteringSettings):
+    if settings.embedded_clickhouse:
+        return create_proxy_app(settings.metering_socket)
+    store = MeteringStore.connect(settings.clickhouse, settings.clickhouse_database)
+    return create_app(store, settings.resolved_data_dir)
+
+
+def run_api(settings: MeteringSettings, host: str) -> None:
+    setup_telemetry("api", settings)
+    # log_config=None: uvicorn's records go through the JSON-lines root handler like everything else
+    uvicorn.run(api_app(settings), host=host, port=settings.api_port, log_level=settings.log_level.lower(),
+                access_log=False, log_config=None)

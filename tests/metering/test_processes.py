@@ -1,0 +1,90 @@
+"""The embedded shape: `clonedesk metering` and `clonedesk api` as real processes over one chDB data
+path (the sink owns it, the api reads through it), and `clonedesk invoice` with and without the sink."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from datetime import datetime, timezone
+
+import httpx
+import pytest
+
+from clonedesk.core.tenants import TenantStore
+from clonedesk.metering.domain.terms import Terms
+from clonedesk.metering.stack import components
+from tests.conftest import wait_until
+from tests.metering.helpers import expected_invoices, produce, scenario
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def clonedesk(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "clonedesk", *args], capture_output=True, text=True, timeout=120,
+                          **kwargs)
+
+
+def test_stack_components(settings):
+    metering, api = components(settings)
+    assert (metering.name, metering.port) == ("metering", None)
+    assert (api.name, api.port, api.port_env) == ("api", settings.api_port, "CLONEDESK_API_PORT")
+    assert api.order > metering.order
+
+
+async def test_sink_and_api_processes_share_chdb_and_invoice_cli(settings, kafka_bootstrap, tmp_path):
+    os.environ.pop("CLONEDESK_CLICKHOUSE_DSN", None)
+    tenant = TenantStore(settings.resolved_data_dir).add("proc-" + uuid.uuid4().hex[:6])
+    replies, outcomes = scenario(tenant.id, datetime(2026, 10, 1, tzinfo=timezone.utc), 200, every_hours=3.5)
+    want = expected_invoices(tenant.id, replies, outcomes, Terms(), ["2026-10"])["2026-10"]
+    assert want["charged_units"] > 0
+    await produce(kafka_bootstrap, replies, outcomes)
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    processes = {}
+    for name in ("metering", "api"):
+        processes[name] = subprocess.Popen([sys.executable, "-m", "clonedesk", name], stdin=subprocess.DEVNULL,
+                                           stdout=open(logs / f"{name}.out", "w"), stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{settings.api_port}/v1/tenants/{tenant.id}/invoice"
+        headers = {"Authorization": f"Bearer {tenant.api_key}"}
+
+        def settled_invoice():
+            try:
+                response = httpx.get(url, params={"month": "2026-10"}, headers=headers, timeout=10)
+            except httpx.TransportError:
+                return None
+            if response.status_code != 200:
+                return None
+            body = response.json()
+            return body if body == want else None
+
+        body = wait_until(settled_invoice, timeout=90, interval=0.5, message="the invoice through the api process")
+        assert httpx.get(url, params={"month": "2026-10"}, timeout=10).status_code == 401
+
+        printed = clonedesk("invoice", "--tenant", tenant.id, "--month", "2026-10", "--json")
+        assert printed.returncode == 0, printed.stderr
+        assert json.loads(printed.stdout) == want
+        table = clonedesk("invoice", "--tenant", tenant.id, "--month", "2026-10").stdout
+        assert f"${want['total_usd']}" in table.splitlines()[-1] and table.splitlines()[-1].split()[0] == "total"
+        assert f"free units {want['free_units']:>14}" in table and "confirmed" in table
+    finally:
+        for process in processes.values():
+            process.send_signal(signal.SIGTERM)
+        for name, process in processes.items():
+            code = process.wait(timeout=30)
+            # uvicorn shuts down gracefully, then re-raises the signal it caught: -SIGTERM is a clean stop
+            assert code in ((0, -signal.SIGTERM) if name == "api" else (0,)), (name, (logs / f"{name}.out").read_text())
+        assert "Application shutdown complete" in (logs / "api.out").read_text()
+
+    # with the sink gone, `invoice` opens the data path itself and finds the same figures
+    again = clonedesk("invoice", "--tenant", tenant.id, "--month", "2026-10", "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == want
+
+    bad = clonedesk("invoice", "--tenant", tenant.id, "--month", "2026-13")
+    assert bad.returncode == 2 and "YYYY-MM" in bad.stderr
+    unknown = clonedesk("invoice", "--tenant", "nobody", "--month", "2026-10")
+    assert unknown.returncode == 1 and "unknown tenant" in unknown.stderr and "Traceback" not in unknown.stderr
