@@ -163,3 +163,61 @@ def resolve_request(tenant: str, ticket: str, line: str, **fields):
     from clonedesk.v1 import resolver_pb2
 
     return resolver_pb2.ResolveRequest(tenant_id=tenant, ticket_id=ticket, conversation=conversation(line), **fields)
+
+
+class SimulatorServer:
+    """The helpdesk simulator served by a real uvicorn server on a loopback port (in a thread)."""
+
+    def __init__(self, port: int, log_path: Path | None = None):
+        import uvicorn
+
+        from clonedesk.resolver.entrypoints.helpdesk_sim import create_app
+
+        self.app = create_app(log_path)
+        self.url = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = None
+
+    def __enter__(self):
+        import threading
+        import time
+
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the helpdesk simulator did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+    def replies(self, **query) -> list[dict]:
+        import httpx
+
+        return httpx.get(f"{self.url}/replies", params=query, timeout=10).json()["replies"]
+
+
+async def read_topic(bootstrap: str, topic: str, done, timeout: float = 60.0) -> list:
+    """Records of `topic` (from the start, a fresh group) until `done(records)` holds."""
+    import time
+    import uuid
+
+    from clonedesk.core.kafka import make_consumer
+
+    consumer = make_consumer(bootstrap, topic, group_id="read-" + uuid.uuid4().hex[:10])
+    await consumer.start()
+    records: list = []
+    try:
+        deadline = time.monotonic() + timeout
+        while not done(records):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out reading {topic}: {len(records)} records")
+            for batch in (await consumer.getmany(timeout_ms=300)).values():
+                records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()

@@ -64,8 +64,9 @@ class Bridge:
         self.processed = 0
         self.dead_lettered = 0
 
-    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-        consumer = make_consumer(self.settings.bootstrap, TICKETS_TO_RESOLVE, group_id=BRIDGE_GROUP,
+    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None,
+                  group_id: str = BRIDGE_GROUP) -> None:
+        consumer = make_consumer(self.settings.bootstrap, TICKETS_TO_RESOLVE, group_id=group_id,
                                  max_poll_records=4 * self.rs.max_batch_size)
         producer = make_producer(self.settings.bootstrap)
         async with grpc.aio.insecure_channel(self.address) as channel:

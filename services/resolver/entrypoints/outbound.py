@@ -85,8 +85,9 @@ class OutboundPoster:
             except asyncio.TimeoutError:
                 pass
 
-    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-        consumer = make_consumer(self.settings.bootstrap, HELPDESK_OUTBOUND, group_id=OUTBOUND_GROUP)
+    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None,
+                  group_id: str = OUTBOUND_GROUP) -> None:
+        consumer = make_consumer(self.settings.bootstrap, HELPDESK_OUTBOUND, group_id=group_id)
         producer = make_producer(self.settings.bootstrap)
         await producer.start()
         await consumer.start()

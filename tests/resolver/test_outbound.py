@@ -1,0 +1,132 @@
+"""Replies posted back through real HTTP: the helpdesk simulator (uvicorn) speaking the Zendesk and
+Intercom reply APIs, and the outbound worker's retries, backoff and dead-lettering over the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+
+from clonedesk.core.kafka import encode, make_producer
+from clonedesk.core.tenants import TenantStore
+from clonedesk.core.topics import HELPDESK_OUTBOUND, dlq, message_key
+from clonedesk.resolver.domain.outbound import reply_id
+from clonedesk.resolver.entrypoints.outbound import OutboundPoster
+from clonedesk.resolver.settings import ResolverSettings
+from clonedesk.v1 import common_pb2, outbound_pb2
+
+from .conftest import SimulatorServer, read_topic
+
+pytestmark = pytest.mark.integration
+
+FAST_RETRIES = ResolverSettings(outbound_max_attempts=3, outbound_backoff_s=0.01, outbound_backoff_max_s=0.05)
+
+
+def outbound_reply(tenant: str, ticket: str, source=common_pb2.ZENDESK, body="Your table is booked."):
+    resolution = f"res-{uuid.uuid4().hex[:8]}"
+    return outbound_pb2.OutboundReply(reply_id=reply_id(resolution), resolution_id=resolution, tenant_id=tenant,
+                                      ticket_id=ticket, source=source, body=body)
+
+
+@pytest.fixture
+def simulator(settings):
+    with SimulatorServer(settings.helpdesk_sim_port, settings.path("helpdesk-sim", "replies.jsonl")) as sim:
+        yield sim
+
+
+def test_the_simulator_speaks_both_apis_and_checks_what_it_gets(simulator):
+    zendesk = f"{simulator.url}/api/v2/tickets/77.json"
+    comment = {"ticket": {"comment": {"body": "Hello from the AI", "public": True, "author_id": "clonedesk-ai"}}}
+    assert httpx.put(zendesk, json=comment).status_code == 401  # no credentials
+    assert httpx.put(zendesk, json={"ticket": {}}, headers={"Authorization": "Basic eDp5"}).status_code == 422
+    headers = {"Authorization": "Basic eDp5", "Idempotency-Key": "k-1", "X-Clonedesk-Tenant": "acme"}
+    first = httpx.put(zendesk, json=comment, headers=headers)
+    again = httpx.put(zendesk, json=comment, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert first.json()["audit"]["id"] == again.json()["audit"]["id"]
+    intercom = f"{simulator.url}/conversations/c-9/reply"
+    reply = {"message_type": "comment", "type": "admin", "admin_id": "clonedesk-ai", "body": "Hi!"}
+    assert httpx.post(intercom, json=reply).status_code == 401
+    assert httpx.post(intercom, json={**reply, "message_type": "shout"},
+                      headers={"Authorization": "Bearer t"}).status_code == 422
+    assert httpx.post(intercom, json=reply, headers={"Authorization": "Bearer t", "X-Clonedesk-Tenant": "acme"}
+                      ).status_code == 200
+    recorded = simulator.replies(tenant_id="acme")
+    assert [(r["api"], r["ticket_id"], r["body"], r["author_id"]) for r in recorded] == [
+        ("zendesk", "77", "Hello from the AI", "clonedesk-ai"), ("intercom", "c-9", "Hi!", "clonedesk-ai")]
+    # Recorded on disk too, so a restarted simulator still lists them.
+    assert len((simulator.app.state.replies.path).read_text().splitlines()) == 2
+
+
+async def test_a_failing_helpdesk_is_retried_until_it_takes_the_reply(settings, simulator):
+    TenantStore(settings.resolved_data_dir).add("acme")
+    httpx.post(f"{simulator.url}/_sim/faults", json={"fail_next": 2, "status": 503})
+    poster = OutboundPoster(settings, FAST_RETRIES)
+    async with httpx.AsyncClient() as client:
+        delivery = await poster.deliver(client, outbound_reply("acme", "501"), asyncio.Event())
+    assert delivery.delivered and delivery.attempts == 3
+    assert [r["ticket_id"] for r in simulator.replies(tenant_id="acme")] == ["501"]
+
+
+async def test_the_worker_posts_and_dead_letters_what_it_cannot_deliver(settings, simulator, group_id):
+    store = TenantStore(settings.resolved_data_dir)
+    store.add("acme")
+    intercom = store.add("initech")
+    intercom.helpdesk.intercom_base_url = simulator.url  # its own configured helpdesk, Intercom API
+    intercom.helpdesk.intercom_token = "secret"
+    store.save(intercom)
+    run = uuid.uuid4().hex[:6]
+    good_zendesk = outbound_reply("acme", f"z-{run}")
+    good_intercom = outbound_reply("initech", f"i-{run}", source=common_pb2.INTERCOM)
+    unknown_tenant = outbound_reply("nobody", f"n-{run}")
+    keeps_failing = outbound_reply("acme", f"f-{run}")
+    producer = make_producer(settings.bootstrap)
+    await producer.start()
+    try:
+        for reply in (good_zendesk, good_intercom, unknown_tenant):
+            await producer.send_and_wait(HELPDESK_OUTBOUND, encode(reply), key=message_key(reply.tenant_id, reply.ticket_id))
+        await producer.send_and_wait(HELPDESK_OUTBOUND, b"\xff not a protobuf", key=f"acme:poison-{run}".encode())
+    finally:
+        await producer.stop()
+    poster = OutboundPoster(settings, FAST_RETRIES)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    worker = asyncio.create_task(poster.run(stop, ready, group_id=group_id))
+    try:
+        await asyncio.wait_for(ready.wait(), 30)
+        await _until(lambda: len(simulator.replies(ticket_id=good_intercom.ticket_id)) == 1, "the intercom reply")
+        # Now the helpdesk goes down for longer than the retries last.
+        httpx.post(f"{simulator.url}/_sim/faults", json={"fail_next": 1000, "status": 502})
+        producer = make_producer(settings.bootstrap)
+        await producer.start()
+        await producer.send_and_wait(HELPDESK_OUTBOUND, encode(keeps_failing),
+                                     key=message_key("acme", keeps_failing.ticket_id))
+        await producer.stop()
+        dead = await read_topic(settings.bootstrap, dlq(HELPDESK_OUTBOUND), lambda rs: len(_ours(rs, run)) >= 3)
+    finally:
+        stop.set()
+        await worker
+    [zendesk_posted] = simulator.replies(ticket_id=good_zendesk.ticket_id)
+    assert (zendesk_posted["api"], zendesk_posted["tenant_id"], zendesk_posted["body"]) == (
+        "zendesk", "acme", good_zendesk.body)
+    assert simulator.replies(ticket_id=good_intercom.ticket_id)[0]["api"] == "intercom"
+    reasons = {key: dict(headers) for key, headers in _ours(dead, run)}
+    assert b"unknown tenant" in reasons[f"nobody:n-{run}".encode()]["dlq.reason"]
+    failing = reasons[f"acme:f-{run}".encode()]
+    assert b"gave up after 3 attempts" in failing["dlq.reason"] and failing["dlq.attempts"] == b"3"
+    assert f"acme:poison-{run}".encode() in reasons
+    assert not simulator.replies(ticket_id=keeps_failing.ticket_id)
+
+
+def _ours(records, run: str):
+    return [(r.key, r.headers) for r in records if r.key and run.encode() in r.key]
+
+
+async def _until(predicate, what: str, timeout: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await asyncio.to_thread(predicate):
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
