@@ -4,6 +4,7 @@ embedded broker, topic creation, protobuf (de)serialisation and dead-lettering."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Iterable, TypeVar
@@ -72,22 +73,38 @@ def make_consumer(bootstrap: str, *topics: str, group_id: str | None, **override
 async def wait_for_broker(bootstrap: str, timeout: float = 30.0) -> None:
     """Return once the broker answers a metadata request; raise BrokerUnavailable after `timeout`."""
     deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    with _quiet("aiokafka"):  # each failed attempt logs an error; the one outcome that matters is ours
+        while time.monotonic() < deadline:
+            if await _answers(bootstrap):
+                return
+            await asyncio.sleep(0.3)
+    raise BrokerUnavailable(f"Kafka broker at {bootstrap} is not reachable")
+
+
+async def _answers(bootstrap: str) -> bool:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    try:
+        await admin.start()
+        await admin.list_topics()
+        return True
+    except (KafkaError, OSError):
+        return False
+    finally:
         try:
-            await admin.start()
-            await admin.list_topics()
-            return
-        except (KafkaError, OSError) as exc:
-            last_error = exc
-        finally:
-            try:
-                await admin.close()
-            except Exception:  # noqa: BLE001 - closing a client that never connected
-                pass
-        await asyncio.sleep(0.3)
-    raise BrokerUnavailable(f"Kafka broker at {bootstrap} is not reachable ({type(last_error).__name__})")
+            await admin.close()
+        except Exception:  # noqa: BLE001 - closing a client that never connected
+            pass
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str):
+    logger = logging.getLogger(logger_name)
+    previous = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]:
@@ -125,3 +142,36 @@ async def send_dead_letter(producer: AIOKafkaProducer, source_topic: str, key: b
         extra.append(("dlq.source_offset", str(offset).encode()))
     await producer.send_and_wait(dlq(source_topic), value=value, key=key, headers=list(headers or []) + extra)
     log.warning("dead-lettered a record", extra={"topic": source_topic, "reason": reason})
+
+
+async def warm_up_partitions(bootstrap: str, topics: Iterable[str], timeout_ms: int = 2000) -> int:
+    """Fetch near the end of every partition of `topics` once; return how many records came back.
+
+    Why: tansu on S3 storage, restarted, appends to a partition at a stale end offset until something
+    has fetched from it, and so overwrites acknowledged records. One fetch per partition after every
+    broker start sets its end right. (Apache Kafka does not need this; it is harmless there.)
+    """
+    from aiokafka import TopicPartition
+
+    consumer = make_consumer(bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        partitions = []
+        for topic in topics:
+            for partition in sorted(consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)):
+                partitions.append(TopicPartition(topic, partition))
+        if not partitions:
+            return 0
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        for tp in partitions:
+            consumer.seek(tp, max(0, ends[tp] - 1))
+        fetched = await consumer.getmany(timeout_ms=timeout_ms)
+        return sum(len(records) for records in fetched.values())
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
+    return consumer.partitions_for_topic(topic) or set()

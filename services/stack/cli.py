@@ -32,7 +32,7 @@ def _settings(ctx: click.Context) -> Settings:
     return settings_from(ctx)
 
 
-def start_detached(settings: Settings, ephemeral: bool, timeout: float = 180.0) -> dict:
+def start_detached(settings: Settings, ephemeral: bool, timeout: float = 180.0, only: str | None = None) -> dict:
     """Start `clonedesk up` in the background and wait until it reports ready; return its state."""
     state = read_state(settings)
     if state and pid_alive(state.get("supervisor_pid")) and state.get("ready"):
@@ -40,7 +40,7 @@ def start_detached(settings: Settings, ephemeral: bool, timeout: float = 180.0) 
     output = settings.path("logs", "supervisor.out")
     with open(output, "a") as handle:
         process = subprocess.Popen(
-            clonedesk_command("up", *(["--ephemeral"] if ephemeral else [])),
+            clonedesk_command("up", *(["--ephemeral"] if ephemeral else []), *(["--only", only] if only else [])),
             env={**os.environ, **settings.child_env()},
             stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
@@ -48,7 +48,8 @@ def start_detached(settings: Settings, ephemeral: bool, timeout: float = 180.0) 
     while time.monotonic() < deadline:
         if process.poll() is not None:
             lines = output.read_text(errors="replace").strip().splitlines()
-            raise StackError(lines[-1] if lines else f"`clonedesk up` exited with code {process.returncode}")
+            last = lines[-1].removeprefix("Error: ") if lines else f"`clonedesk up` exited with code {process.returncode}"
+            raise StackError(last)
         state = read_state(settings)
         if state and state.get("supervisor_pid") == process.pid and state.get("ready"):
             return state
@@ -75,18 +76,20 @@ def stop_detached(settings: Settings, timeout: float = 60.0) -> bool:
 @click.command()
 @click.option("--ephemeral", is_flag=True, help="Memory storage for the broker: quick, nothing survives a restart.")
 @click.option("--detach", is_flag=True, help="Start in the background and return once the stack is up.")
+@click.option("--only", help="Start only these components (comma-separated names, e.g. store,broker).")
 @click.pass_context
-def up(ctx: click.Context, ephemeral: bool, detach: bool) -> None:
+def up(ctx: click.Context, ephemeral: bool, detach: bool, only: str | None) -> None:
     """Start the embedded stack: broker, its S3 store, and every service, supervised."""
     settings = _settings(ctx)
     if detach:
-        start_detached(settings, ephemeral)
+        start_detached(settings, ephemeral, only=only)
         _print_status(settings)
         return
     from clonedesk.core.logs import configure_logging
 
     configure_logging("supervisor", settings.log_level)
-    supervisor = Supervisor(settings, ephemeral=ephemeral, say=lambda line: click.echo(line, err=False))
+    names = {n.strip() for n in only.split(",") if n.strip()} if only else None
+    supervisor = Supervisor(settings, ephemeral=ephemeral, say=lambda line: click.echo(line), only=names)
     try:
         supervisor.run()
     except KeyboardInterrupt:

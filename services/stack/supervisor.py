@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TextIO
 
-from clonedesk.core.kafka import ensure_topics, wait_for_broker
+from clonedesk.core.kafka import ensure_topics, wait_for_broker, warm_up_partitions
 from clonedesk.core.settings import Settings
 from clonedesk.core.topics import all_topic_specs
 from clonedesk.stack.component import Component, discover_components
@@ -68,13 +68,16 @@ class Child:
 
 class Supervisor:
     def __init__(self, settings: Settings, ephemeral: bool = False, components: list[Component] | None = None,
-                 say: Callable[[str], None] = print):
+                 say: Callable[[str], None] = print, only: set[str] | None = None):
         self.settings = settings
         self.ephemeral = ephemeral
         self.say = say
         infra, self.warning = infrastructure(settings, ephemeral)
         services = discover_components(settings) if components is None else components
-        self.children = [Child(c, settings.path("logs", f"{c.name}.log")) for c in infra + services]
+        chosen = [c for c in infra + services if only is None or c.name in only]
+        if only and (unknown := only - {c.name for c in infra + services}):
+            raise StackError(f"no such component: {', '.join(sorted(unknown))}")
+        self.children = [Child(c, settings.path("logs", f"{c.name}.log")) for c in chosen]
         self.stopping = False
         self.ready = False
         self._lock_handle: TextIO | None = None
@@ -111,11 +114,11 @@ class Supervisor:
             self._spawn(child)
             self._await_ready(child, fatal=True)
             if child.component.name == "broker":
-                self._create_topics()
+                self._prepare_broker()
         else:
             services_from = len(self.children)
         if not self.settings.embedded_broker:
-            asyncio.run(wait_for_broker(self.settings.bootstrap, timeout=20))
+            asyncio.run(wait_for_broker(self.settings.bootstrap, timeout=8))
             self._create_topics()
         for child in self.children[services_from:]:
             self._spawn(child)
@@ -155,12 +158,11 @@ class Supervisor:
                 child.next_start_at = None
                 child.restarts += 1
                 self._spawn(child)
+                if child.component.name == "broker" and self._await_ready(child, fatal=False):
+                    self._prepare_broker()
                 self.say(f"{child.component.name} restarted (restart #{child.restarts}, pid {child.pid})")
                 log.warning("component restarted", extra={"component": child.component.name,
                                                           "restart": child.restarts})
-                if child.component.name == "broker":
-                    self._await_ready(child, fatal=False)
-                    self._create_topics()  # memory storage comes back empty
                 self._write_state()
 
     def stop(self) -> None:
@@ -237,6 +239,13 @@ class Supervisor:
                                             all_topic_specs(self.settings.topic_partitions)))
         if created:
             log.info("topics created", extra={"topics": ",".join(created)})
+
+    def _prepare_broker(self) -> None:
+        """After every start of the embedded broker: topics in place (memory storage comes back empty),
+        and every partition fetched once (see core.kafka.warm_up_partitions)."""
+        self._create_topics()
+        specs = all_topic_specs(self.settings.topic_partitions)
+        asyncio.run(warm_up_partitions(self.settings.bootstrap, [s.name for s in specs]))
 
     def _write_state(self) -> None:
         write_state(self.settings, {

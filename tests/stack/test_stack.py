@@ -1,0 +1,190 @@
+"""The embedded stack as an operator runs it: `clonedesk up/status/down` as real processes."""
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from clonedesk.core.kafka import make_consumer, make_producer
+from clonedesk.core.settings import Settings
+from clonedesk.stack.component import Component
+from clonedesk.stack.state import pid_alive
+from clonedesk.stack.supervisor import Supervisor
+from tests.conftest import free_port, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def stack_env(tmp_path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLONEDESK_")}
+    env.update({
+        "CLONEDESK_DATA_DIR": str(tmp_path / "data"),
+        "CLONEDESK_BROKER_PORT": str(free_port()),
+        "CLONEDESK_STORE_PORT": str(free_port()),
+        "CLONEDESK_TOPIC_PARTITIONS": "2",
+    })
+    env.update(extra)
+    return env
+
+
+def clonedesk(env, *args, timeout=120, check=True):
+    result = subprocess.run([sys.executable, "-m", "clonedesk", *args], env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"clonedesk {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def status(env) -> dict:
+    return {c["name"]: c for c in json.loads(clonedesk(env, "status", "--json").stdout)}
+
+
+async def produce(bootstrap, topic, values):
+    producer = make_producer(bootstrap)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, key=value[-3:])  # returns once acks=all
+    finally:
+        await producer.stop()
+
+
+async def read_all(bootstrap, topic, expected, timeout=60):
+    consumer = make_consumer(bootstrap, topic, group_id=None)
+    await consumer.start()
+    seen = set()
+    try:
+        async with asyncio.timeout(timeout):
+            while not expected <= seen:
+                for records in (await consumer.getmany(timeout_ms=300)).values():
+                    seen.update(r.value for r in records)
+    finally:
+        await consumer.stop()
+    return seen
+
+
+@pytest.mark.slow
+def test_acknowledged_records_survive_a_stack_restart_and_a_broker_kill(tmp_path):
+    env = stack_env(tmp_path)
+    bootstrap = f"127.0.0.1:{env['CLONEDESK_BROKER_PORT']}"
+    clonedesk(env, "up", "--detach", "--only", "store,broker")
+    try:
+        first = {f"record-{i:04d}".encode() for i in range(300)}
+        asyncio.run(produce(bootstrap, "helpdesk.events", sorted(first)))
+
+        # 1. stop everything cleanly (SIGTERM to the supervisor), start again: every record is there.
+        children = [c["pid"] for c in status(env).values() if c["pid"]]
+        assert len(children) == 2
+        assert "stack stopped" in clonedesk(env, "down").stdout
+        assert not any(pid_alive(pid) for pid in children), "children must stop with the stack"
+        assert all(not c["up"] for c in status(env).values())
+        clonedesk(env, "up", "--detach", "--only", "store,broker")
+        assert first <= asyncio.run(read_all(bootstrap, "helpdesk.events", first))
+
+        # 2. SIGKILL the broker: the supervisor restarts it, and nothing acknowledged is lost.
+        old_pid = status(env)["broker"]["pid"]
+        os.kill(old_pid, signal.SIGKILL)
+        supervisor_out = tmp_path / "data" / "logs" / "supervisor.out"
+        wait_until(lambda: "broker restarted (restart #1" in supervisor_out.read_text(), timeout=60,
+                   message="the broker to be restarted")
+        assert status(env)["broker"]["up"] and status(env)["broker"]["pid"] != old_pid
+        second = {f"after-kill-{i:04d}".encode() for i in range(50)}
+        asyncio.run(produce(bootstrap, "helpdesk.events", sorted(second)))
+        assert first | second <= asyncio.run(read_all(bootstrap, "helpdesk.events", first | second))
+        log = (tmp_path / "data" / "logs" / "supervisor.out").read_text()
+        assert "broker exited with code -9" in log and "broker restarted (restart #1" in log
+    finally:
+        clonedesk(env, "down", check=False)
+
+
+def test_status_names_each_component_on_its_own_line(tmp_path):
+    env = stack_env(tmp_path)
+    lines = clonedesk(env, "status").stdout.splitlines()
+    names = [line.split()[0] for line in lines]
+    assert names[:2] == ["store", "broker"]
+    assert all(line.split()[-1] == "down" for line in lines)
+    assert f"port {env['CLONEDESK_BROKER_PORT']}" in lines[1]
+
+
+def _single_error_line(result) -> str:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_a_port_already_taken_is_one_clear_line(tmp_path):
+    env = stack_env(tmp_path)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", int(env["CLONEDESK_BROKER_PORT"])))
+        holder.listen()
+        line = _single_error_line(clonedesk(env, "up", "--ephemeral", "--only", "broker", check=False))
+    assert f"port {env['CLONEDESK_BROKER_PORT']} for broker is already in use" in line
+    assert "CLONEDESK_BROKER_PORT" in line
+
+
+def test_an_unreachable_broker_is_one_clear_line(tmp_path):
+    env = stack_env(tmp_path, CLONEDESK_KAFKA_BOOTSTRAP=f"127.0.0.1:{free_port()}")
+    started = time.monotonic()
+    line = _single_error_line(clonedesk(env, "up", check=False))
+    assert "is not reachable" in line and env["CLONEDESK_KAFKA_BOOTSTRAP"] in line
+    assert time.monotonic() - started < 60
+
+
+def test_bad_tenant_ids_and_duplicates_are_one_clear_line(tmp_path):
+    env = stack_env(tmp_path)
+    for bad in ("Acme", "acme_corp", "x" * 41, ""):
+        line = _single_error_line(clonedesk(env, "tenant", "add", bad, check=False))
+        assert "invalid tenant id" in line and "lowercase letters, digits and '-'" in line
+    clonedesk(env, "tenant", "add", "acme")
+    assert "already exists" in _single_error_line(clonedesk(env, "tenant", "add", "acme", check=False))
+    assert "unknown tenant" in _single_error_line(clonedesk(env, "tenant", "show", "nobody", check=False))
+
+
+def test_bad_setting_is_one_clear_line(tmp_path):
+    env = stack_env(tmp_path, CLONEDESK_ENGINE="tensorrt")
+    assert "CLONEDESK_ENGINE" in _single_error_line(clonedesk(env, "tenant", "list", check=False))
+
+
+def test_tenant_commands(tmp_path):
+    env = stack_env(tmp_path)
+    created = json.loads(clonedesk(env, "tenant", "add", "acme", "--json").stdout)
+    assert set(created) == {"id", "zendesk_secret", "intercom_secret", "api_key"} and created["id"] == "acme"
+    shown = json.loads(clonedesk(env, "tenant", "show", "acme", "--json").stdout)
+    assert shown["live"] is False and shown["adapter_version"] is None
+    assert not {"zendesk_secret", "intercom_secret", "api_key"} & set(shown)
+    assert created["api_key"] not in clonedesk(env, "tenant", "show", "acme").stdout
+    with_secrets = json.loads(clonedesk(env, "tenant", "show", "acme", "--secrets", "--json").stdout)
+    assert with_secrets["zendesk_secret"] == created["zendesk_secret"]
+    clonedesk(env, "tenant", "add", "globex")
+    assert [t["id"] for t in json.loads(clonedesk(env, "tenant", "list", "--json").stdout)] == ["acme", "globex"]
+    refused = clonedesk(env, "tenant", "go-live", "acme", check=False)
+    assert refused.returncode != 0 and "no trained adapter" in refused.stderr
+
+
+def test_supervisor_restarts_a_dying_child_with_backoff(tmp_path, kafka_bootstrap):
+    settings = Settings(data_dir=tmp_path / "data", kafka_bootstrap=kafka_bootstrap, topic_partitions=2)
+    flaky = Component("flaky", argv=(sys.executable, "-c", "import sys; print('dying'); sys.exit(3)"), order=100,
+                      start_timeout=0.5)
+    said: list[str] = []
+    supervisor = Supervisor(settings, components=[flaky], say=said.append)
+    supervisor.start()
+    try:
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            supervisor.supervise_once()
+            time.sleep(0.1)
+    finally:
+        supervisor.stop()
+    restarts = [line for line in said if line.startswith("flaky restarted")]
+    delays = [line.rsplit("restarting in ", 1)[1] for line in said if "exited with code 3" in line]
+    assert 2 <= len(restarts) <= 3, said  # 1 s, then 2 s, then 4 s: backoff, not a busy loop
+    assert delays[:3] == ["1s", "2s", "4s"][: len(delays[:3])]
+    assert (tmp_path / "data" / "logs" / "flaky.log").read_text().count("dying") >= 3
