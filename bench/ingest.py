@@ -1,0 +1,158 @@
+"""Webhooks/s through the real gateway (uvicorn, signature verification, normalisation, acks=all write)
+against raw aiokafka producer sends of the same bytes, measured in the same run, printed as a ratio.
+
+    .venv/bin/python bench/ingest.py [--webhooks 2000] [--concurrency 32]
+
+Starts its own tansu broker (memory storage) and gateway process; finishes well under two minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from clonedesk.core import topics  # noqa: E402
+from clonedesk.core.kafka import ensure_topics, make_producer, wait_for_broker  # noqa: E402
+from clonedesk.core.settings import Settings  # noqa: E402
+from clonedesk.core.tenants import TenantStore  # noqa: E402
+from clonedesk.core.topics import all_topic_specs  # noqa: E402
+from clonedesk.stack.infra import tansu_binary  # noqa: E402
+from tests.ingest import payloads  # noqa: E402
+from tests.ingest.harness import sign_zendesk, start_service, stop_service, wait_for_http  # noqa: E402
+
+PARTITIONS = 4
+
+
+def _request(host: str, port: str, path: str, body: bytes, headers: dict) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", f"Content-Length: {len(body)}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    length = next(int(line.split(":", 1)[1]) for line in lines[1:] if line.lower().startswith("content-length:"))
+    return status, await reader.readexactly(length)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def timed(count: int, concurrency: int, send) -> tuple[float, list[float]]:
+    """Run send(i) for i in range(count) with `concurrency` in flight; (seconds, per-call latencies)."""
+    latencies: list[float] = []
+    queue = iter(range(count))
+
+    async def worker():
+        for index in queue:
+            started = time.perf_counter()
+            await send(index)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started, latencies
+
+
+async def bench(bootstrap: str, url: str, tenant, count: int, concurrency: int) -> None:
+    bodies = [payloads.body_of(payloads.zendesk_comment(f"bench-{i % 200}", f"bench-c{i}",
+                                                        f"Where is my order {i}?", staff=False))
+              for i in range(count)]
+    keys = [f"{tenant.id}:bench-{i % 200}".encode() for i in range(count)]
+
+    producer = make_producer(bootstrap)
+    await producer.start()
+    try:
+        async def raw_send(i: int) -> None:
+            await producer.send_and_wait(topics.HELPDESK_EVENTS, value=bodies[i], key=keys[i])
+
+        await timed(min(200, count), concurrency, raw_send)  # warm-up
+        raw_s, raw_lat = await timed(count, concurrency, raw_send)
+    finally:
+        await producer.stop()
+
+    # A minimal keep-alive HTTP/1.1 client with the requests signed beforehand: the gateway, not the
+    # client library or the signing, is what is measured (the client shares the machine's cores).
+    host, port = url.removeprefix("http://").split(":")
+    requests = [_request(host, port, f"/webhooks/zendesk/{tenant.id}", bodies[i],
+                         sign_zendesk(tenant.zendesk_secret, bodies[i])) for i in range(count)]
+    connections = [await asyncio.open_connection(host, int(port)) for _ in range(concurrency)]
+    free = asyncio.Queue()
+    for connection in connections:
+        free.put_nowait(connection)
+
+    async def post(i: int) -> None:
+        reader, writer = await free.get()
+        try:
+            writer.write(requests[i])
+            status, body = await _response(reader)
+            if status != 200:
+                raise RuntimeError(f"gateway answered {status}: {body[:200]!r}")
+        finally:
+            free.put_nowait((reader, writer))
+
+    await timed(min(200, count), concurrency, post)  # warm-up
+    gateway_s, gateway_lat = await timed(count, concurrency, post)
+    for _, writer in connections:
+        writer.close()
+
+    def p(latencies, q):
+        return statistics.quantiles(latencies, n=100)[q - 1] * 1000
+
+    raw_rate, gateway_rate = count / raw_s, count / gateway_s
+    print(f"webhooks: {count}, concurrency: {concurrency}, partitions: {PARTITIONS}")
+    print(f"raw aiokafka send_and_wait : {raw_rate:9.1f} msg/s   p50 {p(raw_lat, 50):6.1f} ms   p99 {p(raw_lat, 99):6.1f} ms")
+    print(f"gateway (verify+normalise) : {gateway_rate:9.1f} webhooks/s   p50 {p(gateway_lat, 50):6.1f} ms"
+          f"   p99 {p(gateway_lat, 99):6.1f} ms")
+    print(f"ratio gateway / raw        : {gateway_rate / raw_rate:9.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--webhooks", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="clonedesk-bench-ingest-") as tmp:
+        root = Path(tmp)
+        port = free_port()
+        bootstrap = f"127.0.0.1:{port}"
+        url_of_broker = f"tcp://{bootstrap}"
+        broker = subprocess.Popen([tansu_binary(), "broker", "--listener-url", url_of_broker,
+                                   "--advertised-listener-url", url_of_broker, "--storage-engine", "memory://tansu/"],
+                                  stdout=open(root / "tansu.log", "ab"), stderr=subprocess.STDOUT)
+        gateway = None
+        try:
+            asyncio.run(wait_for_broker(bootstrap))
+            asyncio.run(ensure_topics(bootstrap, all_topic_specs(PARTITIONS)))
+            settings = Settings(data_dir=root / "data", kafka_bootstrap=bootstrap, gateway_port=free_port(),
+                                topic_partitions=PARTITIONS, log_level="WARNING")
+            tenant = TenantStore(settings.resolved_data_dir).add("bench")
+            gateway = start_service(["ingest"], settings.child_env(), root / "gateway.log")
+            url = f"http://127.0.0.1:{settings.gateway_port}"
+            wait_for_http(f"{url}/healthz", gateway)
+            asyncio.run(bench(bootstrap, url, tenant, args.webhooks, args.concurrency))
+        finally:
+            if gateway is not None:
+                stop_service(gateway)
+            broker.terminate()
+            broker.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
