@@ -31,10 +31,12 @@ else
   echo "warning: npm not found; the embedded broker will run on memory storage (nothing survives a restart)"
 fi
 
-# System tools: kcat (an independent Kafka client for the tests) and chromium (dashboard check).
+# System tools for the tests: kcat (an independent Kafka client), chromium (the dashboard check) and
+# docker-compose (validates docker-compose.yml where the compose plugin is missing; no engine needed).
 missing=()
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     step "system packages: ${missing[*]}"

@@ -22,7 +22,7 @@ def register(main: click.Group) -> None:
     from clonedesk.cli import one_line_errors
 
     one_line_errors(StackError, MissingTool)
-    for command in (up, down, status, demo):
+    for command in (up, down, status, demo, topics):
         main.add_command(command)
 
 
@@ -141,3 +141,18 @@ def demo(ctx: click.Context, quick: bool, ephemeral: bool) -> None:
 
     run_demo(_settings(ctx), quick=quick, ephemeral=ephemeral)
     sys.stdout.flush()
+
+
+@click.command()
+@click.pass_context
+def topics(ctx: click.Context) -> None:
+    """Create every CloneDesk topic (with its partition count) on the configured Kafka."""
+    import asyncio
+
+    from clonedesk.core.kafka import ensure_topics, wait_for_broker
+    from clonedesk.core.topics import all_topic_specs
+
+    settings = _settings(ctx)
+    asyncio.run(wait_for_broker(settings.bootstrap, timeout=30))
+    created = asyncio.run(ensure_topics(settings.bootstrap, all_topic_specs(settings.topic_partitions)))
+    click.echo(f"{len(created)} topics created on {settings.bootstrap}" + (f": {', '.join(created)}" if created else ""))
