@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 
 import click
@@ -90,10 +91,22 @@ def helpdesk_sim(ctx: click.Context) -> None:
     """A local helpdesk (Zendesk and Intercom reply APIs) that records replies; GET /replies lists them."""
     import uvicorn
 
-    from clonedesk.core.logs import configure_logging
     from clonedesk.resolver.entrypoints.helpdesk_sim import create_app
 
+    class Server(uvicorn.Server):
+        # Signals are ours (see _run_until_signalled); uvicorn's own would re-raise SIGTERM after a
+        # graceful shutdown, turning a clean stop into exit code -15.
+        def capture_signals(self):
+            return contextlib.nullcontext()
+
     settings = _settings(ctx)
-    configure_logging("helpdesk-sim", settings.log_level)
     app = create_app(settings.path("helpdesk-sim", "replies.jsonl"))
-    uvicorn.run(app, host="127.0.0.1", port=settings.helpdesk_sim_port, log_level="warning")
+    server = Server(uvicorn.Config(app, host="127.0.0.1", port=settings.helpdesk_sim_port, log_level="warning"))
+
+    async def serve(stop: asyncio.Event) -> None:
+        task = asyncio.create_task(server.serve())
+        await asyncio.wait({task, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        await task
+
+    _run_until_signalled("helpdesk-sim", settings, serve)
