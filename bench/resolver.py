@@ -1,0 +1,286 @@
+"""Resolver latency and throughput: p50/p99 and requests/s for 1, 4 and 16 tenants' adapters, through
+gRPC (Resolver/Resolve on a loopback socket: validation, tenant lookup, adapter lease, decision) against
+direct engine calls on the same engine, measured in the same run; the service's overhead is printed as
+ratios. Then multi-LoRA serving (all tenants' adapters on one base model, mixed batches) against one
+merged model per tenant (batches only within a tenant): vLLM where a GPU and vLLM are available, else
+the HF engine on CPU.
+
+    .venv/bin/python bench/resolver.py [--requests 128] [--concurrency 8]
+
+Builds its own small base model and adapters with the trainer's code (about 20 s); about 2 minutes in all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from clonedesk.core.conversation_format import chat_messages  # noqa: E402
+from clonedesk.resolver.engines.base import Generation, GenerationRequest  # noqa: E402
+from clonedesk.resolver.engines.batching import MicroBatcher  # noqa: E402
+from clonedesk.resolver.engines.hf import HFEngine  # noqa: E402
+from clonedesk.resolver.entrypoints.grpc_server import ResolverServer  # noqa: E402
+from clonedesk.resolver.service import ResolverService  # noqa: E402
+from clonedesk.resolver.settings import ResolverSettings  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
+from tests.resolver.conftest import BEHAVIOUR, CUSTOMER_LINES, build_zoo, conversation, resolve_request  # noqa: E402
+
+console = Console(width=170)
+TENANT_COUNTS = (1, 4, 16)
+
+
+def summary(latencies: list[float], wall: float) -> dict:
+    ordered = sorted(latencies)
+    p99 = statistics.quantiles(ordered, n=100)[98] if len(ordered) >= 2 else ordered[0]
+    return {"p50_ms": statistics.median(ordered) * 1000, "p99_ms": p99 * 1000, "rps": len(ordered) / wall}
+
+
+async def drive(call, jobs: list, concurrency: int) -> dict:
+    """Run `call(job)` for every job, `concurrency` at a time; latency per call and overall throughput."""
+    queue = list(reversed(jobs))
+    latencies: list[float] = []
+
+    async def worker() -> None:
+        while queue:
+            job = queue.pop()
+            started = time.perf_counter()
+            await call(job)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return summary(latencies, time.perf_counter() - started)
+
+
+def tenant_names(count: int) -> list[str]:
+    return [f"bench-{i:02d}" for i in range(count)]
+
+
+def install_tenants(zoo, data_dir: Path, count: int) -> None:
+    sources = list(BEHAVIOUR)
+    for i, tenant in enumerate(tenant_names(count)):
+        zoo.install_as(data_dir, tenant, sources[i % len(sources)], 1)
+
+
+async def grpc_against_direct(zoo, root: Path, requests: int, concurrency: int) -> list[tuple]:
+    rows = []
+    for count in TENANT_COUNTS:
+        data = root / f"data-{count}"
+        install_tenants(zoo, data, count)
+        settings = ResolverSettings(max_loras=max(TENANT_COUNTS), max_batch_size=concurrency, max_new_tokens=40)
+        engine = HFEngine(str(zoo.base_model), settings)
+        await engine.start()
+        service = ResolverService(engine, data, settings.max_loras, settings.max_pending)
+        server = ResolverServer(free_port())
+        await server.start()
+        await server.attach(service)
+        import grpc
+
+        from clonedesk.v1 import resolver_pb2_grpc
+
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            stub = resolver_pb2_grpc.ResolverStub(channel)
+            tenants = tenant_names(count)
+            jobs = [(tenants[i % count], CUSTOMER_LINES[i % len(CUSTOMER_LINES)]) for i in range(requests)]
+            for tenant in tenants:  # warm: adapters loaded, both paths measured on resident adapters
+                await stub.Resolve(resolve_request(tenant, "warm", CUSTOMER_LINES[0]))
+
+            async def direct(job):
+                await engine.generate(GenerationRequest(f"{job[0]}@v1", chat_messages(conversation(job[1]))))
+
+            async def through_grpc(job):
+                await stub.Resolve(resolve_request(job[0], "t", job[1]), timeout=120)
+
+            baseline = await drive(direct, jobs, concurrency)
+            served = await drive(through_grpc, jobs, concurrency)
+        await server.stop(0)
+        await engine.close()
+        rows.append((count, baseline, served))
+        console.print(f"  {count:>2} tenants: direct {baseline['rps']:.1f} req/s, gRPC {served['rps']:.1f} req/s")
+    return rows
+
+
+class MergedModels:
+    """One merged model per tenant (adapter folded into a full copy of the base): each tenant batches
+    only with itself. The baseline multi-LoRA serving is compared with."""
+
+    def __init__(self, merged_dirs: dict[str, Path], settings: ResolverSettings):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        first = next(iter(merged_dirs.values()))
+        self.tokenizer = AutoTokenizer.from_pretrained(first)
+        self.tokenizer.padding_side = "left"
+        self.models = {t: AutoModelForCausalLM.from_pretrained(d).eval() for t, d in merged_dirs.items()}
+        self.settings = settings
+        self.batchers = {t: MicroBatcher(lambda reqs, t=t: self._run(t, reqs), self.executor,
+                                         settings.max_batch_size, settings.batch_wait_ms / 1000)
+                         for t in merged_dirs}
+
+    def _run(self, tenant: str, requests) -> list[Generation]:
+        from clonedesk.resolver.engines.hf import render_prompt
+
+        tok = self.tokenizer
+        encoded = tok([render_prompt(tok, r.messages) for r in requests], return_tensors="pt", padding=True,
+                      add_special_tokens=False)
+        with torch.inference_mode():
+            out = self.models[tenant].generate(**encoded, max_new_tokens=self.settings.max_new_tokens,
+                                               do_sample=False, pad_token_id=tok.pad_token_id,
+                                               eos_token_id=tok.eos_token_id)
+        texts = tok.batch_decode(out[:, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
+        return [Generation(r.adapter_name, text, ()) for r, text in zip(requests, texts)]
+
+    async def generate(self, tenant: str, request: GenerationRequest) -> Generation:
+        return await self.batchers[tenant].submit(request)
+
+    async def close(self) -> None:
+        for batcher in self.batchers.values():
+            await batcher.close()
+        self.executor.shutdown()
+
+
+def merge_adapters(zoo, root: Path, tenants: list[str]) -> dict[str, Path]:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    sources = list(BEHAVIOUR)
+    merged = {}
+    for i, tenant in enumerate(tenants):
+        target = root / "merged" / tenant
+        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(zoo.base_model),
+                                          str(zoo.adapters[sources[i % len(sources)]]))
+        model.merge_and_unload().save_pretrained(target)
+        AutoTokenizer.from_pretrained(zoo.base_model).save_pretrained(target)
+        merged[tenant] = target
+    return merged
+
+
+def gpu_vllm() -> bool:
+    from clonedesk.resolver.engines.vllm import vllm_available
+
+    return torch.cuda.is_available() and vllm_available()
+
+
+async def multi_lora_against_merged(zoo, root: Path, requests: int, concurrency: int, count: int) -> tuple:
+    tenants = tenant_names(count)
+    sources = list(BEHAVIOUR)
+    settings = ResolverSettings(max_loras=count, max_batch_size=concurrency, max_new_tokens=40)
+    jobs = [(tenants[i % count], CUSTOMER_LINES[i % len(CUSTOMER_LINES)]) for i in range(requests)]
+    merged_dirs = merge_adapters(zoo, root, tenants)
+    if gpu_vllm():
+        from clonedesk.resolver.engines.vllm import VLLMEngine
+
+        engine, kind = VLLMEngine(str(zoo.base_model), settings, gpu_memory_utilization=0.3), "vLLM (GPU)"
+    else:
+        engine, kind = HFEngine(str(zoo.base_model), settings), "HF + peft (CPU)"
+    await engine.start()
+    for i, tenant in enumerate(tenants):
+        await engine.load_adapter(f"{tenant}@v1", zoo.adapters[sources[i % len(sources)]])
+
+    async def multi(job):
+        await engine.generate(GenerationRequest(f"{job[0]}@v1", chat_messages(conversation(job[1]))))
+
+    await drive(multi, jobs[:count], concurrency)  # warm-up
+    multi_lora = await drive(multi, jobs, concurrency)
+    await engine.close()
+    if gpu_vllm():
+        merged_result = await _merged_vllm(merged_dirs, settings, jobs, concurrency)
+    else:
+        merged = MergedModels(merged_dirs, settings)
+
+        async def one_model_each(job):
+            await merged.generate(job[0], GenerationRequest(job[0], chat_messages(conversation(job[1]))))
+
+        await drive(one_model_each, jobs[:count], concurrency)
+        merged_result = await drive(one_model_each, jobs, concurrency)
+        await merged.close()
+    return kind, multi_lora, merged_result
+
+
+async def _merged_vllm(merged_dirs, settings, jobs, concurrency) -> dict:  # pragma: no cover - GPU only
+    from vllm import LLM, SamplingParams
+
+    memory = min(0.8 / len(merged_dirs), 0.3)
+    models = {t: LLM(model=str(d), gpu_memory_utilization=memory, max_model_len=512, seed=0)
+              for t, d in merged_dirs.items()}
+    sampling = SamplingParams(temperature=0.0, max_tokens=settings.max_new_tokens)
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+
+    def run(tenant, reqs):
+        tok = models[tenant].get_tokenizer()
+        from clonedesk.resolver.engines.hf import render_prompt
+
+        prompts = [render_prompt(tok, r.messages) for r in reqs]
+        return [Generation(r.adapter_name, o.outputs[0].text, ()) for r, o in
+                zip(reqs, models[tenant].generate(prompts, sampling, use_tqdm=False))]
+
+    batchers = {t: MicroBatcher(lambda reqs, t=t: run(t, reqs), executor, settings.max_batch_size,
+                                settings.batch_wait_ms / 1000) for t in models}
+
+    async def one_model_each(job):
+        await batchers[job[0]].submit(GenerationRequest(job[0], chat_messages(conversation(job[1]))))
+
+    await drive(one_model_each, jobs[:len(models)], concurrency)
+    result = await drive(one_model_each, jobs, concurrency)
+    for batcher in batchers.values():
+        await batcher.close()
+    return result
+
+
+def print_results(rows, comparison) -> None:
+    table = Table("tenants", "direct p50 ms", "direct p99 ms", "direct req/s", "gRPC p50 ms", "gRPC p99 ms",
+                  "gRPC req/s", "p50 ratio", "p99 ratio", "throughput ratio",
+                  title="Resolver/Resolve through gRPC vs direct engine calls (ratio = gRPC / direct)")
+    for count, direct, served in rows:
+        table.add_row(str(count), f"{direct['p50_ms']:.1f}", f"{direct['p99_ms']:.1f}", f"{direct['rps']:.1f}",
+                      f"{served['p50_ms']:.1f}", f"{served['p99_ms']:.1f}", f"{served['rps']:.1f}",
+                      f"{served['p50_ms'] / direct['p50_ms']:.2f}x", f"{served['p99_ms'] / direct['p99_ms']:.2f}x",
+                      f"{served['rps'] / direct['rps']:.2f}x")
+    console.print(table)
+    kind, multi, merged = comparison
+    other = Table("serving", "p50 ms", "p99 ms", "req/s",
+                  title=f"{kind}: multi-LoRA on one base vs one merged model per tenant "
+                        f"({len(tenant_names(TENANT_COUNTS[1]))} tenants)")
+    other.add_row("multi-LoRA (mixed batches)", f"{multi['p50_ms']:.1f}", f"{multi['p99_ms']:.1f}", f"{multi['rps']:.1f}")
+    other.add_row("merged per tenant", f"{merged['p50_ms']:.1f}", f"{merged['p99_ms']:.1f}", f"{merged['rps']:.1f}")
+    console.print(other)
+    console.print(f"multi-LoRA / merged throughput: {multi['rps'] / merged['rps']:.2f}x; "
+                  f"p50 ratio {multi['p50_ms'] / merged['p50_ms']:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=128)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # a shared two-core machine: one thread, same for both sides
+    root = Path(tempfile.mkdtemp(prefix="clonedesk-bench-resolver-"))
+    try:
+        with console.status("building a base model and adapters with the trainer's code…"):
+            zoo = build_zoo(root / "zoo")
+        console.print(f"{args.requests} requests per run, {args.concurrency} concurrent")
+        rows = asyncio.run(grpc_against_direct(zoo, root, args.requests, args.concurrency))
+        with console.status("multi-LoRA vs merged models…"):
+            comparison = asyncio.run(multi_lora_against_merged(zoo, root, args.requests, args.concurrency,
+                                                               TENANT_COUNTS[1]))
+        print_results(rows, comparison)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
