@@ -4,6 +4,7 @@ package, on the session's broker, with a live and a not-live tenant."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,14 @@ class Stack:
     quiet: Tenant
     recorder: TopicRecorder
     root: Path
+    streams: subprocess.Popen
+    streams_args: list[str]
+
+    def restart_streams(self) -> None:
+        """Stop the faust worker and start it again under the same app id: its table is recovered from
+        the changelog topic, its offsets from the consumer group."""
+        stop_service(self.streams)
+        self.streams = start_service(self.streams_args, self.settings.child_env(), self.root / "streams.log")
 
     def zendesk(self, tenant: Tenant, payload: dict) -> httpx.Response:
         body = p.body_of(payload)
@@ -65,15 +74,17 @@ def stack(kafka_bootstrap, tmp_path_factory):
     quiet = store.add("acme-quiet")
     recorder = TopicRecorder(kafka_bootstrap, RECORDED).start()
     env = settings.child_env()
-    streams = start_service(["streams", "--app-id", f"ingest-test-{uuid.uuid4().hex[:8]}"], env, root / "streams.log")
+    streams_args = ["streams", "--app-id", f"ingest-test-{uuid.uuid4().hex[:8]}"]
+    streams = start_service(streams_args, env, root / "streams.log")
     gateway = start_service(["ingest"], env, root / "gateway.log")
     url = f"http://127.0.0.1:{settings.gateway_port}"
     try:
         wait_for_http(f"{url}/healthz", gateway)
-        yield Stack(settings, url, live, quiet, recorder, root)
+        stack = Stack(settings, url, live, quiet, recorder, root, streams, streams_args)
+        yield stack
     finally:
         stop_service(gateway)
-        stop_service(streams)
+        stop_service(stack.streams if "stack" in locals() else streams)
         recorder.stop()
 
 

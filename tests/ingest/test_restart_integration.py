@@ -1,0 +1,37 @@
+"""The faust worker restarted: its table comes back from the changelog, so a webhook redelivered after
+the restart is still recognised, and the conversation goes on where it was."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from clonedesk.core import topics
+from clonedesk.v1 import training_pb2
+from tests.ingest import payloads as p
+from tests.ingest.harness import keyed
+
+pytestmark = pytest.mark.integration
+
+
+def test_state_survives_a_worker_restart(stack):
+    tid = uuid.uuid4().hex[:10]
+    tenant = stack.live
+    opening = p.zendesk_created(tid)
+    assert stack.zendesk(tenant, opening).status_code == 200
+    stack.recorder.wait_for(topics.TICKETS_TO_RESOLVE, keyed(tenant.id, tid), 1)
+
+    stack.restart_streams()
+
+    for payload in [opening,  # redelivered after the restart: must change nothing
+                    p.zendesk_comment(tid, f"{tid}-1", "Which order was it?", staff=True, time="2026-11-21T10:01:00Z"),
+                    p.zendesk_status(tid, f"{tid}-s", "OPEN", "SOLVED", time="2026-11-21T10:02:00Z")]:
+        assert stack.zendesk(tenant, payload).status_code == 200
+    records = stack.recorder.wait_for(topics.TRAINING_SAMPLES, keyed(tenant.id, tid), 1, timeout=90, settle=2)
+    sample = training_pb2.TrainingSample()
+    sample.ParseFromString(records[0].value)
+    # The customer's opening message was only in the table before the restart.
+    assert [t.text for t in sample.context] == [p.zendesk_detail(tid)["description"]]
+    assert len(records) == 1
+    assert len(stack.recorder.matching(topics.TICKETS_TO_RESOLVE, keyed(tenant.id, tid))) == 1
