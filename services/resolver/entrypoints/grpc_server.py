@@ -106,7 +106,8 @@ async def follow_publications(service: ResolverService, bootstrap: str, stop: as
                         if not published.tenant_id or published.version <= 0:
                             raise PoisonMessage("publication without tenant or version")
                         await service.adapters.publish(published.tenant_id, published.version, published.path)
-                    except (PoisonMessage, UnknownTenant, NoLiveAdapter) as exc:
+                    except Exception as exc:  # noqa: BLE001 - a bad publication must not stop the swaps of others
+                        log.exception("publication not applied", extra={"offset": record.offset})
                         await send_dead_letter(producer, ADAPTERS_PUBLISHED, record.key, record.value, str(exc),
                                                list(record.headers or []), record.partition, record.offset)
             if batches:
