@@ -26,8 +26,12 @@ def _settings(ctx: click.Context):
 
 @click.command()
 @click.option("--port", type=int, default=None, help="Default: CLONEDESK_GATEWAY_PORT.")
+@click.option("--max-body-bytes", type=click.IntRange(min=1), default=1024 * 1024, show_default=True,
+              help="Larger webhook bodies get 413.")
+@click.option("--signature-tolerance", type=click.FloatRange(min=1), default=300.0, show_default=True,
+              help="Seconds a Zendesk signature timestamp may differ from now (replay protection).")
 @click.pass_context
-def ingest(ctx: click.Context, port: int | None) -> None:
+def ingest(ctx: click.Context, port: int | None, max_body_bytes: int, signature_tolerance: float) -> None:
     """Run the webhook gateway (Zendesk and Intercom webhooks into helpdesk.events)."""
     import uvicorn
 
@@ -38,7 +42,8 @@ def ingest(ctx: click.Context, port: int | None) -> None:
     settings = _settings(ctx)
     configure_logging("gateway", settings.log_level)
     setup_telemetry("gateway", settings)
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=port or settings.gateway_port, log_config=None,
+    app = create_app(settings, max_body_bytes=max_body_bytes, tolerance_s=signature_tolerance)
+    uvicorn.run(app, host="127.0.0.1", port=port or settings.gateway_port, log_config=None,
                 access_log=False)
 
 

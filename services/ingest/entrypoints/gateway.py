@@ -100,6 +100,8 @@ def create_app(settings: Settings, *, writer: EventWriter | None = None,
                                                               "tenant": tenant.id})
                     webhooks.add(1, {"vendor": vendor, "result": "ignored"})
                     return JSONResponse({"status": "ignored", "type": normalised.ignored}, status_code=202)
+                for event in normalised.events:
+                    event.received_at.GetCurrentTime()
                 try:
                     await writer.write(normalised.events)
                 except BrokerUnavailable as exc:
