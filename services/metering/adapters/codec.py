@@ -6,7 +6,7 @@ raises PoisonMessage: the sink parks it on the topic's dead-letter topic and car
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import datetime, timezone
 
 from clonedesk.core.kafka import PoisonMessage, decode
 from clonedesk.core.tenants import InvalidTenantId, validate_tenant_id
@@ -27,6 +27,21 @@ _KINDS = {
     outcomes_pb2.ResolutionOutcome.REOPENED: OutcomeKind.REOPENED,
     outcomes_pb2.ResolutionOutcome.CSAT: OutcomeKind.CSAT,
 }
+
+
+# ClickHouse DateTime64 holds 1900..2299; an event time outside this span is a broken record.
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
+
+
+def _event_time(stamp, what: str) -> datetime:
+    try:
+        moment = stamp.ToDatetime(tzinfo=timezone.utc)
+    except (ValueError, OverflowError):
+        raise PoisonMessage(f"{what} is not a valid time") from None
+    if not EARLIEST <= moment < LATEST:
+        raise PoisonMessage(f"{what} {moment.isoformat()} is outside 2000..2200")
+    return moment
 
 
 def _tenant(tenant_id: str) -> str:
@@ -53,7 +68,7 @@ def reply_from_record(payload: bytes | None) -> AiReply:
         tenant_id=_tenant(message.tenant_id),
         ticket_id=_require(message.ticket_id, "ticket_id"),
         decision=_DECISIONS[message.decision],
-        created_at=message.created_at.ToDatetime(tzinfo=timezone.utc),
+        created_at=_event_time(message.created_at, "created_at"),
         latency_ms=max(0, min(int(message.latency_ms), 2**32 - 1)),
         category=message.category[:200],
         adapter_version=message.adapter_version[:200],
@@ -76,7 +91,7 @@ def outcome_from_record(payload: bytes | None) -> Outcome:
         tenant_id=_tenant(message.tenant_id),
         ticket_id=_require(message.ticket_id, "ticket_id"),
         kind=kind,
-        occurred_at=message.occurred_at.ToDatetime(tzinfo=timezone.utc),
+        occurred_at=_event_time(message.occurred_at, "occurred_at"),
         csat_score=message.csat_score if kind is OutcomeKind.CSAT else 0,
         category=message.category[:200],
     )

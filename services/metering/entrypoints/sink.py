@@ -35,6 +35,8 @@ class SinkStats:
     dead_letters: int = 0
     settled: int = 0
     started: float = field(default_factory=time.monotonic)
+    first_records_at: float | None = None  # when the first non-empty poll returned
+    last_commit_at: float | None = None  # when the latest batch was committed
 
 
 class MeteringSink:
@@ -70,8 +72,11 @@ class MeteringSink:
                 records = [record for part in batches.values() for record in part]
                 if not records:
                     continue
+                if self.stats.first_records_at is None:
+                    self.stats.first_records_at = time.monotonic()
                 await self._process(records, producer)
                 await consumer.commit()  # only now: ClickHouse has the batch
+                self.stats.last_commit_at = time.monotonic()
         finally:
             await consumer.stop()
             await producer.stop()

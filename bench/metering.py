@@ -1,0 +1,207 @@
+"""Metering benchmark.
+
+1. Ingest: rows/s from Kafka into ClickHouse through the metering sink (decode, insert, settle the
+   lifecycles, commit), against a direct `client.insert` of the same raw rows, in the same run.
+2. Queries: invoice and usage latency over N million resolutions generated inside ClickHouse with
+   numbers(), against one plain FINAL scan of the same tenant's rows as the baseline.
+
+Everything runs locally: a tansu broker (memory storage) as a child process and chDB in a temp dir.
+    .venv/bin/python bench/metering.py [--events 20000] [--resolutions 10000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from tqdm import tqdm
+
+from clonedesk.core.kafka import ensure_topics, wait_for_broker
+from clonedesk.core.topics import all_topic_specs
+from clonedesk.metering.adapters.store import MeteringStore
+from clonedesk.metering.domain.billing import Month
+from clonedesk.metering.domain.terms import Terms
+from clonedesk.metering.entrypoints.sink import MeteringSink
+from clonedesk.stack.infra import tansu_binary
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.metering.helpers import produce, scenario  # noqa: E402 - the same event generator as the tests
+
+console = Console()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_broker(log: Path) -> tuple[subprocess.Popen, str]:
+    bootstrap = f"127.0.0.1:{free_port()}"
+    url = f"tcp://{bootstrap}"
+    process = subprocess.Popen([tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                                "--storage-engine", "memory://tansu/"], stdout=open(log, "ab"),
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    asyncio.run(wait_for_broker(bootstrap, timeout=30))
+    asyncio.run(ensure_topics(bootstrap, all_topic_specs(2)))
+    return process, bootstrap
+
+
+def bench_ingest(client, bootstrap: str, events: int) -> dict:
+    tenants = [f"bench-{i}" for i in range(4)]
+    replies, outcomes = [], []
+    start = datetime(2026, 10, 1, tzinfo=timezone.utc)
+    per_tenant = max(events // (2 * len(tenants)), 1)  # about one outcome per resolution
+    for tenant in tenants:
+        r, o = scenario(tenant, start, per_tenant, every_hours=0.5)
+        replies += r
+        outcomes += o
+    rows = len(replies) + len(outcomes)
+    console.print(f"producing {len(replies)} resolutions and {len(outcomes)} outcomes to Kafka")
+    asyncio.run(produce(bootstrap, replies, outcomes))
+
+    direct = MeteringStore(client, "bench_direct")
+    direct.migrate()
+    began = time.perf_counter()
+    for i in tqdm(range(0, len(replies), 2000), desc="direct insert (resolutions)", leave=False, disable=None):
+        direct.insert_replies(replies[i:i + 2000])
+    for i in tqdm(range(0, len(outcomes), 2000), desc="direct insert (outcomes)", leave=False, disable=None):
+        direct.insert_outcomes(outcomes[i:i + 2000])
+    direct_s = time.perf_counter() - began
+
+    store = MeteringStore(client, "bench_sink")
+    store.migrate()
+    sink = MeteringSink(bootstrap, store, lambda _t: Terms(), group_id="bench-" + uuid.uuid4().hex[:8],
+                        batch_size=2000)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(sink.run(stop))
+        with tqdm(total=rows, desc="sink (Kafka -> ClickHouse)", leave=False, disable=None) as bar:
+            while sink.stats.replies + sink.stats.outcomes < rows:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.1)
+                bar.n = sink.stats.replies + sink.stats.outcomes
+                bar.refresh()
+        stop.set()
+        await task
+
+    asyncio.run(run())
+    sink_s = sink.stats.last_commit_at - sink.stats.first_records_at
+    return {"rows": rows, "direct_rows_s": rows / direct_s, "sink_rows_s": rows / sink_s,
+            "lifecycles": sink.stats.settled}
+
+
+def generate_resolutions(client, database: str, total: int, tenants: int) -> None:
+    """`total` settled resolutions over 2026 for `tenants` tenants, plus a CSAT for about a quarter."""
+    per_tenant_ms = int(365 * 24 * 3600 * 1000 / max(total // tenants, 1))
+    chunk = 2_000_000
+    for offset in tqdm(range(0, total, chunk), desc=f"generating {total:,} resolutions in ClickHouse", disable=None):
+        size = min(chunk, total - offset)
+        numbers = f"(SELECT number + {offset} AS number FROM numbers({size}))"
+        client.command(f"""
+            INSERT INTO {database}.resolution_lifecycles
+            SELECT tenant_id, resolution_id, ticket_id, state, created_at, created_at + toIntervalHour(1),
+                   if(state IN ('confirmed', 'assumed', 'reopened'), created_at + toIntervalHour(1), NULL),
+                   if(state = 'reopened', created_at + toIntervalDay(2), NULL),
+                   '', csat, category, latency, if(state = 'escalated', 'escalate', 'resolve'), 1, NULL
+            FROM (SELECT concat('bench-', toString(number % {tenants})) AS tenant_id,
+                         concat('r', toString(number)) AS resolution_id, concat('t', toString(number)) AS ticket_id,
+                         ['confirmed', 'confirmed', 'confirmed', 'assumed', 'assumed', 'escalated', 'escalated',
+                          'reopened', 'pending'][1 + cityHash64(number) % 9] AS state,
+                         toDateTime64('2026-01-01 00:00:00', 3, 'UTC')
+                           + toIntervalMillisecond(intDiv(number, {tenants}) * {per_tenant_ms}) AS created_at,
+                         if(cityHash64(number, 1) % 4 = 0, 1 + cityHash64(number, 2) % 5, 0) AS csat,
+                         ['billing', 'travel', 'account', 'orders'][1 + number % 4] AS category,
+                         50 + cityHash64(number, 3) % 900 AS latency
+                  FROM {numbers})""")
+        client.command(f"""
+            INSERT INTO {database}.outcome_events (event_id, resolution_id, tenant_id, ticket_id, kind, csat_score,
+                                                   occurred_at, category)
+            SELECT concat('e', toString(number)), concat('r', toString(number)),
+                   concat('bench-', toString(number % {tenants})), concat('t', toString(number)), 'csat',
+                   1 + cityHash64(number, 2) % 5,
+                   toDateTime64('2026-01-01 00:00:00', 3, 'UTC')
+                     + toIntervalMillisecond(intDiv(number, {tenants}) * {per_tenant_ms}) + toIntervalHour(3),
+                   ['billing', 'travel', 'account', 'orders'][1 + number % 4]
+            FROM {numbers} WHERE cityHash64(number, 1) % 4 = 0""")
+
+
+def timed(call, repeat: int) -> float:
+    call()  # warm
+    samples = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - began)
+    return statistics.median(samples)
+
+
+def bench_queries(client, total: int, tenants: int, repeat: int) -> dict:
+    store = MeteringStore(client, "bench_queries")
+    store.migrate()
+    generate_resolutions(client, "bench_queries", total, tenants)
+    tenant = "bench-0"
+    scan = timed(lambda: client.query(
+        "SELECT count(), sum(latency_ms) FROM bench_queries.resolution_lifecycles FINAL WHERE tenant_id = %(t)s",
+        parameters={"t": tenant}), repeat)
+    invoice = timed(lambda: store.invoice(tenant, Month(2026, 6), Terms()), repeat)
+    start = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    usage = timed(lambda: store.usage(tenant, start, start + timedelta(days=30), "day"), repeat)
+    check = store.invoice(tenant, Month(2026, 6), Terms()).to_json()
+    return {"tenant_rows": total // tenants, "scan_s": scan, "invoice_s": invoice, "usage_s": usage,
+            "invoice": check}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000, help="Kafka records for the ingest run.")
+    parser.add_argument("--resolutions", type=int, default=10_000_000, help="resolutions for the query run.")
+    parser.add_argument("--tenants", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    import clickhouse_connect
+
+    with tempfile.TemporaryDirectory(prefix="clonedesk-bench-") as tmp:
+        client = clickhouse_connect.get_client(dsn=f"chdb://{tmp}/clickhouse")
+        broker, bootstrap = start_broker(Path(tmp) / "tansu.log")
+        try:
+            ingest = bench_ingest(client, bootstrap, args.events)
+        finally:
+            broker.terminate()
+            broker.wait(10)
+        queries = bench_queries(client, args.resolutions, args.tenants, args.repeat)
+
+    table = Table(title="metering benchmark")
+    for column in ("measure", "value", "baseline", "ratio"):
+        table.add_column(column, justify="right" if column != "measure" else "left")
+    table.add_row(f"ingest rows/s, Kafka -> sink -> ClickHouse ({ingest['rows']:,} rows)",
+                  f"{ingest['sink_rows_s']:,.0f}", f"{ingest['direct_rows_s']:,.0f} (direct client.insert)",
+                  f"{ingest['sink_rows_s'] / ingest['direct_rows_s']:.3f}")
+    base = f"{queries['scan_s'] * 1000:.0f} ms (FINAL scan of the tenant)"
+    table.add_row(f"invoice latency ({args.resolutions:,} resolutions, {queries['tenant_rows']:,} for the tenant)",
+                  f"{queries['invoice_s'] * 1000:.0f} ms", base, f"{queries['invoice_s'] / queries['scan_s']:.2f}")
+    table.add_row("usage latency (30 days by day)", f"{queries['usage_s'] * 1000:.0f} ms", base,
+                  f"{queries['usage_s'] / queries['scan_s']:.2f}")
+    console.print(table)
+    inv = queries["invoice"]
+    console.print(f"sample invoice {inv['tenant_id']} {inv['month']}: billable {inv['billable_units']}, "
+                  f"credits {inv['credits_usd']}, total {inv['total_usd']} USD")
+    console.print(f"(the sink also settled {ingest['lifecycles']:,} lifecycles while ingesting)")
+
+
+if __name__ == "__main__":
+    main()
