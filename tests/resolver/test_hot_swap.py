@@ -148,3 +148,34 @@ async def _wait_for(predicate, what: str, timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def test_bad_publications_are_dead_lettered_and_later_ones_still_apply(engine, zoo, settings):
+    from clonedesk.core.topics import dlq
+    from clonedesk.resolver.service import ResolverService
+
+    from .conftest import read_topic
+
+    data = settings.resolved_data_dir
+    zoo.install(data, "beta", [1, 2], current=1)
+    service = ResolverService(engine, data, capacity=4, max_pending=8)
+    producer = make_producer(settings.bootstrap)
+    await producer.start()
+    missing = adapters_pb2.AdapterPublished(tenant_id="beta", version=7, path=str(data / "nowhere"))
+    good = adapters_pb2.AdapterPublished(tenant_id="beta", version=2, path=str(version_dir(data, "beta", 2)))
+    marker = f"beta-{time.monotonic_ns()}".encode()
+    for value in (b"\xff\xfe not a publication", encode(missing), encode(good)):
+        await producer.send_and_wait(ADAPTERS_PUBLISHED, value, key=marker)
+    await producer.stop()
+    stop = asyncio.Event()
+    follower = asyncio.create_task(follow_publications(service, settings.bootstrap, stop))
+    try:
+        await _wait_for(lambda: service.adapters.current_name("beta") == "beta@v2", "the good publication")
+        dead = await read_topic(settings.bootstrap, dlq(ADAPTERS_PUBLISHED),
+                                lambda rs: sum(r.key == marker for r in rs) >= 2)
+    finally:
+        stop.set()
+        await follower
+    reasons = [dict(r.headers)["dlq.reason"] for r in dead if r.key == marker]
+    assert any(b"cannot decode" in r for r in reasons) and any(b"beta@v7" in r for r in reasons)
+    assert engine.loaded_adapters() == ["beta@v2"]

@@ -105,6 +105,7 @@ async def follow_publications(service: ResolverService, bootstrap: str, stop: as
                         published = decode(adapters_pb2.AdapterPublished, record.value)
                         if not published.tenant_id or published.version <= 0:
                             raise PoisonMessage("publication without tenant or version")
+                        service.tenants.get(published.tenant_id)  # UnknownTenant: not ours to serve
                         await service.adapters.publish(published.tenant_id, published.version, published.path)
                     except Exception as exc:  # noqa: BLE001 - a bad publication must not stop the swaps of others
                         log.exception("publication not applied", extra={"offset": record.offset})
