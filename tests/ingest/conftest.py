@@ -21,7 +21,7 @@ from tests.ingest import payloads as p
 from tests.ingest.harness import TopicRecorder, sign_intercom, sign_zendesk, start_service, stop_service, wait_for_http
 
 RECORDED = [topics.HELPDESK_EVENTS, topics.TRAINING_SAMPLES, topics.TICKETS_TO_RESOLVE, topics.RESOLUTION_OUTCOMES,
-            topics.dlq(topics.HELPDESK_EVENTS)]
+            topics.dlq(topics.HELPDESK_EVENTS), topics.dlq(topics.RESOLUTIONS)]
 
 
 @dataclass

@@ -219,6 +219,11 @@ def test_a_poison_record_is_dead_lettered_and_the_worker_goes_on(stack):
     headers = dict(dead[0].headers)
     assert b"cannot decode" in headers["dlq.reason"] or b"without" in headers["dlq.reason"]
     assert headers["dlq.source_topic"] == topics.HELPDESK_EVENTS.encode()
+    # A Resolution without its ids is poison too, on the other input topic.
+    idless = resolver_pb2.Resolution(reply="hello")
+    stack.produce(topics.RESOLUTIONS, poison_key, encode(idless))
+    dead = stack.recorder.wait_for(topics.dlq(topics.RESOLUTIONS), lambda r: r.key == poison_key, 1)
+    assert b"without resolution_id" in dict(dead[0].headers)["dlq.reason"]
     tid = ticket()
     accepted(stack.zendesk(stack.live, p.zendesk_created(tid)))
     stack.recorder.wait_for(topics.TICKETS_TO_RESOLVE, keyed(stack.live.id, tid), 1)

@@ -18,7 +18,9 @@ def frame(*acts, call=None):
     ([frame("OFFER", call={"method": "CheckBalance", "parameters": {"account_type": "checking"}})],
      common_pb2.ACTION, "CheckBalance(account_type=checking)"),
     ([frame("NOTIFY_FAILURE", call={"method": "TransferMoney", "parameters": {"amount": "10", "to": "Amir"}})],
-     common_pb2.ACTION, "TransferMoney(amount=10, to=Amir)"),
+     common_pb2.ESCALATE, "TransferMoney(amount=10, to=Amir)"),
+    ([frame("NOTIFY_SUCCESS", call={"method": "TransferMoney", "parameters": {"amount": "10"}})],
+     common_pb2.ACTION, "TransferMoney(amount=10)"),
     ([frame("NOTIFY_FAILURE")], common_pb2.ESCALATE, ""),
     ([frame("REQUEST")], common_pb2.ASK, ""),
     ([frame("CONFIRM", "CONFIRM")], common_pb2.ASK, ""),
@@ -64,3 +66,21 @@ def test_reimport_gives_identical_events_and_other_tenants_other_ids(sgd_dir):
 def test_wrong_shapes_are_reported(bad):
     with pytest.raises(WrongShape):
         normalise_dialogue("bank", bad)
+
+
+def test_real_histories_give_every_decision_and_escalate_exactly_at_failures(sgd_dir):
+    decisions = set()
+    failures = 0
+    for path in sorted(sgd_dir.glob("train_*.jsonl")):
+        for line in path.read_text().splitlines()[:300]:
+            dialogue = json.loads(line)
+            events = normalise_dialogue("t", dialogue)[1:-1]
+            for turn, event in zip(dialogue["turns"], events):
+                if turn["speaker"] != "SYSTEM":
+                    continue
+                decisions.add(event.decision)
+                failed = any(a["act"] == "NOTIFY_FAILURE" for f in turn["frames"] for a in f["actions"])
+                failures += failed
+                assert (event.decision == common_pb2.ESCALATE) == failed
+    assert decisions == {common_pb2.RESOLVE, common_pb2.ASK, common_pb2.ACTION, common_pb2.ESCALATE}
+    assert failures > 0

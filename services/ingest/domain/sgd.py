@@ -2,9 +2,11 @@
 annotated SYSTEM acts into the agent's decision.
 
 Decision rules, first match wins (unit-tested in tests/ingest/test_sgd.py):
-  1. the turn made a `service_call`            → ACTION, action `Method(slot=value, ...)` (the back-office
-                                                  call, whether it then succeeded or failed)
-  2. NOTIFY_FAILURE without a call              → ESCALATE (something failed that the agent cannot fix)
+  1. NOTIFY_FAILURE                             → ESCALATE, action the call that failed (if any): the
+                                                  back office refused, so a human has to take it from here
+                                                  (SGD has no other escalation signal; this gives the
+                                                  adapters one to learn)
+  2. the turn made a `service_call`            → ACTION, action `Method(slot=value, ...)`
   3. REQUEST, CONFIRM or OFFER_INTENT           → ASK (the agent needs information or a yes/no)
   4. anything else (OFFER, INFORM, INFORM_COUNT, NOTIFY_SUCCESS, REQ_MORE, GOODBYE) → RESOLVE
 """
@@ -32,12 +34,15 @@ def format_call(service_call: dict) -> str:
 def decide(frames: list) -> tuple[int, str]:
     """(decision, action) of one SYSTEM turn from its frames."""
     acts = set()
+    call = ""
     for frame in frames or ():
-        if frame.get("service_call"):
-            return common_pb2.ACTION, format_call(frame["service_call"])
+        if frame.get("service_call") and not call:
+            call = format_call(frame["service_call"])
         acts.update(action.get("act") for action in frame.get("actions") or ())
     if "NOTIFY_FAILURE" in acts:
-        return common_pb2.ESCALATE, ""
+        return common_pb2.ESCALATE, call
+    if call:
+        return common_pb2.ACTION, call
     if acts & _ASK_ACTS:
         return common_pb2.ASK, ""
     return common_pb2.RESOLVE, ""
