@@ -71,6 +71,17 @@ def test_a_ticket_solved_by_humans_yields_one_scrubbed_sample_per_agent_turn():
     assert of(emitted, topics.TICKETS_TO_RESOLVE) == [] and of(emitted, topics.RESOLUTION_OUTCOMES) == []
 
 
+def test_a_human_turn_followed_by_a_hand_over_is_an_escalation():
+    events = [customer("e1", "My invoice is wrong", 1),
+              ev("e2", Kind.ASSIGNED, common_pb2.SYSTEM, at=2, assignee_id="agent-1"),
+              agent("e3", "I'm passing this to our billing team.", 3, author_id="agent-1"),
+              ev("e4", Kind.ASSIGNED, common_pb2.SYSTEM, at=4, assignee_id="group:billing"),
+              agent("e5", "Billing here: corrected, sorry!", 5, author_id="agent-2"),
+              status("e6", common_pb2.SOLVED, 6)]
+    _, emitted = run(events)
+    assert [s.decision for s in of(emitted, topics.TRAINING_SAMPLES)] == [common_pb2.ESCALATE, common_pb2.RESOLVE]
+
+
 def test_every_event_redelivered_changes_nothing():
     state, emitted = run(HUMAN_TICKET)
     again, more = run(HUMAN_TICKET, state=state)

@@ -17,8 +17,9 @@ Emits:
 - `ResolutionOutcome` for tickets the AI answered: customer confirmed / replied, human took over (a human
   public reply or an assignment to a human), solved, reopened, CSAT.
 
-Decision of a human agent's turn, when the source does not say (webhooks): a question → ASK, otherwise
-RESOLVE. Imports (SGD) carry the annotated decision and action; see domain/sgd.py.
+Decision of a human agent's turn, when the source does not say (webhooks): the ticket handed to someone
+else right after it → ESCALATE; a question (not the last turn) → ASK; otherwise RESOLVE. Imports (SGD)
+carry the annotated decision and action; see domain/sgd.py.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class Conversation:
     resolution: AiResolution | None = None
     sampled_turns: list[str] = field(default_factory=list)
     arrivals: int = 0
+    assignments: list[list] = field(default_factory=list)  # [at, assignee_id], in arrival order
 
     # -- storage --------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -137,12 +139,23 @@ def scrubbed_turns(turns: list[TurnRecord]) -> list[common_pb2.Turn]:
     return [common_pb2.Turn(role=t.role, text=scrub(t.text)) for t in turns]
 
 
-def infer_decision(turn: TurnRecord, is_last_agent_turn: bool) -> int:
+def infer_decision(turn: TurnRecord, is_last_agent_turn: bool, handed_over: bool = False) -> int:
+    """The decision of a human agent's turn. The source's own annotation wins; otherwise: handing the
+    ticket to someone else right after the turn → ESCALATE; a question → ASK; else RESOLVE."""
     if turn.decision:
         return turn.decision
+    if handed_over:
+        return common_pb2.ESCALATE
     if not is_last_agent_turn and "?" in turn.text:
         return common_pb2.ASK
     return common_pb2.RESOLVE
+
+
+def _handed_over(state: Conversation, turn: TurnRecord, next_turn: TurnRecord | None) -> bool:
+    """Was the ticket assigned to someone other than this turn's author after it, before the next turn?"""
+    until = next_turn.at if next_turn is not None else float("inf")
+    return any(turn.at <= at < until and assignee and assignee != turn.author_id
+               for at, assignee in state.assignments)
 
 
 def apply(state: Conversation | None, message: Message, context: Context = Context()
@@ -236,6 +249,7 @@ def _apply_event(state: Conversation, event, context: Context) -> tuple[Conversa
                     outcome(Outcome.REOPENED)
     elif event.kind == Kind.ASSIGNED:
         state.assignee_id = event.assignee_id
+        state.assignments.append([at, event.assignee_id])
         if event.assignee_id and resolution is not None:
             took_over()
     elif event.kind == Kind.CSAT:
@@ -280,7 +294,9 @@ def _training_samples(state: Conversation) -> list[Emit]:
         sample = training_pb2.TrainingSample(
             sample_id=sample_id(state.tenant_id, state.ticket_id, 0, turn.event_id), tenant_id=state.tenant_id,
             ticket_id=state.ticket_id, context=scrubbed_turns(context), reply=scrub(turn.text),
-            decision=infer_decision(turn, index == agent_positions[-1]), action=scrub(turn.action),
+            decision=infer_decision(turn, index == agent_positions[-1],
+                                    _handed_over(state, turn, turns[index + 1] if index + 1 < len(turns) else None)),
+            action=scrub(turn.action),
             category=state.category, turn_index=index)
         if turn.at:
             sample.occurred_at.FromNanoseconds(int(turn.at * 1e9))

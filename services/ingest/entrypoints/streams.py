@@ -13,7 +13,7 @@ import logging
 import time
 
 import faust
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 
 from clonedesk.core import topics
 from clonedesk.core.kafka import PoisonMessage, decode, encode
@@ -68,6 +68,9 @@ def create_app(settings: Settings, app_id: str = DEFAULT_APP_ID, table_name: str
                     for name in (topics.HELPDESK_EVENTS, topics.RESOLUTIONS)}
     tenants = TenantStore(settings.resolved_data_dir)
     tracer = trace.get_tracer("clonedesk.ingest.streams")
+    meter = metrics.get_meter("clonedesk.ingest.streams")
+    processed = meter.create_counter("clonedesk.streams.records", description="inputs by topic and result")
+    emitted = meter.create_counter("clonedesk.streams.emitted", description="messages sent, by topic")
 
     def tenant_is_live(tenant_id: str) -> bool:
         tenant = tenants.find(tenant_id)  # re-read per record: go-live takes effect at once
@@ -94,6 +97,7 @@ def create_app(settings: Settings, app_id: str = DEFAULT_APP_ID, table_name: str
                     item = validate_resolution(decode(resolver_pb2.Resolution, message.value))
             except PoisonMessage as exc:
                 await dead_letter(message, str(exc))
+                processed.add(1, {"topic": message.topic, "result": "dead-lettered"})
                 continue
             headers = message.headers.items() if isinstance(message.headers, dict) else message.headers
             with tracer.start_as_current_span("conversation.apply", context=extract_context(headers)) as span:
@@ -105,11 +109,14 @@ def create_app(settings: Settings, app_id: str = DEFAULT_APP_ID, table_name: str
                 live = isinstance(item, events_pb2.HelpdeskEvent) and tenant_is_live(item.tenant_id)
                 state, emits = apply(state, item, Context(live=live))
                 if len(state.seen) == before:
+                    processed.add(1, {"topic": message.topic, "result": "duplicate"})
                     continue  # a redelivery: nothing changed, nothing to send
                 table[key] = state.to_dict()
                 for emit in emits:
                     await outputs[emit.topic].send(key=emit.key, value=encode(emit.message),
                                                    headers=inject_headers())
+                    emitted.add(1, {"topic": emit.topic})
+                processed.add(1, {"topic": message.topic, "result": "applied"})
                 span.set_attribute("clonedesk.emitted", len(emits))
                 if emits:
                     log.info("conversation updated", extra={"ticket": key, "emitted": len(emits)})
