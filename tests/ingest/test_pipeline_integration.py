@@ -177,6 +177,11 @@ def test_bad_requests_are_refused_and_nothing_is_written(stack):
         response = httpx.post(url, content=body, headers=headers, timeout=30)
         assert response.status_code == expected, (expected, response.text)
         assert response.json()["error"]
+    def chunks():  # no Content-Length: the limit must hold while the body streams in
+        for _ in range(20):
+            yield b"x" * 100_000
+    chunked = httpx.post(url, content=chunks(), headers=sign_zendesk(tenant.zendesk_secret, b""), timeout=30)
+    assert chunked.status_code == 413
     unknown = httpx.post(f"{stack.url}/webhooks/zendesk/nobody-here", content=good,
                          headers=sign_zendesk(tenant.zendesk_secret, good), timeout=30)
     assert unknown.status_code == 404
