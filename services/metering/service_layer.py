@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -31,26 +32,31 @@ def terms_from_tenants(data_dir: Path) -> TermsLookup:
 
 def record_and_settle(store: MeteringStore, replies: Sequence[AiReply], outcomes: Sequence[Outcome],
                       terms_for: TermsLookup) -> list[Lifecycle]:
-    """Store the raw events (idempotent on their ids), then re-settle every resolution they touched and
-    every pending one whose quiet window the tenant's new watermark closed. Returns what was written."""
+    """Store the raw events (idempotent on their ids) and raise the tenants' watermarks, then re-settle
+    every resolution the events touched and every pending one whose quiet window a watermark closed.
+    Returns the lifecycles written."""
     store.insert_replies(replies)
     store.insert_outcomes(outcomes)
     touched: dict[str, set[str]] = defaultdict(set)
+    latest: dict[str, datetime] = {}
     for event in [*replies, *outcomes]:
         touched[event.tenant_id].add(event.resolution_id)
-    written: list[Lifecycle] = []
-    for tenant_id, resolution_ids in sorted(touched.items()):
-        written += settle_tenant(store, tenant_id, resolution_ids, terms_for(tenant_id))
-    return written
-
-
-def settle_tenant(store: MeteringStore, tenant_id: str, resolution_ids: set[str], terms: Terms) -> list[Lifecycle]:
-    watermark = store.watermark(tenant_id)
-    if watermark is None:
+        moment = event.created_at if isinstance(event, AiReply) else event.occurred_at
+        latest[event.tenant_id] = max(moment, latest.get(event.tenant_id, moment))
+    if not touched:
         return []
-    ids = set(resolution_ids) | set(store.pending_due(tenant_id, watermark))
-    replies, outcomes = store.histories(tenant_id, ids)
-    settled = [settle(replies.get(rid), outcomes.get(rid, ()), terms, watermark) for rid in sorted(ids)]
-    settled = [life for life in settled if life is not None]
+    store.advance_watermarks(latest)
+    watermarks = store.watermarks(touched)
+    for tenant_id, due in store.pending_due(watermarks).items():
+        touched[tenant_id] |= due
+    replies_by_key, outcomes_by_key = store.histories(touched)
+    settled: list[Lifecycle] = []
+    for tenant_id in sorted(touched):
+        terms = terms_for(tenant_id)
+        for resolution_id in sorted(touched[tenant_id]):
+            key = (tenant_id, resolution_id)
+            life = settle(replies_by_key.get(key), outcomes_by_key.get(key, ()), terms, watermarks[tenant_id])
+            if life is not None:
+                settled.append(life)
     store.write_lifecycles(settled)
     return settled

@@ -52,11 +52,22 @@ def scenario():
 
 
 def test_migrations_are_versioned_and_idempotent(store, clickhouse_client, unique_database):
-    assert [m.version for m in load_migrations()] == [1, 2]
-    assert store.migrate() == [1, 2]
+    assert [m.version for m in load_migrations()] == [1, 2, 3]
+    assert store.migrate() == [1, 2, 3]
     assert store.migrate() == []
     tables = {r[0] for r in clickhouse_client.query(f"SHOW TABLES FROM {unique_database}").result_rows}
     assert {"resolution_events", "outcome_events", "resolution_lifecycles", "schema_migrations"} <= tables
+
+
+def test_a_later_migration_backfills_an_older_database(clickhouse_client, unique_database):
+    from clonedesk.metering.adapters.migrations import migrate
+
+    assert migrate(clickhouse_client, unique_database, up_to=2) == [1, 2]
+    store = MeteringStore(clickhouse_client, unique_database)
+    store.insert_replies([reply(1, T0), reply(2, T0 + timedelta(hours=5))])
+    store.insert_outcomes([outcome(1, OutcomeKind.SOLVED, T0 + timedelta(hours=9))])
+    assert store.migrate() == [3]
+    assert store.watermarks(["acme", "nobody"]) == {"acme": T0 + timedelta(hours=9)}
 
 
 def test_replay_changes_nothing_and_sql_invoice_equals_the_core(store):

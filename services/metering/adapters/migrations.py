@@ -47,8 +47,8 @@ def load_migrations() -> list[Migration]:
     return found
 
 
-def migrate(client, database: str) -> list[int]:
-    """Bring `database` to the newest schema; return the versions applied now."""
+def migrate(client, database: str, up_to: int | None = None) -> list[int]:
+    """Bring `database` to the newest schema (or to version `up_to`); return the versions applied now."""
     validate_database(database)
     client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
     client.command(
@@ -59,7 +59,7 @@ def migrate(client, database: str) -> list[int]:
     applied = {row[0] for row in client.query(f"SELECT version FROM {database}.schema_migrations").result_rows}
     done = []
     for migration in load_migrations():
-        if migration.version in applied:
+        if migration.version in applied or (up_to is not None and migration.version > up_to):
             continue
         for statement in migration.statements:
             client.command(statement.replace("{database}", database))

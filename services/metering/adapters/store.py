@@ -120,46 +120,58 @@ class MeteringStore:
 
     # -- what settling needs ---------------------------------------------------------------------------
 
-    def watermark(self, tenant_id: str) -> datetime | None:
-        """The latest event time seen for the tenant: metering's only notion of "now"."""
-        rows = self._query(
-            "SELECT greatest("
-            " (SELECT max(created_at) FROM {db}.resolution_events WHERE tenant_id = %(t)s),"
-            " (SELECT max(occurred_at) FROM {db}.outcome_events WHERE tenant_id = %(t)s)),"
-            " (SELECT count() FROM {db}.resolution_events WHERE tenant_id = %(t)s)"
-            " + (SELECT count() FROM {db}.outcome_events WHERE tenant_id = %(t)s)", t=tenant_id)
-        moment, events = rows[0]
-        return utc(moment) if events else None
+    def advance_watermarks(self, latest: dict[str, datetime]) -> None:
+        """Raise each tenant's watermark to the latest event time of a batch (never lowers it)."""
+        if latest:
+            with self._lock:
+                self.client.insert(f"{self.db}.tenant_watermarks", [[t, m] for t, m in sorted(latest.items())],
+                                   column_names=["tenant_id", "watermark"])
 
-    def pending_due(self, tenant_id: str, watermark: datetime) -> list[str]:
-        """Pending resolutions whose quiet window has closed by the watermark: they become assumed."""
-        rows = self._query(
-            "SELECT resolution_id FROM {db}.resolution_lifecycles FINAL"
-            f" WHERE tenant_id = %(t)s AND state = 'pending' AND assumable_at <= {_ts('upto')}",
-            t=tenant_id, upto=millis(watermark))
-        return [r[0] for r in rows]
+    def watermarks(self, tenant_ids: Iterable[str]) -> dict[str, datetime]:
+        """The latest event time seen for each tenant: metering's only notion of "now"."""
+        rows = self._query("SELECT tenant_id, max(watermark) FROM {db}.tenant_watermarks"
+                           " WHERE tenant_id IN %(ts)s GROUP BY tenant_id", ts=sorted(set(tenant_ids)))
+        return {tenant: utc(moment) for tenant, moment in rows}
 
-    def histories(self, tenant_id: str, resolution_ids: Iterable[str]) -> tuple[dict[str, AiReply], dict[str, list[Outcome]]]:
-        ids = sorted(set(resolution_ids))
-        replies: dict[str, AiReply] = {}
-        outcomes: dict[str, dict[str, Outcome]] = defaultdict(dict)
+    def pending_due(self, watermarks: dict[str, datetime]) -> dict[str, set[str]]:
+        """Per tenant, the pending resolutions whose quiet window its watermark has closed."""
+        if not watermarks:
+            return {}
+        rows = self._query(
+            "SELECT tenant_id, resolution_id, assumable_at FROM {db}.resolution_lifecycles FINAL"
+            f" WHERE tenant_id IN %(ts)s AND state = 'pending' AND assumable_at <= {_ts('upto')}",
+            ts=sorted(watermarks), upto=millis(max(watermarks.values())))
+        due: dict[str, set[str]] = defaultdict(set)
+        for tenant, resolution_id, assumable_at in rows:
+            if utc(assumable_at) <= watermarks[tenant]:
+                due[tenant].add(resolution_id)
+        return due
+
+    def histories(self, wanted: dict[str, set[str]]) -> tuple[dict[tuple[str, str], AiReply],
+                                                              dict[tuple[str, str], list[Outcome]]]:
+        """Every stored event of the wanted resolutions, keyed (tenant, resolution id); duplicates collapse."""
+        replies: dict[tuple[str, str], AiReply] = {}
+        outcomes: dict[tuple[str, str], dict[str, Outcome]] = defaultdict(dict)
+        tenants = sorted(wanted)
+        ids = sorted(set().union(*wanted.values())) if wanted else []
         for start in range(0, len(ids), 5000):
             chunk = ids[start:start + 5000]
             for row in self._query(
                     f"SELECT {', '.join(REPLY_COLUMNS)} FROM {{db}}.resolution_events"
-                    " WHERE tenant_id = %(t)s AND resolution_id IN %(ids)s", t=tenant_id, ids=chunk):
-                reply = AiReply(resolution_id=row[0], tenant_id=row[1], ticket_id=row[2], decision=row[3],
-                                adapter_version=row[4], created_at=utc(row[5]), latency_ms=row[6], category=row[7],
-                                confidence=row[8])
-                replies.setdefault(reply.resolution_id, reply)
+                    " WHERE tenant_id IN %(ts)s AND resolution_id IN %(ids)s", ts=tenants, ids=chunk):
+                if row[0] in wanted.get(row[1], ()):
+                    replies.setdefault((row[1], row[0]), AiReply(
+                        resolution_id=row[0], tenant_id=row[1], ticket_id=row[2], decision=row[3],
+                        adapter_version=row[4], created_at=utc(row[5]), latency_ms=row[6], category=row[7],
+                        confidence=row[8]))
             for row in self._query(
                     f"SELECT {', '.join(OUTCOME_COLUMNS)} FROM {{db}}.outcome_events"
-                    " WHERE tenant_id = %(t)s AND resolution_id IN %(ids)s", t=tenant_id, ids=chunk):
-                outcome = Outcome(event_id=row[0], resolution_id=row[1], tenant_id=row[2], ticket_id=row[3],
-                                  kind=OutcomeKind(row[4]), csat_score=row[5], occurred_at=utc(row[6]),
-                                  category=row[7])
-                outcomes[outcome.resolution_id][outcome.event_id] = outcome  # duplicates collapse on event id
-        return replies, {rid: list(by_id.values()) for rid, by_id in outcomes.items()}
+                    " WHERE tenant_id IN %(ts)s AND resolution_id IN %(ids)s", ts=tenants, ids=chunk):
+                if row[1] in wanted.get(row[2], ()):
+                    outcomes[(row[2], row[1])][row[0]] = Outcome(
+                        event_id=row[0], resolution_id=row[1], tenant_id=row[2], ticket_id=row[3],
+                        kind=OutcomeKind(row[4]), csat_score=row[5], occurred_at=utc(row[6]), category=row[7])
+        return replies, {key: list(by_id.values()) for key, by_id in outcomes.items()}
 
     # -- reads -----------------------------------------------------------------------------------------
 
