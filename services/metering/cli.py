@@ -59,9 +59,10 @@ def fetch_invoice(settings: MeteringSettings, tenant_id: str, month: Month) -> d
     if settings.embedded_clickhouse and socket.exists():
         transport = httpx.HTTPTransport(uds=str(socket))
         try:
+            admin = {"Authorization": f"Bearer {admin_api_key(settings.resolved_data_dir)}"}
             with httpx.Client(transport=transport, base_url="http://metering", timeout=60) as client:
                 response = client.get(f"/v1/tenants/{record.id}/invoice", params={"month": str(month)},
-                                      headers={"Authorization": f"Bearer {admin_api_key(settings.resolved_data_dir)}"})
+                                      headers=admin)
             response.raise_for_status()
             return response.json()
         except httpx.TransportError:
@@ -72,7 +73,8 @@ def fetch_invoice(settings: MeteringSettings, tenant_id: str, month: Month) -> d
     try:
         store = MeteringStore.connect(settings.clickhouse, settings.clickhouse_database)
     except Exception as exc:  # noqa: BLE001 - any connection failure is the operator's to fix
-        raise OperatorError(f"cannot open ClickHouse at {settings.clickhouse}: {str(exc).splitlines()[0][:200]}")
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise OperatorError(f"cannot open ClickHouse at {settings.clickhouse}: {reason}") from None
     try:
         return store.invoice(record.id, month, Terms.from_plan(record.plan)).to_json()
     finally:

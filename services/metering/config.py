@@ -15,7 +15,8 @@ MAX_SOCKET_PATH = 100
 
 
 class MeteringSettings(Settings):
-    clickhouse_database: str = Field(default="clonedesk", description="ClickHouse database of metering's tables.")
+    clickhouse_database: str = Field(default="clonedesk",
+                                     description="ClickHouse database of metering's tables.")
     metering_batch_size: int = Field(default=2000, ge=1, description="Records per ClickHouse write.")
 
     @classmethod

@@ -12,6 +12,6 @@ from clonedesk.stack.component import Component, clonedesk_command
 def components(settings: Settings) -> list[Component]:
     return [
         Component(name="metering", argv=clonedesk_command("metering"), order=150),
-        Component(name="api", argv=clonedesk_command("api"), port=settings.api_port, port_env="CLONEDESK_API_PORT",
-                  order=160),
+        Component(name="api", argv=clonedesk_command("api"), port=settings.api_port,
+                  port_env="CLONEDESK_API_PORT", order=160),
     ]

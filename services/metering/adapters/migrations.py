@@ -56,7 +56,8 @@ def migrate(client, database: str, up_to: int | None = None) -> list[int]:
         "(version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
         "ENGINE = ReplacingMergeTree ORDER BY version"
     )
-    applied = {row[0] for row in client.query(f"SELECT version FROM {database}.schema_migrations").result_rows}
+    recorded = client.query(f"SELECT version FROM {database}.schema_migrations").result_rows
+    applied = {row[0] for row in recorded}
     done = []
     for migration in load_migrations():
         if migration.version in applied or (up_to is not None and migration.version > up_to):

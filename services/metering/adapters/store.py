@@ -24,10 +24,11 @@ DEFAULT_DATABASE = "clonedesk"
 
 REPLY_COLUMNS = ["resolution_id", "tenant_id", "ticket_id", "decision", "adapter_version", "created_at",
                  "latency_ms", "category", "confidence"]
-OUTCOME_COLUMNS = ["event_id", "resolution_id", "tenant_id", "ticket_id", "kind", "csat_score", "occurred_at",
-                   "category"]
-LIFECYCLE_COLUMNS = ["tenant_id", "resolution_id", "ticket_id", "state", "created_at", "state_at", "billed_at",
-                     "reopened_at", "decided_by", "csat_score", "category", "latency_ms", "decision", "version", "assumable_at"]
+OUTCOME_COLUMNS = ["event_id", "resolution_id", "tenant_id", "ticket_id", "kind", "csat_score",
+                   "occurred_at", "category"]
+LIFECYCLE_COLUMNS = ["tenant_id", "resolution_id", "ticket_id", "state", "created_at", "state_at",
+                     "billed_at", "reopened_at", "decided_by", "csat_score", "category", "latency_ms",
+                     "decision", "version", "assumable_at"]
 
 BUCKETS = {"day": "toStartOfDay", "week": "toMonday", "month": "toStartOfMonth"}
 
@@ -49,8 +50,9 @@ def _ts(param: str) -> str:
 
 
 def _lifecycle(r: tuple) -> Lifecycle:
-    return Lifecycle(tenant_id=r[0], resolution_id=r[1], ticket_id=r[2], state=State(r[3]), created_at=utc(r[4]),
-                     state_at=utc(r[5]), billed_at=utc(r[6]), reopened_at=utc(r[7]), decided_by=r[8],
+    return Lifecycle(tenant_id=r[0], resolution_id=r[1], ticket_id=r[2], state=State(r[3]),
+                     created_at=utc(r[4]), state_at=utc(r[5]), billed_at=utc(r[6]), reopened_at=utc(r[7]),
+                     decided_by=r[8],
                      csat_score=r[9], category=r[10], latency_ms=r[11], decision=r[12], version=r[13],
                      assumable_at=utc(r[14]))
 
@@ -71,7 +73,8 @@ class MeteringStore:
         self._lock = threading.RLock()
 
     @classmethod
-    def connect(cls, dsn: str, database: str = DEFAULT_DATABASE, migrate_schema: bool = True) -> "MeteringStore":
+    def connect(cls, dsn: str, database: str = DEFAULT_DATABASE,
+                migrate_schema: bool = True) -> "MeteringStore":
         import clickhouse_connect
 
         store = cls(clickhouse_connect.get_client(dsn=dsn), database)
@@ -104,16 +107,17 @@ class MeteringStore:
     def insert_outcomes(self, outcomes: Sequence[Outcome]) -> None:
         if not outcomes:
             return
-        rows = [[o.event_id, o.resolution_id, o.tenant_id, o.ticket_id, o.kind.value, o.csat_score, o.occurred_at,
-                 o.category] for o in outcomes]
+        rows = [[o.event_id, o.resolution_id, o.tenant_id, o.ticket_id, o.kind.value, o.csat_score,
+                 o.occurred_at, o.category] for o in outcomes]
         with self._lock:
             self.client.insert(f"{self.db}.outcome_events", rows, column_names=OUTCOME_COLUMNS)
 
     def write_lifecycles(self, lifecycles: Sequence[Lifecycle]) -> None:
         if not lifecycles:
             return
-        rows = [[x.tenant_id, x.resolution_id, x.ticket_id, x.state.value, x.created_at, x.state_at, x.billed_at,
-                 x.reopened_at, x.decided_by, x.csat_score, x.category, x.latency_ms, x.decision, x.version, x.assumable_at]
+        rows = [[x.tenant_id, x.resolution_id, x.ticket_id, x.state.value, x.created_at, x.state_at,
+                 x.billed_at, x.reopened_at, x.decided_by, x.csat_score, x.category, x.latency_ms, x.decision,
+                 x.version, x.assumable_at]
                 for x in lifecycles]
         with self._lock:
             self.client.insert(f"{self.db}.resolution_lifecycles", rows, column_names=LIFECYCLE_COLUMNS)
@@ -124,7 +128,8 @@ class MeteringStore:
         """Raise each tenant's watermark to the latest event time of a batch (never lowers it)."""
         if latest:
             with self._lock:
-                self.client.insert(f"{self.db}.tenant_watermarks", [[t, m] for t, m in sorted(latest.items())],
+                rows = [[tenant, moment] for tenant, moment in sorted(latest.items())]
+                self.client.insert(f"{self.db}.tenant_watermarks", rows,
                                    column_names=["tenant_id", "watermark"])
 
     def watermarks(self, tenant_ids: Iterable[str]) -> dict[str, datetime]:
@@ -149,7 +154,7 @@ class MeteringStore:
 
     def histories(self, wanted: dict[str, set[str]]) -> tuple[dict[tuple[str, str], AiReply],
                                                               dict[tuple[str, str], list[Outcome]]]:
-        """Every stored event of the wanted resolutions, keyed (tenant, resolution id); duplicates collapse."""
+        """Every stored event of the wanted resolutions, by (tenant, resolution id); duplicates collapse."""
         replies: dict[tuple[str, str], AiReply] = {}
         outcomes: dict[tuple[str, str], dict[str, Outcome]] = defaultdict(dict)
         tenants = sorted(wanted)
@@ -183,7 +188,8 @@ class MeteringStore:
     def invoice(self, tenant_id: str, month: Month, terms: Terms) -> Invoice:
         """The month's invoice: figures counted in SQL, the arithmetic in the core (Decimal)."""
         in_month = f"{{col}} >= {_ts('start')} AND {{col}} < {_ts('end')}"
-        created, billed, reopened = (in_month.format(col=c) for c in ("created_at", "billed_at", "reopened_at"))
+        created, billed, reopened = (in_month.format(col=column)
+                                     for column in ("created_at", "billed_at", "reopened_at"))
         state_counts = ", ".join(f"countIf(({created}) AND state = '{s.value}')" for s in STATES)
         params = dict(t=tenant_id, start=millis(month.start), end=millis(month.end))
         row = self._query(
@@ -212,21 +218,26 @@ class MeteringStore:
         where = f"tenant_id = %(t)s AND created_at >= {_ts('start')} AND created_at < {_ts('end')}"
         state_counts = ", ".join(f"countIf(state = '{s.value}')" for s in STATES)
         per_period = self._query(
-            f"SELECT toDate({bucket}(created_at)) AS period, {state_counts} FROM {{db}}.resolution_lifecycles FINAL"
+            f"SELECT toDate({bucket}(created_at)) AS period, {state_counts}"
+            " FROM {db}.resolution_lifecycles FINAL"
             f" WHERE {where} GROUP BY period ORDER BY period", **params)
         per_category = self._query(
             f"SELECT category, {state_counts}, avgIf(csat_score, csat_score > 0), countIf(csat_score > 0)"
-            f" FROM {{db}}.resolution_lifecycles FINAL WHERE {where} GROUP BY category ORDER BY category", **params)
+            f" FROM {{db}}.resolution_lifecycles FINAL WHERE {where} GROUP BY category ORDER BY category",
+            **params)
         latency = self._query(
-            "SELECT count(), avg(latency_ms), quantileExact(0.5)(latency_ms), quantileExact(0.95)(latency_ms),"
+            "SELECT count(), avg(latency_ms), quantileExact(0.5)(latency_ms),"
+            " quantileExact(0.95)(latency_ms),"
             f" max(latency_ms) FROM {{db}}.resolution_lifecycles FINAL WHERE {where}", **params)[0]
         csat_where = (f"tenant_id = %(t)s AND kind = 'csat' AND occurred_at >= {_ts('start')}"
                       f" AND occurred_at < {_ts('end')}")
         csat_periods = self._query(
-            f"SELECT toDate({bucket}(occurred_at)) AS period, avg(csat_score), count() FROM {{db}}.outcome_events FINAL"
+            f"SELECT toDate({bucket}(occurred_at)) AS period, avg(csat_score), count()"
+            " FROM {db}.outcome_events FINAL"
             f" WHERE {csat_where} GROUP BY period ORDER BY period", **params)
         csat_scores = dict(self._query(
-            f"SELECT csat_score, count() FROM {{db}}.outcome_events FINAL WHERE {csat_where} GROUP BY csat_score",
+            f"SELECT csat_score, count() FROM {{db}}.outcome_events FINAL WHERE {csat_where}"
+            " GROUP BY csat_score",
             **params))
 
         def counts_of(values: Sequence[int]) -> dict[str, int]:
@@ -242,6 +253,7 @@ class MeteringStore:
             if key not in periods:
                 periods[key] = UsagePeriod(key, counts_of([0] * len(STATES)), avg, n)
         csat_total = sum(csat_scores.values())
+        csat_sum = sum(int(score) * n for score, n in csat_scores.items())
         return {
             "periods": [periods[k] for k in sorted(periods)],
             "categories": [(row[0], counts_of(row[1:1 + len(STATES)]),
@@ -251,7 +263,7 @@ class MeteringStore:
                         "p95_ms": float(latency[3]) if latency[0] else None,
                         "max_ms": int(latency[4]) if latency[0] else None},
             "csat": {"count": csat_total,
-                     "average": (sum(int(s) * n for s, n in csat_scores.items()) / csat_total) if csat_total else None,
+                     "average": csat_sum / csat_total if csat_total else None,
                      "distribution": {str(score): int(csat_scores.get(score, 0)) for score in range(1, 6)}},
         }
 
@@ -269,7 +281,8 @@ class MeteringStore:
             conditions.append(f"created_at < {_ts('end')}")
             params["end"] = millis(end)
         where = " AND ".join(conditions)
-        total = self._query(f"SELECT count() FROM {{db}}.resolution_lifecycles FINAL WHERE {where}", **params)[0][0]
+        total = self._query(f"SELECT count() FROM {{db}}.resolution_lifecycles FINAL WHERE {where}",
+                            **params)[0][0]
         rows = self._query(
             f"SELECT {', '.join(LIFECYCLE_COLUMNS)} FROM {{db}}.resolution_lifecycles FINAL WHERE {where}"
             " ORDER BY created_at DESC, resolution_id LIMIT %(limit)s OFFSET %(offset)s", **params)

@@ -137,4 +137,5 @@ def compute_invoice(tenant_id: str, month: Month, lifecycles: Iterable[Lifecycle
     for earlier in sorted({Month.of(life.billed_at) for life in reversed_here}):
         paid_ids.update(life.resolution_id for life in paid_charges(earlier, lifecycles, terms))
     paid_reversals = sum(1 for life in reversed_here if life.resolution_id in paid_ids)
-    return invoice_from_figures(tenant_id, month, terms, counts, len(charges_of(month, lifecycles)), paid_reversals)
+    billable = len(charges_of(month, lifecycles))
+    return invoice_from_figures(tenant_id, month, terms, counts, billable, paid_reversals)

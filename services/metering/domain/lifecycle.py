@@ -83,7 +83,8 @@ def settle(reply: AiReply | None, outcomes: Iterable[Outcome], terms: Terms,
     life = Lifecycle(
         resolution_id=reply.resolution_id, tenant_id=reply.tenant_id, ticket_id=reply.ticket_id,
         created_at=reply.created_at, state=State.PENDING, state_at=reply.created_at,
-        decided_by=reply.resolution_id, category=reply.category or next((o.category for o in events if o.category), ""),
+        decided_by=reply.resolution_id,
+        category=reply.category or next((o.category for o in events if o.category), ""),
         latency_ms=reply.latency_ms, decision=reply.decision,
         version=knowledge_version(max(watermark, reply.created_at), len(events) + 1),
     )
@@ -106,7 +107,8 @@ def settle(reply: AiReply | None, outcomes: Iterable[Outcome], terms: Terms,
                 life = replace(life, state=State.CONFIRMED, state_at=event.occurred_at,
                                billed_at=event.occurred_at, decided_by=event.event_id)
             elif event.kind is OutcomeKind.HUMAN_TOOK_OVER:
-                life = replace(life, state=State.ESCALATED, state_at=event.occurred_at, decided_by=event.event_id)
+                life = replace(life, state=State.ESCALATED, state_at=event.occurred_at,
+                               decided_by=event.event_id)
             elif event.kind in (OutcomeKind.CUSTOMER_REPLIED, OutcomeKind.REOPENED) or event.negative_rating:
                 customer_returned = True  # not resolved by this reply; it can still be confirmed
         elif life.state in (State.CONFIRMED, State.ASSUMED):

@@ -69,7 +69,8 @@ def usage_json(tenant_id: str, first: date, last: date, granularity: str, usage:
     for period in usage["periods"]:
         for state, n in period.counts.items():
             totals[state] += n
-        series.append({"period": period.period, "resolutions": period.counts, "total": sum(period.counts.values()),
+        series.append({"period": period.period, "resolutions": period.counts,
+                       "total": sum(period.counts.values()),
                        "resolution_rate": resolution_rate(period.counts),
                        "escalation_rate": escalation_rate(period.counts),
                        "csat_average": None if period.csat_average is None else round(period.csat_average, 3),
@@ -81,7 +82,8 @@ def usage_json(tenant_id: str, first: date, last: date, granularity: str, usage:
     csat = dict(usage["csat"])
     if csat["average"] is not None:
         csat["average"] = round(csat["average"], 3)
-    return {"tenant_id": tenant_id, "from": first.isoformat(), "to": last.isoformat(), "granularity": granularity,
+    return {"tenant_id": tenant_id, "from": first.isoformat(), "to": last.isoformat(),
+            "granularity": granularity,
             "resolutions": {**totals, "total": sum(totals.values())},
             "resolution_rate": resolution_rate(totals), "escalation_rate": escalation_rate(totals),
             "csat": csat, "latency_ms": usage["latency"], "series": series, "by_category": categories}
@@ -117,6 +119,7 @@ def create_app(store: MeteringStore, data_dir: Path, *, lifespan=None) -> FastAP
         return authorize(request, tenant_id, allow_query_key=True)
 
     ApiTenant = Annotated[Tenant, Depends(api_tenant)]
+    StateName = Literal["pending", "confirmed", "assumed", "escalated", "reopened"]
 
     @app.get("/healthz")
     def healthz() -> dict:
@@ -135,8 +138,8 @@ def create_app(store: MeteringStore, data_dir: Path, *, lifespan=None) -> FastAP
         return usage_json(tenant.id, first, last, granularity, figures)
 
     @app.get("/v1/tenants/{tenant_id}/resolutions")
-    def resolutions(tenant: ApiTenant, state: Literal["pending", "confirmed", "assumed", "escalated", "reopened"]
-                    | None = None, start: Annotated[str | None, Query(alias="from")] = None,
+    def resolutions(tenant: ApiTenant, state: StateName | None = None,
+                    start: Annotated[str | None, Query(alias="from")] = None,
                     end: Annotated[str | None, Query(alias="to")] = None,
                     limit: Annotated[int, Query(ge=1, le=500)] = 50,
                     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> dict:

@@ -21,7 +21,8 @@ def line_chart(chart_id: str, title: str, points: Sequence[tuple[str, float | No
 
     coords = [xy(i, value) for i, _, value in known]
     dots = "".join(
-        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3"><title>{escape(label)}: {escape(fmt.format(value))}</title></circle>'
+        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3">'
+        f'<title>{escape(label)}: {escape(fmt.format(value))}</title></circle>'
         for (x, y), (_, label, value) in zip(coords, known))
     axis = (f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" class="axis"/>'
             f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{HEIGHT - PAD}" class="axis"/>'
@@ -64,12 +65,14 @@ def render_dashboard(invoice: Invoice, usage: dict) -> str:
         ("csat-average", "CSAT average", "–" if csat is None else f"{csat:.2f} / 5"),
     ]
     tiles_html = "".join(f'<div class="tile"><div class="label">{escape(label)}</div>'
-                         f'<div class="value" id="{key}">{escape(value)}</div></div>' for key, label, value in tiles)
+                         f'<div class="value" id="{key}">{escape(value)}</div></div>'
+                         for key, label, value in tiles)
     states = "".join(f"<tr><th>{escape(state)}</th><td>{n}</td></tr>"
                      for state, n in invoice.to_json()["resolutions"].items())
     body = invoice.to_json()
     bill = "".join(f"<tr><th>{escape(label)}</th><td>{escape(str(body[key]))}</td></tr>" for label, key in (
-        ("billable units", "billable_units"), ("free units", "free_units"), ("charged units", "charged_units"),
+        ("billable units", "billable_units"), ("free units", "free_units"),
+        ("charged units", "charged_units"),
         ("unit price (USD)", "unit_price_usd"), ("credits (units)", "credit_units"),
         ("credits (USD)", "credits_usd"), ("total (USD)", "total_usd")))
     return f"""<!doctype html>

@@ -69,8 +69,9 @@ async def run_metering(settings: MeteringSettings, stop: asyncio.Event | None = 
             socket = settings.metering_socket
             socket.parent.mkdir(parents=True, exist_ok=True)
             socket.unlink(missing_ok=True)  # a stale socket of a previous run
-            server = ThreadedServer(uvicorn.Config(create_app(store, settings.resolved_data_dir), uds=str(socket),
-                                                   log_level="warning", log_config=None))
+            app = create_app(store, settings.resolved_data_dir)
+            config = uvicorn.Config(app, uds=str(socket), log_level="warning", log_config=None)
+            server = ThreadedServer(config)
             server.start()
             log.info("serving the analytics app for the api process", extra={"socket": str(socket)})
         sink = MeteringSink(settings.bootstrap, store, terms_from_tenants(settings.resolved_data_dir),

@@ -55,8 +55,10 @@ class MeteringSink:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metering-store")
         self._tracer = telemetry.tracer if telemetry else trace.get_tracer("clonedesk.metering")
         meter = telemetry.meter if telemetry else None
-        self._rows = meter.create_counter("metering.rows", description="events written to ClickHouse") if meter else None
-        self._dead = meter.create_counter("metering.dead_letters") if meter else None
+        self._rows = self._dead = None
+        if meter:
+            self._rows = meter.create_counter("metering.rows", description="events written to ClickHouse")
+            self._dead = meter.create_counter("metering.dead_letters", description="records parked on a DLQ")
 
     async def run(self, stop: asyncio.Event) -> SinkStats:
         consumer = make_consumer(self.bootstrap, RESOLUTIONS, RESOLUTION_OUTCOMES, group_id=self.group_id,
