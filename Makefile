@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 export CLONEDESK_DATA_DIR ?= $(CURDIR)/.clonedesk
 
-.PHONY: setup demo test test-fast protos bench clean
+.PHONY: setup demo test test-fast protos bench clean readme-settings
 
 setup: $(STAMP)
 
@@ -32,3 +32,6 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .clonedesk .pytest_cache
+
+readme-settings: setup
+	$(PY) scripts/readme_settings.py

@@ -33,7 +33,7 @@ class Settings(BaseSettings):
         default=None, description="OTLP/HTTP collector URL; unset = traces and metrics to files in the data dir."
     )
     topic_partitions: int = Field(default=4, ge=1, description="Partitions of each topic the stack creates.")
-    log_level: str = Field(default="INFO")
+    log_level: str = Field(default="INFO", description="Level of the structured (JSON-line) logs.")
 
     @property
     def resolved_data_dir(self) -> Path:
