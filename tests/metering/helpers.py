@@ -23,7 +23,8 @@ DECISIONS = {"resolve": common_pb2.RESOLVE, "ask": common_pb2.ASK, "action": com
 def reply_message(reply: AiReply) -> resolver_pb2.Resolution:
     message = resolver_pb2.Resolution(
         resolution_id=reply.resolution_id, tenant_id=reply.tenant_id, ticket_id=reply.ticket_id,
-        decision=DECISIONS[reply.decision], reply="Here is how to fix it.", adapter_version=f"{reply.tenant_id}@v1",
+        decision=DECISIONS[reply.decision], reply="Here is how to fix it.",
+        adapter_version=f"{reply.tenant_id}@v1",
         latency_ms=reply.latency_ms, category=reply.category, confidence=0.9)
     message.created_at.FromDatetime(reply.created_at)
     return message
@@ -42,8 +43,8 @@ async def produce(bootstrap: str, replies, outcomes, raw: list[tuple[str, bytes,
     producer = make_producer(bootstrap)
     await producer.start()
     try:
-        sends = [producer.send(RESOLUTIONS, encode(reply_message(r)), key=message_key(r.tenant_id, r.ticket_id))
-                 for r in replies]
+        sends = [producer.send(RESOLUTIONS, encode(reply_message(r)),
+                               key=message_key(r.tenant_id, r.ticket_id)) for r in replies]
         sends += [producer.send(RESOLUTION_OUTCOMES, encode(outcome_message(o)),
                                 key=message_key(o.tenant_id, o.ticket_id)) for o in outcomes]
         sends += [producer.send(topic, value, key=key) for topic, key, value in raw]
@@ -53,7 +54,8 @@ async def produce(bootstrap: str, replies, outcomes, raw: list[tuple[str, bytes,
         await producer.stop()
 
 
-async def run_sink_until_idle(sink: MeteringSink, at_least: int, idle_s: float = 1.5, timeout: float = 90) -> None:
+async def run_sink_until_idle(sink: MeteringSink, at_least: int, idle_s: float = 1.5,
+                              timeout: float = 90) -> None:
     """Run the sink until it consumed `at_least` records and then saw nothing new for `idle_s`."""
     stop = asyncio.Event()
     task = asyncio.create_task(sink.run(stop))
@@ -81,7 +83,8 @@ class ApiServer:
     def __init__(self, app):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> "ApiServer":
@@ -116,7 +119,8 @@ def scenario(tenant: str, start: datetime, count: int, every_hours: float = 4.0)
                                latency_ms=80 + n % 50, category=("billing", "travel", "account")[n % 3]))
 
         def add(kind, after, score=0):
-            outcomes.append(Outcome(f"{rid}-{kind.value}", rid, tenant, ticket, kind, at + after, csat_score=score))
+            outcomes.append(Outcome(f"{rid}-{kind.value}", rid, tenant, ticket, kind, at + after,
+                                    csat_score=score))
 
         if n % 5 == 0:
             add(OutcomeKind.CUSTOMER_CONFIRMED, timedelta(minutes=20))

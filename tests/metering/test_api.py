@@ -86,7 +86,8 @@ def test_usage_figures(served):
     known = counts["total"] - counts["pending"]
     assert body["resolution_rate"] == round((counts["confirmed"] + counts["assumed"]) / known, 4)
     assert body["escalation_rate"] == round(counts["escalated"] / known, 4)
-    assert 1 <= body["csat"]["average"] <= 5 and sum(body["csat"]["distribution"].values()) == body["csat"]["count"]
+    assert 1 <= body["csat"]["average"] <= 5
+    assert sum(body["csat"]["distribution"].values()) == body["csat"]["count"]
     assert {c["category"] for c in body["by_category"]} == {"billing", "travel", "account"}
     assert sum(c["total"] for c in body["by_category"]) == len(in_range)
     assert body["latency_ms"]["p50_ms"] <= body["latency_ms"]["p95_ms"] <= body["latency_ms"]["max_ms"]
@@ -96,7 +97,8 @@ def test_resolutions_are_paged_without_overlap(served):
     server, _, tenant, _, _, (replies, _) = served
     seen, offset = [], 0
     while offset is not None:
-        page = get(server, f"/v1/tenants/{tenant.id}/resolutions", tenant.api_key, limit=40, offset=offset).json()
+        page = get(server, f"/v1/tenants/{tenant.id}/resolutions", tenant.api_key, limit=40,
+                   offset=offset).json()
         assert page["total"] == len(replies) and len(page["items"]) <= 40
         seen += [item["resolution_id"] for item in page["items"]]
         offset = page["next_offset"]
@@ -112,8 +114,9 @@ def test_dashboard_in_headless_chromium(served, tmp_path):
     assert get(server, f"/tenants/{tenant.id}", other.api_key, month="2026-10").status_code == 403
     url = f"{server.url}/tenants/{tenant.id}?month=2026-10&key={tenant.api_key}"
     dom = subprocess.run(
-        ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+        ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+         "--disable-dev-shm-usage",
          f"--user-data-dir={tmp_path / 'chromium'}", "--dump-dom", url],
         capture_output=True, text=True, timeout=120, check=True).stdout
     assert f'<div class="value" id="spend">${invoice.total}</div>' in dom

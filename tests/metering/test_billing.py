@@ -15,7 +15,8 @@ TERMS = Terms()
 
 def charge(n, billed_at, state=State.CONFIRMED, reopened_at=None, tenant="acme"):
     return Lifecycle(resolution_id=f"r{n:05d}", tenant_id=tenant, ticket_id=f"t{n}", created_at=billed_at,
-                     state=state, state_at=reopened_at or billed_at, billed_at=billed_at, reopened_at=reopened_at)
+                     state=state, state_at=reopened_at or billed_at, billed_at=billed_at,
+                     reopened_at=reopened_at)
 
 
 def oct_(day, minute=0):
@@ -49,8 +50,10 @@ def test_first_hundred_are_free_then_ninety_nine_cents_each():
 
 def test_free_tier_restarts_each_utc_month_in_event_time_order():
     # 90 on Oct 31 late evening (UTC), 30 on Nov 1 just after midnight UTC
-    late_oct = [charge(i, datetime(2026, 10, 31, 23, 0, tzinfo=timezone.utc) + timedelta(seconds=i)) for i in range(90)]
-    early_nov = [charge(100 + i, datetime(2026, 11, 1, 0, 0, tzinfo=timezone.utc) + timedelta(seconds=i)) for i in range(30)]
+    oct_evening = datetime(2026, 10, 31, 23, 0, tzinfo=timezone.utc)
+    nov_midnight = datetime(2026, 11, 1, 0, 0, tzinfo=timezone.utc)
+    late_oct = [charge(i, oct_evening + timedelta(seconds=i)) for i in range(90)]
+    early_nov = [charge(100 + i, nov_midnight + timedelta(seconds=i)) for i in range(30)]
     lives = late_oct + early_nov
     october = compute_invoice("acme", Month(2026, 10), lives, TERMS)
     november = compute_invoice("acme", Month(2026, 11), lives, TERMS)

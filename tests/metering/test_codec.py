@@ -10,8 +10,8 @@ from clonedesk.metering.domain.events import AiReply, Outcome, OutcomeKind
 from tests.metering.helpers import outcome_message, reply_message
 
 AT = datetime(2026, 10, 5, 9, 30, 15, 250000, tzinfo=timezone.utc)
-REPLY = AiReply("r1", "acme", "t1", "escalate", AT, latency_ms=321, category="billing", adapter_version="acme@v1",
-                confidence=0.9)
+REPLY = AiReply("r1", "acme", "t1", "escalate", AT, latency_ms=321, category="billing",
+                adapter_version="acme@v1", confidence=0.9)
 OUTCOME = Outcome("e1", "r1", "acme", "t1", OutcomeKind.CSAT, AT, csat_score=4, category="billing")
 
 

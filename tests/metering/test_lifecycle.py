@@ -33,9 +33,10 @@ def test_confirmation_confirms_and_bills_at_its_event_time():
 
 
 def test_positive_rating_confirms_and_a_bad_one_blocks_the_assumption():
-    good = settle(reply(), [outcome(OutcomeKind.CSAT, timedelta(hours=1), score=5)], TERMS, T0 + timedelta(days=3))
+    later = T0 + timedelta(days=3)
+    good = settle(reply(), [outcome(OutcomeKind.CSAT, timedelta(hours=1), score=5)], TERMS, later)
     assert good.state is State.CONFIRMED and good.csat_score == 5
-    bad = settle(reply(), [outcome(OutcomeKind.CSAT, timedelta(hours=1), score=2)], TERMS, T0 + timedelta(days=3))
+    bad = settle(reply(), [outcome(OutcomeKind.CSAT, timedelta(hours=1), score=2)], TERMS, later)
     assert bad.state is State.PENDING and bad.csat_score == 2 and not bad.billed
 
 
@@ -67,12 +68,14 @@ def test_customer_return_within_the_window_prevents_assumption_but_not_confirmat
 
 def test_human_take_over_escalates_and_is_never_billed():
     life = settle(reply(), [outcome(OutcomeKind.HUMAN_TOOK_OVER, timedelta(hours=1), "h1"),
-                            outcome(OutcomeKind.CUSTOMER_CONFIRMED, timedelta(hours=2))], TERMS, T0 + timedelta(days=9))
+                            outcome(OutcomeKind.CUSTOMER_CONFIRMED, timedelta(hours=2))], TERMS,
+                  T0 + timedelta(days=9))
     assert life.state is State.ESCALATED and not life.billed and life.decided_by == "h1"
 
 
 def test_ai_escalation_is_escalated_at_once():
-    life = settle(reply("escalate"), [outcome(OutcomeKind.CSAT, timedelta(hours=1), score=5)], TERMS, T0 + timedelta(days=9))
+    life = settle(reply("escalate"), [outcome(OutcomeKind.CSAT, timedelta(hours=1), score=5)], TERMS,
+                  T0 + timedelta(days=9))
     assert life.state is State.ESCALATED and not life.billed
 
 
@@ -101,7 +104,8 @@ def test_customer_coming_back_after_an_assumption_reopens_it():
 
 
 def test_order_of_arrival_does_not_matter_and_outcomes_may_come_first():
-    events = [outcome(OutcomeKind.REOPENED, timedelta(days=1)), outcome(OutcomeKind.CUSTOMER_CONFIRMED, timedelta(hours=1))]
+    events = [outcome(OutcomeKind.REOPENED, timedelta(days=1)),
+              outcome(OutcomeKind.CUSTOMER_CONFIRMED, timedelta(hours=1))]
     assert settle(None, events, TERMS, T0) is None
     a = settle(reply(), events, TERMS, T0 + timedelta(days=1))
     b = settle(reply(), list(reversed(events)), TERMS, T0 + timedelta(days=1))
@@ -114,4 +118,5 @@ def test_other_resolutions_events_are_ignored():
 
 
 def test_knowledge_version_grows_with_watermark_then_events():
-    assert knowledge_version(T0, 5) < knowledge_version(T0, 6) < knowledge_version(T0 + timedelta(milliseconds=1), 1)
+    a_millisecond_later = T0 + timedelta(milliseconds=1)
+    assert knowledge_version(T0, 5) < knowledge_version(T0, 6) < knowledge_version(a_millisecond_later, 1)

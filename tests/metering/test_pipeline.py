@@ -16,8 +16,8 @@ from clonedesk.metering.entrypoints.api import create_app
 from clonedesk.metering.entrypoints.sink import MeteringSink
 from clonedesk.metering.service_layer import terms_from_tenants
 from clonedesk.v1 import outcomes_pb2
-from tests.metering.helpers import (ApiServer, expected_invoices, outcome_message, produce, run_sink_until_idle,
-                                    scenario)
+from tests.metering.helpers import (ApiServer, expected_invoices, outcome_message, produce,
+                                    run_sink_until_idle, scenario)
 
 pytestmark = pytest.mark.integration
 
@@ -60,19 +60,21 @@ async def test_broker_to_clickhouse_to_api_and_replays_twice(settings, kafka_boo
 
     store = MeteringStore(clickhouse_client, unique_database)
     store.migrate()
-    sink = MeteringSink(kafka_bootstrap, store, terms_from_tenants(settings.resolved_data_dir), group_id=group_id,
-                        batch_size=97)
+    sink = MeteringSink(kafka_bootstrap, store, terms_from_tenants(settings.resolved_data_dir),
+                        group_id=group_id, batch_size=97)
     await run_sink_until_idle(sink, total)
     assert sink.stats.dead_letters >= 2
 
     want = expected_invoices(tenant, replies, outcomes, terms, MONTHS)
-    assert want["2026-10"]["charged_units"] > 0 and want["2026-11"]["credit_units"] > 0  # the data exercises both
+    # the data exercises both charges and credits
+    assert want["2026-10"]["charged_units"] > 0 and want["2026-11"]["credit_units"] > 0
     headers = {"Authorization": f"Bearer {record.api_key}"}
     with ApiServer(create_app(store, settings.resolved_data_dir)) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             first = {}
             for month in MONTHS:
-                response = await http.get(f"/v1/tenants/{tenant}/invoice", params={"month": month}, headers=headers)
+                response = await http.get(f"/v1/tenants/{tenant}/invoice", params={"month": month},
+                                          headers=headers)
                 assert response.status_code == 200, response.text
                 first[month] = response.json()
             assert first == want
@@ -97,5 +99,6 @@ async def test_broker_to_clickhouse_to_api_and_replays_twice(settings, kafka_boo
     parked = await dead_letters(kafka_bootstrap, RESOLUTIONS, f"{tenant}:poison".encode(), group_id + "-dlq")
     assert parked and parked[0].value == b"\xff\x00 not protobuf"
     assert dict(parked[0].headers)["dlq.source_topic"] == RESOLUTIONS.encode()
-    parked = await dead_letters(kafka_bootstrap, RESOLUTION_OUTCOMES, f"{tenant}:poison".encode(), group_id + "-dlq2")
+    parked = await dead_letters(kafka_bootstrap, RESOLUTION_OUTCOMES, f"{tenant}:poison".encode(),
+                                group_id + "-dlq2")
     assert outcomes_pb2.ResolutionOutcome.FromString(parked[0].value).tenant_id == "Not A Tenant!"

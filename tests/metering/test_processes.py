@@ -22,8 +22,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def clonedesk(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "clonedesk", *args], capture_output=True, text=True, timeout=120,
-                          **kwargs)
+    return subprocess.run([sys.executable, "-m", "clonedesk", *args], capture_output=True, text=True,
+                          timeout=120, **kwargs)
 
 
 def test_stack_components(settings):
@@ -45,8 +45,9 @@ async def test_sink_and_api_processes_share_chdb_and_invoice_cli(settings, kafka
     logs.mkdir()
     processes = {}
     for name in ("metering", "api"):
-        processes[name] = subprocess.Popen([sys.executable, "-m", "clonedesk", name], stdin=subprocess.DEVNULL,
-                                           stdout=open(logs / f"{name}.out", "w"), stderr=subprocess.STDOUT)
+        processes[name] = subprocess.Popen([sys.executable, "-m", "clonedesk", name],
+                                           stdin=subprocess.DEVNULL, stdout=open(logs / f"{name}.out", "w"),
+                                           stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{settings.api_port}/v1/tenants/{tenant.id}/invoice"
         headers = {"Authorization": f"Bearer {tenant.api_key}"}
@@ -61,14 +62,15 @@ async def test_sink_and_api_processes_share_chdb_and_invoice_cli(settings, kafka
             body = response.json()
             return body if body == want else None
 
-        body = wait_until(settled_invoice, timeout=90, interval=0.5, message="the invoice through the api process")
+        wait_until(settled_invoice, timeout=90, interval=0.5, message="the invoice through the api process")
         assert httpx.get(url, params={"month": "2026-10"}, timeout=10).status_code == 401
 
         printed = clonedesk("invoice", "--tenant", tenant.id, "--month", "2026-10", "--json")
         assert printed.returncode == 0, printed.stderr
         assert json.loads(printed.stdout) == want
         table = clonedesk("invoice", "--tenant", tenant.id, "--month", "2026-10").stdout
-        assert f"${want['total_usd']}" in table.splitlines()[-1] and table.splitlines()[-1].split()[0] == "total"
+        last_line = table.splitlines()[-1]
+        assert f"${want['total_usd']}" in last_line and last_line.split()[0] == "total"
         assert f"free units {want['free_units']:>14}" in table and "confirmed" in table
     finally:
         for process in processes.values():
@@ -76,7 +78,8 @@ async def test_sink_and_api_processes_share_chdb_and_invoice_cli(settings, kafka
         for name, process in processes.items():
             code = process.wait(timeout=30)
             # uvicorn shuts down gracefully, then re-raises the signal it caught: -SIGTERM is a clean stop
-            assert code in ((0, -signal.SIGTERM) if name == "api" else (0,)), (name, (logs / f"{name}.out").read_text())
+            clean = (0, -signal.SIGTERM) if name == "api" else (0,)
+            assert code in clean, (name, (logs / f"{name}.out").read_text())
         assert "Application shutdown complete" in (logs / "api.out").read_text()
 
     # with the sink gone, `invoice` opens the data path itself and finds the same figures
@@ -87,4 +90,5 @@ async def test_sink_and_api_processes_share_chdb_and_invoice_cli(settings, kafka
     bad = clonedesk("invoice", "--tenant", tenant.id, "--month", "2026-13")
     assert bad.returncode == 2 and "YYYY-MM" in bad.stderr
     unknown = clonedesk("invoice", "--tenant", "nobody", "--month", "2026-10")
-    assert unknown.returncode == 1 and "unknown tenant" in unknown.stderr and "Traceback" not in unknown.stderr
+    assert unknown.returncode == 1 and "unknown tenant" in unknown.stderr
+    assert "Traceback" not in unknown.stderr

@@ -25,7 +25,8 @@ def store(clickhouse_client, unique_database):
 
 
 def reply(n, at, decision="resolve", tenant="acme"):
-    return AiReply(f"r{n:04d}", tenant, f"t{n}", decision, at, latency_ms=100 + n, category=("billing", "travel")[n % 2])
+    return AiReply(f"r{n:04d}", tenant, f"t{n}", decision, at, latency_ms=100 + n,
+                   category=("billing", "travel")[n % 2])
 
 
 def outcome(n, kind, at, score=0, tenant="acme", tag=""):
@@ -122,7 +123,8 @@ def test_usage_and_paging(store):
     assert usage["csat"]["distribution"]["2"] == sum(1 for o in ratings if o.csat_score == 2)
     assert usage["csat"]["average"] == pytest.approx(sum(o.csat_score for o in ratings) / len(ratings))
     assert {c[0] for c in usage["categories"]} == {"billing", "travel"}
-    assert usage["latency"]["count"] == 58 and usage["latency"]["max_ms"] == max(r.latency_ms for r in in_range)
+    assert usage["latency"]["count"] == 58
+    assert usage["latency"]["max_ms"] == max(r.latency_ms for r in in_range)
     weekly = store.usage("acme", start, end, "week")
     assert sum(sum(p.counts.values()) for p in weekly["periods"]) == 58 and len(weekly["periods"]) == 2
     total, page = store.resolutions("acme", state="escalated", start=None, end=None, limit=5, offset=0)
