@@ -120,3 +120,13 @@ def test_other_resolutions_events_are_ignored():
 def test_knowledge_version_grows_with_watermark_then_events():
     a_millisecond_later = T0 + timedelta(milliseconds=1)
     assert knowledge_version(T0, 5) < knowledge_version(T0, 6) < knowledge_version(a_millisecond_later, 1)
+
+
+def test_a_question_is_never_assumed_but_can_be_confirmed():
+    quiet = settle(reply("ask"), [outcome(OutcomeKind.SOLVED, timedelta(hours=1))], TERMS, T0 + timedelta(days=5))
+    assert quiet.state is State.PENDING and quiet.assumable_at is None and not quiet.billed
+    thanks = settle(reply("ask"), [outcome(OutcomeKind.CUSTOMER_CONFIRMED, timedelta(hours=2))], TERMS,
+                    T0 + timedelta(days=5))
+    assert thanks.state is State.CONFIRMED and thanks.billed
+    action = settle(reply("action"), [], TERMS, T0 + timedelta(days=5))
+    assert action.state is State.ASSUMED

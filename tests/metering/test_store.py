@@ -108,6 +108,21 @@ def test_outcome_before_its_resolution_and_watermark_assumption(store):
     assert invoice.billable_units == 2 and invoice.total == Decimal("0.99")
 
 
+def test_a_republished_resolution_keeps_its_first_reply_time(store):
+    store.migrate()
+    terms = Terms(free_units=0)
+    first = reply(1, T0)
+    record_and_settle(store, [first], [], lambda _t: terms)
+    again = AiReply(first.resolution_id, "acme", first.ticket_id, "resolve", T0 + timedelta(seconds=40))
+    record_and_settle(store, [again, reply(2, T0 + timedelta(hours=24, seconds=20))], [], lambda _t: terms)
+    lives = {life.resolution_id: life for life in store.lifecycles("acme")}
+    # assumed at the first reply time + 24 h, which the later copy alone would not have reached
+    assert lives["r0001"].created_at == T0 and lives["r0001"].state is State.ASSUMED
+    store.client.command(f"OPTIMIZE TABLE {store.db}.resolution_events FINAL")
+    replies, _ = store.histories({"acme": {"r0001"}})
+    assert replies[("acme", "r0001")].created_at == T0
+
+
 def test_usage_and_paging(store):
     store.migrate()
     replies, outcomes = scenario()

@@ -164,11 +164,14 @@ class MeteringStore:
             for row in self._query(
                     f"SELECT {', '.join(REPLY_COLUMNS)} FROM {{db}}.resolution_events"
                     " WHERE tenant_id IN %(ts)s AND resolution_id IN %(ids)s", ts=tenants, ids=chunk):
-                if row[0] in wanted.get(row[1], ()):
-                    replies.setdefault((row[1], row[0]), AiReply(
-                        resolution_id=row[0], tenant_id=row[1], ticket_id=row[2], decision=row[3],
-                        adapter_version=row[4], created_at=utc(row[5]), latency_ms=row[6], category=row[7],
-                        confidence=row[8]))
+                key = (row[1], row[0])
+                if row[0] not in wanted.get(row[1], ()):
+                    continue
+                if key in replies and replies[key].created_at <= utc(row[5]):
+                    continue  # a re-published copy: the earliest reply time stands (as the table keeps)
+                replies[key] = AiReply(resolution_id=row[0], tenant_id=row[1], ticket_id=row[2], decision=row[3],
+                                       adapter_version=row[4], created_at=utc(row[5]), latency_ms=row[6],
+                                       category=row[7], confidence=row[8])
             for row in self._query(
                     f"SELECT {', '.join(OUTCOME_COLUMNS)} FROM {{db}}.outcome_events"
                     " WHERE tenant_id IN %(ts)s AND resolution_id IN %(ids)s", ts=tenants, ids=chunk):

@@ -38,6 +38,11 @@ class AiReply:
     def escalated(self) -> bool:
         return self.decision == "escalate"
 
+    @property
+    def asked(self) -> bool:
+        """The AI asked the customer for information: a question, not an answer."""
+        return self.decision == "ask"
+
 
 @dataclass(frozen=True)
 class Outcome:

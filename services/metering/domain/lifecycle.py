@@ -10,7 +10,9 @@ The rules:
 - escalated when a human agent takes over while it is pending (never billed);
 - assumed when the window after the AI's reply (24 h by default) closed with no human take-over and no
   customer return (a reply, a reopen or a bad rating): the ticket was solved or went quiet. It is
-  assumed at the window's end, and billed then unless the plan excludes assumed resolutions;
+  assumed at the window's end, and billed then unless the plan excludes assumed resolutions. A reply
+  that only asked the customer a question (decision ASK) is never assumed: silence after a question
+  is not a resolution (it can still be confirmed);
 - reopened when, within the reopen window after it was resolved, the ticket is reopened, or (for an
   assumed one) the customer comes back. Its charge is reversed. A confirmed resolution is reopened
   only by an explicit reopen: after a confirmation a further customer message is a new conversation.
@@ -91,7 +93,7 @@ def settle(reply: AiReply | None, outcomes: Iterable[Outcome], terms: Terms,
     if reply.escalated:
         life = replace(life, state=State.ESCALATED)
     deadline = reply.created_at + terms.assumed_window
-    customer_returned = False
+    customer_returned = reply.asked  # a question waits for the customer: never assumed
 
     def assume(current: Lifecycle) -> Lifecycle:
         return replace(current, state=State.ASSUMED, state_at=deadline, decided_by=reply.resolution_id,

@@ -1,4 +1,6 @@
 -- Raw events, one row per event id: ReplacingMergeTree collapses redeliveries and replays.
+-- A resolution re-published for a redelivered request keeps its id but gets a later created_at: the
+-- earliest one is kept (the highest `earliest_first`), so every replica and replay agrees on the time.
 CREATE TABLE IF NOT EXISTS {database}.resolution_events
 (
     resolution_id   String,
@@ -10,9 +12,10 @@ CREATE TABLE IF NOT EXISTS {database}.resolution_events
     latency_ms      UInt32,
     category        LowCardinality(String),
     confidence      Float32,
-    ingested_at     DateTime64(3, 'UTC') DEFAULT now64(3)
+    ingested_at     DateTime64(3, 'UTC') DEFAULT now64(3),
+    earliest_first  UInt64 MATERIALIZED 7258118400000 - toUnixTimestamp64Milli(created_at)
 )
-ENGINE = ReplacingMergeTree
+ENGINE = ReplacingMergeTree(earliest_first)
 ORDER BY (tenant_id, resolution_id);
 
 CREATE TABLE IF NOT EXISTS {database}.outcome_events
