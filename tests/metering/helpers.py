@@ -39,12 +39,13 @@ def outcome_message(outcome: Outcome) -> outcomes_pb2.ResolutionOutcome:
     return message
 
 
-async def produce(bootstrap: str, replies, outcomes, raw: list[tuple[str, bytes, bytes]] = ()) -> None:
+async def produce(bootstrap: str, replies, outcomes, raw: list[tuple[str, bytes, bytes]] = (),
+                  headers: list[tuple[str, bytes]] | None = None) -> None:
     producer = make_producer(bootstrap)
     await producer.start()
     try:
         sends = [producer.send(RESOLUTIONS, encode(reply_message(r)),
-                               key=message_key(r.tenant_id, r.ticket_id)) for r in replies]
+                               key=message_key(r.tenant_id, r.ticket_id), headers=headers) for r in replies]
         sends += [producer.send(RESOLUTION_OUTCOMES, encode(outcome_message(o)),
                                 key=message_key(o.tenant_id, o.ticket_id)) for o in outcomes]
         sends += [producer.send(topic, value, key=key) for topic, key, value in raw]

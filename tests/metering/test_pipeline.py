@@ -7,7 +7,12 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from clonedesk.core.kafka import make_consumer
+from clonedesk.core.telemetry import setup_telemetry
 from clonedesk.core.tenants import TenantStore, admin_api_key
 from clonedesk.core.topics import RESOLUTION_OUTCOMES, RESOLUTIONS, dlq
 from clonedesk.metering.adapters.store import MeteringStore
@@ -55,15 +60,29 @@ async def test_broker_to_clickhouse_to_api_and_replays_twice(settings, kafka_boo
               (RESOLUTION_OUTCOMES, f"{tenant}:poison".encode(), bad_outcome.SerializeToString())]
     # every outcome sent twice, the second time before its resolution: redelivery and early arrival
     await produce(kafka_bootstrap, [], outcomes[:60])
-    await produce(kafka_bootstrap, replies, outcomes, poison)
+    # the resolutions carry a producer's trace context, as the resolver's do
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    await produce(kafka_bootstrap, replies, outcomes, poison, headers=[("traceparent", traceparent.encode())])
     total = len(replies) + len(outcomes) + 60 + len(poison)
 
     store = MeteringStore(clickhouse_client, unique_database)
     store.migrate()
+    spans = InMemorySpanExporter()
+    metrics = InMemoryMetricReader()
+    telemetry = setup_telemetry("metering-test", settings, span_processors=[SimpleSpanProcessor(spans)],
+                                metric_readers=[metrics], set_global=False)
     sink = MeteringSink(kafka_bootstrap, store, terms_from_tenants(settings.resolved_data_dir),
-                        group_id=group_id, batch_size=97)
+                        group_id=group_id, batch_size=97, telemetry=telemetry)
     await run_sink_until_idle(sink, total)
     assert sink.stats.dead_letters >= 2
+    batches = [s for s in spans.get_finished_spans() if s.name == "metering.batch"]
+    assert sum(s.attributes["metering.replies"] for s in batches) >= len(replies)
+    assert any(link.context.trace_id == int("0af7651916cd43dd8448eb211c80319c", 16)
+               for s in batches for link in s.links)
+    written = {point.attributes["topic"]: point.value
+               for metric in metrics.get_metrics_data().resource_metrics[0].scope_metrics[0].metrics
+               if metric.name == "metering.rows" for point in metric.data.data_points}
+    assert written[RESOLUTIONS] >= len(replies) and written[RESOLUTION_OUTCOMES] >= len(outcomes)
 
     want = expected_invoices(tenant, replies, outcomes, terms, MONTHS)
     # the data exercises both charges and credits

@@ -14,9 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from opentelemetry import trace
+from opentelemetry.trace import Link
 
 from clonedesk.core.kafka import PoisonMessage, make_consumer, make_producer, send_dead_letter
-from clonedesk.core.telemetry import Telemetry
+from clonedesk.core.telemetry import Telemetry, extract_context
 from clonedesk.core.topics import RESOLUTION_OUTCOMES, RESOLUTIONS
 from clonedesk.metering.adapters.codec import outcome_from_record, reply_from_record
 from clonedesk.metering.adapters.store import MeteringStore
@@ -25,6 +26,8 @@ from clonedesk.metering.service_layer import TermsLookup, record_and_settle
 log = logging.getLogger(__name__)
 
 DEFAULT_GROUP = "clonedesk-metering"
+# A batch span links to the traces of the records in it (the resolver's, ingest's), up to this many.
+MAX_LINKS = 64
 
 
 @dataclass
@@ -88,7 +91,14 @@ class MeteringSink:
 
     async def _process(self, records, producer) -> None:
         replies, outcomes = [], []
-        with self._tracer.start_as_current_span("metering.batch") as span:
+        links = []
+        for record in records:
+            if len(links) >= MAX_LINKS:
+                break
+            context = trace.get_current_span(extract_context(record.headers)).get_span_context()
+            if context.is_valid:
+                links.append(Link(context))
+        with self._tracer.start_as_current_span("metering.batch", links=links) as span:
             for record in records:
                 try:
                     if record.topic == RESOLUTIONS:
