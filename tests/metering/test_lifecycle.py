@@ -123,7 +123,8 @@ def test_knowledge_version_grows_with_watermark_then_events():
 
 
 def test_a_question_is_never_assumed_but_can_be_confirmed():
-    quiet = settle(reply("ask"), [outcome(OutcomeKind.SOLVED, timedelta(hours=1))], TERMS, T0 + timedelta(days=5))
+    solved = outcome(OutcomeKind.SOLVED, timedelta(hours=1))
+    quiet = settle(reply("ask"), [solved], TERMS, T0 + timedelta(days=5))
     assert quiet.state is State.PENDING and quiet.assumable_at is None and not quiet.billed
     thanks = settle(reply("ask"), [outcome(OutcomeKind.CUSTOMER_CONFIRMED, timedelta(hours=2))], TERMS,
                     T0 + timedelta(days=5))
