@@ -170,8 +170,8 @@ class MeteringStore:
                 if key in replies and replies[key].created_at <= utc(row[5]):
                     continue  # a re-published copy: the earliest reply time stands (as the table keeps)
                 replies[key] = AiReply(resolution_id=row[0], tenant_id=row[1], ticket_id=row[2],
-                                       decision=row[3], adapter_version=row[4], created_at=utc(row[5]), latency_ms=row[6],
-                                       category=row[7], confidence=row[8])
+                                       decision=row[3], adapter_version=row[4], created_at=utc(row[5]),
+                                       latency_ms=row[6], category=row[7], confidence=row[8])
             for row in self._query(
                     f"SELECT {', '.join(OUTCOME_COLUMNS)} FROM {{db}}.outcome_events"
                     " WHERE tenant_id IN %(ts)s AND resolution_id IN %(ids)s", ts=tenants, ids=chunk):
