@@ -25,6 +25,9 @@ class ResolverSettings(BaseSettings):
     outbound_backoff_s: float = Field(default=0.5, ge=0, description="First retry delay; doubles per attempt.")
     outbound_backoff_max_s: float = Field(default=10.0, ge=0)
     outbound_timeout_s: float = Field(default=10.0, gt=0, description="One HTTP post to a helpdesk.")
+    vllm_memory_utilization: float | None = Field(
+        default=None, gt=0, le=1,
+        description="vLLM's gpu_memory_utilization (on the CPU build: the share of RAM it reserves); unset = vLLM's.")
     vllm_python: str | None = Field(
         default=None, description="Interpreter of the separate vLLM environment that runs the resolver."
     )

@@ -120,6 +120,8 @@ def make_test_engine(kind: str, zoo: Zoo, **overrides):
     if kind == "vllm":
         from clonedesk.resolver.engines.vllm import VLLMEngine
 
+        # On the CPU build "gpu" memory is RAM: reserve a little, the machine is shared.
+        overrides.setdefault("vllm_memory_utilization", 0.1)
         return VLLMEngine(str(zoo.base_model), engine_settings(**overrides), enforce_eager=True)
     return make_engine(kind, str(zoo.base_model), engine_settings(**overrides))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import pytest_asyncio
 
 from clonedesk.core.conversation_format import chat_messages, parse_target
 from clonedesk.resolver.domain.decisions import sequence_confidence
@@ -13,12 +14,13 @@ from clonedesk.resolver.engines.base import AdapterNotLoaded, GenerationRequest
 
 from .conftest import CUSTOMER_LINES, available_engines, conversation, make_test_engine
 
-pytestmark = pytest.mark.integration
+# One engine per kind for the module (vLLM takes most of a minute to start on CPU).
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 NAMES = [("alpha", 1), ("beta", 1), ("gamma", 1), ("beta", 2)]
 
 
-@pytest.fixture(params=available_engines())
+@pytest_asyncio.fixture(params=available_engines(), scope="module", loop_scope="module")
 async def engine(request, zoo):
     engine = make_test_engine(request.param, zoo)
     await engine.start()
@@ -57,3 +59,5 @@ async def test_unloaded_adapters_are_refused_and_a_new_name_serves_new_weights(e
     await engine.load_adapter("alpha@v2", zoo.adapters[("alpha", 2)])
     generation = await engine.generate(GenerationRequest("alpha@v2", chat_messages(conversation(CUSTOMER_LINES[0]))))
     assert parse_target(generation.text).reply == zoo.expected("alpha", 2)[2]
+    await engine.unload_adapter("alpha@v2")
+    await engine.load_adapter("alpha@v1", zoo.adapters[("alpha", 1)])  # as the other tests expect it

@@ -61,6 +61,8 @@ class VLLMEngine:
                        max_lora_rank=self.rs.max_lora_rank,
                        max_model_len=self.rs.max_prompt_tokens + self.rs.max_new_tokens,
                        max_num_seqs=max(self.rs.max_batch_size, self.rs.max_loras), seed=0)
+        if self.rs.vllm_memory_utilization is not None:
+            options["gpu_memory_utilization"] = self.rs.vllm_memory_utilization
         options.update(self.engine_options)
         self._llm = LLM(**options)
         self._tokenizer = self._llm.get_tokenizer()
@@ -70,6 +72,10 @@ class VLLMEngine:
 
     async def close(self) -> None:
         await self._batcher.close()
+        if self._llm is not None:
+            core = getattr(self._llm.llm_engine, "engine_core", None)
+            if core is not None:  # stop vLLM's engine process now, not at interpreter exit
+                await asyncio.get_running_loop().run_in_executor(self._executor, core.shutdown)
         self._executor.shutdown(wait=True)
         self._llm = None
 
