@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from decimal import Decimal
 
 import click
 import httpx
 
 from clonedesk.core.tenants import TenantStore, admin_api_key, validate_tenant_id
 from clonedesk.metering.config import MeteringSettings
-from clonedesk.metering.domain.billing import Month
+from clonedesk.metering.domain.billing import Month, usd
 
 
 def register(main: click.Group) -> None:
@@ -101,8 +102,8 @@ def invoice(ctx: click.Context, tenant_id: str, month: str, as_json: bool) -> No
     for state, count in body["resolutions"].items():
         click.echo(f"    {state:<12} {count:>8}")
     lines = [("billable units", body["billable_units"]), ("free units", body["free_units"]),
-             ("charged units", body["charged_units"]), ("unit price", f"${body['unit_price_usd']}"),
-             ("credit units", body["credit_units"]), ("credits", f"-${body['credits_usd']}"),
-             ("total", f"${body['total_usd']}")]
+             ("charged units", body["charged_units"]), ("unit price", usd(body["unit_price_usd"])),
+             ("credit units", body["credit_units"]), ("credits", usd(-Decimal(body["credits_usd"]))),
+             ("total", usd(body["total_usd"]))]
     for label, value in lines:
         click.echo(f"  {label:<14} {value:>10}")

@@ -93,6 +93,13 @@ def test_unbilled_states_and_other_tenants_do_not_count():
     assert invoice.resolutions[State.PENDING] == 1 and invoice.resolutions[State.ESCALATED] == 1
 
 
+def test_amounts_for_people():
+    from clonedesk.metering.domain.billing import usd
+
+    assert (usd(Decimal("4.95")), usd(Decimal("-0.99")), usd("0"), usd(Decimal("-0"))) == \
+        ("$4.95", "-$0.99", "$0.00", "$0.00")
+
+
 def test_plan_price_and_allowance_apply():
     lives = [charge(i, oct_(4, i)) for i in range(5)]
     invoice = compute_invoice("acme", Month(2026, 10), lives, Terms(unit_price=Decimal("1.10"), free_units=2))

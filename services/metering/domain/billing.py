@@ -64,6 +64,13 @@ def money(amount: Decimal) -> str:
     return str(amount.quantize(CENT))
 
 
+def usd(amount: Decimal | str) -> str:
+    """For people: "$4.95", "-$0.99"."""
+    amount = Decimal(amount)
+    text = money(amount if amount != 0 else abs(amount))  # no "-$0.00"
+    return f"-${text[1:]}" if text.startswith("-") else f"${text}"
+
+
 @dataclass(frozen=True)
 class Invoice:
     tenant_id: str

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Sequence
 
-from clonedesk.metering.domain.billing import Invoice, money
+from clonedesk.metering.domain.billing import Invoice, usd
 
 WIDTH, HEIGHT, PAD = 640, 220, 36
 
@@ -58,7 +58,7 @@ def render_dashboard(invoice: Invoice, usage: dict) -> str:
     rate = usage["resolution_rate"]
     csat = usage["csat"]["average"]
     tiles = [
-        ("spend", "Spend this month", f"${money(invoice.total)}"),
+        ("spend", "Spend this month", usd(invoice.total)),
         ("free-units-left", "Free units left", f"{invoice.free_units_left} of {invoice.free_allowance}"),
         ("billable-units", "Billable resolutions", str(invoice.billable_units)),
         ("resolution-rate", "Resolution rate", "–" if rate is None else f"{rate:.1%}"),

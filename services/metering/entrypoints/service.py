@@ -81,6 +81,7 @@ async def run_metering(settings: MeteringSettings, stop: asyncio.Event | None = 
         finally:
             if server:
                 server.stop()
+                settings.metering_socket.unlink(missing_ok=True)
             store.close()
     finally:
         telemetry.shutdown()
