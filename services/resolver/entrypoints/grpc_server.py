@@ -94,9 +94,9 @@ async def follow_publications(service: ResolverService, bootstrap: str, stop: as
     (its own group, from the start): replays of old publications change nothing."""
     consumer = make_consumer(bootstrap, ADAPTERS_PUBLISHED, group_id=f"resolver-{uuid.uuid4().hex[:12]}")
     producer = make_producer(bootstrap)
-    await consumer.start()
-    await producer.start()
     try:
+        await consumer.start()
+        await producer.start()
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
