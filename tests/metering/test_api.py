@@ -7,6 +7,10 @@ from datetime import datetime, timezone
 
 import httpx
 import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from clonedesk.core.telemetry import setup_telemetry
 
 from clonedesk.core.tenants import TenantStore, admin_api_key
 from clonedesk.metering.adapters.store import MeteringStore
@@ -33,7 +37,10 @@ def served(tmp_path, clickhouse_client, unique_database):
     store.migrate()
     replies, outcomes = scenario(tenant.id, START, 150, every_hours=4)
     record_and_settle(store, replies, outcomes, terms_from_tenants(data_dir))
-    with ApiServer(create_app(store, data_dir)) as server:
+    spans = InMemorySpanExporter()
+    telemetry = setup_telemetry("api-test", span_processors=[SimpleSpanProcessor(spans)], set_global=False)
+    with ApiServer(create_app(store, data_dir, tracer=telemetry.tracer)) as server:
+        server.spans = spans
         yield server, store, tenant, other, admin_api_key(data_dir), (replies, outcomes)
 
 
@@ -72,6 +79,9 @@ def test_invoice_matches_the_store_and_plan(served):
     assert set(body) == {"tenant_id", "month", "resolutions", "billable_units", "free_units", "charged_units",
                          "unit_price_usd", "credit_units", "credits_usd", "total_usd"}
     assert set(body["resolutions"]) == {"confirmed", "assumed", "escalated", "reopened", "pending"}
+    route = "GET /v1/tenants/{tenant_id}/invoice"
+    span = next(s for s in server.spans.get_finished_spans() if s.name == route)
+    assert span.attributes["http.response.status_code"] == 200 and tenant.api_key not in str(span.attributes)
     assert body["free_units"] == 10 and body["charged_units"] == body["billable_units"] - 10 > 0
 
 

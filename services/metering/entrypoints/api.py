@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Tracer
 from fastapi.responses import HTMLResponse
 
 from clonedesk.core.tenants import Tenant, TenantStore, admin_api_key
@@ -89,9 +91,24 @@ def usage_json(tenant_id: str, first: date, last: date, granularity: str, usage:
             "csat": csat, "latency_ms": usage["latency"], "series": series, "by_category": categories}
 
 
-def create_app(store: MeteringStore, data_dir: Path, *, lifespan=None) -> FastAPI:
+def create_app(store: MeteringStore, data_dir: Path, *, lifespan=None,
+               tracer: Tracer | None = None) -> FastAPI:
     tenants = TenantStore(data_dir)
     app = FastAPI(title="CloneDesk analytics", version="1", lifespan=lifespan)
+    tracer = tracer or trace.get_tracer("clonedesk.metering.api")
+
+    @app.middleware("http")
+    async def traced(request: Request, call_next):
+        # One server span per request, named by its route template (never by tenant id or key).
+        with tracer.start_as_current_span(f"{request.method} request", kind=SpanKind.SERVER) as span:
+            response = await call_next(request)
+            route = request.scope.get("route")
+            if route is not None:
+                span.update_name(f"{request.method} {route.path}")
+                span.set_attribute("http.route", route.path)
+            span.set_attribute("http.request.method", request.method)
+            span.set_attribute("http.response.status_code", response.status_code)
+            return response
 
     def authorize(request: Request, tenant_id: str, allow_query_key: bool = False) -> Tenant:
         header = request.headers.get("authorization", "")
