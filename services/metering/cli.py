@@ -15,6 +15,10 @@ from clonedesk.metering.domain.billing import Month, usd
 
 
 def register(main: click.Group) -> None:
+    from clonedesk.cli import one_line_errors
+    from clonedesk.metering.adapters.store import StoreUnavailable
+
+    one_line_errors(StoreUnavailable)
     for command in (metering, api, invoice):
         main.add_command(command)
 
@@ -53,7 +57,6 @@ def api(ctx: click.Context, host: str) -> None:
 def fetch_invoice(settings: MeteringSettings, tenant_id: str, month: Month) -> dict:
     """The invoice as the API gives it: through the metering process when it holds the chDB data path,
     else straight from ClickHouse."""
-    from clonedesk.cli import OperatorError
 
     record = TenantStore(settings.resolved_data_dir).get(validate_tenant_id(tenant_id))
     socket = settings.metering_socket
@@ -71,11 +74,7 @@ def fetch_invoice(settings: MeteringSettings, tenant_id: str, month: Month) -> d
     from clonedesk.metering.adapters.store import MeteringStore
     from clonedesk.metering.domain.terms import Terms
 
-    try:
-        store = MeteringStore.connect(settings.clickhouse, settings.clickhouse_database)
-    except Exception as exc:  # noqa: BLE001 - any connection failure is the operator's to fix
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-        raise OperatorError(f"cannot open ClickHouse at {settings.clickhouse}: {reason}") from None
+    store = MeteringStore.connect(settings.clickhouse, settings.clickhouse_database)
     try:
         return store.invoice(record.id, month, Terms.from_plan(record.plan)).to_json()
     finally:

@@ -92,3 +92,18 @@ async def test_sink_and_api_processes_share_chdb_and_invoice_cli(settings, kafka
     unknown = clonedesk("invoice", "--tenant", "nobody", "--month", "2026-10")
     assert unknown.returncode == 1 and "unknown tenant" in unknown.stderr
     assert "Traceback" not in unknown.stderr
+
+
+def test_a_held_chdb_path_is_one_clear_line(settings, tmp_path):
+    import clickhouse_connect
+
+    os.environ["CLONEDESK_CLICKHOUSE_DSN"] = f"chdb://{tmp_path / 'held'}"
+    try:
+        holder = clickhouse_connect.get_client(dsn=os.environ["CLONEDESK_CLICKHOUSE_DSN"])
+        holder.command("SELECT 1")
+        tenant = TenantStore(settings.resolved_data_dir).add("held-" + uuid.uuid4().hex[:6])
+        result = clonedesk("invoice", "--tenant", tenant.id, "--month", "2026-10")
+        assert result.returncode == 1 and "another process holds this chDB data path" in result.stderr
+        assert "Traceback" not in result.stderr
+    finally:
+        os.environ.pop("CLONEDESK_CLICKHOUSE_DSN")

@@ -8,11 +8,14 @@ replayed event rewrites an identical row, so no figure moves.
 
 from __future__ import annotations
 
+import fcntl
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Iterable, Sequence
+from urllib.parse import urlparse
 
 from clonedesk.metering.adapters.migrations import migrate, validate_database
 from clonedesk.metering.domain.billing import Invoice, Month, invoice_from_figures
@@ -31,6 +34,24 @@ LIFECYCLE_COLUMNS = ["tenant_id", "resolution_id", "ticket_id", "state", "create
                      "decision", "version", "assumable_at"]
 
 BUCKETS = {"day": "toStartOfDay", "week": "toMonday", "month": "toStartOfMonth"}
+
+
+class StoreUnavailable(RuntimeError):
+    """ClickHouse could not be opened (a server that does not answer, a chDB path another process holds)."""
+
+
+def chdb_path_held(dsn: str) -> bool:
+    """Whether another process holds this chDB data path (ClickHouse keeps `status` locked)."""
+    status = Path(urlparse(dsn).path) / "status"
+    try:
+        with open(status, "rb") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def utc(moment: datetime | None) -> datetime | None:
@@ -77,7 +98,14 @@ class MeteringStore:
                 migrate_schema: bool = True) -> "MeteringStore":
         import clickhouse_connect
 
-        store = cls(clickhouse_connect.get_client(dsn=dsn), database)
+        try:
+            client = clickhouse_connect.get_client(dsn=dsn)
+        except Exception as exc:  # noqa: BLE001 - every way of failing to connect reads the same to an operator
+            lines = [line for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+            held = dsn.startswith("chdb:") and chdb_path_held(dsn)
+            reason = "another process holds this chDB data path" if held else lines[0][:300]
+            raise StoreUnavailable(f"cannot open ClickHouse at {dsn}: {reason}") from None
+        store = cls(client, database)
         if migrate_schema:
             store.migrate()
         return store
