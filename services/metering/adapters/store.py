@@ -100,7 +100,7 @@ class MeteringStore:
 
         try:
             client = clickhouse_connect.get_client(dsn=dsn)
-        except Exception as exc:  # noqa: BLE001 - every way of failing to connect reads the same to an operator
+        except Exception as exc:  # noqa: BLE001 - every failure to connect reads the same to an operator
             lines = [line for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
             held = dsn.startswith("chdb:") and chdb_path_held(dsn)
             reason = "another process holds this chDB data path" if held else lines[0][:300]
