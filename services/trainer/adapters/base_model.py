@@ -50,11 +50,11 @@ CHAT_TEMPLATE = (
 )
 
 IDENTITY_FILE = "clonedesk-base.json"
-DEFAULT_STEPS = 200
+DEFAULT_STEPS = 300
 DEFAULT_VOCAB = 2048
 DEFAULT_DIALOGUES_PER_FILE = 120
 BLOCK_TOKENS = 128
-BATCH_BLOCKS = 8
+BATCH_BLOCKS = 16
 
 
 def render_conversation(turns: Iterable[tuple[str, str]]) -> str:
@@ -119,11 +119,12 @@ def _blocks(token_stream: list[int], block: int) -> list[list[int]]:
 
 def build_base_model(out_dir: Path, texts: Iterable[str] | None = None, *, seed: int = 0,
                      steps: int = DEFAULT_STEPS, progress: bool = True, vocab_size: int = DEFAULT_VOCAB,
-                     layers: int = 2, hidden: int = 128, learning_rate: float = 3e-3) -> Path:
+                     layers: int = 2, hidden: int = 128, learning_rate: float = 5e-3,
+                     batch_blocks: int = BATCH_BLOCKS) -> Path:
     """Build the small base model offline into `out_dir` (replaced if present) and return it.
 
     `texts` are conversation texts for the tokenizer and pre-training (default: `default_texts()`).
-    Deterministic for a fixed seed and the same texts; a few seconds to ~half a minute on one thread.
+    Deterministic for a fixed seed and the same texts; about half a minute on one thread.
     """
     import torch
     from tqdm import tqdm
@@ -154,7 +155,7 @@ def build_base_model(out_dir: Path, texts: Iterable[str] | None = None, *, seed:
     bar = tqdm(range(steps), desc="pre-training base model", unit="step", disable=not progress, mininterval=1.0)
     loss_value = float("nan")
     for _ in bar:
-        batch = torch.tensor([blocks[order.randrange(len(blocks))] for _ in range(BATCH_BLOCKS)])
+        batch = torch.tensor([blocks[order.randrange(len(blocks))] for _ in range(batch_blocks)])
         loss = model(input_ids=batch, labels=batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -231,7 +231,7 @@ def train_adapter(base_model: str, samples: Sequence, out_dir: Path, *,
     return result
 
 
-def generate_targets(model, tokenizer, contexts: Sequence, *, max_new_tokens: int = 48,
+def generate_targets(model, tokenizer, contexts: Sequence, *, max_new_tokens: int = 96,
                      max_prompt_tokens: int = 256, batch_size: int = 8) -> list[str]:
     """Greedy generation of the agent's next turn after each context (left-padded batches); the raw
     text, for `parse_target`."""

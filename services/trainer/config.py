@@ -1,0 +1,48 @@
+"""The trainer's own settings, from `CLONEDESK_TRAINER_*` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from clonedesk.trainer.adapters.lora import LoraTrainingConfig
+from clonedesk.trainer.domain.holdout import DEFAULT_HOLDOUT_FRACTION
+from clonedesk.trainer.domain.policy import BufferPolicy
+from clonedesk.trainer.domain.promotion import DEFAULT_MARGIN
+
+
+class TrainerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLONEDESK_TRAINER_", extra="ignore")
+
+    first_min_samples: int = Field(default=200, ge=1, description="Trainable samples before a first adapter.")
+    refresh_min_new_samples: int = Field(default=100, ge=1, description="New samples that trigger a refresh.")
+    refresh_max_interval_s: float = Field(default=3600.0, gt=0,
+                                          description="A new sample waits at most this long for a refresh.")
+    max_samples_per_run: int = Field(default=2000, ge=1)
+    replay_ratio: float = Field(default=1.0, ge=0, description="Older samples replayed per new one on refresh.")
+    retry_after_failure_s: float = Field(default=60.0, ge=0)
+    holdout_fraction: float = Field(default=DEFAULT_HOLDOUT_FRACTION, ge=0, le=0.5)
+    promotion_margin: float = Field(default=DEFAULT_MARGIN,
+                                    description="How far a refresh may fall below the current score.")
+    max_eval_turns: int = Field(default=64, ge=1, description="Held-out turns scored per candidate.")
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    learning_rate: float = 1e-2
+    epochs: float = 3.0
+    max_steps: int = 200
+    batch_size: int = 8
+    max_length: int = 192
+    seed: int = 0
+    group_id: str = "clonedesk-trainer"
+
+    def policy(self) -> BufferPolicy:
+        return BufferPolicy(first_min_samples=self.first_min_samples,
+                            refresh_min_new_samples=self.refresh_min_new_samples,
+                            refresh_max_interval_s=self.refresh_max_interval_s,
+                            max_samples_per_run=self.max_samples_per_run, replay_ratio=self.replay_ratio,
+                            retry_after_failure_s=self.retry_after_failure_s)
+
+    def lora(self) -> LoraTrainingConfig:
+        return LoraTrainingConfig(rank=self.lora_rank, alpha=self.lora_alpha, learning_rate=self.learning_rate,
+                                  epochs=self.epochs, max_steps=self.max_steps, batch_size=self.batch_size,
+                                  max_length=self.max_length, seed=self.seed)

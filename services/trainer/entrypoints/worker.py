@@ -1,0 +1,193 @@
+"""`clonedesk trainer`: consume `training.samples` into the per-tenant buffers, train in a background
+thread, publish `AdapterPublished` on promotion.
+
+- A sample's offset is committed only after the buffer fsynced it, so killing the worker loses nothing;
+  redelivered samples are dropped by sample_id.
+- Training runs in one worker thread; the event loop keeps polling Kafka (the consumer never stalls)
+  and publishes a finished run as soon as it is done, whatever runs next.
+- The scheduler (domain.policy.next_due) serves the least recently trained due tenant first.
+- A promoted version not yet announced (a crash between promotion and publishing) is announced at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from clonedesk.core import topics
+from clonedesk.core.adapters import adapter_name
+from clonedesk.core.kafka import PoisonMessage, decode, encode, make_consumer, make_producer, send_dead_letter
+from clonedesk.core.settings import Settings
+from clonedesk.core.telemetry import Telemetry, extract_context, inject_headers, setup_telemetry
+from clonedesk.core.tenants import InvalidTenantId, validate_tenant_id
+from clonedesk.trainer.adapters.base_model import ensure_base_model
+from clonedesk.trainer.adapters.buffer import ProgressStore, SampleBuffer
+from clonedesk.trainer.adapters.registry import AdapterRegistry
+from clonedesk.trainer.config import TrainerSettings
+from clonedesk.trainer.domain.policy import TenantProgress, next_due
+from clonedesk.trainer.training_run import TrainingOutcome, publish_metrics, run_training
+from clonedesk.v1 import adapters_pb2, training_pb2
+
+log = logging.getLogger(__name__)
+
+
+def parse_sample(payload: bytes | None) -> training_pb2.TrainingSample:
+    sample = decode(training_pb2.TrainingSample, payload)
+    try:
+        validate_tenant_id(sample.tenant_id)
+    except InvalidTenantId as exc:
+        raise PoisonMessage(str(exc)) from None
+    if not sample.sample_id or not sample.ticket_id:
+        raise PoisonMessage("training sample without sample_id or ticket_id")
+    return sample
+
+
+class TrainerWorker:
+    def __init__(self, settings: Settings, trainer_settings: TrainerSettings | None = None, *,
+                 telemetry: Telemetry | None = None, progress_bars: bool = False):
+        self.settings = settings
+        self.config = trainer_settings or TrainerSettings()
+        root = settings.resolved_data_dir / "trainer"
+        self.buffer = SampleBuffer(root, self.config.holdout_fraction)
+        self.progress = ProgressStore(root)
+        self.registry = AdapterRegistry(settings.resolved_data_dir)
+        self.telemetry = telemetry or setup_telemetry("trainer", settings)
+        self.progress_bars = progress_bars
+        self.base_model: str | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trainer")
+        self._training: asyncio.Future | None = None
+        self._training_tenant: str | None = None
+        meter = self.telemetry.meter
+        self._samples_counter = meter.create_counter("trainer.samples.buffered", description="new samples stored")
+        self._runs_counter = meter.create_counter("trainer.runs", description="training runs by outcome")
+        self._run_seconds = meter.create_histogram("trainer.run.seconds", unit="s")
+        self.published: list[adapters_pb2.AdapterPublished] = []
+
+    # -- scheduling ---------------------------------------------------------------------------------
+
+    def tenant_progress(self) -> list[TenantProgress]:
+        result = []
+        for tenant_id in self.buffer.tenants():
+            record = self.progress.get(tenant_id)
+            result.append(TenantProgress(
+                tenant_id=tenant_id, trainable_samples=self.buffer.counts(tenant_id).trainable,
+                trained_samples=record.trained_samples, has_adapter=self.registry.current(tenant_id) is not None,
+                last_trained_at=record.last_trained_at, retry_at=record.retry_at))
+        return result
+
+    def _start_next_training(self) -> None:
+        choice = next_due(self.tenant_progress(), self.config.policy(), time.time())
+        if choice is None:
+            return
+        progress, trigger = choice
+        self._training_tenant = progress.tenant_id
+        self._training = asyncio.get_running_loop().run_in_executor(
+            self._executor, self._train, progress.tenant_id, trigger)
+
+    def _train(self, tenant_id: str, trigger: str) -> TrainingOutcome:
+        with self.telemetry.tracer.start_as_current_span("trainer.train") as span:
+            span.set_attribute("tenant_id", tenant_id)
+            span.set_attribute("trigger", trigger)
+            outcome = run_training(tenant_id, trigger, buffer=self.buffer, progress_store=self.progress,
+                                   registry=self.registry, base_model=self.base_model, settings=self.config,
+                                   progress_bar=self.progress_bars)
+            span.set_attribute("adapter", outcome.name)
+            span.set_attribute("promoted", outcome.promoted)
+            return outcome
+
+    async def _collect_training(self, producer) -> None:
+        if self._training is None or not self._training.done():
+            return
+        tenant_id, future = self._training_tenant, self._training
+        self._training, self._training_tenant = None, None
+        try:
+            outcome: TrainingOutcome = future.result()
+        except Exception:
+            log.exception("training failed", extra={"tenant_id": tenant_id})
+            record = self.progress.get(tenant_id)
+            record.retry_at = time.time() + self.config.retry_after_failure_s
+            self.progress.save(tenant_id, record)
+            self._runs_counter.add(1, {"outcome": "failed"})
+            return
+        self._runs_counter.add(1, {"outcome": "promoted" if outcome.promoted else "rejected"})
+        self._run_seconds.record(outcome.seconds)
+        if outcome.promoted:
+            await self._publish(producer, tenant_id, outcome.version)
+
+    async def _publish(self, producer, tenant_id: str, version: int) -> None:
+        meta = self.registry.meta(tenant_id, version)
+        published_at = Timestamp()
+        published_at.GetCurrentTime()
+        message = adapters_pb2.AdapterPublished(
+            tenant_id=tenant_id, version=version, path=str(self.registry.path(tenant_id, version)),
+            metrics=publish_metrics(meta), name=adapter_name(tenant_id, version),
+            base_model=meta.get("base_model", ""), sample_count=int(meta.get("sample_count", 0)),
+            published_at=published_at)
+        await producer.send_and_wait(topics.ADAPTERS_PUBLISHED, encode(message), key=tenant_id.encode(),
+                                     headers=inject_headers())
+        record = self.progress.get(tenant_id)
+        record.published_version = version
+        self.progress.save(tenant_id, record)
+        self.published.append(message)
+        log.info("adapter published", extra={"adapter": message.name, "path": message.path})
+
+    async def _publish_unannounced(self, producer) -> None:
+        for tenant_id in self.buffer.tenants():
+            current = self.registry.current(tenant_id)
+            if current is not None and self.progress.get(tenant_id).published_version != current:
+                await self._publish(producer, tenant_id, current)
+
+    # -- consuming ----------------------------------------------------------------------------------
+
+    async def _store(self, producer, batch: dict) -> int:
+        samples = []
+        for partition, records in batch.items():
+            for record in records:
+                with self.telemetry.tracer.start_as_current_span(
+                        "trainer.sample", context=extract_context(record.headers)):
+                    try:
+                        samples.append(parse_sample(record.value))
+                    except PoisonMessage as exc:
+                        await send_dead_letter(producer, record.topic, record.key, record.value, str(exc),
+                                               list(record.headers or []), partition.partition, record.offset)
+        new = self.buffer.append(samples) if samples else 0
+        if new:
+            self._samples_counter.add(new)
+        return new
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self.registry.discard_staging()  # what a killed run left half-written
+        self.base_model = await loop.run_in_executor(None, ensure_base_model, self.settings)
+        consumer = make_consumer(self.settings.bootstrap, topics.TRAINING_SAMPLES, group_id=self.config.group_id,
+                                 max_poll_records=500)
+        producer = make_producer(self.settings.bootstrap)
+        await producer.start()
+        await consumer.start()
+        log.info("trainer started", extra={"base_model": self.base_model, "group_id": self.config.group_id})
+        try:
+            await self._publish_unannounced(producer)
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=500)
+                if batch:
+                    await self._store(producer, batch)
+                    await consumer.commit()  # only now: every sample above is fsynced
+                await self._collect_training(producer)
+                if self._training is None:
+                    self._start_next_training()
+        finally:
+            if self._training is not None:
+                log.info("waiting for the running training to finish", extra={"tenant_id": self._training_tenant})
+                try:
+                    await asyncio.wait_for(asyncio.shield(self._training), timeout=60)
+                    await self._collect_training(producer)
+                except Exception:  # noqa: BLE001 - stopping; the samples are safe in the buffer
+                    log.exception("training did not finish cleanly while stopping")
+            await consumer.stop()
+            await producer.stop()
+            self._executor.shutdown(wait=False)

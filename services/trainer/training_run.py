@@ -1,0 +1,114 @@
+"""One training run of one tenant, start to finish: pick the samples, train (fresh or continuing from
+the current adapter), score challenger and champion on the same holdout, register the version, promote
+it or keep it rejected. Blocking; the worker runs it in a thread."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clonedesk.core.adapters import adapter_name
+from clonedesk.trainer.adapters.base_model import base_model_identity
+from clonedesk.trainer.adapters.buffer import ProgressStore, SampleBuffer
+from clonedesk.trainer.adapters.evaluation import evaluation_sample, score_model
+from clonedesk.trainer.adapters.lora import train_adapter
+from clonedesk.trainer.adapters.registry import PROMOTED, REJECTED, AdapterRegistry
+from clonedesk.trainer.config import TrainerSettings
+from clonedesk.trainer.domain.metrics import compute_metrics
+from clonedesk.trainer.domain.policy import select_training_samples
+from clonedesk.trainer.domain.promotion import decide_promotion, holdout_score
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingOutcome:
+    tenant_id: str
+    version: int
+    promoted: bool
+    reason: str
+    path: Path
+    metrics: dict
+    sample_count: int
+    base_model: str
+    seconds: float
+    champion_version: int | None = None
+    champion_metrics: dict | None = None
+    training: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return adapter_name(self.tenant_id, self.version)
+
+
+def publish_metrics(meta: dict) -> dict[str, float]:
+    """The numeric metrics of a version, flat, for AdapterPublished.metrics."""
+    flat = {k: float(v) for k, v in meta.get("metrics", {}).items() if isinstance(v, (int, float))}
+    flat["holdout_score"] = float(meta.get("holdout_score", 0.0))
+    return flat
+
+
+def run_training(tenant_id: str, trigger: str, *, buffer: SampleBuffer, progress_store: ProgressStore,
+                 registry: AdapterRegistry, base_model: str, settings: TrainerSettings,
+                 progress_bar: bool = False) -> TrainingOutcome:
+    started = time.monotonic()
+    trainable, holdout = buffer.split(tenant_id)
+    progress = progress_store.get(tenant_id)
+    champion = registry.current(tenant_id)
+    samples = select_training_samples(trainable, progress.trained_samples, settings.policy(),
+                                      is_refresh=champion is not None, seed=settings.seed + progress.runs)
+    init_adapter = registry.path(tenant_id, champion) if champion is not None else None
+    log.info("training started", extra={"tenant_id": tenant_id, "trigger": trigger, "samples": len(samples),
+                                        "continues_from": champion})
+    staging = registry.new_staging(tenant_id)
+    try:
+        result = train_adapter(base_model, samples, staging, config=settings.lora(), init_adapter=init_adapter,
+                               progress=progress_bar)
+        eval_set = evaluation_sample(holdout, settings.max_eval_turns)
+        challenger = compute_metrics(score_model(base_model, staging, eval_set))
+        champion_metrics = (compute_metrics(score_model(base_model, init_adapter, eval_set))
+                            if init_adapter is not None else None)
+        decision = decide_promotion(holdout_score(challenger),
+                                    holdout_score(champion_metrics) if champion_metrics else None,
+                                    settings.promotion_margin)
+        meta = {
+            "status": PROMOTED if decision.promote else REJECTED,
+            "reason": decision.reason,
+            "trigger": trigger,
+            "parent_version": champion,
+            "sample_count": len(samples),
+            "trainable_samples_seen": len(trainable),
+            "holdout_turns_scored": len(eval_set),
+            "base_model": base_model,
+            "base_model_identity": base_model_identity(base_model),
+            "training_config": settings.lora().to_dict(),
+            "training": {"steps": result.steps, "tokens": result.tokens, "target_tokens": result.target_tokens,
+                         "final_loss": result.final_loss, "seconds": result.seconds,
+                         "initial_weights_sha256": result.initial_weights_sha256},
+            "metrics": challenger.to_dict(),
+            "holdout_score": holdout_score(challenger),
+            "champion_metrics_on_same_holdout": champion_metrics.to_dict() if champion_metrics else None,
+            "created_at": time.time(),
+        }
+        version = registry.commit(tenant_id, staging, meta)
+    except BaseException:
+        registry.discard_staging(tenant_id)
+        raise
+    if decision.promote:
+        registry.promote(tenant_id, version)
+        log.info("adapter promoted", extra={"tenant_id": tenant_id, "version": version, "reason": decision.reason})
+    else:
+        log.warning("adapter rejected", extra={"tenant_id": tenant_id, "version": version,
+                                               "reason": decision.reason})
+    progress.trained_samples = len(trainable)
+    progress.last_trained_at = time.time()
+    progress.retry_at = None
+    progress.runs += 1
+    progress_store.save(tenant_id, progress)
+    return TrainingOutcome(
+        tenant_id=tenant_id, version=version, promoted=decision.promote, reason=decision.reason,
+        path=registry.path(tenant_id, version), metrics={**publish_metrics(meta)}, sample_count=len(samples),
+        base_model=base_model, seconds=round(time.monotonic() - started, 2), champion_version=champion,
+        champion_metrics=meta["champion_metrics_on_same_holdout"], training=meta["training"])
