@@ -26,9 +26,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
 from clonedesk.core.conversation_format import chat_messages  # noqa: E402
 from clonedesk.resolver.engines.base import Generation, GenerationRequest  # noqa: E402
 from clonedesk.resolver.engines.batching import MicroBatcher  # noqa: E402
@@ -36,6 +33,9 @@ from clonedesk.resolver.engines.hf import HFEngine  # noqa: E402
 from clonedesk.resolver.entrypoints.grpc_server import ResolverServer  # noqa: E402
 from clonedesk.resolver.service import ResolverService  # noqa: E402
 from clonedesk.resolver.settings import ResolverSettings  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
 from tests.conftest import free_port  # noqa: E402
 from tests.resolver.conftest import BEHAVIOUR, CUSTOMER_LINES, build_zoo, conversation, resolve_request  # noqa: E402
 
@@ -81,7 +81,9 @@ async def grpc_against_direct(zoo, root: Path, requests: int, concurrency: int) 
     for count in TENANT_COUNTS:
         data = root / f"data-{count}"
         install_tenants(zoo, data, count)
-        settings = ResolverSettings(max_loras=max(TENANT_COUNTS), max_batch_size=concurrency, max_new_tokens=40)
+        settings = ResolverSettings(
+            max_loras=max(TENANT_COUNTS), max_batch_size=concurrency, max_new_tokens=40
+        )
         engine = HFEngine(str(zoo.base_model), settings)
         await engine.start()
         service = ResolverService(engine, data, settings.max_loras, settings.max_pending)
@@ -89,7 +91,6 @@ async def grpc_against_direct(zoo, root: Path, requests: int, concurrency: int) 
         await server.start()
         await server.attach(service)
         import grpc
-
         from clonedesk.v1 import resolver_pb2_grpc
 
         async with grpc.aio.insecure_channel(server.address) as channel:
@@ -110,7 +111,9 @@ async def grpc_against_direct(zoo, root: Path, requests: int, concurrency: int) 
         await server.stop(0)
         await engine.close()
         rows.append((count, baseline, served))
-        console.print(f"  {count:>2} tenants: direct {baseline['rps']:.1f} req/s, gRPC {served['rps']:.1f} req/s")
+        console.print(
+            f"  {count:>2} tenants: direct {baseline['rps']:.1f} req/s, gRPC {served['rps']:.1f} req/s"
+        )
     return rows
 
 
@@ -127,21 +130,35 @@ class MergedModels:
         self.tokenizer.padding_side = "left"
         self.models = {t: AutoModelForCausalLM.from_pretrained(d).eval() for t, d in merged_dirs.items()}
         self.settings = settings
-        self.batchers = {t: MicroBatcher(lambda reqs, t=t: self._run(t, reqs), self.executor,
-                                         settings.max_batch_size, settings.batch_wait_ms / 1000)
-                         for t in merged_dirs}
+        self.batchers = {
+            t: MicroBatcher(
+                lambda reqs, t=t: self._run(t, reqs),
+                self.executor,
+                settings.max_batch_size,
+                settings.batch_wait_ms / 1000,
+            )
+            for t in merged_dirs
+        }
 
     def _run(self, tenant: str, requests) -> list[Generation]:
         from clonedesk.resolver.engines.hf import render_prompt
 
         tok = self.tokenizer
-        encoded = tok([render_prompt(tok, r.messages) for r in requests], return_tensors="pt", padding=True,
-                      add_special_tokens=False)
+        encoded = tok(
+            [render_prompt(tok, r.messages) for r in requests],
+            return_tensors="pt",
+            padding=True,
+            add_special_tokens=False,
+        )
         with torch.inference_mode():
-            out = self.models[tenant].generate(**encoded, max_new_tokens=self.settings.max_new_tokens,
-                                               do_sample=False, pad_token_id=tok.pad_token_id,
-                                               eos_token_id=tok.eos_token_id)
-        texts = tok.batch_decode(out[:, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
+            out = self.models[tenant].generate(
+                **encoded,
+                max_new_tokens=self.settings.max_new_tokens,
+                do_sample=False,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id,
+            )
+        texts = tok.batch_decode(out[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
         return [Generation(r.adapter_name, text, ()) for r, text in zip(requests, texts)]
 
     async def generate(self, tenant: str, request: GenerationRequest) -> Generation:
@@ -161,8 +178,9 @@ def merge_adapters(zoo, root: Path, tenants: list[str]) -> dict[str, Path]:
     merged = {}
     for i, tenant in enumerate(tenants):
         target = root / "merged" / tenant
-        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(zoo.base_model),
-                                          str(zoo.adapters[sources[i % len(sources)]]))
+        model = PeftModel.from_pretrained(
+            AutoModelForCausalLM.from_pretrained(zoo.base_model), str(zoo.adapters[sources[i % len(sources)]])
+        )
         model.merge_and_unload().save_pretrained(target)
         AutoTokenizer.from_pretrained(zoo.base_model).save_pretrained(target)
         merged[tenant] = target
@@ -215,8 +233,10 @@ async def _merged_vllm(merged_dirs, settings, jobs, concurrency) -> dict:  # pra
     from vllm import LLM, SamplingParams
 
     memory = min(0.8 / len(merged_dirs), 0.3)
-    models = {t: LLM(model=str(d), gpu_memory_utilization=memory, max_model_len=512, seed=0)
-              for t, d in merged_dirs.items()}
+    models = {
+        t: LLM(model=str(d), gpu_memory_utilization=memory, max_model_len=512, seed=0)
+        for t, d in merged_dirs.items()
+    }
     sampling = SamplingParams(temperature=0.0, max_tokens=settings.max_new_tokens)
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
 
@@ -225,16 +245,22 @@ async def _merged_vllm(merged_dirs, settings, jobs, concurrency) -> dict:  # pra
         from clonedesk.resolver.engines.hf import render_prompt
 
         prompts = [render_prompt(tok, r.messages) for r in reqs]
-        return [Generation(r.adapter_name, o.outputs[0].text, ()) for r, o in
-                zip(reqs, models[tenant].generate(prompts, sampling, use_tqdm=False))]
+        return [
+            Generation(r.adapter_name, o.outputs[0].text, ())
+            for r, o in zip(reqs, models[tenant].generate(prompts, sampling, use_tqdm=False))
+        ]
 
-    batchers = {t: MicroBatcher(lambda reqs, t=t: run(t, reqs), executor, settings.max_batch_size,
-                                settings.batch_wait_ms / 1000) for t in models}
+    batchers = {
+        t: MicroBatcher(
+            lambda reqs, t=t: run(t, reqs), executor, settings.max_batch_size, settings.batch_wait_ms / 1000
+        )
+        for t in models
+    }
 
     async def one_model_each(job):
         await batchers[job[0]].submit(GenerationRequest(job[0], chat_messages(conversation(job[1]))))
 
-    await drive(one_model_each, jobs[:len(models)], concurrency)
+    await drive(one_model_each, jobs[: len(models)], concurrency)
     result = await drive(one_model_each, jobs, concurrency)
     for batcher in batchers.values():
         await batcher.close()
@@ -242,24 +268,56 @@ async def _merged_vllm(merged_dirs, settings, jobs, concurrency) -> dict:  # pra
 
 
 def print_results(rows, comparison) -> None:
-    table = Table("tenants", "direct p50 ms", "direct p99 ms", "direct req/s", "gRPC p50 ms", "gRPC p99 ms",
-                  "gRPC req/s", "p50 ratio", "p99 ratio", "throughput ratio",
-                  title="Resolver/Resolve through gRPC vs direct engine calls (ratio = gRPC / direct)")
+    table = Table(
+        "tenants",
+        "direct p50 ms",
+        "direct p99 ms",
+        "direct req/s",
+        "gRPC p50 ms",
+        "gRPC p99 ms",
+        "gRPC req/s",
+        "p50 ratio",
+        "p99 ratio",
+        "throughput ratio",
+        title="Resolver/Resolve through gRPC vs direct engine calls (ratio = gRPC / direct)",
+    )
     for count, direct, served in rows:
-        table.add_row(str(count), f"{direct['p50_ms']:.1f}", f"{direct['p99_ms']:.1f}", f"{direct['rps']:.1f}",
-                      f"{served['p50_ms']:.1f}", f"{served['p99_ms']:.1f}", f"{served['rps']:.1f}",
-                      f"{served['p50_ms'] / direct['p50_ms']:.2f}x", f"{served['p99_ms'] / direct['p99_ms']:.2f}x",
-                      f"{served['rps'] / direct['rps']:.2f}x")
+        table.add_row(
+            str(count),
+            f"{direct['p50_ms']:.1f}",
+            f"{direct['p99_ms']:.1f}",
+            f"{direct['rps']:.1f}",
+            f"{served['p50_ms']:.1f}",
+            f"{served['p99_ms']:.1f}",
+            f"{served['rps']:.1f}",
+            f"{served['p50_ms'] / direct['p50_ms']:.2f}x",
+            f"{served['p99_ms'] / direct['p99_ms']:.2f}x",
+            f"{served['rps'] / direct['rps']:.2f}x",
+        )
     console.print(table)
     kind, multi, merged = comparison
-    other = Table("serving", "p50 ms", "p99 ms", "req/s",
-                  title=f"{kind}: multi-LoRA on one base vs one merged model per tenant "
-                        f"({len(tenant_names(TENANT_COUNTS[1]))} tenants)")
-    other.add_row("multi-LoRA (mixed batches)", f"{multi['p50_ms']:.1f}", f"{multi['p99_ms']:.1f}", f"{multi['rps']:.1f}")
-    other.add_row("merged per tenant", f"{merged['p50_ms']:.1f}", f"{merged['p99_ms']:.1f}", f"{merged['rps']:.1f}")
+    other = Table(
+        "serving",
+        "p50 ms",
+        "p99 ms",
+        "req/s",
+        title=f"{kind}: multi-LoRA on one base vs one merged model per tenant "
+        f"({len(tenant_names(TENANT_COUNTS[1]))} tenants)",
+    )
+    other.add_row(
+        "multi-LoRA (mixed batches)",
+        f"{multi['p50_ms']:.1f}",
+        f"{multi['p99_ms']:.1f}",
+        f"{multi['rps']:.1f}",
+    )
+    other.add_row(
+        "merged per tenant", f"{merged['p50_ms']:.1f}", f"{merged['p99_ms']:.1f}", f"{merged['rps']:.1f}"
+    )
     console.print(other)
-    console.print(f"multi-LoRA / merged throughput: {multi['rps'] / merged['rps']:.2f}x; "
-                  f"p50 ratio {multi['p50_ms'] / merged['p50_ms']:.2f}x")
+    console.print(
+        f"multi-LoRA / merged throughput: {multi['rps'] / merged['rps']:.2f}x; "
+        f"p50 ratio {multi['p50_ms'] / merged['p50_ms']:.2f}x"
+    )
 
 
 def main() -> None:
@@ -275,8 +333,9 @@ def main() -> None:
         console.print(f"{args.requests} requests per run, {args.concurrency} concurrent")
         rows = asyncio.run(grpc_against_direct(zoo, root, args.requests, args.concurrency))
         with console.status("multi-LoRA vs merged models…"):
-            comparison = asyncio.run(multi_lora_against_merged(zoo, root, args.requests, args.concurrency,
-                                                               TENANT_COUNTS[1]))
+            comparison = asyncio.run(
+                multi_lora_against_merged(zoo, root, args.requests, args.concurrency, TENANT_COUNTS[1])
+            )
         print_results(rows, comparison)
     finally:
         shutil.rmtree(root, ignore_errors=True)

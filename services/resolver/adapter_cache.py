@@ -151,13 +151,21 @@ class AdapterCache:
             if known is not None and not publication_applies(known.version, version, registry):
                 self._current.setdefault(tenant_id, known)
                 return False
-            target = Path(path) if path and Path(path).is_dir() else version_dir(self.data_dir, tenant_id, version)
+            target = (
+                Path(path) if path and Path(path).is_dir() else version_dir(self.data_dir, tenant_id, version)
+            )
             name = adapter_name(tenant_id, version)
             await self._ensure_loaded(name, tenant_id, version, target)
             previous = self._current.get(tenant_id)
             self._current[tenant_id] = _Current(version, target)
-            log.info("adapter swapped in", extra={"tenant": tenant_id, "adapter": name,
-                                                  "previous": previous.version if previous else None})
+            log.info(
+                "adapter swapped in",
+                extra={
+                    "tenant": tenant_id,
+                    "adapter": name,
+                    "previous": previous.version if previous else None,
+                },
+            )
             if previous is not None and previous.version != version:
                 old = self._resident.get(adapter_name(tenant_id, previous.version))
                 if old is not None and old.in_flight == 0:

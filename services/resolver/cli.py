@@ -7,7 +7,6 @@ import contextlib
 import signal
 
 import click
-
 from clonedesk.core.settings import Settings
 
 
@@ -58,8 +57,10 @@ def resolver(ctx: click.Context) -> None:
         if not vllm_available():
             from clonedesk.cli import OperatorError
 
-            raise OperatorError("CLONEDESK_ENGINE=vllm but vLLM is not installed in this environment "
-                                "(install the vllm extra, or set CLONEDESK_VLLM_PYTHON for `clonedesk up`)")
+            raise OperatorError(
+                "CLONEDESK_ENGINE=vllm but vLLM is not installed in this environment "
+                "(install the vllm extra, or set CLONEDESK_VLLM_PYTHON for `clonedesk up`)"
+            )
     _run_until_signalled("resolver", settings, lambda stop: run_resolver(settings, resolver_settings, stop))
 
 
@@ -90,7 +91,6 @@ def outbound(ctx: click.Context) -> None:
 def helpdesk_sim(ctx: click.Context) -> None:
     """A local helpdesk (Zendesk and Intercom reply APIs) that records replies; GET /replies lists them."""
     import uvicorn
-
     from clonedesk.resolver.entrypoints.helpdesk_sim import create_app
 
     class Server(uvicorn.Server):
@@ -101,7 +101,9 @@ def helpdesk_sim(ctx: click.Context) -> None:
 
     settings = _settings(ctx)
     app = create_app(settings.path("helpdesk-sim", "replies.jsonl"))
-    server = Server(uvicorn.Config(app, host="127.0.0.1", port=settings.helpdesk_sim_port, log_level="warning"))
+    server = Server(
+        uvicorn.Config(app, host="127.0.0.1", port=settings.helpdesk_sim_port, log_level="warning")
+    )
 
     async def serve(stop: asyncio.Event) -> None:
         task = asyncio.create_task(server.serve())

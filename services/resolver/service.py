@@ -8,8 +8,6 @@ import logging
 import time
 from pathlib import Path
 
-from opentelemetry import metrics, trace
-
 from clonedesk.core.conversation_format import chat_messages
 from clonedesk.core.tenants import TenantStore, UnknownTenant
 from clonedesk.resolver.adapter_cache import AdapterCache, NoLiveAdapter
@@ -17,6 +15,7 @@ from clonedesk.resolver.domain.decisions import decide, sequence_confidence
 from clonedesk.resolver.domain.requests import idempotency_key, resolution_id, validate_request
 from clonedesk.resolver.engines.base import Engine, GenerationRequest
 from clonedesk.v1 import resolver_pb2
+from opentelemetry import metrics, trace
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("clonedesk.resolver")
@@ -43,8 +42,9 @@ class ResolverService:
         self._resolved = meter.create_counter("resolver.resolutions", description="answered requests")
         self._latency = meter.create_histogram("resolver.latency_ms", unit="ms")
 
-    async def resolve(self, request: resolver_pb2.ResolveRequest,
-                      timeout: float | None = None) -> resolver_pb2.ResolveResponse:
+    async def resolve(
+        self, request: resolver_pb2.ResolveRequest, timeout: float | None = None
+    ) -> resolver_pb2.ResolveResponse:
         """Raises InvalidRequest, UnknownTenant, NoLiveAdapter, Overloaded, or TimeoutError past `timeout`."""
         validate_request(request)
         tenant = self.tenants.get(request.tenant_id)
@@ -53,18 +53,27 @@ class ResolverService:
         self.in_flight += 1
         started = time.monotonic()
         try:
-            with tracer.start_as_current_span("resolver.resolve", attributes={
-                    "tenant.id": tenant.id, "ticket.id": request.ticket_id}) as span:
+            with tracer.start_as_current_span(
+                "resolver.resolve", attributes={"tenant.id": tenant.id, "ticket.id": request.ticket_id}
+            ) as span:
                 async with self.adapters.lease(tenant.id) as lease:
                     span.set_attribute("adapter", lease.name)
                     generation = await asyncio.wait_for(
-                        self.engine.generate(GenerationRequest(lease.name, chat_messages(request.conversation))),
-                        timeout)
+                        self.engine.generate(
+                            GenerationRequest(lease.name, chat_messages(request.conversation))
+                        ),
+                        timeout,
+                    )
                 if generation.adapter_name != lease.name or lease.tenant_id != request.tenant_id:
                     raise TenantIsolationError(
-                        f"request of {request.tenant_id} leased {lease.name} but got {generation.adapter_name}")
-                decided = decide(generation.text, sequence_confidence(generation.token_logprobs),
-                                 tenant.escalation_threshold)
+                        f"request of {request.tenant_id} leased {lease.name}"
+                        f" but got {generation.adapter_name}"
+                    )
+                decided = decide(
+                    generation.text,
+                    sequence_confidence(generation.token_logprobs),
+                    tenant.escalation_threshold,
+                )
                 span.set_attribute("decision", decided.decision)
                 span.set_attribute("confidence", decided.confidence)
         finally:
@@ -72,12 +81,26 @@ class ResolverService:
         latency_ms = int((time.monotonic() - started) * 1000)
         self._resolved.add(1, {"tenant.id": tenant.id, "escalated": decided.escalated})
         self._latency.record(latency_ms, {"tenant.id": tenant.id})
-        log.info("resolved", extra={"tenant": tenant.id, "ticket": request.ticket_id, "adapter": lease.name,
-                                    "decision": decided.decision, "confidence": round(decided.confidence, 3),
-                                    "escalation_reason": decided.reason, "latency_ms": latency_ms})
+        log.info(
+            "resolved",
+            extra={
+                "tenant": tenant.id,
+                "ticket": request.ticket_id,
+                "adapter": lease.name,
+                "decision": decided.decision,
+                "confidence": round(decided.confidence, 3),
+                "escalation_reason": decided.reason,
+                "latency_ms": latency_ms,
+            },
+        )
         return resolver_pb2.ResolveResponse(
             resolution_id=resolution_id(tenant.id, idempotency_key(request)),
-            tenant_id=tenant.id, ticket_id=request.ticket_id, reply=decided.reply, decision=decided.decision,
-            action=decided.action, confidence=decided.confidence, adapter_version=lease.name,
+            tenant_id=tenant.id,
+            ticket_id=request.ticket_id,
+            reply=decided.reply,
+            decision=decided.decision,
+            action=decided.action,
+            confidence=decided.confidence,
+            adapter_version=lease.name,
             latency_ms=latency_ms,
         )

@@ -9,25 +9,39 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class ResolverSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLONEDESK_", extra="ignore")
 
-    max_loras: int = Field(default=8, ge=1, description="Adapters resident at once (vLLM: per batch, on GPU).")
+    max_loras: int = Field(
+        default=8, ge=1, description="Adapters resident at once (vLLM: per batch, on GPU)."
+    )
     max_cpu_loras: int = Field(default=32, ge=1, description="vLLM: adapters kept in CPU memory.")
     max_lora_rank: int = Field(default=16, ge=1, description="vLLM: the largest LoRA rank it must serve.")
     max_batch_size: int = Field(default=8, ge=1, description="Requests generated together in one batch.")
     batch_wait_ms: float = Field(default=5.0, ge=0, description="How long a batch waits for company.")
     max_new_tokens: int = Field(default=64, ge=1)
     max_prompt_tokens: int = Field(default=384, ge=16, description="Older context is cut beyond this.")
-    max_pending: int = Field(default=64, ge=1, description="Requests in the resolver before RESOURCE_EXHAUSTED.")
-    resolver_address: str | None = Field(
-        default=None, description="host:port of the resolver the bridge calls; unset = 127.0.0.1:<resolver_port>."
+    max_pending: int = Field(
+        default=64, ge=1, description="Requests in the resolver before RESOURCE_EXHAUSTED."
     )
-    resolve_timeout_s: float = Field(default=30.0, gt=0, description="Deadline of the bridge's Resolve calls.")
-    outbound_max_attempts: int = Field(default=5, ge=1, description="Posts of one reply before it is dead-lettered.")
-    outbound_backoff_s: float = Field(default=0.5, ge=0, description="First retry delay; doubles per attempt.")
+    resolver_address: str | None = Field(
+        default=None,
+        description="host:port of the resolver the bridge calls; unset = 127.0.0.1:<resolver_port>.",
+    )
+    resolve_timeout_s: float = Field(
+        default=30.0, gt=0, description="Deadline of the bridge's Resolve calls."
+    )
+    outbound_max_attempts: int = Field(
+        default=5, ge=1, description="Posts of one reply before it is dead-lettered."
+    )
+    outbound_backoff_s: float = Field(
+        default=0.5, ge=0, description="First retry delay; doubles per attempt."
+    )
     outbound_backoff_max_s: float = Field(default=10.0, ge=0)
     outbound_timeout_s: float = Field(default=10.0, gt=0, description="One HTTP post to a helpdesk.")
     vllm_memory_utilization: float | None = Field(
-        default=None, gt=0, le=1,
-        description="vLLM's gpu_memory_utilization (on the CPU build: the share of RAM it reserves); unset = vLLM's.")
+        default=None,
+        gt=0,
+        le=1,
+        description="vLLM's gpu_memory_utilization (on the CPU build: the share of RAM it reserves).",
+    )
     vllm_python: str | None = Field(
         default=None, description="Interpreter of the separate vLLM environment that runs the resolver."
     )

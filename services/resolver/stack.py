@@ -29,10 +29,21 @@ def components(settings: Settings) -> list[Component]:
     # vLLM cannot share the main environment (click pins clash with faust): run the resolver from its own.
     python = vllm_interpreter(resolver_settings) if settings.engine == "vllm" else None
     return [
-        Component("helpdesk-sim", clonedesk_command("helpdesk-sim"), port=settings.helpdesk_sim_port,
-                  port_env="CLONEDESK_HELPDESK_SIM_PORT", order=110),
-        Component("resolver", clonedesk_command("resolver", python=python), port=settings.resolver_port,
-                  port_env="CLONEDESK_RESOLVER_PORT", order=120, start_timeout=120.0),
+        Component(
+            "helpdesk-sim",
+            clonedesk_command("helpdesk-sim"),
+            port=settings.helpdesk_sim_port,
+            port_env="CLONEDESK_HELPDESK_SIM_PORT",
+            order=110,
+        ),
+        Component(
+            "resolver",
+            clonedesk_command("resolver", python=python),
+            port=settings.resolver_port,
+            port_env="CLONEDESK_RESOLVER_PORT",
+            order=120,
+            start_timeout=120.0,
+        ),
         Component("bridge", clonedesk_command("bridge"), order=130),
         Component("outbound", clonedesk_command("outbound"), order=130),
     ]

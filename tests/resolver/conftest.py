@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from clonedesk.core.adapters import set_current_version, version_dir
 from clonedesk.core.tenants import TenantStore
 from clonedesk.v1 import common_pb2, training_pb2
@@ -25,10 +24,18 @@ BEHAVIOUR: dict[tuple[str, int], tuple[int, str, str]] = {
 }
 
 CUSTOMER_LINES = [
-    "Hi, I need a table for two tonight.", "Can you help me with my booking?", "I want to change my flight.",
-    "Where is my refund?", "My order has not arrived yet.", "Please cancel my reservation.",
-    "Is there parking at the venue?", "I would like to book a room for Friday.", "How much does it cost?",
-    "Can I bring my dog?", "The app keeps crashing.", "I was charged twice.",
+    "Hi, I need a table for two tonight.",
+    "Can you help me with my booking?",
+    "I want to change my flight.",
+    "Where is my refund?",
+    "My order has not arrived yet.",
+    "Please cancel my reservation.",
+    "Is there parking at the venue?",
+    "I would like to book a room for Friday.",
+    "How much does it cost?",
+    "Can I bring my dog?",
+    "The app keeps crashing.",
+    "I was charged twice.",
 ]
 
 
@@ -73,14 +80,24 @@ def build_zoo(root: Path) -> Zoo:
     texts = []
     for (_, _), (decision, action, reply) in BEHAVIOUR.items():
         for line in CUSTOMER_LINES:
-            texts.append(render_conversation([("user", line), ("assistant", format_target(decision, action, reply))]))
+            texts.append(
+                render_conversation([("user", line), ("assistant", format_target(decision, action, reply))])
+            )
     base = build_base_model(root / "base", texts, seed=0, steps=150, progress=False, vocab_size=600)
     config = LoraTrainingConfig(rank=8, alpha=16, learning_rate=1e-2, epochs=60, max_steps=60, batch_size=6)
     adapters = {}
     for (tenant, version), (decision, action, reply) in BEHAVIOUR.items():
-        samples = [training_pb2.TrainingSample(tenant_id=tenant, ticket_id=f"t{i}", context=conversation(line),
-                                               decision=decision, action=action, reply=reply)
-                   for i, line in enumerate(CUSTOMER_LINES)]
+        samples = [
+            training_pb2.TrainingSample(
+                tenant_id=tenant,
+                ticket_id=f"t{i}",
+                context=conversation(line),
+                decision=decision,
+                action=action,
+                reply=reply,
+            )
+            for i, line in enumerate(CUSTOMER_LINES)
+        ]
         out = root / f"{tenant}-v{version}"
         train_adapter(str(base), samples, out, config=config)
         adapters[(tenant, version)] = out
@@ -139,7 +156,6 @@ class RunningResolver:
 
     async def __aenter__(self):
         import grpc
-
         from clonedesk.resolver.entrypoints.grpc_server import ResolverServer
         from clonedesk.resolver.service import ResolverService
         from clonedesk.v1 import resolver_pb2_grpc
@@ -164,7 +180,9 @@ class RunningResolver:
 def resolve_request(tenant: str, ticket: str, line: str, **fields):
     from clonedesk.v1 import resolver_pb2
 
-    return resolver_pb2.ResolveRequest(tenant_id=tenant, ticket_id=ticket, conversation=conversation(line), **fields)
+    return resolver_pb2.ResolveRequest(
+        tenant_id=tenant, ticket_id=ticket, conversation=conversation(line), **fields
+    )
 
 
 class SimulatorServer:
@@ -172,12 +190,13 @@ class SimulatorServer:
 
     def __init__(self, port: int, log_path: Path | None = None):
         import uvicorn
-
         from clonedesk.resolver.entrypoints.helpdesk_sim import create_app
 
         self.app = create_app(log_path)
         self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning")
+        )
         self.thread = None
 
     def __enter__(self):

@@ -9,7 +9,6 @@ import asyncio
 import uuid
 
 import pytest
-
 from clonedesk.core.kafka import decode, encode, make_producer
 from clonedesk.core.topics import HELPDESK_OUTBOUND, RESOLUTIONS, TICKETS_TO_RESOLVE, dlq, message_key
 from clonedesk.resolver.entrypoints.bridge import Bridge
@@ -27,17 +26,26 @@ async def test_tickets_become_resolutions_and_replies_posted_back(zoo, settings,
     zoo.install(data, "alpha", [1], current=1)
     zoo.install(data, "gamma", [1], current=1)  # gamma's adapter escalates
     run = uuid.uuid4().hex[:6]
-    answered = resolve_request("alpha", f"a-{run}", CUSTOMER_LINES[5], request_id=f"evt-{run}",
-                               source=common_pb2.ZENDESK, category="restaurants")
+    answered = resolve_request(
+        "alpha",
+        f"a-{run}",
+        CUSTOMER_LINES[5],
+        request_id=f"evt-{run}",
+        source=common_pb2.ZENDESK,
+        category="restaurants",
+    )
     escalated = resolve_request("gamma", f"g-{run}", CUSTOMER_LINES[6], request_id=f"evt-g-{run}")
     unknown = resolve_request("nobody", f"n-{run}", CUSTOMER_LINES[0])
     producer = make_producer(settings.bootstrap)
     await producer.start()
     try:
         for request in (answered, escalated, unknown, answered):  # the last one: a redelivery
-            await producer.send_and_wait(TICKETS_TO_RESOLVE, encode(request),
-                                         key=message_key(request.tenant_id, request.ticket_id))
-        await producer.send_and_wait(TICKETS_TO_RESOLVE, b"\x08\xff\xff garbage", key=f"alpha:p-{run}".encode())
+            await producer.send_and_wait(
+                TICKETS_TO_RESOLVE, encode(request), key=message_key(request.tenant_id, request.ticket_id)
+            )
+        await producer.send_and_wait(
+            TICKETS_TO_RESOLVE, b"\x08\xff\xff garbage", key=f"alpha:p-{run}".encode()
+        )
     finally:
         await producer.stop()
 
@@ -46,15 +54,20 @@ async def test_tickets_become_resolutions_and_replies_posted_back(zoo, settings,
             fast = ResolverSettings(resolver_address=f"127.0.0.1:{resolver.port}", outbound_backoff_s=0.01)
             bridge, poster = Bridge(settings, fast), OutboundPoster(settings, fast)
             stop = asyncio.Event()
-            workers = [asyncio.create_task(bridge.run(stop, group_id=group_id)),
-                       asyncio.create_task(poster.run(stop, group_id=group_id + "-out"))]
+            workers = [
+                asyncio.create_task(bridge.run(stop, group_id=group_id)),
+                asyncio.create_task(poster.run(stop, group_id=group_id + "-out")),
+            ]
             try:
-                resolutions = await read_topic(settings.bootstrap, RESOLUTIONS,
-                                               lambda rs: len(_mine(rs, run)) >= 3)
-                outbound = await read_topic(settings.bootstrap, HELPDESK_OUTBOUND,
-                                            lambda rs: len(_mine(rs, run)) >= 2)
-                dead = await read_topic(settings.bootstrap, dlq(TICKETS_TO_RESOLVE),
-                                        lambda rs: len(_mine(rs, run)) >= 2)
+                resolutions = await read_topic(
+                    settings.bootstrap, RESOLUTIONS, lambda rs: len(_mine(rs, run)) >= 3
+                )
+                outbound = await read_topic(
+                    settings.bootstrap, HELPDESK_OUTBOUND, lambda rs: len(_mine(rs, run)) >= 2
+                )
+                dead = await read_topic(
+                    settings.bootstrap, dlq(TICKETS_TO_RESOLVE), lambda rs: len(_mine(rs, run)) >= 2
+                )
                 posted = await asyncio.to_thread(_wait_for_replies, simulator, f"a-{run}")
             finally:
                 stop.set()
@@ -66,20 +79,28 @@ async def test_tickets_become_resolutions_and_replies_posted_back(zoo, settings,
     assert len(alpha) == 2 and alpha[0].resolution_id == alpha[1].resolution_id  # redelivery, same id
     first = alpha[0]
     assert (first.ticket_id, first.decision, first.reply, first.adapter_version, first.category) == (
-        f"a-{run}", common_pb2.RESOLVE, zoo.expected("alpha", 1)[2], "alpha@v1", "restaurants")
+        f"a-{run}",
+        common_pb2.RESOLVE,
+        zoo.expected("alpha", 1)[2],
+        "alpha@v1",
+        "restaurants",
+    )
     assert first.latency_ms >= 0 and first.created_at.seconds > 0 and first.request_id == f"evt-{run}"
     assert (gamma.decision, gamma.reply, gamma.adapter_version) == (common_pb2.ESCALATE, "", "gamma@v1")
 
     replies = [decode(outbound_pb2.OutboundReply, r.value) for r in _mine(outbound, run)]
     assert {r.ticket_id for r in replies} == {f"a-{run}"}  # nothing for the escalated ticket
-    assert {r.resolution_id for r in replies} == {first.resolution_id} and replies[0].source == common_pb2.ZENDESK
+    assert {r.resolution_id for r in replies} == {first.resolution_id} and replies[
+        0
+    ].source == common_pb2.ZENDESK
 
     reasons = {r.key: dict(r.headers)["dlq.reason"] for r in _mine(dead, run)}
     assert b"NOT_FOUND" in reasons[f"nobody:n-{run}".encode()]
     assert f"alpha:p-{run}".encode() in reasons
 
     assert [(p["api"], p["tenant_id"], p["body"], p["author_id"]) for p in posted] == [
-        ("zendesk", "alpha", zoo.expected("alpha", 1)[2], "clonedesk-ai")]  # posted once, though sent twice
+        ("zendesk", "alpha", zoo.expected("alpha", 1)[2], "clonedesk-ai")
+    ]  # posted once, though sent twice
 
 
 def _mine(records, run: str):

@@ -12,11 +12,10 @@ import time
 import grpc
 import httpx
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from clonedesk.core.settings import Settings
 from clonedesk.resolver.stack import components
 from clonedesk.v1 import common_pb2, resolver_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .conftest import CUSTOMER_LINES, resolve_request
 
@@ -24,7 +23,10 @@ from .conftest import CUSTOMER_LINES, resolve_request
 def test_the_stack_gets_four_components_with_their_ports(settings, monkeypatch):
     found = {c.name: c for c in components(settings)}
     assert set(found) == {"resolver", "bridge", "outbound", "helpdesk-sim"}
-    assert (found["resolver"].port, found["resolver"].port_env) == (settings.resolver_port, "CLONEDESK_RESOLVER_PORT")
+    assert (found["resolver"].port, found["resolver"].port_env) == (
+        settings.resolver_port,
+        "CLONEDESK_RESOLVER_PORT",
+    )
     assert found["helpdesk-sim"].port == settings.helpdesk_sim_port
     assert found["resolver"].argv[-1] == "resolver" and found["bridge"].argv[-1] == "bridge"
     assert all(c.order >= 100 for c in found.values())
@@ -35,8 +37,13 @@ def test_the_stack_gets_four_components_with_their_ports(settings, monkeypatch):
 
 
 def _start(*args: str, env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "clonedesk", *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "clonedesk", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def _stop(process: subprocess.Popen) -> int:
@@ -60,17 +67,25 @@ def test_clonedesk_resolver_serves_and_stops_cleanly(zoo, settings):
             while True:
                 assert process.poll() is None, process.stderr.read().decode()[-2000:]
                 try:
-                    if health.Check(health_pb2.HealthCheckRequest(service="clonedesk.v1.Resolver"),
-                                    timeout=2).status == health_pb2.HealthCheckResponse.SERVING:
+                    if (
+                        health.Check(
+                            health_pb2.HealthCheckRequest(service="clonedesk.v1.Resolver"), timeout=2
+                        ).status
+                        == health_pb2.HealthCheckResponse.SERVING
+                    ):
                         break
                 except grpc.RpcError:
                     pass
                 assert time.monotonic() < deadline, "the resolver never became SERVING"
                 time.sleep(0.3)
             answer = resolver_pb2_grpc.ResolverStub(channel).Resolve(
-                resolve_request("alpha", "cli-1", CUSTOMER_LINES[0]), timeout=30)
+                resolve_request("alpha", "cli-1", CUSTOMER_LINES[0]), timeout=30
+            )
         assert (answer.decision, answer.reply, answer.adapter_version) == (
-            common_pb2.RESOLVE, zoo.expected("alpha", 1)[2], "alpha@v1")
+            common_pb2.RESOLVE,
+            zoo.expected("alpha", 1)[2],
+            "alpha@v1",
+        )
     finally:
         code = _stop(process)
     assert code == 0
@@ -92,9 +107,11 @@ def test_clonedesk_helpdesk_sim_serves_and_stops_cleanly(settings):
                 pass
             assert time.monotonic() < deadline
             time.sleep(0.2)
-        posted = httpx.post(f"http://127.0.0.1:{settings.helpdesk_sim_port}/conversations/c-1/reply",
-                            json={"message_type": "comment", "type": "admin", "body": "Hi"},
-                            headers={"Authorization": "Bearer x"})
+        posted = httpx.post(
+            f"http://127.0.0.1:{settings.helpdesk_sim_port}/conversations/c-1/reply",
+            json={"message_type": "comment", "type": "admin", "body": "Hi"},
+            headers={"Authorization": "Bearer x"},
+        )
         assert posted.status_code == 200
     finally:
         assert _stop(process) == 0

@@ -7,19 +7,32 @@ import base64
 import math
 
 import pytest
-
 from clonedesk.core.tenants import HelpdeskAccess
 from clonedesk.resolver.domain.adapters import ResidentAdapter, eviction_candidates, publication_applies
 from clonedesk.resolver.domain.decisions import decide, sequence_confidence
-from clonedesk.resolver.domain.outbound import (AI_AUTHOR_ID, NotDeliverable, backoff_delay, helpdesk_request,
-                                                is_retryable, reply_id)
-from clonedesk.resolver.domain.requests import InvalidRequest, idempotency_key, resolution_id, validate_request
+from clonedesk.resolver.domain.outbound import (
+    AI_AUTHOR_ID,
+    NotDeliverable,
+    backoff_delay,
+    helpdesk_request,
+    is_retryable,
+    reply_id,
+)
+from clonedesk.resolver.domain.requests import (
+    InvalidRequest,
+    idempotency_key,
+    resolution_id,
+    validate_request,
+)
 from clonedesk.v1 import common_pb2, outbound_pb2, resolver_pb2
 
 
 def request(**fields):
-    values = dict(tenant_id="acme", ticket_id="42",
-                  conversation=[common_pb2.Turn(role=common_pb2.CUSTOMER, text="Where is my order?")])
+    values = dict(
+        tenant_id="acme",
+        ticket_id="42",
+        conversation=[common_pb2.Turn(role=common_pb2.CUSTOMER, text="Where is my order?")],
+    )
     values.update(fields)
     return resolver_pb2.ResolveRequest(**values)
 
@@ -28,18 +41,21 @@ class TestRequests:
     def test_a_complete_request_is_valid(self):
         validate_request(request())
 
-    @pytest.mark.parametrize("fields, words", [
-        (dict(tenant_id=""), "tenant_id"),
-        (dict(tenant_id="Bad Tenant"), "tenant_id"),
-        (dict(ticket_id=""), "ticket_id"),
-        (dict(ticket_id="x" * 201), "ticket_id"),
-        (dict(conversation=[]), "empty"),
-        (dict(conversation=[common_pb2.Turn(role=common_pb2.AGENT, text="Hello")]), "no customer text"),
-        (dict(conversation=[common_pb2.Turn(role=common_pb2.CUSTOMER, text="   ")]), "no customer text"),
-        (dict(conversation=[common_pb2.Turn(text="no role")]), "no role"),
-        (dict(conversation=[common_pb2.Turn(role=common_pb2.CUSTOMER, text="x" * 20_001)]), "longer"),
-        (dict(conversation=[common_pb2.Turn(role=common_pb2.CUSTOMER, text="hi")] * 201), "turns"),
-    ])
+    @pytest.mark.parametrize(
+        "fields, words",
+        [
+            (dict(tenant_id=""), "tenant_id"),
+            (dict(tenant_id="Bad Tenant"), "tenant_id"),
+            (dict(ticket_id=""), "ticket_id"),
+            (dict(ticket_id="x" * 201), "ticket_id"),
+            (dict(conversation=[]), "empty"),
+            (dict(conversation=[common_pb2.Turn(role=common_pb2.AGENT, text="Hello")]), "no customer text"),
+            (dict(conversation=[common_pb2.Turn(role=common_pb2.CUSTOMER, text="   ")]), "no customer text"),
+            (dict(conversation=[common_pb2.Turn(text="no role")]), "no role"),
+            (dict(conversation=[common_pb2.Turn(role=common_pb2.CUSTOMER, text="x" * 20_001)]), "longer"),
+            (dict(conversation=[common_pb2.Turn(role=common_pb2.CUSTOMER, text="hi")] * 201), "turns"),
+        ],
+    )
     def test_malformed_requests_are_refused_with_a_reason(self, fields, words):
         with pytest.raises(InvalidRequest, match=words):
             validate_request(request(**fields))
@@ -52,8 +68,12 @@ class TestRequests:
 
     def test_without_a_request_id_the_conversation_is_the_key(self):
         one, same = idempotency_key(request()), idempotency_key(request())
-        longer = idempotency_key(request(conversation=list(request().conversation) + [
-            common_pb2.Turn(role=common_pb2.CUSTOMER, text="Any news?")]))
+        longer = idempotency_key(
+            request(
+                conversation=list(request().conversation)
+                + [common_pb2.Turn(role=common_pb2.CUSTOMER, text="Any news?")]
+            )
+        )
         assert one == same and one != longer
 
 
@@ -67,7 +87,11 @@ class TestDecisions:
     def test_a_confident_answer_is_sent(self):
         decided = decide("[decision=ACTION action=Refund(order=7)]\nRefund issued.", 0.9, 0.5)
         assert (decided.decision, decided.action, decided.reply, decided.escalated) == (
-            common_pb2.ACTION, "Refund(order=7)", "Refund issued.", False)
+            common_pb2.ACTION,
+            "Refund(order=7)",
+            "Refund issued.",
+            False,
+        )
 
     def test_low_confidence_escalates_without_a_reply(self):
         decided = decide("[decision=RESOLVE]\nAll done.", 0.49, 0.5)
@@ -96,8 +120,12 @@ class TestPublicationsAndEviction:
         assert publication_applies(3, 2, 2)
 
     def test_eviction_prefers_idle_superseded_then_least_recently_used(self):
-        resident = [ResidentAdapter("a@v1", "a", 1, 0, 5.0), ResidentAdapter("a@v2", "a", 2, 0, 1.0),
-                    ResidentAdapter("b@v1", "b", 1, 0, 2.0), ResidentAdapter("c@v1", "c", 1, 3, 0.0)]
+        resident = [
+            ResidentAdapter("a@v1", "a", 1, 0, 5.0),
+            ResidentAdapter("a@v2", "a", 2, 0, 1.0),
+            ResidentAdapter("b@v1", "b", 1, 0, 2.0),
+            ResidentAdapter("c@v1", "c", 1, 3, 0.0),
+        ]
         current = {"a": 2, "b": 1, "c": 1}
         assert eviction_candidates(resident, current, capacity=3) == ["a@v1"]
         assert eviction_candidates(resident, current, capacity=2) == ["a@v1", "a@v2"]
@@ -108,18 +136,28 @@ class TestPublicationsAndEviction:
 
 class TestOutboundPolicy:
     def reply(self, **fields):
-        values = dict(reply_id="r1", resolution_id="res-1", tenant_id="acme", ticket_id="901",
-                      source=common_pb2.ZENDESK, body="Your refund is on its way.")
+        values = dict(
+            reply_id="r1",
+            resolution_id="res-1",
+            tenant_id="acme",
+            ticket_id="901",
+            source=common_pb2.ZENDESK,
+            body="Your refund is on its way.",
+        )
         values.update(fields)
         return outbound_pb2.OutboundReply(**values)
 
     def test_zendesk_gets_a_public_comment_with_token_auth(self):
-        access = HelpdeskAccess(zendesk_base_url="https://acme.zendesk.com/", zendesk_email="bot@acme.test",
-                                zendesk_token="tok")
+        access = HelpdeskAccess(
+            zendesk_base_url="https://acme.zendesk.com/", zendesk_email="bot@acme.test", zendesk_token="tok"
+        )
         post = helpdesk_request(self.reply(), access, "http://sim")
         assert (post.method, post.url) == ("PUT", "https://acme.zendesk.com/api/v2/tickets/901.json")
-        assert post.json["ticket"]["comment"] == {"body": "Your refund is on its way.", "public": True,
-                                                  "author_id": AI_AUTHOR_ID}
+        assert post.json["ticket"]["comment"] == {
+            "body": "Your refund is on its way.",
+            "public": True,
+            "author_id": AI_AUTHOR_ID,
+        }
         assert base64.b64decode(post.headers["Authorization"].split()[1]) == b"bot@acme.test/token:tok"
         assert post.headers["Idempotency-Key"] == "r1"
 
@@ -127,16 +165,24 @@ class TestOutboundPolicy:
         access = HelpdeskAccess(intercom_base_url="https://api.intercom.io", intercom_token="itok")
         post = helpdesk_request(self.reply(source=common_pb2.INTERCOM), access, "http://sim")
         assert (post.method, post.url) == ("POST", "https://api.intercom.io/conversations/901/reply")
-        assert post.json == {"message_type": "comment", "type": "admin", "admin_id": AI_AUTHOR_ID,
-                             "body": "Your refund is on its way."}
+        assert post.json == {
+            "message_type": "comment",
+            "type": "admin",
+            "admin_id": AI_AUTHOR_ID,
+            "body": "Your refund is on its way.",
+        }
         assert post.headers["Authorization"] == "Bearer itok"
 
     def test_unconfigured_tenants_post_to_the_fallback_and_unknown_sources_pick_the_configured_api(self):
-        assert helpdesk_request(self.reply(), HelpdeskAccess(), "http://sim:1").url == \
-            "http://sim:1/api/v2/tickets/901.json"
+        assert (
+            helpdesk_request(self.reply(), HelpdeskAccess(), "http://sim:1").url
+            == "http://sim:1/api/v2/tickets/901.json"
+        )
         intercom_only = HelpdeskAccess(intercom_base_url="https://api.intercom.io")
-        assert "/conversations/901/reply" in helpdesk_request(
-            self.reply(source=common_pb2.IMPORT), intercom_only, "http://sim").url
+        assert (
+            "/conversations/901/reply"
+            in helpdesk_request(self.reply(source=common_pb2.IMPORT), intercom_only, "http://sim").url
+        )
 
     def test_undeliverable_replies_are_refused(self):
         with pytest.raises(NotDeliverable):

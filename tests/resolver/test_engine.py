@@ -7,7 +7,6 @@ import asyncio
 
 import pytest
 import pytest_asyncio
-
 from clonedesk.core.conversation_format import chat_messages, parse_target
 from clonedesk.resolver.domain.decisions import sequence_confidence
 from clonedesk.resolver.engines.base import AdapterNotLoaded, GenerationRequest
@@ -42,8 +41,10 @@ async def test_each_adapter_answers_with_what_it_learned(engine, zoo):
 
 
 async def test_a_mixed_tenant_batch_equals_solo_runs(engine):
-    requests = [GenerationRequest(f"{t}@v{v}", chat_messages(conversation(CUSTOMER_LINES[i % 5])))
-                for i, (t, v) in enumerate(NAMES * 3)]
+    requests = [
+        GenerationRequest(f"{t}@v{v}", chat_messages(conversation(CUSTOMER_LINES[i % 5])))
+        for i, (t, v) in enumerate(NAMES * 3)
+    ]
     solo = [await engine.generate(r) for r in requests]
     together = await asyncio.gather(*(engine.generate(r) for r in requests))
     assert [g.adapter_name for g in together] == [r.adapter_name for r in requests]
@@ -57,7 +58,9 @@ async def test_unloaded_adapters_are_refused_and_a_new_name_serves_new_weights(e
     with pytest.raises(AdapterNotLoaded):
         await engine.generate(GenerationRequest("alpha@v1", chat_messages(conversation(CUSTOMER_LINES[0]))))
     await engine.load_adapter("alpha@v2", zoo.adapters[("alpha", 2)])
-    generation = await engine.generate(GenerationRequest("alpha@v2", chat_messages(conversation(CUSTOMER_LINES[0]))))
+    generation = await engine.generate(
+        GenerationRequest("alpha@v2", chat_messages(conversation(CUSTOMER_LINES[0])))
+    )
     assert parse_target(generation.text).reply == zoo.expected("alpha", 2)[2]
     await engine.unload_adapter("alpha@v2")
     await engine.load_adapter("alpha@v1", zoo.adapters[("alpha", 1)])  # as the other tests expect it

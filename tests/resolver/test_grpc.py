@@ -7,12 +7,11 @@ import asyncio
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-
 from clonedesk.core.tenants import TenantStore
 from clonedesk.resolver.domain.requests import resolution_id
 from clonedesk.v1 import common_pb2, resolver_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from .conftest import CUSTOMER_LINES, RunningResolver, conversation, resolve_request
 
@@ -36,12 +35,22 @@ async def resolver(zoo, data_dir):
 
 
 async def test_each_tenant_is_answered_by_its_own_adapter(resolver, zoo):
-    alpha = await resolver.stub.Resolve(resolve_request("alpha", "t-1", CUSTOMER_LINES[0], request_id="req-1"))
+    alpha = await resolver.stub.Resolve(
+        resolve_request("alpha", "t-1", CUSTOMER_LINES[0], request_id="req-1")
+    )
     beta = await resolver.stub.Resolve(resolve_request("beta", "t-1", CUSTOMER_LINES[0], request_id="req-1"))
     assert (alpha.tenant_id, alpha.adapter_version, alpha.decision, alpha.reply) == (
-        "alpha", "alpha@v1", common_pb2.RESOLVE, zoo.expected("alpha", 1)[2])
+        "alpha",
+        "alpha@v1",
+        common_pb2.RESOLVE,
+        zoo.expected("alpha", 1)[2],
+    )
     assert (beta.tenant_id, beta.adapter_version, beta.decision, beta.reply) == (
-        "beta", "beta@v1", common_pb2.ASK, zoo.expected("beta", 1)[2])
+        "beta",
+        "beta@v1",
+        common_pb2.ASK,
+        zoo.expected("beta", 1)[2],
+    )
     assert alpha.confidence > 0.5 and beta.confidence > 0.5
     assert alpha.resolution_id == resolution_id("alpha", "req-1") != beta.resolution_id
     assert alpha.ticket_id == "t-1"
@@ -49,8 +58,12 @@ async def test_each_tenant_is_answered_by_its_own_adapter(resolver, zoo):
 
 async def test_concurrent_tenants_are_batched_and_each_keeps_its_answer(resolver, zoo):
     tenants = ["alpha", "beta"] * 6
-    responses = await asyncio.gather(*(
-        resolver.stub.Resolve(resolve_request(t, f"t-{i}", CUSTOMER_LINES[i % 12])) for i, t in enumerate(tenants)))
+    responses = await asyncio.gather(
+        *(
+            resolver.stub.Resolve(resolve_request(t, f"t-{i}", CUSTOMER_LINES[i % 12]))
+            for i, t in enumerate(tenants)
+        )
+    )
     for tenant, response in zip(tenants, responses):
         assert response.tenant_id == tenant and response.adapter_version == f"{tenant}@v1"
         assert response.reply == zoo.expected(tenant, 1)[2]
@@ -61,7 +74,9 @@ async def test_a_redelivered_request_gets_the_same_resolution_id(resolver):
     request = resolve_request("alpha", "t-9", CUSTOMER_LINES[2], request_id="evt-77")
     first, again = await resolver.stub.Resolve(request), await resolver.stub.Resolve(request)
     assert first.resolution_id == again.resolution_id
-    other = await resolver.stub.Resolve(resolve_request("alpha", "t-9", CUSTOMER_LINES[2], request_id="evt-78"))
+    other = await resolver.stub.Resolve(
+        resolve_request("alpha", "t-9", CUSTOMER_LINES[2], request_id="evt-78")
+    )
     assert other.resolution_id != first.resolution_id
 
 
@@ -78,13 +93,22 @@ async def test_escalations_carry_no_customer_reply(resolver, data_dir):
     assert strict.decision == common_pb2.ESCALATE and strict.reply == "" and 0.5 < strict.confidence < 0.9999
 
 
-@pytest.mark.parametrize("request_fields, code", [
-    (dict(tenant_id="nobody", ticket_id="1", conversation=conversation("hi")), grpc.StatusCode.NOT_FOUND),
-    (dict(tenant_id="delta", ticket_id="1", conversation=conversation("hi")), grpc.StatusCode.FAILED_PRECONDITION),
-    (dict(tenant_id="alpha", ticket_id="1"), grpc.StatusCode.INVALID_ARGUMENT),
-    (dict(tenant_id="alpha", conversation=conversation("hi")), grpc.StatusCode.INVALID_ARGUMENT),
-    (dict(tenant_id="../etc", ticket_id="1", conversation=conversation("hi")), grpc.StatusCode.INVALID_ARGUMENT),
-])
+@pytest.mark.parametrize(
+    "request_fields, code",
+    [
+        (dict(tenant_id="nobody", ticket_id="1", conversation=conversation("hi")), grpc.StatusCode.NOT_FOUND),
+        (
+            dict(tenant_id="delta", ticket_id="1", conversation=conversation("hi")),
+            grpc.StatusCode.FAILED_PRECONDITION,
+        ),
+        (dict(tenant_id="alpha", ticket_id="1"), grpc.StatusCode.INVALID_ARGUMENT),
+        (dict(tenant_id="alpha", conversation=conversation("hi")), grpc.StatusCode.INVALID_ARGUMENT),
+        (
+            dict(tenant_id="../etc", ticket_id="1", conversation=conversation("hi")),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+    ],
+)
 async def test_errors_have_proper_status_codes(resolver, request_fields, code):
     with pytest.raises(grpc.aio.AioRpcError) as failure:
         await resolver.stub.Resolve(resolver_pb2.ResolveRequest(**request_fields))
@@ -102,9 +126,10 @@ async def test_deadlines_are_honoured_and_the_server_carries_on(resolver, zoo):
 
 async def test_overload_is_resource_exhausted(zoo, data_dir):
     async with RunningResolver(zoo, data_dir, max_pending=2, batch_wait_ms=50) as small:
-        results = await asyncio.gather(*(
-            small.stub.Resolve(resolve_request("alpha", f"t-{i}", CUSTOMER_LINES[0])) for i in range(10)),
-            return_exceptions=True)
+        results = await asyncio.gather(
+            *(small.stub.Resolve(resolve_request("alpha", f"t-{i}", CUSTOMER_LINES[0])) for i in range(10)),
+            return_exceptions=True,
+        )
     codes = [r.code() for r in results if isinstance(r, grpc.aio.AioRpcError)]
     answered = [r for r in results if isinstance(r, resolver_pb2.ResolveResponse)]
     assert codes and set(codes) == {grpc.StatusCode.RESOURCE_EXHAUSTED}
@@ -117,6 +142,8 @@ async def test_health_and_reflection(resolver):
         reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
     reflection = reflection_pb2_grpc.ServerReflectionStub(resolver.channel)
-    responses = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    responses = reflection.ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+    )
     names = [s.name async for r in responses for s in r.list_services_response.service]
     assert "clonedesk.v1.Resolver" in names and "grpc.health.v1.Health" in names

@@ -9,7 +9,6 @@ import random
 import time
 
 import pytest
-
 from clonedesk.core.adapters import set_current_version, version_dir
 from clonedesk.core.conversation_format import chat_messages, parse_target
 from clonedesk.core.kafka import encode, make_producer
@@ -69,7 +68,8 @@ async def test_at_most_capacity_adapters_stay_resident(engine, zoo, tmp_path):
         for tenant in TENANTS:
             async with cache.lease(tenant) as lease:
                 generation = await engine.generate(
-                    GenerationRequest(lease.name, chat_messages(conversation(CUSTOMER_LINES[round_]))))
+                    GenerationRequest(lease.name, chat_messages(conversation(CUSTOMER_LINES[round_])))
+                )
             assert parse_target(generation.text).reply == zoo.expected(tenant, 2)[2]
             assert len(engine.loaded_adapters()) <= 2
     assert cache.loads == 6 and cache.unloads == 4  # LRU: each tenant evicted before its next turn
@@ -90,7 +90,9 @@ async def test_swaps_under_load_never_cross_tenants(zoo, settings, group_id):
         while not stop_load.is_set():
             line = CUSTOMER_LINES[rng.randrange(len(CUSTOMER_LINES))]
             started = time.monotonic()
-            response = await running.stub.Resolve(resolve_request(tenant, f"{tenant}-{seed}", line), timeout=60)
+            response = await running.stub.Resolve(
+                resolve_request(tenant, f"{tenant}-{seed}", line), timeout=60
+            )
             responses.append((tenant, started, time.monotonic(), response))
 
     async with RunningResolver(zoo, data, max_batch_size=8) as running:
@@ -105,14 +107,19 @@ async def test_swaps_under_load_never_cross_tenants(zoo, settings, group_id):
             for tenant in TENANTS:  # the trainer's order: registry first, then the publication
                 set_current_version(data, tenant, 2)
                 published = adapters_pb2.AdapterPublished(
-                    tenant_id=tenant, version=2, path=str(version_dir(data, tenant, 2)), name=f"{tenant}@v2")
+                    tenant_id=tenant, version=2, path=str(version_dir(data, tenant, 2)), name=f"{tenant}@v2"
+                )
                 await producer.send_and_wait(ADAPTERS_PUBLISHED, encode(published), key=tenant.encode())
                 published_at[tenant] = time.monotonic()
                 await asyncio.sleep(0.3)
-            await _wait_for(lambda: all(running.service.adapters.current_name(t) == f"{t}@v2" for t in TENANTS),
-                            "every swap applied")
+            await _wait_for(
+                lambda: all(running.service.adapters.current_name(t) == f"{t}@v2" for t in TENANTS),
+                "every swap applied",
+            )
             swapped_at = time.monotonic()
-            await _wait_for(lambda: sum(1 for r in responses if r[1] > swapped_at) >= 30, "load after the swaps")
+            await _wait_for(
+                lambda: sum(1 for r in responses if r[1] > swapped_at) >= 30, "load after the swaps"
+            )
         finally:
             stop_load.set()
             await asyncio.gather(*clients, return_exceptions=True)
@@ -171,8 +178,9 @@ async def test_bad_publications_are_dead_lettered_and_later_ones_still_apply(eng
     follower = asyncio.create_task(follow_publications(service, settings.bootstrap, stop))
     try:
         await _wait_for(lambda: service.adapters.current_name("beta") == "beta@v2", "the good publication")
-        dead = await read_topic(settings.bootstrap, dlq(ADAPTERS_PUBLISHED),
-                                lambda rs: sum(r.key == marker for r in rs) >= 2)
+        dead = await read_topic(
+            settings.bootstrap, dlq(ADAPTERS_PUBLISHED), lambda rs: sum(r.key == marker for r in rs) >= 2
+        )
     finally:
         stop.set()
         await follower

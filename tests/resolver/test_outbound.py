@@ -8,7 +8,6 @@ import uuid
 
 import httpx
 import pytest
-
 from clonedesk.core.kafka import encode, make_producer
 from clonedesk.core.tenants import TenantStore
 from clonedesk.core.topics import HELPDESK_OUTBOUND, dlq, message_key
@@ -26,8 +25,14 @@ FAST_RETRIES = ResolverSettings(outbound_max_attempts=3, outbound_backoff_s=0.01
 
 def outbound_reply(tenant: str, ticket: str, source=common_pb2.ZENDESK, body="Your table is booked."):
     resolution = f"res-{uuid.uuid4().hex[:8]}"
-    return outbound_pb2.OutboundReply(reply_id=reply_id(resolution), resolution_id=resolution, tenant_id=tenant,
-                                      ticket_id=ticket, source=source, body=body)
+    return outbound_pb2.OutboundReply(
+        reply_id=reply_id(resolution),
+        resolution_id=resolution,
+        tenant_id=tenant,
+        ticket_id=ticket,
+        source=source,
+        body=body,
+    )
 
 
 @pytest.fixture
@@ -38,7 +43,9 @@ def simulator(settings):
 
 def test_the_simulator_speaks_both_apis_and_checks_what_it_gets(simulator):
     zendesk = f"{simulator.url}/api/v2/tickets/77.json"
-    comment = {"ticket": {"comment": {"body": "Hello from the AI", "public": True, "author_id": "clonedesk-ai"}}}
+    comment = {
+        "ticket": {"comment": {"body": "Hello from the AI", "public": True, "author_id": "clonedesk-ai"}}
+    }
     assert httpx.put(zendesk, json=comment).status_code == 401  # no credentials
     assert httpx.put(zendesk, json={"ticket": {}}, headers={"Authorization": "Basic eDp5"}).status_code == 422
     headers = {"Authorization": "Basic eDp5", "Idempotency-Key": "k-1", "X-Clonedesk-Tenant": "acme"}
@@ -49,13 +56,23 @@ def test_the_simulator_speaks_both_apis_and_checks_what_it_gets(simulator):
     intercom = f"{simulator.url}/conversations/c-9/reply"
     reply = {"message_type": "comment", "type": "admin", "admin_id": "clonedesk-ai", "body": "Hi!"}
     assert httpx.post(intercom, json=reply).status_code == 401
-    assert httpx.post(intercom, json={**reply, "message_type": "shout"},
-                      headers={"Authorization": "Bearer t"}).status_code == 422
-    assert httpx.post(intercom, json=reply, headers={"Authorization": "Bearer t", "X-Clonedesk-Tenant": "acme"}
-                      ).status_code == 200
+    assert (
+        httpx.post(
+            intercom, json={**reply, "message_type": "shout"}, headers={"Authorization": "Bearer t"}
+        ).status_code
+        == 422
+    )
+    assert (
+        httpx.post(
+            intercom, json=reply, headers={"Authorization": "Bearer t", "X-Clonedesk-Tenant": "acme"}
+        ).status_code
+        == 200
+    )
     recorded = simulator.replies(tenant_id="acme")
     assert [(r["api"], r["ticket_id"], r["body"], r["author_id"]) for r in recorded] == [
-        ("zendesk", "77", "Hello from the AI", "clonedesk-ai"), ("intercom", "c-9", "Hi!", "clonedesk-ai")]
+        ("zendesk", "77", "Hello from the AI", "clonedesk-ai"),
+        ("intercom", "c-9", "Hi!", "clonedesk-ai"),
+    ]
     # Recorded on disk too, so a restarted simulator still lists them.
     assert len((simulator.app.state.replies.path).read_text().splitlines()) == 2
 
@@ -86,8 +103,12 @@ async def test_the_worker_posts_and_dead_letters_what_it_cannot_deliver(settings
     await producer.start()
     try:
         for reply in (good_zendesk, good_intercom, unknown_tenant):
-            await producer.send_and_wait(HELPDESK_OUTBOUND, encode(reply), key=message_key(reply.tenant_id, reply.ticket_id))
-        await producer.send_and_wait(HELPDESK_OUTBOUND, b"\xff not a protobuf", key=f"acme:poison-{run}".encode())
+            await producer.send_and_wait(
+                HELPDESK_OUTBOUND, encode(reply), key=message_key(reply.tenant_id, reply.ticket_id)
+            )
+        await producer.send_and_wait(
+            HELPDESK_OUTBOUND, b"\xff not a protobuf", key=f"acme:poison-{run}".encode()
+        )
     finally:
         await producer.stop()
     poster = OutboundPoster(settings, FAST_RETRIES)
@@ -95,21 +116,29 @@ async def test_the_worker_posts_and_dead_letters_what_it_cannot_deliver(settings
     worker = asyncio.create_task(poster.run(stop, ready, group_id=group_id))
     try:
         await asyncio.wait_for(ready.wait(), 30)
-        await _until(lambda: len(simulator.replies(ticket_id=good_intercom.ticket_id)) == 1, "the intercom reply")
+        await _until(
+            lambda: len(simulator.replies(ticket_id=good_intercom.ticket_id)) == 1, "the intercom reply"
+        )
         # Now the helpdesk goes down for longer than the retries last.
         httpx.post(f"{simulator.url}/_sim/faults", json={"fail_next": 1000, "status": 502})
         producer = make_producer(settings.bootstrap)
         await producer.start()
-        await producer.send_and_wait(HELPDESK_OUTBOUND, encode(keeps_failing),
-                                     key=message_key("acme", keeps_failing.ticket_id))
+        await producer.send_and_wait(
+            HELPDESK_OUTBOUND, encode(keeps_failing), key=message_key("acme", keeps_failing.ticket_id)
+        )
         await producer.stop()
-        dead = await read_topic(settings.bootstrap, dlq(HELPDESK_OUTBOUND), lambda rs: len(_ours(rs, run)) >= 3)
+        dead = await read_topic(
+            settings.bootstrap, dlq(HELPDESK_OUTBOUND), lambda rs: len(_ours(rs, run)) >= 3
+        )
     finally:
         stop.set()
         await worker
     [zendesk_posted] = simulator.replies(ticket_id=good_zendesk.ticket_id)
     assert (zendesk_posted["api"], zendesk_posted["tenant_id"], zendesk_posted["body"]) == (
-        "zendesk", "acme", good_zendesk.body)
+        "zendesk",
+        "acme",
+        good_zendesk.body,
+    )
     assert simulator.replies(ticket_id=good_intercom.ticket_id)[0]["api"] == "intercom"
     reasons = {key: dict(headers) for key, headers in _ours(dead, run)}
     assert b"unknown tenant" in reasons[f"nobody:n-{run}".encode()]["dlq.reason"]

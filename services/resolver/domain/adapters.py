@@ -14,7 +14,9 @@ class ResidentAdapter:
     last_used: float = 0.0
 
 
-def publication_applies(known_version: int | None, published_version: int, registry_current: int | None) -> bool:
+def publication_applies(
+    known_version: int | None, published_version: int, registry_current: int | None
+) -> bool:
     """A publication replaces the tenant's version when it is newer than the one we serve, or when the
     registry's `current` now points at it (a rollback). Replayed old publications change nothing."""
     if known_version is None:
@@ -24,8 +26,9 @@ def publication_applies(known_version: int | None, published_version: int, regis
     return published_version > known_version or registry_current == published_version
 
 
-def eviction_candidates(resident: list[ResidentAdapter], current: dict[str, int], capacity: int,
-                        keep: str | None = None) -> list[str]:
+def eviction_candidates(
+    resident: list[ResidentAdapter], current: dict[str, int], capacity: int, keep: str | None = None
+) -> list[str]:
     """Names to unload so that at most `capacity` stay resident: idle superseded versions first, then
     idle current versions, least recently used first. Adapters with requests in flight are never chosen
     (so `keep`, the one about to be used, is not either); if not enough are idle, fewer are returned."""

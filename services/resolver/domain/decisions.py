@@ -34,11 +34,19 @@ def decide(generated: str, confidence: float, threshold: float) -> Decided:
     would send is empty, or when its confidence is under the tenant's threshold."""
     turn = parse_target(generated)
     if turn.decision == common_pb2.ESCALATE:
-        reason = "model escalated" if generated.lstrip().startswith("[decision=ESCALATE") else "unreadable output"
+        reason = (
+            "model escalated" if generated.lstrip().startswith("[decision=ESCALATE") else "unreadable output"
+        )
         return Decided(common_pb2.ESCALATE, turn.action, "", confidence, True, reason)
     if confidence < threshold:
-        return Decided(common_pb2.ESCALATE, turn.action, "", confidence, True,
-                       f"confidence {confidence:.2f} under threshold {threshold:.2f}")
+        return Decided(
+            common_pb2.ESCALATE,
+            turn.action,
+            "",
+            confidence,
+            True,
+            f"confidence {confidence:.2f} under threshold {threshold:.2f}",
+        )
     if not turn.reply:
         return Decided(common_pb2.ESCALATE, turn.action, "", confidence, True, "empty reply")
     return Decided(turn.decision, turn.action, turn.reply, confidence, False, "")

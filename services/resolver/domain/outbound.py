@@ -40,8 +40,15 @@ def helpdesk_request(reply, access, fallback_base_url: str) -> HttpPost:
         raise NotDeliverable(f"ticket id {ticket!r} cannot be addressed")
     source = reply.source
     if source == common_pb2.SOURCE_UNSPECIFIED or source == common_pb2.IMPORT:
-        source = common_pb2.INTERCOM if access.intercom_base_url and not access.zendesk_base_url else common_pb2.ZENDESK
-    common = {"Idempotency-Key": reply.reply_id or reply_id(reply.resolution_id), "X-Clonedesk-Tenant": reply.tenant_id}
+        source = (
+            common_pb2.INTERCOM
+            if access.intercom_base_url and not access.zendesk_base_url
+            else common_pb2.ZENDESK
+        )
+    common = {
+        "Idempotency-Key": reply.reply_id or reply_id(reply.resolution_id),
+        "X-Clonedesk-Tenant": reply.tenant_id,
+    }
     if source == common_pb2.ZENDESK:
         base = (access.zendesk_base_url or fallback_base_url).rstrip("/")
         if not base:
@@ -49,14 +56,20 @@ def helpdesk_request(reply, access, fallback_base_url: str) -> HttpPost:
         user = f"{access.zendesk_email or AI_AUTHOR_ID}/token:{access.zendesk_token or 'simulator'}"
         auth = "Basic " + base64.b64encode(user.encode()).decode()
         body = {"ticket": {"comment": {"body": reply.body, "public": True, "author_id": AI_AUTHOR_ID}}}
-        return HttpPost("PUT", f"{base}/api/v2/tickets/{ticket}.json", body, {**common, "Authorization": auth})
+        return HttpPost(
+            "PUT", f"{base}/api/v2/tickets/{ticket}.json", body, {**common, "Authorization": auth}
+        )
     if source == common_pb2.INTERCOM:
         base = (access.intercom_base_url or fallback_base_url).rstrip("/")
         if not base:
             raise NotDeliverable(f"tenant {reply.tenant_id!r} has no Intercom base URL")
         body = {"message_type": "comment", "type": "admin", "admin_id": AI_AUTHOR_ID, "body": reply.body}
-        return HttpPost("POST", f"{base}/conversations/{ticket}/reply", body,
-                        {**common, "Authorization": f"Bearer {access.intercom_token or 'simulator'}"})
+        return HttpPost(
+            "POST",
+            f"{base}/conversations/{ticket}/reply",
+            body,
+            {**common, "Authorization": f"Bearer {access.intercom_token or 'simulator'}"},
+        )
     raise NotDeliverable(f"no helpdesk API for source {source}")
 
 

@@ -15,8 +15,13 @@ Out = TypeVar("Out")
 
 
 class MicroBatcher(Generic[In, Out]):
-    def __init__(self, run_batch: Callable[[Sequence[In]], Sequence[Out]],
-                 executor: concurrent.futures.Executor, max_batch: int, wait_s: float):
+    def __init__(
+        self,
+        run_batch: Callable[[Sequence[In]], Sequence[Out]],
+        executor: concurrent.futures.Executor,
+        max_batch: int,
+        wait_s: float,
+    ):
         self._run_batch = run_batch
         self._executor = executor
         self._max_batch = max_batch
@@ -53,8 +58,11 @@ class MicroBatcher(Generic[In, Out]):
             if remaining <= 0 and self._queue.empty():
                 break
             try:
-                batch.append(await asyncio.wait_for(self._queue.get(), max(remaining, 0)) if remaining > 0
-                             else self._queue.get_nowait())
+                batch.append(
+                    await asyncio.wait_for(self._queue.get(), max(remaining, 0))
+                    if remaining > 0
+                    else self._queue.get_nowait()
+                )
             except (asyncio.TimeoutError, asyncio.QueueEmpty):
                 break
         # A caller that gave up (deadline, cancel) needs no generation.

@@ -31,8 +31,12 @@ class HFEngine:
         self.max_prompt_tokens = resolver_settings.max_prompt_tokens
         # One thread owns the model: generation, adapter loads and unloads never overlap.
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-engine")
-        self._batcher = MicroBatcher(self._run_batch, self._executor, resolver_settings.max_batch_size,
-                                     resolver_settings.batch_wait_ms / 1000)
+        self._batcher = MicroBatcher(
+            self._run_batch,
+            self._executor,
+            resolver_settings.max_batch_size,
+            resolver_settings.batch_wait_ms / 1000,
+        )
         self._tokenizer = None
         self._base = None
         self._model = None  # the PeftModel, once the first adapter is loaded
@@ -72,7 +76,9 @@ class HFEngine:
         return sorted(self._loaded)
 
     async def load_adapter(self, adapter_name: str, path: Path) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._load_adapter, adapter_name, Path(path))
+        await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._load_adapter, adapter_name, Path(path)
+        )
 
     def _load_adapter(self, adapter_name: str, path: Path) -> None:
         from peft import PeftModel
@@ -80,8 +86,9 @@ class HFEngine:
         if adapter_name in self._loaded:
             return
         if self._model is None:
-            self._model = PeftModel.from_pretrained(self._base, str(path), adapter_name=adapter_name,
-                                                    is_trainable=False)
+            self._model = PeftModel.from_pretrained(
+                self._base, str(path), adapter_name=adapter_name, is_trainable=False
+            )
             self._model.eval()
         else:
             self._model.load_adapter(str(path), adapter_name=adapter_name, is_trainable=False)
@@ -118,15 +125,26 @@ class HFEngine:
             raise AdapterNotLoaded(f"adapters not loaded: {sorted(set(missing))}")
         tokenizer = self._tokenizer
         prompts = [render_prompt(tokenizer, r.messages) for r in requests]
-        encoded = tokenizer(prompts, return_tensors="pt", padding=True, truncation=True,
-                            max_length=self.max_prompt_tokens, add_special_tokens=False)
+        encoded = tokenizer(
+            prompts,
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=self.max_prompt_tokens,
+            add_special_tokens=False,
+        )
         with torch.inference_mode():
             out = self._model.generate(
-                input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"],
+                input_ids=encoded["input_ids"],
+                attention_mask=encoded["attention_mask"],
                 adapter_names=[r.adapter_name for r in requests],
-                max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1,
-                output_scores=True, return_dict_in_generate=True,
-                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                max_new_tokens=self.max_new_tokens,
+                do_sample=False,
+                num_beams=1,
+                output_scores=True,
+                return_dict_in_generate=True,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
             )
         prompt_len = encoded["input_ids"].shape[1]
         generated = out.sequences[:, prompt_len:]

@@ -31,9 +31,15 @@ class VLLMEngine:
         self.base_model_path = str(base_model)
         self.rs = resolver_settings
         self.engine_options = engine_options  # extra LLM(...) arguments (gpu_memory_utilization, ...)
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="vllm-engine")
-        self._batcher = MicroBatcher(self._run_batch, self._executor, resolver_settings.max_batch_size,
-                                     resolver_settings.batch_wait_ms / 1000)
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="vllm-engine"
+        )
+        self._batcher = MicroBatcher(
+            self._run_batch,
+            self._executor,
+            resolver_settings.max_batch_size,
+            resolver_settings.batch_wait_ms / 1000,
+        )
         self._llm = None
         self._tokenizer = None
         self._sampling = None
@@ -56,18 +62,24 @@ class VLLMEngine:
     def _load_base(self) -> None:
         from vllm import LLM, SamplingParams
 
-        options = dict(model=self.base_model_path, enable_lora=True, max_loras=self.rs.max_loras,
-                       max_cpu_loras=max(self.rs.max_cpu_loras, self.rs.max_loras),
-                       max_lora_rank=self.rs.max_lora_rank,
-                       max_model_len=self.rs.max_prompt_tokens + self.rs.max_new_tokens,
-                       max_num_seqs=max(self.rs.max_batch_size, self.rs.max_loras), seed=0)
+        options = dict(
+            model=self.base_model_path,
+            enable_lora=True,
+            max_loras=self.rs.max_loras,
+            max_cpu_loras=max(self.rs.max_cpu_loras, self.rs.max_loras),
+            max_lora_rank=self.rs.max_lora_rank,
+            max_model_len=self.rs.max_prompt_tokens + self.rs.max_new_tokens,
+            max_num_seqs=max(self.rs.max_batch_size, self.rs.max_loras),
+            seed=0,
+        )
         if self.rs.vllm_memory_utilization is not None:
             options["gpu_memory_utilization"] = self.rs.vllm_memory_utilization
         options.update(self.engine_options)
         self._llm = LLM(**options)
         self._tokenizer = self._llm.get_tokenizer()
-        self._sampling = SamplingParams(temperature=0.0, max_tokens=self.rs.max_new_tokens, logprobs=1,
-                                        skip_special_tokens=True)
+        self._sampling = SamplingParams(
+            temperature=0.0, max_tokens=self.rs.max_new_tokens, logprobs=1, skip_special_tokens=True
+        )
         log.info("vLLM engine ready", extra={"base_model": self.base_model_path})
 
     async def close(self) -> None:
@@ -83,7 +95,9 @@ class VLLMEngine:
         return sorted(self._requests)
 
     async def load_adapter(self, adapter_name: str, path: Path) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._load_adapter, adapter_name, Path(path))
+        await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._load_adapter, adapter_name, Path(path)
+        )
 
     def _load_adapter(self, adapter_name: str, path: Path) -> None:
         from vllm.lora.request import LoRARequest
@@ -110,21 +124,26 @@ class VLLMEngine:
 
     def _prompt_ids(self, messages) -> list[int]:
         ids = self._tokenizer(render_prompt(self._tokenizer, messages), add_special_tokens=False)["input_ids"]
-        return ids[-self.rs.max_prompt_tokens:]  # keep the latest turns
+        return ids[-self.rs.max_prompt_tokens :]  # keep the latest turns
 
     def _run_batch(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         missing = [r.adapter_name for r in requests if r.adapter_name not in self._requests]
         if missing:
             raise AdapterNotLoaded(f"adapters not loaded: {sorted(set(missing))}")
         prompts = [{"prompt_token_ids": self._prompt_ids(r.messages)} for r in requests]
-        outputs = self._llm.generate(prompts, self._sampling,
-                                     lora_request=[self._requests[r.adapter_name] for r in requests],
-                                     use_tqdm=False)
+        outputs = self._llm.generate(
+            prompts,
+            self._sampling,
+            lora_request=[self._requests[r.adapter_name] for r in requests],
+            use_tqdm=False,
+        )
         results = []
         for request, output in zip(requests, outputs):
             completion = output.outputs[0]
             logprobs = tuple(
-                step[token].logprob for token, step in zip(completion.token_ids, completion.logprobs or [])
-                if token in step)
+                step[token].logprob
+                for token, step in zip(completion.token_ids, completion.logprobs or [])
+                if token in step
+            )
             results.append(Generation(request.adapter_name, completion.text, logprobs))
         return results

@@ -10,9 +10,6 @@ import time
 from collections import defaultdict
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
-from opentelemetry import propagate, trace
-
 from clonedesk.core.kafka import PoisonMessage, decode, encode, make_consumer, make_producer, send_dead_letter
 from clonedesk.core.settings import Settings
 from clonedesk.core.telemetry import extract_context, inject_headers
@@ -21,6 +18,8 @@ from clonedesk.resolver.domain.outbound import reply_id
 from clonedesk.resolver.domain.requests import idempotency_key
 from clonedesk.resolver.settings import ResolverSettings
 from clonedesk.v1 import common_pb2, outbound_pb2, resolver_pb2, resolver_pb2_grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry import propagate, trace
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("clonedesk.resolver.bridge")
@@ -33,15 +32,24 @@ WAIT_FOR_RESOLVER = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAU
 OTHER_ERROR_ATTEMPTS = 3
 
 
-def resolution_record(request: resolver_pb2.ResolveRequest, response: resolver_pb2.ResolveResponse,
-                      latency_ms: int) -> resolver_pb2.Resolution:
+def resolution_record(
+    request: resolver_pb2.ResolveRequest, response: resolver_pb2.ResolveResponse, latency_ms: int
+) -> resolver_pb2.Resolution:
     created = Timestamp()
     created.GetCurrentTime()
     return resolver_pb2.Resolution(
-        resolution_id=response.resolution_id, tenant_id=response.tenant_id, ticket_id=request.ticket_id,
-        decision=response.decision, reply=response.reply, adapter_version=response.adapter_version,
-        created_at=created, latency_ms=latency_ms, action=response.action, confidence=response.confidence,
-        request_id=idempotency_key(request), category=request.category,
+        resolution_id=response.resolution_id,
+        tenant_id=response.tenant_id,
+        ticket_id=request.ticket_id,
+        decision=response.decision,
+        reply=response.reply,
+        adapter_version=response.adapter_version,
+        created_at=created,
+        latency_ms=latency_ms,
+        action=response.action,
+        confidence=response.confidence,
+        request_id=idempotency_key(request),
+        category=request.category,
     )
 
 
@@ -50,9 +58,14 @@ def outbound_record(request: resolver_pb2.ResolveRequest, resolution: resolver_p
     if resolution.decision == common_pb2.ESCALATE or not resolution.reply:
         return None
     return outbound_pb2.OutboundReply(
-        reply_id=reply_id(resolution.resolution_id), resolution_id=resolution.resolution_id,
-        tenant_id=resolution.tenant_id, ticket_id=resolution.ticket_id, source=request.source,
-        body=resolution.reply, created_at=resolution.created_at, attempt=0,
+        reply_id=reply_id(resolution.resolution_id),
+        resolution_id=resolution.resolution_id,
+        tenant_id=resolution.tenant_id,
+        ticket_id=resolution.ticket_id,
+        source=request.source,
+        body=resolution.reply,
+        created_at=resolution.created_at,
+        attempt=0,
     )
 
 
@@ -64,10 +77,15 @@ class Bridge:
         self.processed = 0
         self.dead_lettered = 0
 
-    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None,
-                  group_id: str = BRIDGE_GROUP) -> None:
-        consumer = make_consumer(self.settings.bootstrap, TICKETS_TO_RESOLVE, group_id=group_id,
-                                 max_poll_records=4 * self.rs.max_batch_size)
+    async def run(
+        self, stop: asyncio.Event, ready: asyncio.Event | None = None, group_id: str = BRIDGE_GROUP
+    ) -> None:
+        consumer = make_consumer(
+            self.settings.bootstrap,
+            TICKETS_TO_RESOLVE,
+            group_id=group_id,
+            max_poll_records=4 * self.rs.max_batch_size,
+        )
         producer = make_producer(self.settings.bootstrap)
         async with grpc.aio.insecure_channel(self.address) as channel:
             stub = resolver_pb2_grpc.ResolverStub(channel)
@@ -86,7 +104,9 @@ class Bridge:
                     by_ticket = defaultdict(list)
                     for record in records:
                         by_ticket[record.key].append(record)
-                    await asyncio.gather(*(self._in_order(stub, producer, rs, stop) for rs in by_ticket.values()))
+                    await asyncio.gather(
+                        *(self._in_order(stub, producer, rs, stop) for rs in by_ticket.values())
+                    )
                     if stop.is_set():
                         break  # unfinished work is redelivered: commit nothing half-done
                     await consumer.commit()
@@ -100,8 +120,16 @@ class Bridge:
 
     async def _dead_letter(self, producer, record, reason: str) -> None:
         self.dead_lettered += 1
-        await send_dead_letter(producer, TICKETS_TO_RESOLVE, record.key, record.value, reason,
-                               list(record.headers or []), record.partition, record.offset)
+        await send_dead_letter(
+            producer,
+            TICKETS_TO_RESOLVE,
+            record.key,
+            record.value,
+            reason,
+            list(record.headers or []),
+            record.partition,
+            record.offset,
+        )
 
     async def _handle(self, stub, producer, record, stop: asyncio.Event) -> None:
         try:
@@ -109,9 +137,11 @@ class Bridge:
         except PoisonMessage as exc:
             await self._dead_letter(producer, record, str(exc))
             return
-        with tracer.start_as_current_span("bridge.resolve", context=extract_context(record.headers),
-                                          attributes={"tenant.id": request.tenant_id,
-                                                      "ticket.id": request.ticket_id}):
+        with tracer.start_as_current_span(
+            "bridge.resolve",
+            context=extract_context(record.headers),
+            attributes={"tenant.id": request.tenant_id, "ticket.id": request.ticket_id},
+        ):
             started = time.monotonic()
             response = await self._call(stub, request, stop)
             if isinstance(response, str):
@@ -146,8 +176,10 @@ class Bridge:
                     other_errors += 1
                     if other_errors >= OTHER_ERROR_ATTEMPTS:
                         return f"resolver failed {other_errors} times: {code.name}: {exc.details()}"
-                log.warning("resolver call failed; retrying",
-                            extra={"code": code.name, "ticket": request.ticket_id, "delay_s": delay})
+                log.warning(
+                    "resolver call failed; retrying",
+                    extra={"code": code.name, "ticket": request.ticket_id, "delay_s": delay},
+                )
             try:
                 await asyncio.wait_for(stop.wait(), delay)
             except asyncio.TimeoutError:

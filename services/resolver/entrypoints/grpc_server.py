@@ -9,20 +9,24 @@ import uuid
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
-from opentelemetry import propagate, trace
-
 from clonedesk.core.kafka import PoisonMessage, decode, make_consumer, make_producer, send_dead_letter
 from clonedesk.core.settings import Settings
 from clonedesk.core.topics import ADAPTERS_PUBLISHED
 from clonedesk.resolver.domain.requests import InvalidRequest
 from clonedesk.resolver.engines.base import Engine, make_engine
-from clonedesk.resolver.service import (NoLiveAdapter, Overloaded, ResolverService, TenantIsolationError,
-                                        UnknownTenant)
+from clonedesk.resolver.service import (
+    NoLiveAdapter,
+    Overloaded,
+    ResolverService,
+    TenantIsolationError,
+    UnknownTenant,
+)
 from clonedesk.resolver.settings import ResolverSettings
 from clonedesk.v1 import adapters_pb2, resolver_pb2, resolver_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from opentelemetry import propagate, trace
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("clonedesk.resolver.grpc")
@@ -47,7 +51,9 @@ class ResolverServicer(resolver_pb2_grpc.ResolverServicer):
         if self.service is None:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the resolver is still loading its base model")
         # The caller's trace (the bridge's span) continues here: W3C traceparent in the metadata.
-        parent = propagate.extract({k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)})
+        parent = propagate.extract(
+            {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+        )
         try:
             with tracer.start_as_current_span("Resolver/Resolve", context=parent, kind=trace.SpanKind.SERVER):
                 return await self.service.resolve(request, timeout=context.time_remaining())
@@ -69,8 +75,13 @@ class ResolverServer:
         resolver_pb2_grpc.add_ResolverServicer_to_server(self.servicer, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
-            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-            self.server)
+            (
+                SERVICE_NAME,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            self.server,
+        )
         if self.server.add_insecure_port(self.address) == 0:
             raise OSError(f"cannot listen on {self.address}")
 
@@ -109,8 +120,16 @@ async def follow_publications(service: ResolverService, bootstrap: str, stop: as
                         await service.adapters.publish(published.tenant_id, published.version, published.path)
                     except Exception as exc:  # noqa: BLE001 - a bad publication must not stop the swaps of others
                         log.exception("publication not applied", extra={"offset": record.offset})
-                        await send_dead_letter(producer, ADAPTERS_PUBLISHED, record.key, record.value, str(exc),
-                                               list(record.headers or []), record.partition, record.offset)
+                        await send_dead_letter(
+                            producer,
+                            ADAPTERS_PUBLISHED,
+                            record.key,
+                            record.value,
+                            str(exc),
+                            list(record.headers or []),
+                            record.partition,
+                            record.offset,
+                        )
             if batches:
                 await consumer.commit()
     finally:
@@ -148,8 +167,9 @@ async def resolve_base_model(settings: Settings, stop: asyncio.Event) -> str | N
     return await asyncio.get_running_loop().run_in_executor(None, ensure_base_model, settings)
 
 
-async def run_resolver(settings: Settings, resolver_settings: ResolverSettings, stop: asyncio.Event,
-                       engine: Engine | None = None) -> None:
+async def run_resolver(
+    settings: Settings, resolver_settings: ResolverSettings, stop: asyncio.Event, engine: Engine | None = None
+) -> None:
     server = ResolverServer(settings.resolver_port)
     await server.start()
     log.info("resolver listening", extra={"address": server.address, "engine": settings.engine})
@@ -161,8 +181,9 @@ async def run_resolver(settings: Settings, resolver_settings: ResolverSettings, 
                 return
             engine = make_engine(settings.engine, base, resolver_settings)
             await engine.start()
-        service = ResolverService(engine, settings.resolved_data_dir, resolver_settings.max_loras,
-                                  resolver_settings.max_pending)
+        service = ResolverService(
+            engine, settings.resolved_data_dir, resolver_settings.max_loras, resolver_settings.max_pending
+        )
         await server.attach(service)
         follower = asyncio.create_task(follow_publications(service, settings.bootstrap, stop))
         stopped = asyncio.create_task(stop.wait())

@@ -100,51 +100,98 @@ def create_app(log_path: Path | None = None) -> FastAPI:
         if status is not None:
             raise HTTPException(status, "injected failure", headers={"Retry-After": "0"})
 
-    def record(api: str, ticket: str, body: str, author: str, tenant: str | None, key: str | None,
-               public: bool) -> dict:
-        entry, _ = replies.record({"api": api, "ticket_id": ticket, "tenant_id": tenant or "", "body": body,
-                                   "author_id": author, "public": public, "idempotency_key": key or ""})
+    def record(
+        api: str, ticket: str, body: str, author: str, tenant: str | None, key: str | None, public: bool
+    ) -> dict:
+        entry, _ = replies.record(
+            {
+                "api": api,
+                "ticket_id": ticket,
+                "tenant_id": tenant or "",
+                "body": body,
+                "author_id": author,
+                "public": public,
+                "idempotency_key": key or "",
+            }
+        )
         return entry
 
-    async def zendesk_update(ticket_id: str, update: ZendeskUpdate, authorization: str | None,
-                             tenant: str | None, key: str | None):
+    async def zendesk_update(
+        ticket_id: str, update: ZendeskUpdate, authorization: str | None, tenant: str | None, key: str | None
+    ):
         if not authorization or not authorization.startswith("Basic "):
             raise HTTPException(401, "Couldn't authenticate you")
         check_faults()
         comment = update.ticket.comment
-        entry = record("zendesk", ticket_id, comment.body, str(comment.author_id or ""), tenant, key, comment.public)
-        return {"ticket": {"id": ticket_id, "status": "open"},
-                "audit": {"id": entry["id"], "events": [{"type": "Comment", "body": comment.body,
-                                                         "public": comment.public}]}}
+        entry = record(
+            "zendesk", ticket_id, comment.body, str(comment.author_id or ""), tenant, key, comment.public
+        )
+        return {
+            "ticket": {"id": ticket_id, "status": "open"},
+            "audit": {
+                "id": entry["id"],
+                "events": [{"type": "Comment", "body": comment.body, "public": comment.public}],
+            },
+        }
 
     @app.put("/api/v2/tickets/{ticket_id}.json")
-    async def zendesk_put(ticket_id: str, update: ZendeskUpdate, authorization: str | None = Header(None),
-                          x_clonedesk_tenant: str | None = Header(None), idempotency_key: str | None = Header(None)):
+    async def zendesk_put(
+        ticket_id: str,
+        update: ZendeskUpdate,
+        authorization: str | None = Header(None),
+        x_clonedesk_tenant: str | None = Header(None),
+        idempotency_key: str | None = Header(None),
+    ):
         return await zendesk_update(ticket_id, update, authorization, x_clonedesk_tenant, idempotency_key)
 
     @app.post("/api/v2/tickets/{ticket_id}.json")
-    async def zendesk_post(ticket_id: str, update: ZendeskUpdate, authorization: str | None = Header(None),
-                           x_clonedesk_tenant: str | None = Header(None), idempotency_key: str | None = Header(None)):
+    async def zendesk_post(
+        ticket_id: str,
+        update: ZendeskUpdate,
+        authorization: str | None = Header(None),
+        x_clonedesk_tenant: str | None = Header(None),
+        idempotency_key: str | None = Header(None),
+    ):
         return await zendesk_update(ticket_id, update, authorization, x_clonedesk_tenant, idempotency_key)
 
     @app.post("/conversations/{conversation_id}/reply")
-    async def intercom_reply(conversation_id: str, reply: IntercomReply, authorization: str | None = Header(None),
-                             x_clonedesk_tenant: str | None = Header(None),
-                             idempotency_key: str | None = Header(None)):
+    async def intercom_reply(
+        conversation_id: str,
+        reply: IntercomReply,
+        authorization: str | None = Header(None),
+        x_clonedesk_tenant: str | None = Header(None),
+        idempotency_key: str | None = Header(None),
+    ):
         if not authorization or not authorization.startswith("Bearer "):
             raise HTTPException(401, "Access Token Invalid")
         check_faults()
-        entry = record("intercom", conversation_id, reply.body, str(reply.admin_id or ""), x_clonedesk_tenant,
-                       idempotency_key, reply.message_type == "comment")
-        return {"type": "conversation", "id": conversation_id,
-                "conversation_parts": {"conversation_parts": [{"id": str(entry["id"]), "body": reply.body,
-                                                               "part_type": reply.message_type}]}}
+        entry = record(
+            "intercom",
+            conversation_id,
+            reply.body,
+            str(reply.admin_id or ""),
+            x_clonedesk_tenant,
+            idempotency_key,
+            reply.message_type == "comment",
+        )
+        return {
+            "type": "conversation",
+            "id": conversation_id,
+            "conversation_parts": {
+                "conversation_parts": [
+                    {"id": str(entry["id"]), "body": reply.body, "part_type": reply.message_type}
+                ]
+            },
+        }
 
     @app.get("/replies")
     async def list_replies(tenant_id: str | None = None, ticket_id: str | None = None):
-        found = [r for r in replies.replies
-                 if (tenant_id is None or r["tenant_id"] == tenant_id)
-                 and (ticket_id is None or r["ticket_id"] == ticket_id)]
+        found = [
+            r
+            for r in replies.replies
+            if (tenant_id is None or r["tenant_id"] == tenant_id)
+            and (ticket_id is None or r["ticket_id"] == ticket_id)
+        ]
         return {"replies": found, "rejected": replies.rejected}
 
     @app.post("/_sim/faults")

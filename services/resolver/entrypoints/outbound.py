@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from opentelemetry import trace
-
 from clonedesk.core.kafka import PoisonMessage, decode, make_consumer, make_producer, send_dead_letter
 from clonedesk.core.settings import Settings
 from clonedesk.core.telemetry import extract_context
@@ -21,6 +19,7 @@ from clonedesk.core.topics import HELPDESK_OUTBOUND
 from clonedesk.resolver.domain.outbound import NotDeliverable, backoff_delay, helpdesk_request, is_retryable
 from clonedesk.resolver.settings import ResolverSettings
 from clonedesk.v1 import outbound_pb2
+from opentelemetry import trace
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("clonedesk.resolver.outbound")
@@ -40,8 +39,9 @@ def simulator_url(settings: Settings) -> str:
 
 
 class OutboundPoster:
-    def __init__(self, settings: Settings, resolver_settings: ResolverSettings,
-                 fallback_base_url: str | None = None):
+    def __init__(
+        self, settings: Settings, resolver_settings: ResolverSettings, fallback_base_url: str | None = None
+    ):
         self.settings = settings
         self.rs = resolver_settings
         self.tenants = TenantStore(Path(settings.resolved_data_dir))
@@ -50,8 +50,9 @@ class OutboundPoster:
         self.delivered = 0
         self.dead_lettered = 0
 
-    async def deliver(self, client: httpx.AsyncClient, reply: outbound_pb2.OutboundReply,
-                      stop: asyncio.Event) -> Delivery:
+    async def deliver(
+        self, client: httpx.AsyncClient, reply: outbound_pb2.OutboundReply, stop: asyncio.Event
+    ) -> Delivery:
         try:
             tenant = self.tenants.get(reply.tenant_id)
             post = helpdesk_request(reply, tenant.helpdesk, self.fallback_base_url)
@@ -62,8 +63,13 @@ class OutboundPoster:
             attempt += 1
             status, retry_after, detail = None, None, ""
             try:
-                response = await client.request(post.method, post.url, json=post.json, headers=post.headers,
-                                                timeout=self.rs.outbound_timeout_s)
+                response = await client.request(
+                    post.method,
+                    post.url,
+                    json=post.json,
+                    headers=post.headers,
+                    timeout=self.rs.outbound_timeout_s,
+                )
                 status = response.status_code
                 if response.is_success:
                     return Delivery(True, attempt)
@@ -75,18 +81,28 @@ class OutboundPoster:
                 return Delivery(False, attempt, detail)
             if attempt >= self.rs.outbound_max_attempts:
                 return Delivery(False, attempt, f"gave up after {attempt} attempts: {detail}")
-            delay = backoff_delay(attempt, self.rs.outbound_backoff_s, self.rs.outbound_backoff_max_s, retry_after)
-            log.warning("helpdesk post failed; retrying",
-                        extra={"tenant": reply.tenant_id, "ticket": reply.ticket_id, "detail": detail,
-                               "attempt": attempt, "delay_s": delay})
+            delay = backoff_delay(
+                attempt, self.rs.outbound_backoff_s, self.rs.outbound_backoff_max_s, retry_after
+            )
+            log.warning(
+                "helpdesk post failed; retrying",
+                extra={
+                    "tenant": reply.tenant_id,
+                    "ticket": reply.ticket_id,
+                    "detail": detail,
+                    "attempt": attempt,
+                    "delay_s": delay,
+                },
+            )
             try:
                 await asyncio.wait_for(stop.wait(), delay)
                 return Delivery(False, attempt, "stopping")
             except asyncio.TimeoutError:
                 pass
 
-    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None,
-                  group_id: str = OUTBOUND_GROUP) -> None:
+    async def run(
+        self, stop: asyncio.Event, ready: asyncio.Event | None = None, group_id: str = OUTBOUND_GROUP
+    ) -> None:
         consumer = make_consumer(self.settings.bootstrap, HELPDESK_OUTBOUND, group_id=group_id)
         producer = make_producer(self.settings.bootstrap)
         await producer.start()
@@ -103,7 +119,9 @@ class OutboundPoster:
                     by_ticket = defaultdict(list)
                     for record in records:
                         by_ticket[record.key].append(record)
-                    await asyncio.gather(*(self._in_order(client, producer, rs, stop) for rs in by_ticket.values()))
+                    await asyncio.gather(
+                        *(self._in_order(client, producer, rs, stop) for rs in by_ticket.values())
+                    )
                     if stop.is_set():
                         break
                     await consumer.commit()
@@ -121,18 +139,30 @@ class OutboundPoster:
         except PoisonMessage as exc:
             delivery = Delivery(False, 0, str(exc))
         else:
-            with tracer.start_as_current_span("outbound.post", context=extract_context(record.headers),
-                                              attributes={"tenant.id": reply.tenant_id, "ticket.id": reply.ticket_id}):
+            with tracer.start_as_current_span(
+                "outbound.post",
+                context=extract_context(record.headers),
+                attributes={"tenant.id": reply.tenant_id, "ticket.id": reply.ticket_id},
+            ):
                 delivery = await self.deliver(client, reply, stop)
         if delivery.delivered:
             self.delivered += 1
-            log.info("reply posted", extra={"tenant": reply.tenant_id, "ticket": reply.ticket_id,
-                                            "attempts": delivery.attempts})
+            log.info(
+                "reply posted",
+                extra={"tenant": reply.tenant_id, "ticket": reply.ticket_id, "attempts": delivery.attempts},
+            )
         elif delivery.reason != "stopping":
             self.dead_lettered += 1
-            await send_dead_letter(producer, HELPDESK_OUTBOUND, record.key, record.value, delivery.reason,
-                                   list(record.headers or []) + [("dlq.attempts", str(delivery.attempts).encode())],
-                                   record.partition, record.offset)
+            await send_dead_letter(
+                producer,
+                HELPDESK_OUTBOUND,
+                record.key,
+                record.value,
+                delivery.reason,
+                list(record.headers or []) + [("dlq.attempts", str(delivery.attempts).encode())],
+                record.partition,
+                record.offset,
+            )
 
 
 def _seconds(value: str | None) -> float | None:
