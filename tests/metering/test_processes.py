@@ -2,7 +2,6 @@
 path (the sink owns it, the api reads through it), and `clonedesk invoice` with and without the sink."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -33,8 +32,10 @@ def test_stack_components(settings):
     assert api.order > metering.order
 
 
-async def test_sink_and_api_processes_share_chdb_and_invoice_cli(settings, kafka_bootstrap, tmp_path):
-    os.environ.pop("CLONEDESK_CLICKHOUSE_DSN", None)
+async def test_sink_and_api_processes_share_chdb_and_invoice_cli(settings, kafka_bootstrap, tmp_path,
+                                                                 monkeypatch):
+    # the embedded default: chDB in the data dir
+    monkeypatch.delenv("CLONEDESK_CLICKHOUSE_DSN", raising=False)
     tenant = TenantStore(settings.resolved_data_dir).add("proc-" + uuid.uuid4().hex[:6])
     replies, outcomes = scenario(tenant.id, datetime(2026, 10, 1, tzinfo=timezone.utc), 200, every_hours=3.5)
     want = expected_invoices(tenant.id, replies, outcomes, Terms(), ["2026-10"])["2026-10"]
@@ -94,16 +95,20 @@ async def test_sink_and_api_processes_share_chdb_and_invoice_cli(settings, kafka
     assert "Traceback" not in unknown.stderr
 
 
-def test_a_held_chdb_path_is_one_clear_line(settings, tmp_path):
-    import clickhouse_connect
+def test_a_held_chdb_path_is_one_clear_line(settings, tmp_path, monkeypatch):
+    from clonedesk.metering.adapters.store import chdb_path_held
 
-    os.environ["CLONEDESK_CLICKHOUSE_DSN"] = f"chdb://{tmp_path / 'held'}"
+    dsn = f"chdb://{tmp_path / 'held'}"
+    monkeypatch.setenv("CLONEDESK_CLICKHOUSE_DSN", dsn)
+    # another process holds the path (this one may have a chDB path open already: one per process)
+    hold = (f"import sys, clickhouse_connect; client = clickhouse_connect.get_client(dsn={dsn!r});"
+            " client.command('SELECT 1'); sys.stdin.read()")
+    holder = subprocess.Popen([sys.executable, "-c", hold], stdin=subprocess.PIPE)
     try:
-        holder = clickhouse_connect.get_client(dsn=os.environ["CLONEDESK_CLICKHOUSE_DSN"])
-        holder.command("SELECT 1")
+        wait_until(lambda: chdb_path_held(dsn), timeout=60, message="the holder to open chDB")
         tenant = TenantStore(settings.resolved_data_dir).add("held-" + uuid.uuid4().hex[:6])
         result = clonedesk("invoice", "--tenant", tenant.id, "--month", "2026-10")
-        assert result.returncode == 1 and "another process holds this chDB data path" in result.stderr
+        assert result.returncode == 1 and "another process holds this chDB data path" in result.stderr, result
         assert "Traceback" not in result.stderr
     finally:
-        os.environ.pop("CLONEDESK_CLICKHOUSE_DSN")
+        holder.communicate(b"", timeout=30)
