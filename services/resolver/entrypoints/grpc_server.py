@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from pathlib import Path
 
 import grpc
@@ -101,9 +100,10 @@ class ResolverServer:
 
 
 async def follow_publications(service: ResolverService, bootstrap: str, stop: asyncio.Event) -> None:
-    """Apply every `adapters.published` record to the adapter cache. Each resolver reads the topic whole
-    (its own group, from the start): replays of old publications change nothing."""
-    consumer = make_consumer(bootstrap, ADAPTERS_PUBLISHED, group_id=f"resolver-{uuid.uuid4().hex[:12]}")
+    """Apply every `adapters.published` record to the adapter cache. Each resolver replica reads the whole
+    topic from the start, without a consumer group (no join to wait for, no offsets to keep): replays of
+    old publications change nothing."""
+    consumer = make_consumer(bootstrap, ADAPTERS_PUBLISHED, group_id=None)
     producer = make_producer(bootstrap)
     try:
         await consumer.start()
@@ -130,8 +130,6 @@ async def follow_publications(service: ResolverService, bootstrap: str, stop: as
                             record.partition,
                             record.offset,
                         )
-            if batches:
-                await consumer.commit()
     finally:
         await consumer.stop()
         await producer.stop()
