@@ -32,6 +32,17 @@ def test_stack_components(settings):
     assert api.order > metering.order
 
 
+def test_the_metering_socket_fits_a_unix_socket_path(settings, tmp_path):
+    from clonedesk.metering.config import MeteringSettings
+
+    short = MeteringSettings.from_settings(settings)
+    assert short.embedded_clickhouse and short.clickhouse_database == "clonedesk"
+    deep = MeteringSettings(data_dir=tmp_path / ("d" * 120))
+    other = MeteringSettings(data_dir=tmp_path / ("e" * 120))
+    assert len(str(deep.metering_socket)) <= 100 and deep.metering_socket != other.metering_socket
+    assert not MeteringSettings(clickhouse_dsn="http://clickhouse:8123").embedded_clickhouse
+
+
 async def test_sink_and_api_processes_share_chdb_and_invoice_cli(settings, kafka_bootstrap, tmp_path,
                                                                  monkeypatch):
     # the embedded default: chDB in the data dir
