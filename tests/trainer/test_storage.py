@@ -43,6 +43,11 @@ def test_buffer_cuts_a_torn_record_left_by_a_crash(tmp_path):
     whole = path.stat().st_size
     with open(path, "ab") as handle:
         handle.write(b"\x00\x00\x01\x00partial")  # a length prefix and half a record
+    reader = SampleBuffer(tmp_path, read_only=True)  # e.g. the preview, beside a worker mid-write
+    assert [s.ticket_id for s in reader.samples("acme")] == ["t1", "t2"]
+    assert path.stat().st_size > whole
+    with pytest.raises(PermissionError):
+        reader.append([_sample("acme", "t9", 1)])
     reopened = SampleBuffer(tmp_path)
     assert [s.ticket_id for s in reopened.samples("acme")] == ["t1", "t2"]
     assert path.stat().st_size == whole

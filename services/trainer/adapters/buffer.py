@@ -58,11 +58,15 @@ class TenantCounts:
 
 
 class SampleBuffer:
-    def __init__(self, root: Path, holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION):
+    def __init__(self, root: Path, holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION, *, read_only: bool = False):
+        """`read_only`: for readers beside the running worker (the preview); they never cut a record
+        that may be one the worker is writing."""
         self.root = Path(root)
+        self.read_only = read_only
         self.holdout_fraction = holdout_fraction
         self.buffers_dir = self.root / "buffers"
-        self.buffers_dir.mkdir(parents=True, exist_ok=True)
+        if not read_only:
+            self.buffers_dir.mkdir(parents=True, exist_ok=True)
         self._ids: dict[str, set[str]] = {}
         self._counts: dict[str, TenantCounts] = {}
         self._lock = threading.Lock()  # appends (event loop) and reads (training thread) of one file
@@ -75,7 +79,7 @@ class SampleBuffer:
         for path in sorted(self.buffers_dir.glob("*.samples")):
             tenant_id = path.name.removesuffix(".samples")
             records, good_end = _read_records(path)
-            if good_end != path.stat().st_size:  # a torn last record from a crash: cut it off
+            if not self.read_only and good_end != path.stat().st_size:  # torn by a crash: cut it off
                 with open(path, "r+b") as handle:
                     handle.truncate(good_end)
                     os.fsync(handle.fileno())
@@ -95,6 +99,8 @@ class SampleBuffer:
     def append(self, samples: Iterable[training_pb2.TrainingSample]) -> int:
         """Store the samples not seen before; durable (fsynced) when this returns. Returns how many
         were new."""
+        if self.read_only:
+            raise PermissionError("this sample buffer was opened read-only")
         by_tenant: dict[str, list[training_pb2.TrainingSample]] = {}
         with self._lock:
             for sample in samples:

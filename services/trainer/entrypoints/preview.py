@@ -29,7 +29,7 @@ def make_preview(settings: Settings, tenant_id: str, trainer_settings: TrainerSe
     version = registry.current(tenant_id)
     if version is None:
         raise PreviewUnavailable(f"tenant {tenant_id} has no current adapter yet: let the trainer run first")
-    buffer = SampleBuffer(settings.resolved_data_dir / "trainer", config.holdout_fraction)
+    buffer = SampleBuffer(settings.resolved_data_dir / "trainer", config.holdout_fraction, read_only=True)
     trainable, holdout = buffer.split(tenant_id)
     eval_set = evaluation_sample(holdout, max_turns)
     if not eval_set:
