@@ -7,7 +7,7 @@ the HF engine on CPU.
 
     .venv/bin/python bench/resolver.py [--requests 128] [--concurrency 8]
 
-Builds its own small base model and adapters with the trainer's code (about 20 s); about 2 minutes in all.
+Builds its own small base model and adapters with the trainer's code (about 20 s); about a minute in all.
 """
 
 from __future__ import annotations

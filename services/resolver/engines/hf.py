@@ -40,7 +40,8 @@ class HFEngine:
         self._tokenizer = None
         self._base = None
         self._model = None  # the PeftModel, once the first adapter is loaded
-        self._loaded: set[str] = set()
+        # Replaced, never mutated: the event loop may read it while the model thread changes it.
+        self._loaded: frozenset[str] = frozenset()
 
     @property
     def batches_run(self) -> int:
@@ -92,7 +93,7 @@ class HFEngine:
             self._model.eval()
         else:
             self._model.load_adapter(str(path), adapter_name=adapter_name, is_trainable=False)
-        self._loaded.add(adapter_name)
+        self._loaded = self._loaded | {adapter_name}
         self._keep_active_adapter_valid()
         log.info("adapter loaded", extra={"adapter": adapter_name, "path": str(path)})
 
@@ -102,7 +103,7 @@ class HFEngine:
     def _unload_adapter(self, adapter_name: str) -> None:
         if adapter_name not in self._loaded:
             return
-        self._loaded.discard(adapter_name)
+        self._loaded = self._loaded - {adapter_name}
         self._keep_active_adapter_valid()  # move "active" off it first, so peft need not (and warn)
         self._model.delete_adapter(adapter_name)
         log.info("adapter unloaded", extra={"adapter": adapter_name})
