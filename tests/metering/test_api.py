@@ -59,13 +59,14 @@ def test_auth_and_bad_parameters(served):
     assert get(server, path, admin, month="2026-10").status_code == 200
     assert get(server, "/v1/tenants/nobody-here/invoice", admin, month="2026-10").status_code == 404
     assert get(server, "/v1/tenants/nobody-here/invoice", tenant.api_key, month="2026-10").status_code == 403
-    for bad in ("2026-13", "oct", "2026-1", ""):
+    for bad in ("2026-13", "oct", "2026-1", "", "0000-01", "9999-12"):
         assert get(server, path, tenant.api_key, month=bad).status_code == 422, bad
     assert get(server, path, tenant.api_key).status_code == 422
     usage = f"/v1/tenants/{tenant.id}/usage"
     assert get(server, usage, tenant.api_key, granularity="hour").status_code == 422
     assert get(server, usage, tenant.api_key, **{"from": "2026-10-09", "to": "2026-10-01"}).status_code == 422
     assert get(server, usage, tenant.api_key, **{"from": "2026-02-30"}).status_code == 422
+    assert get(server, usage, tenant.api_key, **{"from": "0001-01-01", "to": "0001-02-01"}).status_code == 422
     assert get(server, usage, tenant.api_key, **{"from": "2024-01-01", "to": "2026-01-01"}).status_code == 422
     listing = f"/v1/tenants/{tenant.id}/resolutions"
     assert get(server, listing, tenant.api_key, limit=0).status_code == 422

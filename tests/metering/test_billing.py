@@ -27,7 +27,7 @@ def test_month_parsing_and_bounds():
     month = Month.parse("2026-12")
     assert month.start == datetime(2026, 12, 1, tzinfo=timezone.utc)
     assert month.end == datetime(2027, 1, 1, tzinfo=timezone.utc) and str(month.next()) == "2027-01"
-    for bad in ("2026-13", "2026-1", "26-01", "", "2026-00", "2026-01-01"):
+    for bad in ("2026-13", "2026-1", "26-01", "", "2026-00", "2026-01-01", "0000-01", "9999-12"):
         with pytest.raises(ValueError):
             Month.parse(bad)
 

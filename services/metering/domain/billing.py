@@ -23,6 +23,8 @@ from clonedesk.metering.domain.lifecycle import STATES, Lifecycle, State
 from clonedesk.metering.domain.terms import CENT, Terms
 
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# The years an event time can have (see adapters.codec); a month outside them holds nothing.
+FIRST_YEAR, LAST_YEAR = 2000, 2199
 
 
 @dataclass(frozen=True, order=True)
@@ -35,7 +37,10 @@ class Month:
         match = _MONTH.fullmatch(text or "")
         if not match:
             raise ValueError(f"invalid month {text!r}: use YYYY-MM")
-        return cls(int(match.group(1)), int(match.group(2)))
+        year = int(match.group(1))
+        if not FIRST_YEAR <= year <= LAST_YEAR:
+            raise ValueError(f"invalid month {text!r}: the year must be within {FIRST_YEAR}..{LAST_YEAR}")
+        return cls(year, int(match.group(2)))
 
     @classmethod
     def of(cls, moment: datetime) -> "Month":

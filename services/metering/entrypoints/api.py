@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse
 from clonedesk.core.tenants import Tenant, TenantStore, admin_api_key
 from clonedesk.metering.adapters.store import MeteringStore, UsagePeriod
 from clonedesk.metering.domain.analytics import escalation_rate, resolution_rate
-from clonedesk.metering.domain.billing import Month
+from clonedesk.metering.domain.billing import FIRST_YEAR, LAST_YEAR, Month
 from clonedesk.metering.domain.lifecycle import STATES, Lifecycle
 from clonedesk.metering.domain.terms import Terms
 from clonedesk.metering.entrypoints.dashboard import render_dashboard
@@ -33,9 +33,20 @@ def _day(text: str | None, name: str) -> date | None:
     if text is None:
         return None
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise HTTPException(422, f"invalid {name} {text!r}: use YYYY-MM-DD") from None
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise HTTPException(422, f"invalid {name} {text!r}: the year must be within"
+                                 f" {FIRST_YEAR}..{LAST_YEAR}")
+    return day
+
+
+def _month(text: str) -> Month:
+    try:
+        return Month.parse(text)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 def _range(start: str | None, end: str | None, default_days: int = 30) -> tuple[date, date]:
@@ -144,7 +155,7 @@ def create_app(store: MeteringStore, data_dir: Path, *, lifespan=None,
 
     @app.get("/v1/tenants/{tenant_id}/invoice")
     def invoice(tenant: ApiTenant, month: Annotated[str, Query(pattern=MONTH_PATTERN)]) -> dict:
-        return store.invoice(tenant.id, Month.parse(month), Terms.from_plan(tenant.plan)).to_json()
+        return store.invoice(tenant.id, _month(month), Terms.from_plan(tenant.plan)).to_json()
 
     @app.get("/v1/tenants/{tenant_id}/usage")
     def usage(tenant: ApiTenant, start: Annotated[str | None, Query(alias="from")] = None,
@@ -174,7 +185,7 @@ def create_app(store: MeteringStore, data_dir: Path, *, lifespan=None,
     @app.get("/tenants/{tenant_id}", response_class=HTMLResponse)
     def dashboard(tenant: Annotated[Tenant, Depends(page_tenant)],
                   month: Annotated[str | None, Query(pattern=MONTH_PATTERN)] = None) -> HTMLResponse:
-        chosen = Month.parse(month) if month else Month.of(datetime.now(timezone.utc))
+        chosen = _month(month) if month else Month.of(datetime.now(timezone.utc))
         bill = store.invoice(tenant.id, chosen, Terms.from_plan(tenant.plan))
         last = (chosen.end - timedelta(days=1)).date()
         figures = store.usage(tenant.id, chosen.start, chosen.end, "day")
