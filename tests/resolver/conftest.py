@@ -144,15 +144,16 @@ def make_test_engine(kind: str, zoo: Zoo, **overrides):
 
 
 class RunningResolver:
-    """A real resolver: HF engine on the zoo's base model, gRPC server on a loopback socket."""
+    """A real resolver: an engine (HF unless told) on the zoo's base model, gRPC server on a loopback socket."""
 
-    def __init__(self, zoo: Zoo, data_dir: Path, **overrides):
+    def __init__(self, zoo: Zoo, data_dir: Path, kind: str = "hf", **overrides):
         from tests.conftest import free_port
 
         self.zoo = zoo
         self.data_dir = data_dir
         self.port = free_port()
         self.overrides = overrides
+        self.kind = kind
 
     async def __aenter__(self):
         import grpc
@@ -161,7 +162,7 @@ class RunningResolver:
         from clonedesk.v1 import resolver_pb2_grpc
 
         settings = engine_settings(**self.overrides)
-        self.engine = make_test_engine("hf", self.zoo, **self.overrides)
+        self.engine = make_test_engine(self.kind, self.zoo, **self.overrides)
         await self.engine.start()
         self.service = ResolverService(self.engine, self.data_dir, settings.max_loras, settings.max_pending)
         self.server = ResolverServer(self.port)

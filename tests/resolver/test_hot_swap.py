@@ -18,7 +18,14 @@ from clonedesk.resolver.engines.base import GenerationRequest
 from clonedesk.resolver.entrypoints.grpc_server import follow_publications
 from clonedesk.v1 import adapters_pb2, common_pb2
 
-from .conftest import CUSTOMER_LINES, RunningResolver, conversation, make_test_engine, resolve_request
+from .conftest import (
+    CUSTOMER_LINES,
+    RunningResolver,
+    available_engines,
+    conversation,
+    make_test_engine,
+    resolve_request,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +82,8 @@ async def test_at_most_capacity_adapters_stay_resident(engine, zoo, tmp_path):
     assert cache.loads == 6 and cache.unloads == 4  # LRU: each tenant evicted before its next turn
 
 
-async def test_swaps_under_load_never_cross_tenants(zoo, settings, group_id):
+@pytest.mark.parametrize("kind", available_engines())
+async def test_swaps_under_load_never_cross_tenants(kind, zoo, settings):
     """Requests of three tenants run continuously through gRPC while each tenant's v2 is published on
     `adapters.published`; every response is checked: its tenant, its version, and that its answer is
     the one that version's adapter gives."""
@@ -95,7 +103,7 @@ async def test_swaps_under_load_never_cross_tenants(zoo, settings, group_id):
             )
             responses.append((tenant, started, time.monotonic(), response))
 
-    async with RunningResolver(zoo, data, max_batch_size=8) as running:
+    async with RunningResolver(zoo, data, kind, max_batch_size=8) as running:
         stop_follow = asyncio.Event()
         follower = asyncio.create_task(follow_publications(running.service, settings.bootstrap, stop_follow))
         clients = [asyncio.create_task(client(t, i)) for i in range(3) for t in TENANTS]
