@@ -4,12 +4,11 @@ resolver's span says which tenant and adapter served the request."""
 from __future__ import annotations
 
 import pytest
+from clonedesk.core.telemetry import setup_telemetry
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-from clonedesk.core.telemetry import setup_telemetry
 
 from .conftest import CUSTOMER_LINES, RunningResolver, resolve_request
 
