@@ -144,7 +144,7 @@ def make_test_engine(kind: str, zoo: Zoo, **overrides):
 
 
 class RunningResolver:
-    """A real resolver: an engine (HF unless told) on the zoo's base model, gRPC server on a loopback socket."""
+    """A real resolver: an engine (HF unless told) on the zoo's base model, gRPC on a loopback socket."""
 
     def __init__(self, zoo: Zoo, data_dir: Path, kind: str = "hf", **overrides):
         from tests.conftest import free_port
