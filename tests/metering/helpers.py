@@ -40,17 +40,21 @@ def outcome_message(outcome: Outcome) -> outcomes_pb2.ResolutionOutcome:
 
 
 async def produce(bootstrap: str, replies, outcomes, raw: list[tuple[str, bytes, bytes]] = (),
-                  headers: list[tuple[str, bytes]] | None = None) -> None:
+                  headers: list[tuple[str, bytes]] | None = None, chunk: int = 500) -> None:
+    """Send the events (keyed tenant:ticket) and wait for every ack, `chunk` records in flight at most."""
+    records = [(RESOLUTIONS, message_key(r.tenant_id, r.ticket_id), encode(reply_message(r)), headers)
+               for r in replies]
+    records += [(RESOLUTION_OUTCOMES, message_key(o.tenant_id, o.ticket_id), encode(outcome_message(o)), None)
+                for o in outcomes]
+    records += [(topic, key, value, None) for topic, key, value in raw]
     producer = make_producer(bootstrap)
     await producer.start()
     try:
-        sends = [producer.send(RESOLUTIONS, encode(reply_message(r)),
-                               key=message_key(r.tenant_id, r.ticket_id), headers=headers) for r in replies]
-        sends += [producer.send(RESOLUTION_OUTCOMES, encode(outcome_message(o)),
-                                key=message_key(o.tenant_id, o.ticket_id)) for o in outcomes]
-        sends += [producer.send(topic, value, key=key) for topic, key, value in raw]
-        for pending in await asyncio.gather(*sends):
-            await pending
+        for start in range(0, len(records), chunk):
+            sends = [producer.send(topic, value, key=key, headers=extra)
+                     for topic, key, value, extra in records[start:start + chunk]]
+            for pending in await asyncio.gather(*sends):
+                await pending
     finally:
         await producer.stop()
 
