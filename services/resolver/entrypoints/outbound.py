@@ -109,6 +109,7 @@ class OutboundPoster:
         await consumer.start()
         if ready:
             ready.set()
+        log.info("outbound running", extra={"fallback_base_url": self.fallback_base_url})
         try:
             async with httpx.AsyncClient() as client:
                 while not stop.is_set():
