@@ -24,6 +24,8 @@ class TrainerSettings(BaseSettings):
     holdout_fraction: float = Field(default=DEFAULT_HOLDOUT_FRACTION, ge=0, le=0.5)
     promotion_margin: float = Field(default=DEFAULT_MARGIN,
                                     description="How far a refresh may fall below the current score.")
+    max_backlog_wait_s: float = Field(default=30.0, ge=0,
+                                      description="Start training at the latest this long into a backlog.")
     max_eval_turns: int = Field(default=64, ge=1, description="Held-out turns scored per candidate.")
     lora_rank: int = 16
     lora_alpha: int = 32

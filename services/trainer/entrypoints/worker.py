@@ -172,13 +172,20 @@ class TrainerWorker:
         log.info("trainer started", extra={"base_model": self.base_model, "group_id": self.config.group_id})
         try:
             await self._publish_unannounced(producer)
+            backlog_since: float | None = None
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=500)
                 if batch:
                     await self._store(producer, batch)
                     await consumer.commit()  # only now: every sample above is fsynced
+                    backlog_since = backlog_since or time.monotonic()
+                else:
+                    backlog_since = None
                 await self._collect_training(producer)
-                if self._training is None:
+                # Train once caught up with the topic (a backfill trains on all of it, not its first
+                # batch), or after max_backlog_wait_s of a backlog that never ends.
+                caught_up = backlog_since is None or time.monotonic() - backlog_since >= self.config.max_backlog_wait_s
+                if self._training is None and caught_up:
                     self._start_next_training()
         finally:
             if self._training is not None:
