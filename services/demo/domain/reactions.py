@@ -1,0 +1,99 @@
+"""What the customers of the live tickets do (pure, seeded).
+
+From the dialogue, where it says: the customer's first message, their follow-ups (the next USER turns)
+and their closing message ("No thanks, that's all" reads as a confirmation), and the human agent's
+words when a human takes a ticket over (the dialogue's SYSTEM turns).
+
+Simulated, because SGD has none of it: whether a human takes the ticket over after an AI reply, the
+solve at the end, a reopen, and the satisfaction rating. Each ticket draws its fate from its own seeded
+generator, so a run is reproducible and adding a ticket changes no other ticket's fate.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from enum import Enum
+
+from clonedesk.demo.domain.zendesk_events import intent_of
+
+TAKEOVER_PROBABILITY = 0.15
+REOPEN_PROBABILITY = 0.10
+RATED_PROBABILITY = 0.65
+CSAT_WEIGHTS = {5: 0.45, 4: 0.30, 3: 0.10, 2: 0.07, 1: 0.08}
+
+
+class Origin(str, Enum):
+    DIALOGUE = "from the dialogue"
+    SIMULATED = "simulated (seeded)"
+
+
+class Reaction(str, Enum):
+    FIRST_MESSAGE = "customer's first message"
+    FOLLOW_UP = "customer follow-up"
+    CLOSING_CONFIRMS = "closing message, a confirmation"
+    CLOSING_OTHER = "closing message, answered again"
+    AGENT_AFTER_ESCALATION = "agent reply after an AI escalation"
+    TAKEOVER = "human take-over"
+    SOLVE = "ticket solved"
+    REOPEN = "ticket reopened"
+    CSAT = "CSAT rating"
+
+
+ORIGIN = {
+    Reaction.FIRST_MESSAGE: Origin.DIALOGUE, Reaction.FOLLOW_UP: Origin.DIALOGUE,
+    Reaction.CLOSING_CONFIRMS: Origin.DIALOGUE, Reaction.CLOSING_OTHER: Origin.DIALOGUE,
+    Reaction.AGENT_AFTER_ESCALATION: Origin.DIALOGUE, Reaction.TAKEOVER: Origin.SIMULATED,
+    Reaction.SOLVE: Origin.SIMULATED, Reaction.REOPEN: Origin.SIMULATED, Reaction.CSAT: Origin.SIMULATED,
+}
+
+
+@dataclass(frozen=True)
+class Fate:
+    takeover_after: int | None  # a human takes over after the AI's n-th reply (1-based); None: never
+    reopen: bool  # the customer reopens the ticket after it was solved
+    csat: int | None  # the rating given after the solve; None: no rating
+
+
+@dataclass(frozen=True)
+class LiveScript:
+    ticket_id: str
+    category: str
+    customer_messages: tuple[str, ...]  # first message, follow-ups, closing message
+    agent_turns: tuple[str, ...]  # what the human agent said in the dialogue, in order
+    fate: Fate
+
+    @property
+    def requester_id(self) -> str:
+        return f"customer-{self.ticket_id}"
+
+    def agent_turn(self, index: int) -> str:
+        """The dialogue's agent turn answering customer message `index` (the last one past the end)."""
+        return self.agent_turns[min(index, len(self.agent_turns) - 1)]
+
+
+def draw_fate(rng: random.Random, replies_expected: int) -> Fate:
+    takeover = None
+    if replies_expected > 1 and rng.random() < TAKEOVER_PROBABILITY:
+        takeover = rng.randint(1, replies_expected - 1)  # never after the last: nothing left to take over
+    reopen = takeover is None and rng.random() < REOPEN_PROBABILITY
+    csat = None
+    if rng.random() < RATED_PROBABILITY:
+        scores, weights = zip(*CSAT_WEIGHTS.items())
+        csat = rng.choices(scores, weights)[0]
+    return Fate(takeover, reopen, csat)
+
+
+def live_script(dialogue: dict, max_messages: int, seed: int, tenant_id: str) -> LiveScript:
+    """The script of one live ticket: at most `max_messages` customer messages, the closing one kept."""
+    if max_messages < 2:
+        raise ValueError("a live ticket needs room for a first and a closing message")
+    user = [t["utterance"] for t in dialogue["turns"] if t["speaker"] == "USER" and t["utterance"].strip()]
+    agent = [t["utterance"] for t in dialogue["turns"] if t["speaker"] == "SYSTEM" and t["utterance"].strip()]
+    if not user or not agent:
+        raise ValueError(f"dialogue {dialogue.get('dialogue_id')} has no customer or agent turn")
+    messages = user if len(user) <= max_messages else user[:max_messages - 1] + [user[-1]]
+    ticket_id = str(dialogue["dialogue_id"])
+    rng = random.Random(f"{seed}:{tenant_id}:{ticket_id}")
+    return LiveScript(ticket_id, intent_of(dialogue), tuple(messages), tuple(agent),
+                      draw_fate(rng, len(messages)))

@@ -1,0 +1,236 @@
+"""The demo's pure parts: the seeded split and its trainer thresholds, the webhooks it sends (read back by
+the gateway's own normaliser), the customer-reaction script, the report figures, and the data-dir rule
+for a second run."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+
+from clonedesk.core.settings import Settings
+from clonedesk.core.tenants import TenantStore
+from clonedesk.demo.adapters.helpdesk import DemoStepFailed
+from clonedesk.demo.adapters.workspace import MARKER, prepare, read_marker, write_marker
+from clonedesk.demo.domain import zendesk_events as zd
+from clonedesk.demo.domain.reactions import CSAT_WEIGHTS, live_script
+from clonedesk.demo.domain.report import invoice_cells, tenant_figures
+from clonedesk.demo.domain.split import (FULL, QUICK, DemoSizes, NotEnoughDialogues, agent_samples, plan_tenant,
+                                         trainer_thresholds)
+from clonedesk.ingest.domain.confirmation import is_confirmation
+from clonedesk.ingest.domain.zendesk import normalise_webhook
+from clonedesk.trainer.domain.holdout import is_holdout
+from clonedesk.v1 import common_pb2, events_pb2
+from tests.conftest import REPO
+
+BUSINESSES = ("Banks_1", "RentalCars_1", "Hotels_1")
+Kind = events_pb2.HelpdeskEvent.Kind
+
+
+def dialogues(business: str) -> list[dict]:
+    path = REPO / "data" / "sgd" / f"train_{business}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def holdout(ticket: str) -> bool:
+    return is_holdout(ticket, 0.1)
+
+
+# -- the split ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sizes", [QUICK, FULL], ids=["quick", "full"])
+def test_split_is_disjoint_seeded_and_meets_the_sample_targets(sizes):
+    plans = []
+    for business in BUSINESSES:
+        source = dialogues(business)
+        plan = plan_tenant(business, source, sizes, seed=7, is_holdout=holdout)
+        again = plan_tenant(business, list(reversed(source)), sizes, seed=7, is_holdout=holdout)
+        parts = [plan.live, plan.history_webhooks, plan.history_import, plan.refresh]
+        ids = [d["dialogue_id"] for part in parts for d in part]
+        assert len(ids) == len(set(ids))  # no dialogue in two roles
+        assert ids == [d["dialogue_id"] for part in (again.live, again.history_webhooks, again.history_import,
+                                                     again.refresh) for d in part]  # input order irrelevant
+        assert len(plan.live) == sizes.live_tickets and len(plan.history_webhooks) == sizes.webhook_history
+        trainable = sum(agent_samples(d) for d in plan.history if not holdout(d["dialogue_id"]))
+        assert trainable == plan.history_trainable >= sizes.history_samples
+        assert any(holdout(d["dialogue_id"]) for d in plan.history)  # the preview has tickets to score
+        assert not any(holdout(d["dialogue_id"]) for d in plan.history_webhooks)
+        assert plan.refresh_trainable >= sizes.refresh_samples
+        plans.append(plan)
+    thresholds = trainer_thresholds(plans, sizes)
+    assert thresholds == {"first_min_samples": sizes.history_samples,
+                          "refresh_min_new_samples": sizes.refresh_samples}
+    for plan in plans:
+        # The history alone never triggers a refresh; history plus the refresh batch always does.
+        leftover = plan.history_trainable - thresholds["first_min_samples"]
+        assert leftover < thresholds["refresh_min_new_samples"] <= leftover + plan.refresh_trainable
+
+
+def test_a_different_seed_gives_a_different_split():
+    source = dialogues("Hotels_1")
+    first = plan_tenant("Hotels_1", source, QUICK, seed=1, is_holdout=holdout)
+    second = plan_tenant("Hotels_1", source, QUICK, seed=2, is_holdout=holdout)
+    assert [d["dialogue_id"] for d in first.live] != [d["dialogue_id"] for d in second.live]
+
+
+def test_too_few_dialogues_is_a_clear_error():
+    greedy = DemoSizes(live_tickets=4, webhook_history=2, history_samples=5000, refresh_samples=40, live_turns=2)
+    with pytest.raises(NotEnoughDialogues, match="Banks_1.*5000"):
+        plan_tenant("Banks_1", dialogues("Banks_1"), greedy, seed=7, is_holdout=holdout)
+
+
+def test_samples_are_agent_turns_after_a_customer_turn():
+    dialogue = {"turns": [{"speaker": "SYSTEM", "utterance": "Hello"}, {"speaker": "USER", "utterance": "Hi"},
+                          {"speaker": "SYSTEM", "utterance": "How can I help?"},
+                          {"speaker": "SYSTEM", "utterance": " "}, {"speaker": "USER", "utterance": "Bye"},
+                          {"speaker": "SYSTEM", "utterance": "Bye!"}]}
+    assert agent_samples(dialogue) == 2
+
+
+# -- the webhooks, as the gateway reads them ----------------------------------------------------------
+
+
+def test_resolved_ticket_webhooks_normalise_to_the_dialogue_with_the_announced_event_ids():
+    dialogue = dialogues("Banks_1")[0]
+    at = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    hooks = zd.resolved_ticket("banks-1", dialogue, at)
+    events = []
+    for hook in hooks:
+        normalised = normalise_webhook("banks-1", hook.payload)
+        assert normalised.ignored is None and len(normalised.events) == 1
+        assert normalised.events[0].event_id == hook.event_id
+        events.append(normalised.events[0])
+    assert events[0].kind == Kind.TICKET_CREATED and events[0].body == dialogue["turns"][0]["utterance"]
+    messages = [e for e in events if e.kind == Kind.MESSAGE]
+    assert [m.body for m in messages] == [t["utterance"] for t in dialogue["turns"]]
+    assert [m.author_role for m in messages] == [
+        common_pb2.CUSTOMER if t["speaker"] == "USER" else common_pb2.AGENT for t in dialogue["turns"]]
+    assert events[-1].kind == Kind.STATUS_CHANGED and events[-1].status == common_pb2.SOLVED
+    times = [e.occurred_at.ToDatetime() for e in events[1:]]
+    assert times == sorted(times) and len(set(times)) == len(times)
+    assert len({h.event_id for h in hooks}) == len(hooks)
+
+
+def test_live_webhooks_normalise_to_ai_turns_assignments_ratings_and_reopens():
+    at = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    ai = normalise_webhook("t", zd.comment_added("t", "42", "ai-1", "Done.", zd.AI_AUTHOR_ID, True, at).payload)
+    assert ai.events[0].author_role == common_pb2.AI
+    assigned = normalise_webhook("t", zd.agent_assigned("t", "42", "x", "agent-7", at).payload)
+    assert assigned.events[0].kind == Kind.ASSIGNED and assigned.events[0].assignee_id == "agent-7"
+    rated = zd.satisfaction_rated("t", "42", 4, at)
+    assert normalise_webhook("t", rated.payload).events[0].csat_score == 4
+    reopened = normalise_webhook("t", zd.status_changed("t", "42", "r", "solved", "open", at).payload).events[0]
+    assert reopened.status == common_pb2.OPEN and reopened.previous_status == common_pb2.SOLVED
+
+
+# -- the reactions ------------------------------------------------------------------------------------
+
+
+def test_live_script_keeps_the_first_and_closing_messages_and_is_reproducible():
+    dialogue = dialogues("Hotels_1")[3]
+    user = [t["utterance"] for t in dialogue["turns"] if t["speaker"] == "USER"]
+    script = live_script(dialogue, 3, seed=7, tenant_id="hotels-1")
+    assert len(user) > 3
+    assert script.customer_messages == (user[0], user[1], user[-1])
+    assert script == live_script(dialogue, 3, seed=7, tenant_id="hotels-1")
+    assert script.agent_turn(99) == script.agent_turns[-1]
+
+
+def test_simulated_fates_follow_their_rates_and_never_take_over_after_the_last_reply():
+    scripts = [live_script(d, 3, seed=11, tenant_id="banks-1") for d in dialogues("Banks_1")]
+    fates = [s.fate for s in scripts]
+    takeovers = [f for f in fates if f.takeover_after is not None]
+    assert 0.05 < len(takeovers) / len(fates) < 0.3
+    for script in scripts:
+        if script.fate.takeover_after is not None:
+            assert 1 <= script.fate.takeover_after < len(script.customer_messages)
+            assert not script.fate.reopen
+    ratings = [f.csat for f in fates if f.csat is not None]
+    assert set(ratings) <= set(CSAT_WEIGHTS) and len(set(ratings)) >= 3
+    assert sum(r >= 4 for r in ratings) > sum(r <= 2 for r in ratings)
+
+
+def test_sgd_closing_messages_are_read_as_confirmations_by_ingest():
+    closings = [[t["utterance"] for t in d["turns"] if t["speaker"] == "USER"][-1] for d in dialogues("Hotels_1")]
+    confirming = sum(is_confirmation(text) for text in closings)
+    assert confirming > len(closings) // 3  # the demo's "confirmed" resolutions come from these
+
+
+# -- the report ---------------------------------------------------------------------------------------
+
+
+def test_report_adds_months_in_decimal_and_keeps_the_api_rates():
+    invoices = [
+        {"resolutions": {"confirmed": 2, "assumed": 0, "escalated": 1, "reopened": 0, "pending": 3},
+         "billable_units": 2, "free_units": 2, "charged_units": 0, "unit_price_usd": "0.99",
+         "credits_usd": "0.00", "total_usd": "0.00"},
+        {"resolutions": {"confirmed": 5, "assumed": 1, "escalated": 0, "reopened": 1, "pending": 0},
+         "billable_units": 6, "free_units": 1, "charged_units": 5, "unit_price_usd": "0.99",
+         "credits_usd": "0.99", "total_usd": "3.96"},
+    ]
+    usage = {"resolution_rate": 0.7, "escalation_rate": 0.1, "csat": {"average": 4.25, "count": 4}}
+    figures = tenant_figures(invoices, usage)
+    assert figures.replies == 13 and figures.resolutions["confirmed"] == 7
+    assert figures.cells() == ["13", "8", "1", "1", "3", "70%", "10%", "4.25 (4)"]
+    assert invoice_cells(invoices[1]) == ["6", "1", "5", "$0.99", "$0.99", "$3.96"]
+    assert tenant_figures(invoices, {"csat": {"average": None, "count": 0}}).cells()[-3:] == ["—", "—", "—"]
+    assert Decimal(invoices[1]["total_usd"]) == 5 * Decimal("0.99") - Decimal("0.99")
+
+
+# -- a second run -------------------------------------------------------------------------------------
+
+
+class StackStopper:
+    """Stands in for `clonedesk down` in these unit tests: records that it was asked."""
+
+    def __init__(self, was_running: bool):
+        self.was_running = was_running
+        self.calls = 0
+
+    def __call__(self, settings) -> bool:
+        self.calls += 1
+        return self.was_running
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(data_dir=tmp_path / "data")
+
+
+def test_a_second_run_stops_the_first_and_starts_clean_keeping_the_base_model(settings):
+    data = settings.resolved_data_dir
+    TenantStore(data).add("banks-1")
+    (data / "base-model").mkdir(parents=True)
+    (data / "base-model" / "config.json").write_text("{}")
+    (data / "trainer" / "buffers").mkdir(parents=True)
+    write_marker(data, status="running")
+    stopper = StackStopper(was_running=True)
+    found = prepare(settings, stopper)
+    assert stopper.calls == 1 and "unfinished" in found and "stopped" in found
+    assert sorted(p.name for p in data.iterdir()) == ["base-model", MARKER]
+    assert read_marker(data)["status"] == "running"
+    write_marker(data, status="complete")
+    assert "a complete earlier demo run" in prepare(settings, StackStopper(was_running=False))
+
+
+def test_a_data_dir_of_another_installation_is_refused_untouched(settings):
+    data = settings.resolved_data_dir
+    TenantStore(data).add("acme")
+    stopper = StackStopper(was_running=True)
+    with pytest.raises(DemoStepFailed, match="did not create"):
+        prepare(settings, stopper)
+    assert stopper.calls == 0 and TenantStore(data).find("acme") is not None and read_marker(data) is None
+
+
+def test_an_empty_data_dir_is_used_as_it_is_and_marked(settings):
+    data = settings.resolved_data_dir
+    stopper = StackStopper(was_running=False)
+    assert prepare(settings, stopper) == "an empty data dir"
+    assert stopper.calls == 1 and read_marker(data)["status"] == "running"
+    (data / "logs").mkdir()
+    (data / "logs" / "gateway.log").write_text("from the run that was interrupted")
+    assert "unfinished earlier demo run" in prepare(settings, stopper)
+    assert not (data / "logs").exists()
