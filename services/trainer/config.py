@@ -27,8 +27,8 @@ class TrainerSettings(BaseSettings):
     max_backlog_wait_s: float = Field(default=30.0, ge=0,
                                       description="Start training at the latest this long into a backlog.")
     max_eval_turns: int = Field(default=64, ge=1, description="Held-out turns scored per candidate.")
-    lora_rank: int = 16
-    lora_alpha: int = 32
+    lora_rank: int = 32
+    lora_alpha: int = 64
     learning_rate: float = 1e-2
     epochs: float = 3.0
     max_steps: int = 200

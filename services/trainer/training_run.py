@@ -59,6 +59,8 @@ def run_training(tenant_id: str, trigger: str, *, buffer: SampleBuffer, progress
     champion = registry.current(tenant_id)
     samples = select_training_samples(trainable, progress.trained_samples, settings.policy(),
                                       is_refresh=champion is not None, seed=settings.seed + progress.runs)
+    # A canonical order: the same samples train the same adapter, however Kafka interleaved them.
+    samples.sort(key=lambda s: (s.ticket_id, s.turn_index, s.sample_id))
     init_adapter = registry.path(tenant_id, champion) if champion is not None else None
     log.info("training started", extra={"tenant_id": tenant_id, "trigger": trigger, "samples": len(samples),
                                         "continues_from": champion})

@@ -43,13 +43,19 @@ def test_kill_mid_training_and_restart_loses_no_sample(trained_settings, sgd_dir
     registry = AdapterRegistry(data_dir)
 
     asyncio.run(produce_samples(kafka_bootstrap, parts[0]))
-    first = _start(env, log_path)
+    # the first process gets a long run, so the kill surely lands in the middle of it
+    first = _start({**env, "CLONEDESK_TRAINER_MAX_STEPS": "5000"}, log_path)
     try:
         wait_until(lambda: b"training started" in log_path.read_bytes() or first.poll() is not None,
                    timeout=120, message="a training run")
         assert first.poll() is None, log_path.read_text()[-3000:]
         asyncio.run(produce_samples(kafka_bootstrap, parts[1]))  # arrives while the run is going
-        assert first.poll() is None
+        # the consumer does not stall behind training: the new samples are stored meanwhile
+        part_ids = {s.sample_id for s in parts[1]}
+        wait_until(lambda: part_ids <= {s.sample_id for s in SampleBuffer(
+            data_dir / "trainer", 0.2, read_only=True).samples(tenant_id)}, timeout=60,
+            message="samples stored during training")
+        assert first.poll() is None and b"adapter promoted" not in log_path.read_bytes()
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     finally:

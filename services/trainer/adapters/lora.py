@@ -34,16 +34,16 @@ IGNORE = -100
 
 @dataclass(frozen=True)
 class LoraTrainingConfig:
-    rank: int = 8
-    alpha: int = 16
+    rank: int = 32
+    alpha: int = 64
     dropout: float = 0.0
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
                                        "down_proj")
-    learning_rate: float = 3e-3
-    epochs: float = 2.0
+    learning_rate: float = 1e-2
+    epochs: float = 3.0
     max_steps: int = 200
     batch_size: int = 8
-    max_length: int = 320
+    max_length: int = 192
     seed: int = 0
 
     def to_dict(self) -> dict:
