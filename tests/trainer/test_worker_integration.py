@@ -85,3 +85,17 @@ def test_base_model_build_command(tmp_path):
     assert result.exit_code == 0, result.output
     assert "base model built" in result.stdout
     assert (tmp_path / "base" / "config.json").exists() and (tmp_path / "base" / "tokenizer.json").exists()
+
+
+def test_preview_without_an_adapter_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLONEDESK_DATA_DIR", str(tmp_path / "data"))
+    result = CliRunner().invoke(main, ["preview", "--tenant", "nobody", "--json"])
+    assert result.exit_code == 1
+    assert "has no current adapter yet" in result.output and "Traceback" not in result.output
+
+
+def test_stack_declares_the_trainer_component(settings):
+    from clonedesk.stack.component import discover_components
+
+    trainer = [c for c in discover_components(settings) if c.name == "trainer"]
+    assert len(trainer) == 1 and trainer[0].port is None and trainer[0].argv[-1] == "trainer"
