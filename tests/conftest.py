@@ -117,6 +117,15 @@ def group_id() -> str:
 
 
 @pytest.fixture(scope="session")
+def zoo(tmp_path_factory):
+    """A tiny base model and real peft adapters, one behaviour per (tenant, version), trained once per
+    session with the trainer's own code (see tests/resolver/conftest.py: build_zoo, BEHAVIOUR)."""
+    from tests.resolver.conftest import build_zoo
+
+    return build_zoo(tmp_path_factory.mktemp("zoo"))
+
+
+@pytest.fixture(scope="session")
 def sgd_dir() -> Path:
     """The SGD conversations: the shared copy if present, else the subset the project carries."""
     shared = SHARED_DATASETS / "sgd"

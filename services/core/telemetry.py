@@ -125,3 +125,28 @@ def read_span_file(path: Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class ConsumerLag:
+    """Consumer lag (the partition's high watermark minus the next offset to read), per topic and
+    partition, as an observable gauge `clonedesk.kafka.consumer_lag`. Call `update` after each poll."""
+
+    def __init__(self, group: str, meter: Meter | None = None):
+        from opentelemetry.metrics import Observation
+
+        self.group = group
+        self.lag: dict[tuple[str, int], int] = {}
+        self._observation = Observation
+        (meter or metrics.get_meter("clonedesk.kafka")).create_observable_gauge(
+            "clonedesk.kafka.consumer_lag", callbacks=[self._observe], unit="{record}",
+            description="records not yet consumed, per topic partition")
+
+    def update(self, consumer, batches: dict) -> None:
+        for tp, records in batches.items():
+            highwater = consumer.highwater(tp)
+            if records and highwater is not None:
+                self.lag[(tp.topic, tp.partition)] = max(0, highwater - records[-1].offset - 1)
+
+    def _observe(self, _options):
+        for (topic, partition), lag in list(self.lag.items()):
+            yield self._observation(lag, {"topic": topic, "partition": partition, "group": self.group})

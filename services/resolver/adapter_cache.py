@@ -58,6 +58,9 @@ class AdapterCache:
         entry = self._current.get(tenant_id)
         return adapter_name(tenant_id, entry.version) if entry else None
 
+    def current_versions(self) -> dict[str, int]:
+        return {tenant_id: entry.version for tenant_id, entry in self._current.items()}
+
     def resident(self) -> list[str]:
         return sorted(self._resident)
 

@@ -41,6 +41,12 @@ class ResolverService:
         meter = metrics.get_meter("clonedesk.resolver")
         self._resolved = meter.create_counter("resolver.resolutions", description="answered requests")
         self._latency = meter.create_histogram("resolver.latency_ms", unit="ms")
+        meter.create_observable_gauge("resolver.adapter.version", callbacks=[self._observe_versions],
+                                      description="the adapter version each tenant is served with")
+
+    def _observe_versions(self, _options):
+        for tenant_id, version in self.adapters.current_versions().items():
+            yield metrics.Observation(version, {"tenant.id": tenant_id})
 
     async def resolve(
         self, request: resolver_pb2.ResolveRequest, timeout: float | None = None

@@ -20,7 +20,7 @@ def test_state_survives_a_worker_restart(stack):
     tenant = stack.live
     opening = p.zendesk_created(tid)
     assert stack.zendesk(tenant, opening).status_code == 200
-    stack.recorder.wait_for(topics.TICKETS_TO_RESOLVE, keyed(tenant.id, tid), 1)
+    stack.recorder.wait_for(topics.TICKETS_TO_RESOLVE, keyed(tenant.id, tid), 1, timeout=150)
 
     stack.restart_streams()
 
@@ -28,7 +28,7 @@ def test_state_survives_a_worker_restart(stack):
                     p.zendesk_comment(tid, f"{tid}-1", "Which order was it?", staff=True, time="2026-11-21T10:01:00Z"),
                     p.zendesk_status(tid, f"{tid}-s", "OPEN", "SOLVED", time="2026-11-21T10:02:00Z")]:
         assert stack.zendesk(tenant, payload).status_code == 200
-    records = stack.recorder.wait_for(topics.TRAINING_SAMPLES, keyed(tenant.id, tid), 1, timeout=90, settle=2)
+    records = stack.recorder.wait_for(topics.TRAINING_SAMPLES, keyed(tenant.id, tid), 1, timeout=180, settle=2)
     sample = training_pb2.TrainingSample()
     sample.ParseFromString(records[0].value)
     # The customer's opening message was only in the table before the restart.

@@ -104,11 +104,6 @@ def build_zoo(root: Path) -> Zoo:
     return Zoo(base, adapters)
 
 
-@pytest.fixture(scope="session")
-def zoo(tmp_path_factory) -> Zoo:
-    return build_zoo(tmp_path_factory.mktemp("zoo"))
-
-
 def pytest_configure(config):
     config.addinivalue_line("markers", "vllm: runs the vllm engine (collected only where vLLM is installed)")
 

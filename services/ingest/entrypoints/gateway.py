@@ -82,7 +82,7 @@ def create_app(settings: Settings, *, writer: EventWriter | None = None,
 
     async def handle(vendor: str, tenant_id: str, request: Request, verify, normalise) -> JSONResponse:
         with tracer.start_as_current_span(f"webhook.{vendor}") as span:
-            span.set_attribute("clonedesk.tenant", tenant_id)
+            span.set_attribute("tenant.id", tenant_id)
             try:
                 body = await _read_limited(request, max_body_bytes)
                 tenant = tenant_of(tenant_id)
@@ -102,6 +102,8 @@ def create_app(settings: Settings, *, writer: EventWriter | None = None,
                     return JSONResponse({"status": "ignored", "type": normalised.ignored}, status_code=202)
                 for event in normalised.events:
                     event.received_at.GetCurrentTime()
+                if normalised.events:
+                    span.set_attribute("ticket.id", normalised.events[0].ticket_id)
                 try:
                     await writer.write(normalised.events)
                 except BrokerUnavailable as exc:

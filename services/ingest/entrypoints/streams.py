@@ -102,7 +102,8 @@ def create_app(settings: Settings, app_id: str = DEFAULT_APP_ID, table_name: str
             headers = message.headers.items() if isinstance(message.headers, dict) else message.headers
             with tracer.start_as_current_span("conversation.apply", context=extract_context(headers)) as span:
                 key = f"{item.tenant_id}:{item.ticket_id}"
-                span.set_attribute("clonedesk.ticket", key)
+                span.set_attribute("tenant.id", item.tenant_id)
+                span.set_attribute("ticket.id", item.ticket_id)
                 stored = table.get(key)
                 state = Conversation.from_dict(stored) if stored else None
                 before = len(state.seen) if state else 0

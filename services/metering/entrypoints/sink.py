@@ -17,7 +17,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link
 
 from clonedesk.core.kafka import PoisonMessage, make_consumer, make_producer, send_dead_letter
-from clonedesk.core.telemetry import Telemetry, extract_context
+from clonedesk.core.telemetry import ConsumerLag, Telemetry, extract_context
 from clonedesk.core.topics import RESOLUTION_OUTCOMES, RESOLUTIONS
 from clonedesk.metering.adapters.codec import outcome_from_record, reply_from_record
 from clonedesk.metering.adapters.store import MeteringStore
@@ -58,10 +58,27 @@ class MeteringSink:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metering-store")
         self._tracer = telemetry.tracer if telemetry else trace.get_tracer("clonedesk.metering")
         meter = telemetry.meter if telemetry else None
-        self._rows = self._dead = None
+        self._rows = self._dead = self._states = None
+        self._lag = ConsumerLag(group_id, meter)
         if meter:
             self._rows = meter.create_counter("metering.rows", description="events written to ClickHouse")
             self._dead = meter.create_counter("metering.dead_letters", description="records parked on a DLQ")
+            self._states = meter.create_counter(
+                "metering.resolutions.settled", description="resolutions entering a lifecycle state, by state")
+
+    def _record_spans(self, written, started_ns: int, batch) -> None:
+        """One `metering.write` span per record, a child of the span that produced it, so each ticket
+        turn's trace ends in its metering write (the batch span links to them the other way)."""
+        ended_ns = time.time_ns()
+        for record, value in written:
+            parent = extract_context(record.headers)
+            if not trace.get_current_span(parent).get_span_context().is_valid:
+                continue
+            span = self._tracer.start_span("metering.write", context=parent, start_time=started_ns,
+                                           links=[Link(batch)], attributes={
+                                               "tenant.id": value.tenant_id, "ticket.id": value.ticket_id,
+                                               "resolution.id": value.resolution_id, "topic": record.topic})
+            span.end(end_time=ended_ns)
 
     async def run(self, stop: asyncio.Event) -> SinkStats:
         consumer = make_consumer(self.bootstrap, RESOLUTIONS, RESOLUTION_OUTCOMES, group_id=self.group_id,
@@ -74,6 +91,7 @@ class MeteringSink:
         try:
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=self.max_wait_ms, max_records=self.batch_size)
+                self._lag.update(consumer, batches)
                 records = [record for part in batches.values() for record in part]
                 if not records:
                     continue
@@ -98,13 +116,17 @@ class MeteringSink:
             context = trace.get_current_span(extract_context(record.headers)).get_span_context()
             if context.is_valid:
                 links.append(Link(context))
+        written = []  # (record, decoded value): each gets a span in its own ticket's trace once written
+        batch_started_ns = time.time_ns()
         with self._tracer.start_as_current_span("metering.batch", links=links) as span:
             for record in records:
                 try:
                     if record.topic == RESOLUTIONS:
                         replies.append(reply_from_record(record.value))
+                        written.append((record, replies[-1]))
                     else:
                         outcomes.append(outcome_from_record(record.value))
+                        written.append((record, outcomes[-1]))
                 except PoisonMessage as exc:
                     await send_dead_letter(producer, record.topic, record.key, record.value, str(exc),
                                            headers=list(record.headers or ()), partition=record.partition,
@@ -118,6 +140,7 @@ class MeteringSink:
             span.set_attribute("metering.replies", len(replies))
             span.set_attribute("metering.outcomes", len(outcomes))
             span.set_attribute("metering.settled", len(settled))
+            self._record_spans(written, batch_started_ns, span.get_span_context())
         self.stats.batches += 1
         self.stats.replies += len(replies)
         self.stats.outcomes += len(outcomes)
@@ -125,4 +148,8 @@ class MeteringSink:
         if self._rows:
             self._rows.add(len(replies), {"topic": RESOLUTIONS})
             self._rows.add(len(outcomes), {"topic": RESOLUTION_OUTCOMES})
+        if self._states:
+            for lifecycle in settled:
+                self._states.add(1, {"state": str(getattr(lifecycle.state, "value", lifecycle.state)),
+                                     "tenant.id": lifecycle.tenant_id})
         log.debug("batch written", extra={"replies": len(replies), "outcomes": len(outcomes)})

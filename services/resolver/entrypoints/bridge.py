@@ -12,7 +12,7 @@ from collections import defaultdict
 import grpc
 from clonedesk.core.kafka import PoisonMessage, decode, encode, make_consumer, make_producer, send_dead_letter
 from clonedesk.core.settings import Settings
-from clonedesk.core.telemetry import extract_context, inject_headers
+from clonedesk.core.telemetry import ConsumerLag, extract_context, inject_headers
 from clonedesk.core.topics import HELPDESK_OUTBOUND, RESOLUTIONS, TICKETS_TO_RESOLVE, message_key
 from clonedesk.resolver.domain.outbound import reply_id
 from clonedesk.resolver.domain.requests import idempotency_key
@@ -87,6 +87,7 @@ class Bridge:
             max_poll_records=4 * self.rs.max_batch_size,
         )
         producer = make_producer(self.settings.bootstrap)
+        lag = ConsumerLag(group_id)
         async with grpc.aio.insecure_channel(self.address) as channel:
             stub = resolver_pb2_grpc.ResolverStub(channel)
             await producer.start()
@@ -97,6 +98,7 @@ class Bridge:
             try:
                 while not stop.is_set():
                     batches = await consumer.getmany(timeout_ms=500)
+                    lag.update(consumer, batches)
                     records = [r for rs in batches.values() for r in rs]
                     if not records:
                         continue

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 from clonedesk.core.kafka import PoisonMessage, decode, make_consumer, make_producer, send_dead_letter
 from clonedesk.core.settings import Settings
-from clonedesk.core.telemetry import extract_context
+from clonedesk.core.telemetry import ConsumerLag, extract_context
 from clonedesk.core.tenants import TenantStore, UnknownTenant
 from clonedesk.core.topics import HELPDESK_OUTBOUND
 from clonedesk.resolver.domain.outbound import NotDeliverable, backoff_delay, helpdesk_request, is_retryable
@@ -105,6 +105,7 @@ class OutboundPoster:
     ) -> None:
         consumer = make_consumer(self.settings.bootstrap, HELPDESK_OUTBOUND, group_id=group_id)
         producer = make_producer(self.settings.bootstrap)
+        lag = ConsumerLag(group_id)
         await producer.start()
         await consumer.start()
         if ready:
@@ -114,6 +115,7 @@ class OutboundPoster:
             async with httpx.AsyncClient() as client:
                 while not stop.is_set():
                     batches = await consumer.getmany(timeout_ms=500)
+                    lag.update(consumer, batches)
                     records = [r for rs in batches.values() for r in rs]
                     if not records:
                         continue
