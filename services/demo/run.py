@@ -448,4 +448,7 @@ def _cell(metric: str, value) -> str:
 
 
 def run(settings: Settings, quick: bool = False, ephemeral: bool = False, console: Console | None = None) -> None:
-    Demo(settings, QUICK_MODE if quick else FULL_MODE, ephemeral, console or Console()).run()
+    console = console or Console()
+    if not console.is_terminal:
+        console = Console(width=120)  # a log or a captured run: wide enough for the tables
+    Demo(settings, QUICK_MODE if quick else FULL_MODE, ephemeral, console).run()

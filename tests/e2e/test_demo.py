@@ -1,0 +1,156 @@
+"""`clonedesk demo --quick` end to end: the real stack as child processes (broker, gateway, faust worker,
+trainer, resolver, bridge, outbound poster, helpdesk simulator, metering, API), driven by the demo as
+a subprocess with its own data dir and ports; then its outcomes are checked from outside, over the
+broker and HTTP, and the stack is stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import json
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+
+from clonedesk.core.kafka import decode, make_consumer
+from clonedesk.core.topics import ADAPTERS_PUBLISHED, RESOLUTIONS
+from clonedesk.v1 import adapters_pb2, resolver_pb2
+from tests.conftest import REPO, free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+TENANTS = ("banks-1", "rentalcars-1", "hotels-1")
+DEMO_TIMEOUT_S = 540
+
+
+@pytest.fixture(scope="session")
+def demo_base_model(request, tmp_path_factory) -> Path:
+    """The offline base model, built from the project's SGD subset; kept in pytest's cache between runs
+    (keyed by the builder's source and its texts), since building it is the slowest part of a run."""
+    from clonedesk.trainer.adapters import base_model
+    from clonedesk.trainer.adapters.base_model import IDENTITY_FILE, build_base_model, render_conversation
+    from clonedesk.trainer.adapters.sgd import read_dialogues
+    from clonedesk.trainer.domain.holdout import ticket_bucket
+
+    texts = []
+    for business in ("Banks_1", "RentalCars_1", "Hotels_1"):
+        for dialogue in read_dialogues(REPO / "data" / "sgd" / f"train_{business}.jsonl"):
+            if ticket_bucket(dialogue["dialogue_id"]) >= 0.5:  # never a holdout ticket
+                texts.append(render_conversation(
+                    [("user" if t["speaker"] == "USER" else "assistant", t["utterance"]) for t in dialogue["turns"]]))
+    key = hashlib.sha256(inspect.getsource(base_model).encode() + "\x00".join(texts).encode()).hexdigest()[:16]
+    cache = getattr(request.config, "cache", None)
+    root = Path(cache.mkdir("clonedesk-demo-base-model")) if cache else tmp_path_factory.mktemp("base")
+    target = root / key
+    if not (target / IDENTITY_FILE).exists():
+        build_base_model(target, texts, seed=0, progress=False)
+    return target
+
+
+def demo_env(data_dir: Path, base_model: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLONEDESK_")}
+    env.update({
+        "CLONEDESK_DATA_DIR": str(data_dir),
+        "CLONEDESK_BASE_MODEL": str(base_model),
+        "CLONEDESK_TOPIC_PARTITIONS": "2",
+        **{f"CLONEDESK_{name}_PORT": str(free_port())
+           for name in ("BROKER", "STORE", "GATEWAY", "RESOLVER", "API", "HELPDESK_SIM")},
+    })
+    return env
+
+
+def clonedesk(env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "clonedesk", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+
+
+async def read_topic(bootstrap: str, topic: str, message_type, settle_s: float = 3.0) -> list:
+    """Every record of `topic`, decoded: read from the start until nothing new came for `settle_s`."""
+    consumer = make_consumer(bootstrap, topic, group_id=None)
+    await consumer.start()
+    found, quiet = [], 0.0
+    try:
+        while quiet < settle_s:
+            batches = await consumer.getmany(timeout_ms=500)
+            records = [r for rs in batches.values() for r in rs]
+            quiet = 0.0 if records else quiet + 0.5
+            found.extend(decode(message_type, r.value) for r in records)
+    finally:
+        await consumer.stop()
+    return found
+
+
+def test_quick_demo_runs_the_whole_loop_on_the_real_stack(tmp_path, demo_base_model):
+    data_dir = tmp_path / "data"
+    env = demo_env(data_dir, demo_base_model)
+    bootstrap = f"127.0.0.1:{env['CLONEDESK_BROKER_PORT']}"
+    try:
+        try:
+            run = clonedesk(env, "demo", "--quick", timeout=DEMO_TIMEOUT_S)
+        except subprocess.TimeoutExpired as exc:
+            pytest.fail(f"`clonedesk demo --quick` ran past {DEMO_TIMEOUT_S}s:\n{(exc.stdout or b'')[-4000:]!r}")
+        output = run.stdout + run.stderr
+        assert run.returncode == 0, f"demo failed ({run.returncode}):\n{output[-6000:]}"
+
+        # The stack it started is still up, every component of it.
+        status = {c["name"]: c for c in json.loads(clonedesk(env, "status", "--json").stdout)}
+        for name in ("broker", "gateway", "streams", "trainer", "resolver", "bridge", "outbound", "metering",
+                     "api", "helpdesk-sim"):
+            assert status[name]["up"], f"{name} is down after the demo"
+
+        # Every tenant's first adapter and its refresh were trained; the published ones reached the broker.
+        published = asyncio.run(read_topic(bootstrap, ADAPTERS_PUBLISHED, adapters_pb2.AdapterPublished))
+        versions = defaultdict(set)
+        for message in published:
+            versions[message.tenant_id].add(message.version)
+        for tenant in TENANTS:
+            assert 1 in versions[tenant], f"{tenant}: no v1 published ({dict(versions)})"
+            meta = json.loads((data_dir / "adapters" / tenant / "v2" / "meta.json").read_text())
+            assert meta["trigger"].startswith("refresh") and meta["parent_version"] == 1
+            assert (meta["status"] == "promoted") == (2 in versions[tenant])
+            assert (data_dir / "adapters" / tenant / "v1" / "preview.json").exists()
+        assert any(2 in versions[t] for t in TENANTS), "no refresh was promoted and hot-swapped"
+
+        # The resolver answered live tickets; its replies reached the helpdesk simulator.
+        resolutions = asyncio.run(read_topic(bootstrap, RESOLUTIONS, resolver_pb2.Resolution))
+        by_tenant = defaultdict(list)
+        for resolution in resolutions:
+            by_tenant[resolution.tenant_id].append(resolution)
+        sim = f"http://127.0.0.1:{env['CLONEDESK_HELPDESK_SIM_PORT']}"
+        api = f"http://127.0.0.1:{env['CLONEDESK_API_PORT']}"
+        admin = (data_dir / "admin_key").read_text().strip()
+        month = datetime.now(timezone.utc).strftime("%Y-%m")
+        replies_total = 0
+        with httpx.Client(timeout=30) as client:
+            for tenant in TENANTS:
+                assert by_tenant[tenant], f"{tenant}: no resolutions"
+                assert {r.adapter_version.split("@")[0] for r in by_tenant[tenant]} == {tenant}  # isolation
+                replies = client.get(f"{sim}/replies", params={"tenant_id": tenant}).json()["replies"]
+                answered = {r.reply for r in by_tenant[tenant] if r.reply}
+                assert {r["body"] for r in replies} == answered
+                assert all(r["author_id"] == "clonedesk-ai" for r in replies)
+                replies_total += len(replies)
+
+                # The invoice, through the analytics API, counts every resolution the resolver made.
+                invoice = client.get(f"{api}/v1/tenants/{tenant}/invoice", params={"month": month},
+                                     headers={"Authorization": f"Bearer {admin}"}).json()
+                assert sum(invoice["resolutions"].values()) == len(by_tenant[tenant])
+                assert invoice["resolutions"]["escalated"] >= sum(
+                    1 for r in by_tenant[tenant] if not r.reply)
+                assert invoice["unit_price_usd"] == "0.99"
+        assert replies_total > 0, "every live message was escalated: no reply was posted"
+
+        # The output says what came from the dialogues and what was simulated, and ends with the bill.
+        assert "from the dialogue" in output and "simulated (seeded)" in output
+        assert "invoices" in output and f"{api}/tenants/banks-1" in output
+    finally:
+        clonedesk(env, "down", timeout=90)
+    status = {c["name"]: c for c in json.loads(clonedesk(env, "status", "--json").stdout)}
+    assert not any(c["up"] for c in status.values()), "the stack did not stop"
