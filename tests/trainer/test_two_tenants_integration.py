@@ -9,9 +9,12 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from clonedesk.cli import main
 from clonedesk.core.kafka import decode, make_consumer
+from clonedesk.core.telemetry import setup_telemetry
 from clonedesk.core.tenants import TenantStore
 from clonedesk.core.topics import ADAPTERS_PUBLISHED
 from clonedesk.trainer.adapters.evaluation import evaluation_sample, score_model
@@ -56,7 +59,11 @@ async def test_two_tenants_train_through_the_broker_and_beat_the_base(
     await produce_samples(kafka_bootstrap, banks_samples + food_samples)
 
     # only first adapters here (refreshes have their own test)
-    worker = TrainerWorker(trained_settings, trainer_settings.model_copy(update={"refresh_min_new_samples": 10**6}))
+    spans = InMemorySpanExporter()
+    telemetry = setup_telemetry("trainer", trained_settings, span_processors=[SimpleSpanProcessor(spans)],
+                                set_global=False)
+    worker = TrainerWorker(trained_settings, trainer_settings.model_copy(update={"refresh_min_new_samples": 10**6}),
+                           telemetry=telemetry)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:
@@ -65,6 +72,9 @@ async def test_two_tenants_train_through_the_broker_and_beat_the_base(
         stop.set()
         await task
     assert set(published) == {banks, food}
+    runs = [span for span in spans.get_finished_spans() if span.name == "trainer.train"]
+    assert {span.attributes["tenant_id"] for span in runs} == {banks, food}
+    assert all(span.attributes["promoted"] for span in runs)
 
     registry = AdapterRegistry(trained_settings.resolved_data_dir)
     base_model = trained_settings.base_model
