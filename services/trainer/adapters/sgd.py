@@ -3,8 +3,7 @@ TrainingSample records.
 
 The product gets its samples from the ingest service over `training.samples`; this reader exists for
 the base-model builder's pre-training text and for tests and benchmarks that need a tenant's history
-without running ingest. An SGD SYSTEM turn is the agent's: its decision follows from the annotated acts
-(NOTIFY_FAILURE: ESCALATE, a service call: ACTION, REQUEST/CONFIRM: ASK, else RESOLVE).
+without running ingest; its samples come from ingest's own pure core, so they are the product's.
 """
 
 from __future__ import annotations
@@ -52,46 +51,17 @@ def dialogue_turns(dialogue: dict) -> list[tuple[int, str]]:
             for turn in dialogue["turns"]]
 
 
-def _agent_decision(turn: dict) -> tuple[int, str]:
-    acts = {action["act"] for frame in turn.get("frames", []) for action in frame.get("actions", [])}
-    calls = [frame["service_call"] for frame in turn.get("frames", []) if frame.get("service_call")]
-    if "NOTIFY_FAILURE" in acts:
-        return common_pb2.ESCALATE, ""
-    if calls:
-        call = calls[0]
-        params = ", ".join(f"{k}={v}" for k, v in sorted(call.get("parameters", {}).items()))
-        return common_pb2.ACTION, f"{call['method']}({params})"
-    if acts & {"REQUEST", "CONFIRM"}:
-        return common_pb2.ASK, ""
-    return common_pb2.RESOLVE, ""
-
-
-def _intent(turn: dict) -> str:
-    for frame in turn.get("frames", []):
-        intent = frame.get("state", {}).get("active_intent")
-        if intent and intent != "NONE":
-            return intent
-    return ""
-
-
 def dialogue_samples(tenant_id: str, dialogue: dict) -> list[training_pb2.TrainingSample]:
-    """One TrainingSample per agent turn, with the conversation before it as context."""
-    turns = dialogue["turns"]
-    pairs = dialogue_turns(dialogue)
-    ticket_id = dialogue["dialogue_id"]
-    category = ""
-    samples = []
-    for index, turn in enumerate(turns):
-        if turn["speaker"] == "USER":
-            category = category or _intent(turn)
-            continue
-        decision, action = _agent_decision(turn)
-        sample = training_pb2.TrainingSample(
-            sample_id=f"{tenant_id}:{ticket_id}:{index}", tenant_id=tenant_id, ticket_id=ticket_id,
-            reply=turn["utterance"], decision=decision, action=action, category=category, turn_index=index)
-        for role, text in pairs[:index]:
-            sample.context.add(role=role, text=text)
-        samples.append(sample)
+    """One TrainingSample per agent turn, exactly as the product makes them: the dialogue normalised to
+    helpdesk events and run through ingest's conversation reducer (same decisions, same PII scrubbing)."""
+    from clonedesk.core.topics import TRAINING_SAMPLES
+    from clonedesk.ingest.domain.conversation import apply
+    from clonedesk.ingest.domain.sgd import normalise_dialogue
+
+    state, samples = None, []
+    for event in normalise_dialogue(tenant_id, dialogue):
+        state, emits = apply(state, event)
+        samples += [emit.message for emit in emits if emit.topic == TRAINING_SAMPLES]
     return samples
 
 
