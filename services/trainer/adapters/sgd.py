@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from clonedesk.v1 import common_pb2, training_pb2
+from clonedesk.v1 import training_pb2
 
 _REPO = Path(__file__).resolve().parents[3]
 
@@ -43,12 +43,6 @@ def read_dialogues(path: Path, limit: int | None = None) -> Iterator[dict]:
                 return
             if line.strip():
                 yield json.loads(line)
-
-
-def dialogue_turns(dialogue: dict) -> list[tuple[int, str]]:
-    """(Role, text) pairs: USER turns are the customer's, SYSTEM turns the agent's."""
-    return [(common_pb2.CUSTOMER if turn["speaker"] == "USER" else common_pb2.AGENT, turn["utterance"])
-            for turn in dialogue["turns"]]
 
 
 def dialogue_samples(tenant_id: str, dialogue: dict) -> list[training_pb2.TrainingSample]:
