@@ -175,3 +175,26 @@ async def warm_up_partitions(bootstrap: str, topics: Iterable[str], timeout_ms: 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
     return consumer.partitions_for_topic(topic) or set()
+
+
+async def consume_by_key(consumer: AIOKafkaConsumer, stop: asyncio.Event, handle_records, lag=None,
+                         poll_ms: int = 500) -> None:
+    """Poll until `stop`; hand each key's records of a poll to `handle_records(records)` — keys run
+    concurrently, one key's records stay in order — and commit only once every handler has finished,
+    so a crash or a stop mid-batch redelivers instead of skipping. `lag`: a telemetry.ConsumerLag."""
+    from collections import defaultdict
+
+    while not stop.is_set():
+        batches = await consumer.getmany(timeout_ms=poll_ms)
+        if lag is not None:
+            lag.update(consumer, batches)
+        by_key: dict = defaultdict(list)
+        for records in batches.values():
+            for record in records:
+                by_key[record.key].append(record)
+        if not by_key:
+            continue
+        await asyncio.gather(*(handle_records(records) for records in by_key.values()))
+        if stop.is_set():
+            break  # unfinished work is redelivered: commit nothing half-done
+        await consumer.commit()

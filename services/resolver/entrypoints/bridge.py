@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
 
 import grpc
-from clonedesk.core.kafka import PoisonMessage, decode, encode, make_consumer, make_producer, send_dead_letter
+from clonedesk.core.kafka import (
+    PoisonMessage, consume_by_key, decode, encode, make_consumer, make_producer, send_dead_letter,
+)
 from clonedesk.core.settings import Settings
 from clonedesk.core.telemetry import ConsumerLag, extract_context, inject_headers
 from clonedesk.core.topics import HELPDESK_OUTBOUND, RESOLUTIONS, TICKETS_TO_RESOLVE, message_key
@@ -96,22 +97,9 @@ class Bridge:
                 ready.set()
             log.info("bridge running", extra={"resolver": self.address})
             try:
-                while not stop.is_set():
-                    batches = await consumer.getmany(timeout_ms=500)
-                    lag.update(consumer, batches)
-                    records = [r for rs in batches.values() for r in rs]
-                    if not records:
-                        continue
-                    # Concurrent across tickets (the resolver batches them), in order within one ticket.
-                    by_ticket = defaultdict(list)
-                    for record in records:
-                        by_ticket[record.key].append(record)
-                    await asyncio.gather(
-                        *(self._in_order(stub, producer, rs, stop) for rs in by_ticket.values())
-                    )
-                    if stop.is_set():
-                        break  # unfinished work is redelivered: commit nothing half-done
-                    await consumer.commit()
+                # Concurrent across tickets (the resolver batches them), in order within one ticket.
+                await consume_by_key(consumer, stop, lambda records: self._in_order(stub, producer, records, stop),
+                                     lag)
             finally:
                 await consumer.stop()
                 await producer.stop()

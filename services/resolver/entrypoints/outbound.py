@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from clonedesk.core.kafka import PoisonMessage, decode, make_consumer, make_producer, send_dead_letter
+from clonedesk.core.kafka import PoisonMessage, consume_by_key, decode, make_consumer, make_producer, send_dead_letter
 from clonedesk.core.settings import Settings
 from clonedesk.core.telemetry import ConsumerLag, extract_context
 from clonedesk.core.tenants import TenantStore, UnknownTenant
@@ -113,21 +112,8 @@ class OutboundPoster:
         log.info("outbound running", extra={"fallback_base_url": self.fallback_base_url})
         try:
             async with httpx.AsyncClient() as client:
-                while not stop.is_set():
-                    batches = await consumer.getmany(timeout_ms=500)
-                    lag.update(consumer, batches)
-                    records = [r for rs in batches.values() for r in rs]
-                    if not records:
-                        continue
-                    by_ticket = defaultdict(list)
-                    for record in records:
-                        by_ticket[record.key].append(record)
-                    await asyncio.gather(
-                        *(self._in_order(client, producer, rs, stop) for rs in by_ticket.values())
-                    )
-                    if stop.is_set():
-                        break
-                    await consumer.commit()
+                await consume_by_key(consumer, stop, lambda records: self._in_order(client, producer, records, stop),
+                                     lag)
         finally:
             await consumer.stop()
             await producer.stop()
