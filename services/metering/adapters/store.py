@@ -12,7 +12,7 @@ import fcntl
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Sequence
 from urllib.parse import urlparse
