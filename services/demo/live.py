@@ -13,6 +13,7 @@ from clonedesk.demo.adapters.resolutions import ResolutionWatcher
 from clonedesk.demo.domain import zendesk_events as zd
 from clonedesk.demo.domain.reactions import LiveScript, Reaction
 from clonedesk.ingest.domain.confirmation import is_confirmation
+from clonedesk.resolver.domain.outbound import reply_id
 from clonedesk.v1 import common_pb2
 
 HUMAN_AGENT_ID = "agent-7"
@@ -83,9 +84,10 @@ class LiveTicket:
                 result.reactions[Reaction.AGENT_AFTER_ESCALATION] += 1
                 await self._human_takes_over(result, index, f"escalated-{index}")
                 return result
-            posted = await self.simulator.wait_for(tenant, ticket, resolution.reply, self.resolve_timeout_s)
+            posted = await self.simulator.wait_for(tenant, ticket, reply_id(resolution.resolution_id),
+                                                   self.resolve_timeout_s)
             # Zendesk reports the comment our API user posted like any other: its webhook comes back.
-            await self._send(zd.comment_added(tenant, ticket, f"ai-{posted['id']}", resolution.reply,
+            await self._send(zd.comment_added(tenant, ticket, f"ai-{resolution.resolution_id}", posted["body"],
                                               zd.AI_AUTHOR_ID, True, _now()))
             result.replies += 1
             if script.fate.takeover_after == result.replies and index < last:

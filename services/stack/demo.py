@@ -2,7 +2,7 @@
 
 The steps live in the `clonedesk.demo` package (clonedesk/demo/run.py); this is the entry point the
 `demo` command calls. A step that fails or times out ends the run with one line saying which and where
-to look; the stack is left running for a look (`clonedesk status`, `clonedesk down`).
+to look; a stack it started is left running for a look (`clonedesk status`, `clonedesk down`).
 """
 
 from __future__ import annotations
@@ -20,4 +20,5 @@ def run_demo(settings: Settings, quick: bool = False, ephemeral: bool = False) -
     try:
         run(settings, quick=quick, ephemeral=ephemeral)
     except (DemoStepFailed, NotEnoughDialogues) as exc:
-        raise click.ClickException(f"demo stopped: {exc}") from None
+        raise click.ClickException(f"demo stopped: {exc}. A stack it started is left running for a look"
+                                   " (`clonedesk status`; `clonedesk down` stops it)") from None

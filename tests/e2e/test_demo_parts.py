@@ -234,3 +234,81 @@ def test_an_empty_data_dir_is_used_as_it_is_and_marked(settings):
     (data / "logs" / "gateway.log").write_text("from the run that was interrupted")
     assert "unfinished earlier demo run" in prepare(settings, stopper)
     assert not (data / "logs").exists()
+
+
+# -- one live ticket's choreography (the stack replaced by recording fakes) ----------------------------
+
+
+class RecordingSender:
+    def __init__(self):
+        self.sent: list[dict] = []
+
+    async def send(self, tenant_id, secret, webhook) -> None:
+        self.sent.append(webhook.payload)
+
+
+class ScriptedResolver:
+    """Answers each customer message with the next scripted (decision, reply)."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+        self.asked: list[str] = []
+
+    async def wait_for(self, request_id, timeout, what):
+        from clonedesk.v1 import resolver_pb2
+
+        decision, reply = self.answers.pop(0)
+        self.asked.append(request_id)
+        return resolver_pb2.Resolution(resolution_id=f"r{len(self.asked)}", decision=decision, reply=reply,
+                                       adapter_version="t@v1", request_id=request_id)
+
+
+class PostedReplies:
+    async def wait_for(self, tenant_id, ticket_id, key, timeout):
+        from clonedesk.resolver.domain.outbound import reply_id
+
+        return {"body": {reply_id(f"r{n}"): f"reply {n}" for n in range(1, 9)}[key], "id": 1}
+
+
+def play(script, answers):
+    import asyncio
+
+    from clonedesk.demo.live import LiveTicket
+
+    sender, resolver = RecordingSender(), ScriptedResolver(answers)
+    result = asyncio.run(LiveTicket("t", "secret", script, sender, PostedReplies(), resolver, 5).play())
+    return result, [p["type"].rsplit(".", 1)[1] for p in sender.sent], sender.sent, resolver
+
+
+def a_script(messages, takeover_after=None, reopen=False, csat=None):
+    from clonedesk.demo.domain.reactions import Fate, LiveScript
+
+    return LiveScript("42", "CheckBalance", tuple(messages), ("Which account?", "Done.", "Bye."),
+                      Fate(takeover_after, reopen, csat))
+
+
+def test_a_confirmed_ticket_is_answered_echoed_solved_rated_and_reopened():
+    script = a_script(["What's my balance?", "No thanks, that's all."], reopen=True, csat=5)
+    result, kinds, sent, resolver = play(script, [(common_pb2.RESOLVE, "reply 1")])
+    assert kinds == ["created", "comment_added", "comment_added", "status_changed", "satisfaction_rating_changed",
+                     "status_changed"]
+    echo = sent[1]["event"]["comment"]
+    assert echo["author"]["id"] == zd.AI_AUTHOR_ID and echo["body"] == "reply 1"
+    assert len(resolver.asked) == 1  # the confirmation asks for no answer
+    assert result.replies == 1 and not result.human_took_over and result.adapters == ["t@v1"]
+    assert sent[-1]["event"] == {"previous": "solved", "current": "open"}
+
+
+def test_an_ai_escalation_hands_the_ticket_to_a_human_with_the_dialogues_words():
+    script = a_script(["I need to move money", "From checking", "Thanks!"])
+    result, kinds, sent, _ = play(script, [(common_pb2.ESCALATE, "")])
+    assert kinds == ["created", "agent_assignment_changed", "comment_added", "status_changed"]
+    assert sent[2]["event"]["comment"]["body"] == "Which account?" and sent[2]["event"]["comment"]["author"]["is_staff"]
+    assert result.ai_escalated and result.human_took_over and result.replies == 0
+
+
+def test_a_simulated_take_over_follows_the_ais_nth_reply():
+    script = a_script(["I need to move money", "From checking", "Thanks!"], takeover_after=1)
+    result, kinds, _, resolver = play(script, [(common_pb2.ASK, "reply 1")])
+    assert kinds == ["created", "comment_added", "agent_assignment_changed", "comment_added", "status_changed"]
+    assert result.human_took_over and result.replies == 1 and len(resolver.asked) == 1

@@ -68,12 +68,13 @@ class SimulatorReplies:
         response.raise_for_status()
         return response.json()["replies"]
 
-    async def wait_for(self, tenant_id: str, ticket_id: str, body: str, timeout: float) -> dict:
-        """The posted reply of this ticket with exactly this body, once the outbound poster delivered it."""
+    async def wait_for(self, tenant_id: str, ticket_id: str, idempotency_key: str, timeout: float) -> dict:
+        """The reply posted under `idempotency_key` (one per resolution), once the outbound poster
+        delivered it."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             for reply in await self.of(tenant_id, ticket_id):
-                if reply["body"] == body:
+                if reply.get("idempotency_key") == idempotency_key:
                     return reply
             if asyncio.get_running_loop().time() > deadline:
                 raise DemoStepFailed(f"the reply to ticket {tenant_id}/{ticket_id} did not reach the helpdesk"
