@@ -51,9 +51,11 @@ class LiveTicket:
         """A human agent takes the ticket: assigned to them, their reply (the dialogue's), solved."""
         ticket = self.script.ticket_id
         await self._send(zd.agent_assigned(self.tenant_id, ticket, sequence, HUMAN_AGENT_ID, _now()))
-        await self._send(zd.comment_added(self.tenant_id, ticket, f"agent-{sequence}",
-                                          self.script.agent_turn(message_index), HUMAN_AGENT_ID, True, _now()))
-        await self._send(zd.status_changed(self.tenant_id, ticket, f"solved-{sequence}", "open", "solved", _now()))
+        words = self.script.agent_turn(message_index)
+        await self._send(zd.comment_added(self.tenant_id, ticket, f"agent-{sequence}", words, HUMAN_AGENT_ID,
+                                          True, _now()))
+        await self._send(zd.status_changed(self.tenant_id, ticket, f"solved-{sequence}", "open", "solved",
+                                           _now()))
         result.human_took_over = True
 
     async def play(self) -> TicketResult:
@@ -62,7 +64,8 @@ class LiveTicket:
         last = len(script.customer_messages) - 1
         for index, message in enumerate(script.customer_messages):
             if index == 0:
-                webhook = zd.ticket_created(tenant, ticket, message, script.requester_id, script.category, _now())
+                webhook = zd.ticket_created(tenant, ticket, message, script.requester_id, script.category,
+                                            _now())
                 result.reactions[Reaction.FIRST_MESSAGE] += 1
             else:
                 webhook = zd.comment_added(tenant, ticket, f"customer-{index}", message, script.requester_id,
@@ -87,8 +90,8 @@ class LiveTicket:
             posted = await self.simulator.wait_for(tenant, ticket, reply_id(resolution.resolution_id),
                                                    self.resolve_timeout_s)
             # Zendesk reports the comment our API user posted like any other: its webhook comes back.
-            await self._send(zd.comment_added(tenant, ticket, f"ai-{resolution.resolution_id}", posted["body"],
-                                              zd.AI_AUTHOR_ID, True, _now()))
+            await self._send(zd.comment_added(tenant, ticket, f"ai-{resolution.resolution_id}",
+                                              posted["body"], zd.AI_AUTHOR_ID, True, _now()))
             result.replies += 1
             if script.fate.takeover_after == result.replies and index < last:
                 result.reactions[Reaction.TAKEOVER] += 1

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import httpx
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                           TimeElapsedColumn)
 from rich.table import Table
 
 from clonedesk.core.adapters import current_version
@@ -73,18 +74,21 @@ class Mode:
 # The promotion margin is wider than the trainer's default because the demo's holdouts are a handful of
 # tickets: a refresh that scores a few points lower on 16 turns is noise, not a regression.
 QUICK_MODE = Mode("quick", QUICK, {"CLONEDESK_TRAINER_MAX_STEPS": "120", "CLONEDESK_TRAINER_EPOCHS": "10",
-                                   "CLONEDESK_TRAINER_MAX_LENGTH": "128", "CLONEDESK_TRAINER_MAX_EVAL_TURNS": "16",
+                                   "CLONEDESK_TRAINER_MAX_LENGTH": "128",
+                                   "CLONEDESK_TRAINER_MAX_EVAL_TURNS": "16",
                                    "CLONEDESK_TRAINER_PROMOTION_MARGIN": "0.1"},
                   training_timeout_s=420, resolve_timeout_s=120, preview_turns=12)
 FULL_MODE = Mode("full", FULL, {"CLONEDESK_TRAINER_MAX_STEPS": "200", "CLONEDESK_TRAINER_EPOCHS": "4",
-                                "CLONEDESK_TRAINER_MAX_LENGTH": "160", "CLONEDESK_TRAINER_MAX_EVAL_TURNS": "40",
+                                "CLONEDESK_TRAINER_MAX_LENGTH": "160",
+                                "CLONEDESK_TRAINER_MAX_EVAL_TURNS": "40",
                                 "CLONEDESK_TRAINER_PROMOTION_MARGIN": "0.05"},
                  training_timeout_s=720, resolve_timeout_s=150, preview_turns=60)
 
 
 def find_dialogues() -> Path:
     """The SGD subset the project carries (data/sgd), else the shared datasets beside the project."""
-    for candidate in (_REPO / "data" / "sgd", Path.cwd() / "data" / "sgd", _REPO.parent / "shared" / "datasets" / "sgd"):
+    for candidate in (_REPO / "data" / "sgd", Path.cwd() / "data" / "sgd",
+                      _REPO.parent / "shared" / "datasets" / "sgd"):
         if all((candidate / f"train_{b}.jsonl").exists() for b in BUSINESSES):
             return candidate
     raise DemoStepFailed("the SGD dialogues (data/sgd/train_Banks_1.jsonl, ...) are not in this checkout")
@@ -105,6 +109,7 @@ class Demo:
         self.plans: list[TenantPlan] = []
         self.live_versions: dict[str, int] = {}
         self.results: list[TicketResult] = []
+        self.watcher: ResolutionWatcher | None = None  # what the resolver answered, kept for the bill
         self.started = time.monotonic()
 
     # -- output -------------------------------------------------------------------------------------
@@ -151,7 +156,8 @@ class Demo:
         found = prepare(self.settings, stop_detached)
         self.console.print(f"data dir {self.data_dir}: {found}")
         thresholds = self.configure_trainer()
-        self.console.print(f"trainer: first adapter at {thresholds['first_min_samples']} samples, refresh after"
+        self.console.print(f"trainer: first adapter at {thresholds['first_min_samples']} samples, refresh"
+                           " after"
                            f" {thresholds['refresh_min_new_samples']} new ones (from the split below)")
         if not self.settings.base_model and not (self.data_dir / "base-model" / "config.json").exists():
             self.console.print("building the small base model once (offline, seeded)…")
@@ -227,7 +233,9 @@ class Demo:
                 version = current_version(self.data_dir, tenant_id) or 0
                 rejected = self.rejected_version(tenant_id, wanted)
                 if version >= wanted or rejected:
-                    word = f"{tenant_id}@v{version} current" + (f" (v{wanted} rejected: {rejected})" if rejected else "")
+                    word = f"{tenant_id}@v{version} current"
+                    if rejected:
+                        word += f" (v{wanted} rejected: {rejected})"
                     progress.update(tasks[tenant_id], description=f"{tenant_id}: {word}",
                                     completed=samples[tenant_id])
                     del pending[tenant_id]
@@ -264,7 +272,8 @@ class Demo:
         reports: dict[str, dict] = {}
         with self.progress() as progress:
             waiter = asyncio.create_task(self.wait_for_versions(
-                {p.tenant_id: 1 for p in self.plans}, {p.tenant_id: self.mode.sizes.history_samples for p in self.plans},
+                {p.tenant_id: 1 for p in self.plans},
+                {p.tenant_id: self.mode.sizes.history_samples for p in self.plans},
                 progress, "samples buffered", on_ready=ready.put_nowait))
             try:
                 while len(reports) < len(self.plans):
@@ -285,16 +294,16 @@ class Demo:
                 if not waiter.done():
                     waiter.cancel()
         table = Table("adapter", "held-out tickets", "metric", "adapter", "base model", "retrieval",
-                      title="accuracy preview: each tenant's adapter, the base model and retrieval on the same"
-                            " held-out tickets")
+                      title="accuracy preview: each tenant's adapter, the base model and retrieval on the"
+                            " same held-out tickets")
         for plan in self.plans:
             report = reports[plan.tenant_id]
             for index, metric in enumerate(PREVIEW_METRICS):
                 cells = [_cell(metric, report[name][metric]) for name in ("adapter", "base", "retrieval")]
                 first = index == 0
                 table.add_row(report["adapter_version"] if first else "",
-                              str(report["holdout_tickets"]) if first else "", PREVIEW_METRICS[metric], *cells,
-                              end_section=index == len(PREVIEW_METRICS) - 1)
+                              str(report["holdout_tickets"]) if first else "", PREVIEW_METRICS[metric],
+                              *cells, end_section=index == len(PREVIEW_METRICS) - 1)
         self.console.print(table)
         self.done("first adapters trained and previewed (saved as each version's preview.json)")
 
@@ -315,8 +324,9 @@ class Demo:
 
     def live_ticket(self, plan: TenantPlan, dialogue: dict, sender, simulator, watcher) -> LiveTicket:
         script = live_script(dialogue, self.mode.sizes.live_turns, SEED, plan.tenant_id)
-        return LiveTicket(plan.tenant_id, self.tenants[plan.tenant_id].zendesk_secret, script, sender, simulator,
-                          watcher, self.mode.resolve_timeout_s)
+        secret = self.tenants[plan.tenant_id].zendesk_secret
+        return LiveTicket(plan.tenant_id, secret, script, sender, simulator, watcher,
+                          self.mode.resolve_timeout_s)
 
     async def play(self, tickets: list[LiveTicket], progress: Progress, label: str,
                    gate: asyncio.Semaphore) -> list[TicketResult]:
@@ -359,7 +369,8 @@ class Demo:
                 await run_import(self.settings, "sgd", path, plan.tenant_id, progress=True)
             with self.progress() as progress:
                 wanted = {t: v + 1 for t, v in self.live_versions.items()}
-                during = asyncio.create_task(self.play(second_wave, progress, "live tickets during training", gate))
+                during = asyncio.create_task(
+                    self.play(second_wave, progress, "live tickets during training", gate))
                 samples = {p.tenant_id: p.history_trainable + p.refresh_trainable for p in self.plans}
                 await self.wait_for_versions(wanted, samples, progress, "refresh")
                 await during
@@ -393,32 +404,36 @@ class Demo:
     # -- 6: the bill --------------------------------------------------------------------------------
 
     async def report(self, client: httpx.AsyncClient) -> None:
-        self.step(6, "invoices, resolution and escalation rates, CSAT — from ClickHouse via the analytics API")
+        self.step(6, "invoices, resolution and escalation rates, CSAT — from ClickHouse via the analytics"
+                     " API")
         api = f"http://127.0.0.1:{self.settings.api_port}"
         months = sorted({month_of(r.created_at.ToDatetime(tzinfo=timezone.utc))
                          for r in self.watcher.by_request.values()}) or [month_of(datetime.now(timezone.utc))]
         today = datetime.now(timezone.utc).date()
-        outcomes = Table("tenant", "AI replies", "confirmed", "escalated", "reopened", "pending", "resolution rate",
-                         "escalation rate", "CSAT (n)", title="resolutions")
+        outcomes = Table("tenant", "AI replies", "confirmed", "escalated", "reopened", "pending",
+                         "resolution rate", "escalation rate", "CSAT (n)", title="resolutions")
         bill = Table("tenant", "month", "billable", "free", "charged", "unit price", "credits", "total",
                      title="invoices")
         with self.console.status("waiting for metering to settle every resolution…"):
             for tenant_id, tenant in self.tenants.items():
                 analytics = AnalyticsClient(client, api, tenant.api_key)
-                invoices = await analytics.wait_for_resolutions(tenant_id, months, self.watcher.count(tenant_id),
-                                                                timeout=180)
-                usage = await analytics.usage(tenant_id, (today - timedelta(days=31)).isoformat(), today.isoformat())
+                invoices = await analytics.wait_for_resolutions(
+                    tenant_id, months, self.watcher.count(tenant_id), timeout=180)
+                usage = await analytics.usage(tenant_id, (today - timedelta(days=31)).isoformat(),
+                                              today.isoformat())
                 outcomes.add_row(tenant_id, *tenant_figures(list(invoices.values()), usage).cells())
                 for month, invoice in invoices.items():
                     bill.add_row(tenant_id, month, *invoice_cells(invoice))
         self.console.print(outcomes)
         self.console.print(bill)
-        self.console.print("[dim]Pending: solved tickets are billed as 'assumed' once their 24 h window closes"
+        self.console.print("[dim]Pending: solved tickets are billed as 'assumed' once their 24 h window"
+                           " closes"
                            " quietly; confirmed = the customer said so or rated 4-5.[/]")
         for tenant_id, tenant in self.tenants.items():
             self.console.print(f"dashboard of {tenant_id}: {api}/tenants/{tenant_id}?key={tenant.api_key}")
         admin_api_key(self.data_dir)  # created on first use
-        self.console.print(f"[dim]The operator's admin key (reads every tenant) is in {self.data_dir / 'admin_key'}.[/]")
+        self.console.print("[dim]The operator's admin key (reads every tenant) is in"
+                           f" {self.data_dir / 'admin_key'}.[/]")
 
     # -- all of it ----------------------------------------------------------------------------------
 
@@ -447,7 +462,8 @@ def _cell(metric: str, value) -> str:
     return f"{value:.1f}" if metric == "reply_chrf" else f"{value:.1%}"  # chrF is 0-100, the rest shares
 
 
-def run(settings: Settings, quick: bool = False, ephemeral: bool = False, console: Console | None = None) -> None:
+def run(settings: Settings, quick: bool = False, ephemeral: bool = False,
+        console: Console | None = None) -> None:
     console = console or Console()
     if not console.is_terminal:
         console = Console(width=120)  # a log or a captured run: wide enough for the tables

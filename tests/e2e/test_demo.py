@@ -43,9 +43,10 @@ def demo_base_model(request, tmp_path_factory) -> Path:
     for business in ("Banks_1", "RentalCars_1", "Hotels_1"):
         for dialogue in read_dialogues(REPO / "data" / "sgd" / f"train_{business}.jsonl"):
             if ticket_bucket(dialogue["dialogue_id"]) >= 0.5:  # never a holdout ticket
-                texts.append(render_conversation(
-                    [("user" if t["speaker"] == "USER" else "assistant", t["utterance"]) for t in dialogue["turns"]]))
-    key = hashlib.sha256(inspect.getsource(base_model).encode() + "\x00".join(texts).encode()).hexdigest()[:16]
+                texts.append(render_conversation([("user" if t["speaker"] == "USER" else "assistant",
+                                                   t["utterance"]) for t in dialogue["turns"]]))
+    source = inspect.getsource(base_model).encode() + "\x00".join(texts).encode()
+    key = hashlib.sha256(source).hexdigest()[:16]
     cache = getattr(request.config, "cache", None)
     root = Path(cache.mkdir("clonedesk-demo-base-model")) if cache else tmp_path_factory.mktemp("base")
     target = root / key
@@ -95,7 +96,8 @@ def test_quick_demo_runs_the_whole_loop_on_the_real_stack(tmp_path, demo_base_mo
         try:
             run = clonedesk(env, "demo", "--quick", timeout=DEMO_TIMEOUT_S)
         except subprocess.TimeoutExpired as exc:
-            pytest.fail(f"`clonedesk demo --quick` ran past {DEMO_TIMEOUT_S}s:\n{(exc.stdout or b'')[-4000:]!r}")
+            tail = (exc.stdout or b"")[-4000:]
+            pytest.fail(f"`clonedesk demo --quick` ran past {DEMO_TIMEOUT_S}s:\n{tail!r}")
         output = run.stdout + run.stderr
         assert run.returncode == 0, f"demo failed ({run.returncode}):\n{output[-6000:]}"
 

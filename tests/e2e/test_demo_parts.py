@@ -17,8 +17,8 @@ from clonedesk.demo.adapters.workspace import MARKER, prepare, read_marker, writ
 from clonedesk.demo.domain import zendesk_events as zd
 from clonedesk.demo.domain.reactions import CSAT_WEIGHTS, live_script
 from clonedesk.demo.domain.report import invoice_cells, tenant_figures
-from clonedesk.demo.domain.split import (FULL, QUICK, DemoSizes, NotEnoughDialogues, agent_samples, plan_tenant,
-                                         trainer_thresholds)
+from clonedesk.demo.domain.split import (FULL, QUICK, DemoSizes, NotEnoughDialogues, agent_samples,
+                                         plan_tenant, trainer_thresholds)
 from clonedesk.ingest.domain.confirmation import is_confirmation
 from clonedesk.ingest.domain.zendesk import normalise_webhook
 from clonedesk.trainer.domain.holdout import is_holdout
@@ -77,7 +77,8 @@ def test_a_different_seed_gives_a_different_split():
 
 
 def test_too_few_dialogues_is_a_clear_error():
-    greedy = DemoSizes(live_tickets=4, webhook_history=2, history_samples=5000, refresh_samples=40, live_turns=2)
+    greedy = DemoSizes(live_tickets=4, webhook_history=2, history_samples=5000, refresh_samples=40,
+                       live_turns=2)
     with pytest.raises(NotEnoughDialogues, match="Banks_1.*5000"):
         plan_tenant("Banks_1", dialogues("Banks_1"), greedy, seed=7, is_holdout=holdout)
 
@@ -116,13 +117,15 @@ def test_resolved_ticket_webhooks_normalise_to_the_dialogue_with_the_announced_e
 
 def test_live_webhooks_normalise_to_ai_turns_assignments_ratings_and_reopens():
     at = datetime(2026, 1, 5, tzinfo=timezone.utc)
-    ai = normalise_webhook("t", zd.comment_added("t", "42", "ai-1", "Done.", zd.AI_AUTHOR_ID, True, at).payload)
+    echo = zd.comment_added("t", "42", "ai-1", "Done.", zd.AI_AUTHOR_ID, True, at)
+    ai = normalise_webhook("t", echo.payload)
     assert ai.events[0].author_role == common_pb2.AI
     assigned = normalise_webhook("t", zd.agent_assigned("t", "42", "x", "agent-7", at).payload)
     assert assigned.events[0].kind == Kind.ASSIGNED and assigned.events[0].assignee_id == "agent-7"
     rated = zd.satisfaction_rated("t", "42", 4, at)
     assert normalise_webhook("t", rated.payload).events[0].csat_score == 4
-    reopened = normalise_webhook("t", zd.status_changed("t", "42", "r", "solved", "open", at).payload).events[0]
+    reopen = zd.status_changed("t", "42", "r", "solved", "open", at)
+    reopened = normalise_webhook("t", reopen.payload).events[0]
     assert reopened.status == common_pb2.OPEN and reopened.previous_status == common_pb2.SOLVED
 
 
@@ -154,7 +157,8 @@ def test_simulated_fates_follow_their_rates_and_never_take_over_after_the_last_r
 
 
 def test_sgd_closing_messages_are_read_as_confirmations_by_ingest():
-    closings = [[t["utterance"] for t in d["turns"] if t["speaker"] == "USER"][-1] for d in dialogues("Hotels_1")]
+    closings = [[t["utterance"] for t in d["turns"] if t["speaker"] == "USER"][-1]
+                for d in dialogues("Hotels_1")]
     confirming = sum(is_confirmation(text) for text in closings)
     assert confirming > len(closings) // 3  # the demo's "confirmed" resolutions come from these
 
@@ -176,7 +180,8 @@ def test_report_adds_months_in_decimal_and_keeps_the_api_rates():
     assert figures.replies == 13 and figures.resolutions["confirmed"] == 7
     assert figures.cells() == ["13", "8", "1", "1", "3", "70%", "10%", "4.25 (4)"]
     assert invoice_cells(invoices[1]) == ["6", "1", "5", "$0.99", "$0.99", "$3.96"]
-    assert tenant_figures(invoices, {"csat": {"average": None, "count": 0}}).cells()[-3:] == ["—", "—", "—"]
+    unrated = tenant_figures(invoices, {"csat": {"average": None, "count": 0}})
+    assert unrated.cells()[-3:] == ["—", "—", "—"]
     assert Decimal(invoices[1]["total_usd"]) == 5 * Decimal("0.99") - Decimal("0.99")
 
 
@@ -290,8 +295,8 @@ def a_script(messages, takeover_after=None, reopen=False, csat=None):
 def test_a_confirmed_ticket_is_answered_echoed_solved_rated_and_reopened():
     script = a_script(["What's my balance?", "No thanks, that's all."], reopen=True, csat=5)
     result, kinds, sent, resolver = play(script, [(common_pb2.RESOLVE, "reply 1")])
-    assert kinds == ["created", "comment_added", "comment_added", "status_changed", "satisfaction_rating_changed",
-                     "status_changed"]
+    assert kinds == ["created", "comment_added", "comment_added", "status_changed",
+                     "satisfaction_rating_changed", "status_changed"]
     echo = sent[1]["event"]["comment"]
     assert echo["author"]["id"] == zd.AI_AUTHOR_ID and echo["body"] == "reply 1"
     assert len(resolver.asked) == 1  # the confirmation asks for no answer
@@ -303,12 +308,14 @@ def test_an_ai_escalation_hands_the_ticket_to_a_human_with_the_dialogues_words()
     script = a_script(["I need to move money", "From checking", "Thanks!"])
     result, kinds, sent, _ = play(script, [(common_pb2.ESCALATE, "")])
     assert kinds == ["created", "agent_assignment_changed", "comment_added", "status_changed"]
-    assert sent[2]["event"]["comment"]["body"] == "Which account?" and sent[2]["event"]["comment"]["author"]["is_staff"]
+    human = sent[2]["event"]["comment"]
+    assert human["body"] == "Which account?" and human["author"]["is_staff"]
     assert result.ai_escalated and result.human_took_over and result.replies == 0
 
 
 def test_a_simulated_take_over_follows_the_ais_nth_reply():
     script = a_script(["I need to move money", "From checking", "Thanks!"], takeover_after=1)
     result, kinds, _, resolver = play(script, [(common_pb2.ASK, "reply 1")])
-    assert kinds == ["created", "comment_added", "agent_assignment_changed", "comment_added", "status_changed"]
+    assert kinds == ["created", "comment_added", "agent_assignment_changed", "comment_added",
+                     "status_changed"]
     assert result.human_took_over and result.replies == 1 and len(resolver.asked) == 1

@@ -16,7 +16,8 @@ class AnalyticsClient:
         self.headers = {"Authorization": f"Bearer {api_key}"}
 
     async def _get(self, path: str, params: dict) -> dict:
-        response = await self.client.get(f"{self.url}{path}", params=params, headers=self.headers, timeout=30.0)
+        response = await self.client.get(f"{self.url}{path}", params=params, headers=self.headers,
+                                         timeout=30.0)
         if response.status_code != 200:
             raise DemoStepFailed(f"analytics API {path}: HTTP {response.status_code}: {response.text[:200]}"
                                  " (see logs/api.log, logs/metering.log)")
@@ -26,7 +27,8 @@ class AnalyticsClient:
         return await self._get(f"/v1/tenants/{tenant_id}/invoice", {"month": month})
 
     async def usage(self, tenant_id: str, start: str, end: str) -> dict:
-        return await self._get(f"/v1/tenants/{tenant_id}/usage", {"from": start, "to": end, "granularity": "day"})
+        return await self._get(f"/v1/tenants/{tenant_id}/usage",
+                               {"from": start, "to": end, "granularity": "day"})
 
     async def wait_for_resolutions(self, tenant_id: str, months: list[str], expected: int,
                                    timeout: float) -> dict[str, dict]:

@@ -86,6 +86,7 @@ class ResolutionWatcher:
             return await asyncio.wait_for(arrived(), timeout)
         except asyncio.TimeoutError:
             if self._task and self._task.done() and self._task.exception():
-                raise DemoStepFailed(f"reading the resolutions topic failed: {self._task.exception()}") from None
+                problem = self._task.exception()
+                raise DemoStepFailed(f"reading the resolutions topic failed: {problem}") from None
             raise DemoStepFailed(f"no resolution for {what} within {timeout:.0f}s"
                                  " (see logs/streams.log, logs/bridge.log, logs/resolver.log)") from None

@@ -49,7 +49,8 @@ def prepare(settings: Settings, stop_stack) -> str:
                              " CLONEDESK_DATA_DIR at another folder to run the demo")
     stopped = stop_stack(settings)
     if marker is None:
-        found = "an empty data dir" if not data_dir.exists() or not any(data_dir.iterdir()) else "a data dir without tenants"
+        empty = not data_dir.exists() or not any(data_dir.iterdir())
+        found = "an empty data dir" if empty else "a data dir without tenants"
         write_marker(data_dir, status="running", started_at=time.time())
         return found + (" (its running stack was stopped)" if stopped else "")
     for entry in data_dir.iterdir():

@@ -33,8 +33,8 @@ class TenantFigures:
         csat = "—" if self.csat_average is None else f"{self.csat_average:.2f} ({self.csat_count})"
         confirmed = self.resolutions["confirmed"] + self.resolutions["assumed"]
         return [str(self.replies), str(confirmed), str(self.resolutions["escalated"]),
-                str(self.resolutions["reopened"]), str(self.resolutions["pending"]), rate(self.resolution_rate),
-                rate(self.escalation_rate), csat]
+                str(self.resolutions["reopened"]), str(self.resolutions["pending"]),
+                rate(self.resolution_rate), rate(self.escalation_rate), csat]
 
 
 def tenant_figures(invoices: list[dict], usage: dict) -> TenantFigures:
