@@ -41,7 +41,7 @@ def of_tickets(tenant_id: str, tickets):
 
 
 def test_sgd_import_reports_bad_lines_and_reimport_writes_the_same_ids(stack, sgd_dir, tmp_path):
-    lines = (sgd_dir / "train_Restaurants_1.jsonl").read_text().splitlines()[:2]
+    lines = (sgd_dir / "train_Hotels_1.jsonl").read_text().splitlines()[:2]
     dialogues = [json.loads(line) for line in lines]
     path = tmp_path / "restaurants.jsonl"
     path.write_text("\n".join([lines[0], '{"dialogue_id": "broken', lines[1], '{"dialogue_id": "x", "turns": 3}']) + "\n")

@@ -53,7 +53,7 @@ async def _published(bootstrap: str, group_id: str, tenants: set[str], timeout: 
 async def test_two_tenants_train_through_the_broker_and_beat_the_base(
         trained_settings, trainer_settings, sgd_dir, kafka_bootstrap, group_id):
     banks, banks_samples = sgd_tenant(sgd_dir, "Banks_1", 40)
-    food, food_samples = sgd_tenant(sgd_dir, "Restaurants_1", 40)
+    food, food_samples = sgd_tenant(sgd_dir, "Hotels_1", 40)  # both businesses ship in data/sgd too
     for tenant_id in (banks, food):
         TenantStore(trained_settings.resolved_data_dir).add(tenant_id)
     await produce_samples(kafka_bootstrap, banks_samples + food_samples)
