@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 export CLONEDESK_DATA_DIR ?= $(CURDIR)/.clonedesk
 
-.PHONY: setup demo test test-fast test-vllm protos bench clean readme-settings
+.PHONY: setup demo test test-fast test-vllm vllm-env protos bench clean readme-settings
 
 setup: $(STAMP)
 
@@ -32,7 +32,9 @@ $(VLLM_STAMP):
 	bash services/resolver/vllm_env/setup.sh
 	rm -f .venv-vllm/.installed-* && touch $@
 
-test-vllm: setup $(VLLM_STAMP)
+vllm-env: setup $(VLLM_STAMP)
+
+test-vllm: vllm-env
 	CLONEDESK_TANSU_BIN=$$($(PY) -c "from clonedesk.stack.infra import tansu_binary; print(tansu_binary())") \
 	  .venv-vllm/bin/python -m pytest tests/resolver/test_engine.py tests/resolver/test_hot_swap.py \
 	  -k "engine or swaps_under_load" $(PYTEST_ARGS)
