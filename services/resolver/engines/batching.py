@@ -87,3 +87,38 @@ class MicroBatcher(Generic[In, Out]):
             for (_, fut), result in zip(batch, results):
                 if not fut.done():
                     fut.set_result(result)
+
+
+class ModelThreadEngine:
+    """What the engines share: one thread owns the model (generation, adapter loads and unloads never
+    overlap), and concurrent requests reach it through a MicroBatcher. Subclasses load the base model in
+    `_load_base` and generate one batch in `_run_batch`, both on that thread."""
+
+    name = "engine"
+
+    def __init__(self, base_model: str, resolver_settings):
+        self.base_model_path = str(base_model)
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.name}-engine")
+        self._batcher = MicroBatcher(self._run_batch, self._executor, resolver_settings.max_batch_size,
+                                     resolver_settings.batch_wait_ms / 1000)
+
+    @property
+    def batches_run(self) -> int:
+        return self._batcher.batches_run
+
+    @property
+    def largest_batch(self) -> int:
+        return self._batcher.largest_batch
+
+    async def start(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._load_base)
+        self._batcher.start()
+
+    async def generate(self, request):
+        return await self._batcher.submit(request)
+
+    def _load_base(self) -> None:
+        raise NotImplementedError
+
+    def _run_batch(self, requests):
+        raise NotImplementedError

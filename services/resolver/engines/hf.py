@@ -5,13 +5,12 @@ row through its own adapter."""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 from pathlib import Path
 from typing import Sequence
 
 from clonedesk.resolver.engines.base import AdapterNotLoaded, Generation, GenerationRequest
-from clonedesk.resolver.engines.batching import MicroBatcher
+from clonedesk.resolver.engines.batching import ModelThreadEngine
 
 log = logging.getLogger(__name__)
 
@@ -22,38 +21,18 @@ def render_prompt(tokenizer, messages) -> str:
     return tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
 
 
-class HFEngine:
+class HFEngine(ModelThreadEngine):
     name = "hf"
 
     def __init__(self, base_model: str, resolver_settings):
-        self.base_model_path = str(base_model)
+        super().__init__(base_model, resolver_settings)
         self.max_new_tokens = resolver_settings.max_new_tokens
         self.max_prompt_tokens = resolver_settings.max_prompt_tokens
-        # One thread owns the model: generation, adapter loads and unloads never overlap.
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-engine")
-        self._batcher = MicroBatcher(
-            self._run_batch,
-            self._executor,
-            resolver_settings.max_batch_size,
-            resolver_settings.batch_wait_ms / 1000,
-        )
         self._tokenizer = None
         self._base = None
         self._model = None  # the PeftModel, once the first adapter is loaded
         # Replaced, never mutated: the event loop may read it while the model thread changes it.
         self._loaded: frozenset[str] = frozenset()
-
-    @property
-    def batches_run(self) -> int:
-        return self._batcher.batches_run
-
-    @property
-    def largest_batch(self) -> int:
-        return self._batcher.largest_batch
-
-    async def start(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._load_base)
-        self._batcher.start()
 
     def _load_base(self) -> None:
         import torch
@@ -113,9 +92,6 @@ class HFEngine:
         # one that exists, and deleting the active one leaves a dangling name behind.
         if self._loaded and self._model.active_adapter not in self._loaded:
             self._model.set_adapter(sorted(self._loaded)[0])
-
-    async def generate(self, request: GenerationRequest) -> Generation:
-        return await self._batcher.submit(request)
 
     def _run_batch(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         import torch

@@ -6,7 +6,6 @@ imported only when this engine is chosen."""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import importlib.util
 import itertools
 import logging
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from clonedesk.resolver.engines.base import AdapterNotLoaded, Generation, GenerationRequest
-from clonedesk.resolver.engines.batching import MicroBatcher
+from clonedesk.resolver.engines.batching import ModelThreadEngine
 from clonedesk.resolver.engines.hf import render_prompt
 
 log = logging.getLogger(__name__)
@@ -24,40 +23,19 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-class VLLMEngine:
+class VLLMEngine(ModelThreadEngine):
     name = "vllm"
 
     def __init__(self, base_model: str, resolver_settings, **engine_options):
-        self.base_model_path = str(base_model)
+        super().__init__(base_model, resolver_settings)
         self.rs = resolver_settings
         self.engine_options = engine_options  # extra LLM(...) arguments (gpu_memory_utilization, ...)
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="vllm-engine"
-        )
-        self._batcher = MicroBatcher(
-            self._run_batch,
-            self._executor,
-            resolver_settings.max_batch_size,
-            resolver_settings.batch_wait_ms / 1000,
-        )
         self._llm = None
         self._tokenizer = None
         self._sampling = None
         self._requests: dict[str, object] = {}  # adapter name -> its LoRARequest
         # Integer ids are never reused: vLLM caches adapters by id, so a reused id could serve old weights.
         self._ids = itertools.count(1)
-
-    @property
-    def batches_run(self) -> int:
-        return self._batcher.batches_run
-
-    @property
-    def largest_batch(self) -> int:
-        return self._batcher.largest_batch
-
-    async def start(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._load_base)
-        self._batcher.start()
 
     def _load_base(self) -> None:
         from vllm import LLM, SamplingParams
@@ -118,9 +96,6 @@ class VLLMEngine:
         if request is not None:
             self._llm.llm_engine.remove_lora(request.lora_int_id)
             log.info("adapter unloaded", extra={"adapter": adapter_name})
-
-    async def generate(self, request: GenerationRequest) -> Generation:
-        return await self._batcher.submit(request)
 
     def _prompt_ids(self, messages) -> list[int]:
         ids = self._tokenizer(render_prompt(self._tokenizer, messages), add_special_tokens=False)["input_ids"]

@@ -134,18 +134,9 @@ def create_app(log_path: Path | None = None) -> FastAPI:
             },
         }
 
-    @app.put("/api/v2/tickets/{ticket_id}.json")
-    async def zendesk_put(
-        ticket_id: str,
-        update: ZendeskUpdate,
-        authorization: str | None = Header(None),
-        x_clonedesk_tenant: str | None = Header(None),
-        idempotency_key: str | None = Header(None),
-    ):
-        return await zendesk_update(ticket_id, update, authorization, x_clonedesk_tenant, idempotency_key)
-
-    @app.post("/api/v2/tickets/{ticket_id}.json")
-    async def zendesk_post(
+    # Zendesk documents PUT for a ticket update; some clients POST the same body.
+    @app.api_route("/api/v2/tickets/{ticket_id}.json", methods=["PUT", "POST"])
+    async def zendesk_ticket_update(
         ticket_id: str,
         update: ZendeskUpdate,
         authorization: str | None = Header(None),
