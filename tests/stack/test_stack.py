@@ -188,3 +188,21 @@ def test_supervisor_restarts_a_dying_child_with_backoff(tmp_path, kafka_bootstra
     assert 2 <= len(restarts) <= 3, said  # 1 s, then 2 s, then 4 s: backoff, not a busy loop
     assert delays[:3] == ["1s", "2s", "4s"][: len(delays[:3])]
     assert (tmp_path / "data" / "logs" / "flaky.log").read_text().count("dying") >= 3
+
+
+def test_two_stacks_run_side_by_side_on_their_own_data_dirs_and_ports(tmp_path):
+    first, second = stack_env(tmp_path / "one"), stack_env(tmp_path / "two")
+    try:
+        for env in (first, second):
+            clonedesk(env, "up", "--detach", "--ephemeral", "--only", "broker")
+        for env in (first, second):
+            broker = status(env)["broker"]
+            assert broker["up"] and broker["port"] == int(env["CLONEDESK_BROKER_PORT"])
+        asyncio.run(produce(f"127.0.0.1:{first['CLONEDESK_BROKER_PORT']}", "helpdesk.events", [b"only-in-one"]))
+        assert b"only-in-one" in asyncio.run(read_all(f"127.0.0.1:{first['CLONEDESK_BROKER_PORT']}",
+                                                       "helpdesk.events", {b"only-in-one"}))
+        clonedesk(first, "down")
+        assert not status(first)["broker"]["up"] and status(second)["broker"]["up"]  # stopping one spares the other
+    finally:
+        for env in (first, second):
+            clonedesk(env, "down", check=False)
