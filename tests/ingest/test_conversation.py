@@ -7,8 +7,10 @@ import json
 from clonedesk.core import topics
 from clonedesk.ingest.domain.confirmation import is_confirmation
 from clonedesk.ingest.domain.conversation import Context, Conversation, apply
+from clonedesk.ingest.domain import intercom
 from clonedesk.ingest.domain.events import Kind, new_event
 from clonedesk.v1 import common_pb2, outcomes_pb2, resolver_pb2
+from tests.ingest import payloads as p
 
 Outcome = outcomes_pb2.ResolutionOutcome.Kind
 LIVE = Context(live=True)
@@ -196,3 +198,42 @@ def test_confirmation_detection():
     for text in ("Thanks but it still fails", "That did not help", "thanks, can you also check my order?",
                  "I have another problem", "no"):
         assert not is_confirmation(text), text
+
+
+def intercom_ticket(parts: list) -> tuple[list, list]:
+    """The same Intercom conversation as its webhooks (one per part, user.created first) and as its export."""
+    conversation = p.intercom_conversation("t1", parts)
+    topic = {"comment": "conversation.admin.replied", "close": "conversation.admin.closed"}
+    webhooks = [intercom.normalise_webhook("acme", p.intercom_notification(
+        "conversation.user.created", p.intercom_conversation("t1"))).events]
+    for part in parts:
+        name = "conversation.user.replied" if part["author"]["type"] == "user" else topic[part["part_type"]]
+        webhooks.append(intercom.normalise_webhook("acme", p.intercom_notification(
+            name, p.intercom_conversation("t1", [part]))).events)
+    return [e for events in webhooks for e in events], intercom.normalise_export_conversation("acme", conversation)
+
+
+def test_intercom_webhooks_and_export_give_the_same_samples():
+    parts = [p.intercom_part("p1", "comment", "<p>Sorry! What is the order number?</p>", created_at=1763719260),
+             p.intercom_part("p2", "comment", "<p>It is 1138</p>", author_type="user", created_at=1763719320),
+             p.intercom_part("p3", "comment", "<p>A new parcel ships today.</p>", created_at=1763719380),
+             p.intercom_part("p4", "close", created_at=1763719440)]
+    webhooks, export = intercom_ticket(parts)
+    assert len(webhooks) == len(export) - 1  # the export's own MESSAGE for the first message
+    samples = [[(s.reply, [(t.role, t.text) for t in s.context], s.decision, s.sample_id)
+                for s in of(run(events)[1], topics.TRAINING_SAMPLES)] for events in (webhooks, export)]
+    assert samples[0] == samples[1]
+    assert [reply for reply, *_ in samples[0]] == ["Sorry! What is the order number?", "A new parcel ships today."]
+    assert samples[0][0][1] == [(common_pb2.CUSTOMER, "Hi, my parcel never arrived.")]
+
+
+def test_intercom_user_created_alone_asks_for_one_resolution_and_its_later_message_adds_nothing():
+    webhooks, export = intercom_ticket([])
+    state, emitted = run(webhooks, LIVE)
+    requests = of(emitted, topics.TICKETS_TO_RESOLVE)
+    assert [[(t.role, t.text) for t in r.conversation] for r in requests] == [
+        [(common_pb2.CUSTOMER, "Hi, my parcel never arrived.")]]
+    # The same first message arriving again as a MESSAGE (a later history import) is merged, not a new turn.
+    first_message = [e for e in export if e.kind == Kind.MESSAGE]
+    state, more = run(first_message, LIVE, state)
+    assert more == [] and len(state.public_turns()) == 1

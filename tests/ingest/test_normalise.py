@@ -69,11 +69,16 @@ def test_zendesk_wrong_shapes(payload):
         zendesk.normalise_webhook("acme", payload)
 
 
-def test_intercom_user_created_gives_ticket_and_first_message():
-    events = intercom.normalise_webhook("acme", p.intercom_notification(
-        "conversation.user.created", p.intercom_conversation("777")))
-    assert [e.kind for e in events.events] == [Kind.TICKET_CREATED, Kind.MESSAGE]
-    assert events.events[1].body == "Hi, my parcel never arrived." and events.events[1].author_role == common_pb2.CUSTOMER
+def test_intercom_user_created_is_one_event_carrying_the_first_message():
+    created = only(intercom.normalise_webhook("acme", p.intercom_notification(
+        "conversation.user.created", p.intercom_conversation("777"))))
+    assert (created.kind, created.author_role, created.status) == (Kind.TICKET_CREATED, common_pb2.CUSTOMER,
+                                                                    common_pb2.OPEN)
+    assert created.body == "Hi, my parcel never arrived." and created.author_id == "5310d8e7598c9a0b24000002"
+    # The export lists the first message as a part of its own too; the created event is the same one.
+    exported = intercom.normalise_export_conversation("acme", p.intercom_conversation("777"))
+    assert [e.kind for e in exported] == [Kind.TICKET_CREATED, Kind.MESSAGE]
+    assert exported[0].event_id == created.event_id and exported[1].body == created.body
 
 
 @pytest.mark.parametrize("topic,part,kind,role,status", [

@@ -38,22 +38,29 @@ def _common(tenant_id: str, conversation: dict, source: int, **extra) -> dict:
                 subject=html_to_text(optional(conversation, "source", "subject", default="") or ""), **extra)
 
 
-def created_events(tenant_id: str, conversation: dict, source: int, ai_author_ids=AI_AUTHOR_IDS) -> list:
-    """The conversation's opening: TICKET_CREATED and the customer's first message (its `source`)."""
+def created_event(tenant_id: str, conversation: dict, source: int):
+    """The conversation's opening as TICKET_CREATED, carrying the customer's first message (its `source`):
+    the reducer takes that body as the customer's first turn."""
     common = _common(tenant_id, conversation, source)
-    ticket_id = common["ticket_id"]
     first = require(conversation, "source")
     author = first.get("author") or {}
-    body = html_to_text(first.get("body") or "")
-    created = new_event(event_id=event_id(SOURCE, tenant_id, ticket_id, "created"), kind=Kind.TICKET_CREATED,
-                        author_role=common_pb2.CUSTOMER, status=common_pb2.OPEN,
-                        occurred_at=conversation.get("created_at"), author_id=str(author.get("id") or ""),
-                        body=body, **common)
-    message = new_event(event_id=event_id(SOURCE, tenant_id, ticket_id, "part", first.get("id") or "source"),
-                        kind=Kind.MESSAGE, author_role=_role(author, ai_author_ids), body=body,
-                        occurred_at=conversation.get("created_at"), author_id=str(author.get("id") or ""),
-                        **common)
-    return [created, message]
+    return new_event(event_id=event_id(SOURCE, tenant_id, common["ticket_id"], "created"),
+                     kind=Kind.TICKET_CREATED, author_role=common_pb2.CUSTOMER, status=common_pb2.OPEN,
+                     occurred_at=conversation.get("created_at"), author_id=str(author.get("id") or ""),
+                     body=html_to_text(first.get("body") or ""), **common)
+
+
+def first_message_event(tenant_id: str, conversation: dict, source: int, ai_author_ids=AI_AUTHOR_IDS):
+    """The first message (the conversation's `source`) as a MESSAGE of its own, for the export, which
+    lists every part; the reducer merges it with the TICKET_CREATED turn of the same text."""
+    common = _common(tenant_id, conversation, source)
+    first = require(conversation, "source")
+    author = first.get("author") or {}
+    part_id = first.get("id") or "source"
+    return new_event(event_id=event_id(SOURCE, tenant_id, common["ticket_id"], "part", part_id), kind=Kind.MESSAGE,
+                     author_role=_role(author, ai_author_ids),
+                     body=html_to_text(first.get("body") or ""), occurred_at=conversation.get("created_at"),
+                     author_id=str(author.get("id") or ""), **common)
 
 
 def part_events(tenant_id: str, conversation: dict, part: dict, source: int, ai_author_ids=AI_AUTHOR_IDS) -> list:
@@ -120,7 +127,8 @@ def normalise_webhook(tenant_id: str, payload: dict, ai_author_ids=AI_AUTHOR_IDS
     source = common_pb2.INTERCOM
     try:
         if topic == "conversation.user.created":
-            return Normalised(created_events(tenant_id, conversation, source, ai_author_ids))
+            # One event per webhook, so a 503 leaves nothing half-written; the body rides on it.
+            return Normalised([created_event(tenant_id, conversation, source)])
         if topic == "conversation.rating.added":
             events = rating_events(tenant_id, conversation, source)
             if not events:
@@ -144,7 +152,8 @@ def normalise_export_conversation(tenant_id: str, conversation: dict, ai_author_
     if not isinstance(conversation, dict):
         raise WrongShape("a conversation must be a JSON object")
     source = common_pb2.IMPORT
-    events = created_events(tenant_id, conversation, source, ai_author_ids)
+    events = [created_event(tenant_id, conversation, source),
+              first_message_event(tenant_id, conversation, source, ai_author_ids)]
     for part in _parts(conversation):
         events.extend(part_events(tenant_id, conversation, part, source, ai_author_ids))
     if conversation.get("state") == "closed" and not any(e.kind == Kind.STATUS_CHANGED for e in events):
