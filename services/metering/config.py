@@ -18,6 +18,11 @@ class MeteringSettings(Settings):
     clickhouse_database: str = Field(default="clonedesk",
                                      description="ClickHouse database of metering's tables.")
     metering_batch_size: int = Field(default=2000, ge=1, description="Records per ClickHouse write.")
+    admin_api_key: str | None = Field(
+        default=None,
+        description="The analytics API's admin key (reads every tenant); unset = `<data_dir>/admin_key`,"
+                    " created on first use where the data dir is writable, else no admin access.",
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "MeteringSettings":

@@ -112,3 +112,60 @@ def test_rates_leave_pending_out():
     counts = {"pending": 10, "confirmed": 3, "assumed": 3, "escalated": 2, "reopened": 2}
     assert resolution_rate(counts) == 0.6 and escalation_rate(counts) == 0.2
     assert resolution_rate({"pending": 4}) is None
+
+
+def test_terms_from_plan_convert_the_windows_hours_and_days():
+    assert Terms.from_plan(Plan()) == Terms()
+    terms = Terms.from_plan(Plan(assumed_window_hours=48, reopen_window_days=3))
+    assert terms.assumed_window == timedelta(hours=48) and terms.reopen_window == timedelta(days=3)
+
+
+def test_a_plans_windows_decide_the_lifecycle():
+    from clonedesk.metering.domain.events import AiReply, Outcome, OutcomeKind
+    from clonedesk.metering.domain.lifecycle import settle
+
+    terms = Terms.from_plan(Plan(assumed_window_hours=48, reopen_window_days=3))
+    replied = datetime(2026, 10, 5, 9, tzinfo=timezone.utc)
+    quiet = AiReply("r1", "acme", "t1", "resolve", replied)
+    # 30 h of quiet: assumed on the default plan, still pending on a 48 h window
+    assert settle(quiet, [], Terms(), replied + timedelta(hours=30)).state is State.ASSUMED
+    assert settle(quiet, [], terms, replied + timedelta(hours=30)).state is State.PENDING
+    assumed = settle(quiet, [], terms, replied + timedelta(hours=48))
+    assert (assumed.state, assumed.billed_at) == (State.ASSUMED, replied + timedelta(hours=48))
+    # reopened four days after the confirmation: within the default 7 days, outside a 3-day window
+    confirmed = AiReply("r2", "acme", "t2", "resolve", replied)
+    events = [Outcome("e1", "r2", "acme", "t2", OutcomeKind.CUSTOMER_CONFIRMED, replied + timedelta(hours=1)),
+              Outcome("e2", "r2", "acme", "t2", OutcomeKind.REOPENED, replied + timedelta(days=4))]
+    now = replied + timedelta(days=5)
+    assert settle(confirmed, events, Terms(), now).state is State.REOPENED
+    assert settle(confirmed, events, terms, now).state is State.CONFIRMED
+    within = [events[0], Outcome("e3", "r2", "acme", "t2", OutcomeKind.REOPENED, replied + timedelta(days=3))]
+    assert settle(confirmed, within, terms, now).state is State.REOPENED
+
+
+def test_free_tier_in_event_time_when_ids_sort_the_other_way_and_a_charge_crossing_the_month():
+    from clonedesk.metering.domain.billing import charges_of, paid_charges
+    from clonedesk.metering.domain.lifecycle import settle
+    from tests.metering import free_tier_case as case
+
+    outcomes = case.confirmations() + case.reopens()
+    watermark = max(o.occurred_at for o in outcomes)
+    lives = [settle(r, [o for o in outcomes if o.resolution_id == r.resolution_id], case.TERMS, watermark)
+             for r in reversed(case.replies())]
+    october, november = Month(2026, 10), Month(2026, 11)
+    assert [life.resolution_id for life in charges_of(october, lives)] == case.OCTOBER_CHARGES
+    assert [life.resolution_id for life in paid_charges(october, lives, case.TERMS)] == case.OCTOBER_PAID
+    assert [life.resolution_id for life in charges_of(november, lives)] == case.NOVEMBER_CHARGES
+    assert [life.resolution_id for life in paid_charges(november, lives, case.TERMS)] == case.NOVEMBER_PAID
+    boundary = next(life for life in lives if life.resolution_id == "r0000")
+    assert (boundary.state, boundary.billed_at) == (State.ASSUMED, case.BOUNDARY_BILLED_AT)
+    assert compute_invoice(case.TENANT, october, lives, case.TERMS).to_json() == case.OCTOBER_INVOICE
+    assert compute_invoice(case.TENANT, november, lives, case.TERMS).to_json() == case.NOVEMBER_INVOICE
+
+    # a minute before r0000's window closes, October knows it only as pending
+    before = case.BOUNDARY_BILLED_AT - timedelta(minutes=1)
+    early = [settle(r, [o for o in case.confirmations() if o.resolution_id == r.resolution_id], case.TERMS,
+                    before) for r in case.replies() if r.created_at < before]
+    assert compute_invoice(case.TENANT, october, early, case.TERMS).to_json() == \
+        case.OCTOBER_INVOICE_BEFORE_THE_WINDOW_CLOSES
+    assert compute_invoice(case.TENANT, november, early, case.TERMS).billable_units == 0

@@ -71,6 +71,14 @@ def test_a_later_migration_backfills_an_older_database(clickhouse_client, unique
     assert store.watermarks(["acme", "nobody"]) == {"acme": T0 + timedelta(hours=9)}
 
 
+def every_figure(store, tenant="acme"):
+    """What the usage endpoint and the resolutions listing read, over the whole scenario."""
+    start, end = datetime(2026, 10, 1, tzinfo=timezone.utc), datetime(2027, 1, 1, tzinfo=timezone.utc)
+    usage = {granularity: store.usage(tenant, start, end, granularity) for granularity in ("day", "month")}
+    listing = store.resolutions(tenant, state=None, start=None, end=None, limit=1000, offset=0)
+    return usage, listing
+
+
 def test_replay_changes_nothing_and_sql_invoice_equals_the_core(store):
     store.migrate()
     replies, outcomes = scenario()
@@ -79,6 +87,12 @@ def test_replay_changes_nothing_and_sql_invoice_equals_the_core(store):
     months = [Month(2026, 10), Month(2026, 11), Month(2026, 12)]
     first = [store.invoice("acme", m, terms) for m in months]
     lifecycles = store.lifecycles("acme")
+    usage, listing = every_figure(store)
+    # the ratings are there, each counted once, so a double-counted replay would show
+    ratings = [o for o in outcomes if o.kind is OutcomeKind.CSAT]
+    assert usage["month"]["csat"]["count"] == len(ratings) > 0
+    assert usage["month"]["csat"]["distribution"] == {
+        str(score): sum(1 for o in ratings if o.csat_score == score) for score in range(1, 6)}
     assert len(lifecycles) == 240
     assert {life.state for life in lifecycles} == set(State)
     for month, invoice in zip(months, first):
@@ -90,6 +104,7 @@ def test_replay_changes_nothing_and_sql_invoice_equals_the_core(store):
     record_and_settle(store, replies[::-1], outcomes, lambda _t: terms)
     assert [store.invoice("acme", m, terms) for m in months] == first
     assert store.lifecycles("acme") == lifecycles
+    assert every_figure(store) == (usage, listing)
 
 
 def test_outcome_before_its_resolution_and_watermark_assumption(store):
@@ -145,3 +160,22 @@ def test_usage_and_paging(store):
     total, page = store.resolutions("acme", state="escalated", start=None, end=None, limit=5, offset=0)
     assert total > 5 and len(page) == 5 and all(p.state is State.ESCALATED for p in page)
     assert page[0].created_at > page[-1].created_at
+
+
+@pytest.mark.parametrize("arrival", ["in event-time order", "scrambled"])
+def test_free_tier_in_event_time_order_whatever_the_ids_and_arrival(store, arrival):
+    from tests.metering import free_tier_case as case
+
+    store.migrate()
+    replies, confirmations, reopens = case.replies(), case.confirmations(), case.reopens()
+    if arrival == "in event-time order":
+        batches = [(replies, confirmations + reopens)]
+    else:  # outcomes before their resolutions, newest first, in several batches
+        batches = [([], reopens), (replies[::-1][:4], []), ([], confirmations[::-1]), (replies[::-1][4:], [])]
+    for _ in range(2):  # and a full redelivery
+        for batch_replies, batch_outcomes in batches:
+            record_and_settle(store, batch_replies, batch_outcomes, lambda _t: case.TERMS)
+        assert store.invoice(case.TENANT, Month(2026, 10), case.TERMS).to_json() == case.OCTOBER_INVOICE
+        assert store.invoice(case.TENANT, Month(2026, 11), case.TERMS).to_json() == case.NOVEMBER_INVOICE
+    boundary = next(life for life in store.lifecycles(case.TENANT) if life.resolution_id == "r0000")
+    assert (boundary.state, boundary.billed_at) == (State.ASSUMED, case.BOUNDARY_BILLED_AT)

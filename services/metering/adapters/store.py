@@ -9,6 +9,7 @@ replayed event rewrites an identical row, so no figure moves.
 from __future__ import annotations
 
 import fcntl
+import logging
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from clonedesk.metering.domain.billing import Invoice, Month, invoice_from_figur
 from clonedesk.metering.domain.events import AiReply, Outcome, OutcomeKind
 from clonedesk.metering.domain.lifecycle import STATES, Lifecycle, State
 from clonedesk.metering.domain.terms import Terms
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE = "clonedesk"
 
@@ -121,6 +124,16 @@ class MeteringStore:
     def close(self) -> None:
         with self._lock:
             self.client.close()
+
+    def ready(self) -> bool:
+        """Whether ClickHouse answers a query, with these credentials, and metering's tables are there."""
+        try:
+            rows = self._query("SELECT count() FROM system.tables"
+                               " WHERE database = %(db)s AND name = 'resolution_lifecycles'", db=self.db)
+        except Exception:  # noqa: BLE001 - a server down, refusing us or a closed engine all mean "not ready"
+            log.debug("ClickHouse did not answer the readiness query", exc_info=True)
+            return False
+        return bool(rows) and rows[0][0] == 1
 
     # -- writes ----------------------------------------------------------------------------------------
 

@@ -1,13 +1,17 @@
 """The analytics API and dashboard (FastAPI).
 
 Bearer auth: a tenant's API key reads only that tenant (403 otherwise); the admin key reads every
-tenant (404 for one that does not exist). The dashboard also takes the key as `?key=`, so a browser
-can open it as a link.
+tenant (404 for one that does not exist; see adapters/admin_key.py for where it comes from). The
+dashboard also takes the key as `?key=`, so a browser can open it as a link.
+
+`/healthz` says the process is up; `/readyz` that ClickHouse answers (503 otherwise).
 
 (No `from __future__ import annotations` here: FastAPI must see the route annotations as objects.)
 """
 
+import asyncio
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Literal
@@ -15,9 +19,10 @@ from typing import Annotated, Literal
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Tracer
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
-from clonedesk.core.tenants import Tenant, TenantStore, admin_api_key
+from clonedesk.core.tenants import Tenant, TenantStore
+from clonedesk.metering.adapters.admin_key import admin_key_source
 from clonedesk.metering.adapters.store import MeteringStore, UsagePeriod
 from clonedesk.metering.domain.analytics import escalation_rate, resolution_rate
 from clonedesk.metering.domain.billing import FIRST_YEAR, LAST_YEAR, Month
@@ -27,6 +32,9 @@ from clonedesk.metering.entrypoints.dashboard import render_dashboard
 
 MAX_RANGE_DAYS = 366
 MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+# A readiness probe wants an answer soon; a ClickHouse that takes longer than this is not ready.
+READY_TIMEOUT_S = 5.0
+RETRY_AFTER_S = 2
 
 
 def _day(text: str | None, name: str) -> date | None:
@@ -102,9 +110,13 @@ def usage_json(tenant_id: str, first: date, last: date, granularity: str, usage:
             "csat": csat, "latency_ms": usage["latency"], "series": series, "by_category": categories}
 
 
-def create_app(store: MeteringStore, data_dir: Path, *, lifespan=None,
+def create_app(store: MeteringStore, data_dir: Path, *, admin_key: str | None = None, lifespan=None,
                tracer: Tracer | None = None) -> FastAPI:
+    """The app over `store`; `admin_key` is the configured admin key (None: the data dir's key file)."""
     tenants = TenantStore(data_dir)
+    current_admin_key = admin_key_source(data_dir, admin_key)
+    # One thread for readiness queries: a hung ClickHouse queues them there instead of piling up threads.
+    readiness = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metering-readyz")
     app = FastAPI(title="CloneDesk analytics", version="1", lifespan=lifespan)
     tracer = tracer or trace.get_tracer("clonedesk.metering.api")
 
@@ -128,7 +140,8 @@ def create_app(store: MeteringStore, data_dir: Path, *, lifespan=None,
             token = request.query_params.get("key", "")
         if not token:
             raise HTTPException(401, "missing bearer API key", headers={"WWW-Authenticate": "Bearer"})
-        if secrets.compare_digest(token.encode(), admin_api_key(data_dir).encode()):
+        admin = current_admin_key()
+        if admin is not None and secrets.compare_digest(token.encode(), admin.encode()):
             record = tenants.find(tenant_id)
             if record is None:
                 raise HTTPException(404, f"unknown tenant {tenant_id!r}")
@@ -152,6 +165,18 @@ def create_app(store: MeteringStore, data_dir: Path, *, lifespan=None,
     @app.get("/healthz")
     def healthz() -> dict:
         return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        try:
+            answered = await asyncio.wait_for(
+                asyncio.get_running_loop().run_in_executor(readiness, store.ready), READY_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            answered = False
+        if answered:
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "clickhouse unreachable"}, status_code=503,
+                            headers={"Retry-After": str(RETRY_AFTER_S)})
 
     @app.get("/v1/tenants/{tenant_id}/invoice")
     def invoice(tenant: ApiTenant, month: Annotated[str, Query(pattern=MONTH_PATTERN)]) -> dict:

@@ -69,7 +69,7 @@ async def run_metering(settings: MeteringSettings, stop: asyncio.Event | None = 
             socket = settings.metering_socket
             socket.parent.mkdir(parents=True, exist_ok=True)
             socket.unlink(missing_ok=True)  # a stale socket of a previous run
-            app = create_app(store, settings.resolved_data_dir)
+            app = analytics_app(store, settings)
             config = uvicorn.Config(app, uds=str(socket), log_level="warning", log_config=None)
             server = ThreadedServer(config)
             server.start()
@@ -87,11 +87,16 @@ async def run_metering(settings: MeteringSettings, stop: asyncio.Event | None = 
         telemetry.shutdown()
 
 
+def analytics_app(store: MeteringStore, settings: MeteringSettings):
+    """The analytics app over `store`, as these settings configure it (admin key included)."""
+    return create_app(store, settings.resolved_data_dir, admin_key=settings.admin_api_key or None)
+
+
 def api_app(settings: MeteringSettings):
     if settings.embedded_clickhouse:
         return create_proxy_app(settings.metering_socket)
     store = MeteringStore.connect(settings.clickhouse, settings.clickhouse_database)
-    return create_app(store, settings.resolved_data_dir)
+    return analytics_app(store, settings)
 
 
 def run_api(settings: MeteringSettings, host: str) -> None:
