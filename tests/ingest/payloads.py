@@ -61,6 +61,14 @@ def zendesk_rating(ticket_id: str, vendor_id: str, score, time: str = "2026-11-2
                          {"current": score, "previous": None}, vendor_id, time)
 
 
+def zendesk_trigger_rating(ticket_id: str, rating: str, comment: str = "",
+                           rated_at: str = "2026-11-21T10:09Z") -> dict:
+    """The body our satisfaction trigger sends (README, "Satisfaction ratings"), its placeholders rendered:
+    `{{ticket.updated_at_with_timestamp}}` renders to the minute."""
+    return {"type": "clonedesk:ticket.satisfaction_rated", "ticket_id": ticket_id, "rating": rating,
+            "comment": comment, "rated_at": rated_at}
+
+
 def intercom_conversation(conversation_id: str, parts: list | None = None, rating: dict | None = None,
                           body: str = "<p>Hi, my parcel never arrived.</p>", created_at: int = 1763719200) -> dict:
     return {

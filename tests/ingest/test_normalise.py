@@ -46,6 +46,34 @@ def test_zendesk_assignment_and_group_change_and_rating():
     assert only(zendesk.normalise_webhook("acme", p.zendesk_rating("1", "r2", 3))).csat_score == 3
 
 
+def test_zendesk_satisfaction_trigger_body_is_one_csat_event():
+    body = p.zendesk_trigger_rating("35436", "Bad, I'm unsatisfied", "Took a week", "2026-11-21T10:09Z")
+    event = only(zendesk.normalise_webhook("acme", body))
+    assert (event.kind, event.ticket_id, event.csat_score, event.body) == (Kind.CSAT, "35436", 1, "Took a week")
+    assert (event.source, event.author_role) == (common_pb2.ZENDESK, common_pb2.CUSTOMER)
+    assert event.occurred_at.ToJsonString() == "2026-11-21T10:09:00Z"
+    # A redelivery of the same body is the same event; a changed rating is a new one.
+    assert only(zendesk.normalise_webhook("acme", dict(body))).event_id == event.event_id
+    good = p.zendesk_trigger_rating("35436", "good", "Took a week", "2026-11-21T10:12Z")
+    assert only(zendesk.normalise_webhook("acme", good)).event_id != event.event_id
+    assert only(zendesk.normalise_webhook("other", body)).event_id != event.event_id
+
+
+@pytest.mark.parametrize("rating,score", [("Good, I'm satisfied", 5), ("good", 5), ("Bad", 1),
+                                          ("bad_with_comment", 1), ("4", 4), (2, 2)])
+def test_zendesk_satisfaction_trigger_ratings(rating, score):
+    body = p.zendesk_trigger_rating(35436, rating)
+    assert only(zendesk.normalise_webhook("acme", body)).csat_score == score
+
+
+@pytest.mark.parametrize("changes", [{"ticket_id": "{{ticket.id}}"}, {"ticket_id": ""}, {"ticket_id": {"id": 1}},
+                                     {"rating": "Offered"}, {"rating": 9}, {"rating": None},
+                                     {"rated_at": "December 12, 2013"}])
+def test_zendesk_satisfaction_trigger_wrong_shapes(changes):
+    with pytest.raises(WrongShape):
+        zendesk.normalise_webhook("acme", {**p.zendesk_trigger_rating("35436", "good"), **changes})
+
+
 def test_redelivery_keeps_the_event_id_and_different_comments_differ():
     first = only(zendesk.normalise_webhook("acme", p.zendesk_comment("1", "c1", "x", staff=False)))
     again = only(zendesk.normalise_webhook("acme", p.zendesk_comment("1", "c1", "x", staff=False)))

@@ -4,13 +4,19 @@ export (tickets with their comments or audits).
 Webhook shape (Zendesk event webhooks): `{type, id, time, subject: "zen:ticket:<id>", account_id,
 detail: {ticket fields: id, status, requester_id, assignee_id, group_id, subject, ...},
 event: {...type-specific: comment {id, body, is_public, author {id, is_staff, name}} / current, previous}}`.
+
+Satisfaction ratings have no event webhook: they reach us through a trigger ("Satisfaction is Good/Bad")
+whose webhook body is JSON the tenant builds from placeholders, in the shape `TRIGGER_CSAT` names
+(`{type, ticket_id, rating, comment, rated_at}`; the README gives the trigger and its body template).
 """
 
 from __future__ import annotations
 
+import re
+
 from clonedesk.ingest.domain.events import (AI_AUTHOR_IDS, Kind, Normalised, WrongShape, new_event, optional,
                                             require, status_from)
-from clonedesk.ingest.domain.ids import event_id
+from clonedesk.ingest.domain.ids import event_id, parse_time
 from clonedesk.v1 import common_pb2
 
 SOURCE = "zendesk"
@@ -24,6 +30,8 @@ GROUP_ASSIGNMENT = "ticket.group_assignment_changed"
 # Satisfaction ratings arrive as a ticket event whose `event.current` holds the score ("good"/"bad" or
 # 1-5, depending on the account's survey); both spellings Zendesk used are accepted.
 CSAT_TYPES = ("ticket.satisfaction_rating_changed", "ticket.csat_score_changed")
+# The `type` of the body a satisfaction trigger sends (ours: Zendesk lets a trigger's webhook post any JSON).
+TRIGGER_CSAT = "clonedesk:ticket.satisfaction_rated"
 
 
 def _ticket_id(payload: dict) -> str:
@@ -43,7 +51,8 @@ def csat_score(value) -> int:
     if isinstance(value, (int, float)) and 1 <= int(value) <= 5:
         return int(value)
     if isinstance(value, str):
-        text = value.strip().lower()
+        # The first word: `{{satisfaction.current_rating}}` renders as e.g. "Good, I'm satisfied".
+        text = re.split(r"[^a-z0-9_]", value.strip().lower(), maxsplit=1)[0]
         if text.isdigit() and 1 <= int(text) <= 5:
             return int(text)
         if text in ("good", "good_with_comment", "satisfied"):
@@ -53,10 +62,33 @@ def csat_score(value) -> int:
     raise WrongShape(f"unreadable satisfaction score {value!r}")
 
 
+def normalise_trigger_rating(tenant_id: str, payload: dict) -> Normalised:
+    """A satisfaction trigger's body → one CSAT event. The body has no id of its own, so the event id comes
+    from what it says: a redelivery of the same body is the same event, a changed rating a new one."""
+    raw_ticket_id = require(payload, "ticket_id")
+    ticket_id = str(raw_ticket_id).strip() if isinstance(raw_ticket_id, (str, int)) else ""
+    if not ticket_id or "{{" in ticket_id:
+        raise WrongShape(f"ticket_id {raw_ticket_id!r} is not a ticket id (a misspelt placeholder?)")
+    score = csat_score(require(payload, "rating"))
+    comment = str(payload.get("comment") or "").strip()
+    rated_at = payload.get("rated_at") or None
+    try:
+        parse_time(rated_at)
+    except ValueError:
+        raise WrongShape(f"rated_at {rated_at!r} is not an ISO 8601 time") from None
+    return Normalised([new_event(
+        event_id=event_id(SOURCE, tenant_id, ticket_id, "csat-trigger", score, rated_at or "", comment),
+        tenant_id=tenant_id, ticket_id=ticket_id, source=common_pb2.ZENDESK, kind=Kind.CSAT,
+        author_role=common_pb2.CUSTOMER, csat_score=score, body=comment, occurred_at=rated_at,
+        attributes={"zendesk.type": TRIGGER_CSAT})])
+
+
 def normalise_webhook(tenant_id: str, payload: dict, ai_author_ids=AI_AUTHOR_IDS) -> Normalised:
     if not isinstance(payload, dict):
         raise WrongShape("the body is not a JSON object")
     kind_name = payload.get("type")
+    if kind_name == TRIGGER_CSAT:
+        return normalise_trigger_rating(tenant_id, payload)
     if not isinstance(kind_name, str) or not kind_name.startswith(PREFIX):
         raise WrongShape("missing or foreign `type` (expected zen:event-type:...)")
     name = kind_name[len(PREFIX):]
