@@ -135,3 +135,121 @@ def test_dashboard_in_headless_chromium(served, tmp_path):
     assert f'id="billable-units">{invoice.billable_units}<' in dom
     assert dom.count("<polyline") == 2 and 'id="resolution-rate-chart"' in dom and 'id="csat-chart"' in dom
     assert "2026-10-31" in dom  # the x axis runs through the month
+
+
+@pytest.fixture
+def empty_store(clickhouse_client, unique_database):
+    store = MeteringStore(clickhouse_client, unique_database)
+    store.migrate()
+    return store
+
+
+def test_admin_key_from_the_setting_writes_nothing_to_the_data_dir(tmp_path, empty_store, monkeypatch):
+    from clonedesk.metering.config import MeteringSettings
+    from clonedesk.metering.entrypoints.service import analytics_app
+
+    data_dir = tmp_path / "data"
+    tenant = TenantStore(data_dir).add("acme-" + uuid.uuid4().hex[:6])
+    monkeypatch.setenv("CLONEDESK_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("CLONEDESK_ADMIN_API_KEY", "cdk_admin_from_the_environment")
+    settings = MeteringSettings()
+    assert settings.admin_api_key == "cdk_admin_from_the_environment"
+    path = f"/v1/tenants/{tenant.id}/invoice"
+    with ApiServer(analytics_app(empty_store, settings)) as server:
+        assert get(server, path, "cdk_admin_from_the_environment", month="2026-10").status_code == 200
+        unknown = "/v1/tenants/nobody/invoice"
+        assert get(server, unknown, settings.admin_api_key, month="2026-10").status_code == 404
+        assert get(server, path, tenant.api_key, month="2026-10").status_code == 200
+        assert not (data_dir / "admin_key").exists()
+        # the setting is the one admin key: a key file (an old one, say) does not open the API
+        file_key = admin_api_key(data_dir)
+        assert get(server, path, file_key, month="2026-10").status_code == 401
+
+
+def test_a_data_dir_without_a_key_file_that_cannot_take_one_disables_admin_access_only(
+        tmp_path, empty_store, monkeypatch, caplog):
+    import errno
+
+    from clonedesk.core import tenants as tenants_module
+
+    data_dir = tmp_path / "data"
+    tenant = TenantStore(data_dir).add("acme-" + uuid.uuid4().hex[:6])
+
+    def read_only_mount(path, *_args, **_kwargs):  # what the api pod's read-only /data answers (even root)
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(tenants_module, "_write_private", read_only_mount)
+    path = f"/v1/tenants/{tenant.id}/invoice"
+    with ApiServer(create_app(empty_store, data_dir)) as server:
+        for _ in range(2):
+            assert get(server, path, tenant.api_key, month="2026-10").status_code == 200
+            assert get(server, path, "cdk_admin_guessed", month="2026-10").status_code == 401
+            assert get(server, path, month="2026-10").status_code == 401
+    assert not (data_dir / "admin_key").exists()
+    assert sum("admin access disabled" in r.getMessage() for r in caplog.records) == 1
+
+
+class UnreachableClickHouse:
+    """A ClickHouse server gone away: every query fails the way clickhouse-connect reports it."""
+
+    def query(self, *_args, **_kwargs):
+        from clickhouse_connect.driver.exceptions import OperationalError
+
+        raise OperationalError("Error HTTPConnectionPool(host='clickhouse', port=8123): connection refused")
+
+
+class HangingClickHouse:
+    def __init__(self):
+        import threading
+
+        self.release = threading.Event()
+
+    def query(self, *_args, **_kwargs):
+        self.release.wait(30)
+        raise TimeoutError("no answer")
+
+
+def test_readiness_follows_clickhouse(tmp_path, empty_store, clickhouse_client, monkeypatch):
+    from clonedesk.metering.entrypoints import api as api_module
+
+    data_dir = tmp_path / "data"
+    with ApiServer(create_app(empty_store, data_dir)) as server:
+        assert get(server, "/readyz").status_code == 200
+    down = MeteringStore(UnreachableClickHouse(), "clonedesk")
+    unmigrated = MeteringStore(clickhouse_client, "t_" + uuid.uuid4().hex[:12])
+    for store in (down, unmigrated):
+        with ApiServer(create_app(store, data_dir)) as server:
+            response = get(server, "/readyz")
+            assert response.status_code == 503 and response.headers["retry-after"] == "2"
+            assert get(server, "/healthz").status_code == 200  # alive, only not ready
+    monkeypatch.setattr(api_module, "READY_TIMEOUT_S", 0.5)
+    hanging = HangingClickHouse()
+    with ApiServer(create_app(MeteringStore(hanging, "clonedesk"), data_dir)) as server:
+        try:
+            assert get(server, "/readyz").status_code == 503
+        finally:
+            hanging.release.set()
+
+
+def test_embedded_readiness_is_the_metering_process_answering_through_its_socket(tmp_path, empty_store):
+    import uvicorn
+
+    from clonedesk.metering.config import MeteringSettings
+    from clonedesk.metering.entrypoints.proxy import create_proxy_app
+    from clonedesk.metering.entrypoints.service import ThreadedServer
+
+    socket = MeteringSettings(data_dir=tmp_path / "data").metering_socket
+    socket.parent.mkdir(parents=True, exist_ok=True)
+    with ApiServer(create_proxy_app(socket)) as proxy:
+        assert get(proxy, "/readyz").status_code == 503  # the metering process is not up yet
+        assert get(proxy, "/healthz").status_code == 200
+        for store, status in ((empty_store, 200), (MeteringStore(UnreachableClickHouse(), "clonedesk"), 503)):
+            metering = ThreadedServer(uvicorn.Config(create_app(store, tmp_path / "data"), uds=str(socket),
+                                                     log_level="warning", log_config=None))
+            metering.start()
+            try:
+                assert get(proxy, "/readyz").status_code == status
+            finally:
+                metering.stop()
+                socket.unlink(missing_ok=True)
+        assert get(proxy, "/readyz").status_code == 503

@@ -1,6 +1,8 @@
 """The `api` process in the embedded stack: chDB opens a data path from one process only, and the
 metering process holds it. So the public API port forwards each request, unchanged, to the same app
-served by the metering process on a unix socket. (With a ClickHouse server, `api` queries it itself.)"""
+served by the metering process on a unix socket. (With a ClickHouse server, `api` queries it itself.)
+`/readyz` is forwarded like the rest: ready when the metering process answers and its chDB does; 503 while
+that process is not up."""
 
 from contextlib import asynccontextmanager
 from pathlib import Path

@@ -64,7 +64,8 @@ class MeteringSink:
             self._rows = meter.create_counter("metering.rows", description="events written to ClickHouse")
             self._dead = meter.create_counter("metering.dead_letters", description="records parked on a DLQ")
             self._states = meter.create_counter(
-                "metering.resolutions.settled", description="resolutions entering a lifecycle state, by state")
+                "metering.resolutions.settled",
+                description="resolutions entering a lifecycle state, by state")
 
     def _record_spans(self, written, started_ns: int, batch) -> None:
         """One `metering.write` span per record, a child of the span that produced it, so each ticket
