@@ -5,12 +5,17 @@ It reads `helpdesk.events` and `resolutions` (both keyed tenant:ticket with the 
 ticket's state, its events and its resolutions share one partition) and writes `training.samples`,
 `tickets.to_resolve` and `resolution.outcomes`. A record that cannot be decoded goes to `<topic>.dlq`
 with the reason in its headers, and the worker goes on.
+
+Per record, what the reducer emits is sent and acknowledged by the broker before the table takes the new
+state (see `ConversationUpdater`), so a crash in between repeats outputs rather than losing them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from typing import Awaitable, Callable, MutableMapping
 
 import faust
 from opentelemetry import metrics, trace
@@ -20,7 +25,7 @@ from clonedesk.core.kafka import PoisonMessage, decode, encode
 from clonedesk.core.settings import Settings
 from clonedesk.core.telemetry import extract_context, inject_headers
 from clonedesk.core.tenants import TenantStore
-from clonedesk.ingest.domain.conversation import Context, Conversation, apply
+from clonedesk.ingest.domain.conversation import Context, Conversation, Emit, apply
 from clonedesk.v1 import events_pb2, resolver_pb2
 
 log = logging.getLogger(__name__)
@@ -42,11 +47,45 @@ def validate_resolution(resolution: resolver_pb2.Resolution) -> resolver_pb2.Res
     return resolution
 
 
+# (topic, key, value) → the send's delivery, which resolves once the broker acknowledged the record.
+Send = Callable[[str, bytes, bytes], Awaitable[Awaitable]]
+
+
+class ConversationUpdater:
+    """One decoded input → the conversation table and the output topics.
+
+    Order matters for "nothing accepted is lost": the outputs are sent and each acknowledged by the broker
+    first, and only then does the table (whose changelog marks the input as seen) take the new state. A
+    crash in between makes the redelivered input apply again and send its outputs again; that duplicate is
+    harmless because every consumer downstream is idempotent on the message's id (the trainer's buffer by
+    sample id; the resolver bridge by request id, which yields the same resolution id; metering by event
+    id)."""
+
+    def __init__(self, table: MutableMapping, send: Send, is_live: Callable[[str], bool]):
+        self.table, self.send, self.is_live = table, send, is_live
+
+    async def update(self, item: events_pb2.HelpdeskEvent | resolver_pb2.Resolution) -> list[Emit] | None:
+        """What was emitted, or None when the input was a redelivery that changed nothing."""
+        key = f"{item.tenant_id}:{item.ticket_id}"
+        stored = self.table.get(key)
+        state = Conversation.from_dict(stored) if stored else None
+        before = len(state.seen) if state else 0
+        live = isinstance(item, events_pb2.HelpdeskEvent) and self.is_live(item.tenant_id)
+        state, emits = apply(state, item, Context(live=live))
+        if len(state.seen) == before:
+            return None
+        deliveries = [await self.send(emit.topic, emit.key, encode(emit.message)) for emit in emits]
+        await asyncio.gather(*deliveries)  # raises if the broker did not take one: the table stays as it was
+        self.table[key] = state.to_dict()
+        return emits
+
+
 def create_app(settings: Settings, app_id: str = DEFAULT_APP_ID, table_name: str = DEFAULT_TABLE) -> faust.App:
     partitions = settings.topic_partitions
     app = faust.App(
         app_id,
         broker=f"kafka://{settings.bootstrap}",
+        datadir=settings.resolved_data_dir / "streams" / app_id,  # not `<app id>-data` in the working dir
         store="memory://",  # the changelog topic is the durable copy; recovery replays it
         topic_partitions=partitions,
         topic_replication_factor=1,
@@ -83,8 +122,14 @@ def create_app(settings: Settings, app_id: str = DEFAULT_APP_ID, table_name: str
                     ("dlq.failed_at", str(time.time()).encode()),
                     ("dlq.source_partition", str(message.partition).encode()),
                     ("dlq.source_offset", str(message.offset).encode())]
-        await dead_letters[message.topic].send(key=message.key, value=message.value, headers=headers)
+        delivery = await dead_letters[message.topic].send(key=message.key, value=message.value, headers=headers)
+        await delivery  # acknowledged before the poison record's offset can be committed
         log.warning("dead-lettered a record", extra={"topic": message.topic, "reason": reason})
+
+    async def send_output(topic: str, key: bytes, value: bytes):
+        return await outputs[topic].send(key=key, value=value, headers=inject_headers())
+
+    updater = ConversationUpdater(table, send_output, tenant_is_live)
 
     @app.agent(inputs, name=f"{app_id}-process")
     async def process(stream):
@@ -104,18 +149,11 @@ def create_app(settings: Settings, app_id: str = DEFAULT_APP_ID, table_name: str
                 key = f"{item.tenant_id}:{item.ticket_id}"
                 span.set_attribute("tenant.id", item.tenant_id)
                 span.set_attribute("ticket.id", item.ticket_id)
-                stored = table.get(key)
-                state = Conversation.from_dict(stored) if stored else None
-                before = len(state.seen) if state else 0
-                live = isinstance(item, events_pb2.HelpdeskEvent) and tenant_is_live(item.tenant_id)
-                state, emits = apply(state, item, Context(live=live))
-                if len(state.seen) == before:
+                emits = await updater.update(item)
+                if emits is None:
                     processed.add(1, {"topic": message.topic, "result": "duplicate"})
                     continue  # a redelivery: nothing changed, nothing to send
-                table[key] = state.to_dict()
                 for emit in emits:
-                    await outputs[emit.topic].send(key=emit.key, value=encode(emit.message),
-                                                   headers=inject_headers())
                     emitted.add(1, {"topic": emit.topic})
                 processed.add(1, {"topic": message.topic, "result": "applied"})
                 span.set_attribute("clonedesk.emitted", len(emits))
