@@ -25,6 +25,10 @@ class Settings(BaseSettings):
         default=None, description="HF causal-LM directory or hub id; unset = built offline into the data dir."
     )
     engine: Literal["hf", "vllm"] = Field(default="hf", description="Inference engine of the resolver.")
+    bind_host: str = Field(
+        default="127.0.0.1",
+        description="Interface the gateway, resolver, API and simulator listen on; 0.0.0.0 in containers.",
+    )
     gateway_port: int = Field(default=8080, description="Webhook gateway (HTTP).")
     resolver_port: int = Field(default=50051, description="Resolver (gRPC).")
     api_port: int = Field(default=8081, description="Analytics API and dashboard (HTTP).")

@@ -43,7 +43,7 @@ def ingest(ctx: click.Context, port: int | None, max_body_bytes: int, signature_
     configure_logging("gateway", settings.log_level)
     setup_telemetry("gateway", settings)
     app = create_app(settings, max_body_bytes=max_body_bytes, tolerance_s=signature_tolerance)
-    uvicorn.run(app, host="127.0.0.1", port=port or settings.gateway_port, log_config=None,
+    uvicorn.run(app, host=settings.bind_host, port=port or settings.gateway_port, log_config=None,
                 access_log=False)
 
 

@@ -42,16 +42,16 @@ def metering(ctx: click.Context) -> None:
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--host", default=None, help="Interface to listen on (default: CLONEDESK_BIND_HOST).")
 @click.pass_context
-def api(ctx: click.Context, host: str) -> None:
+def api(ctx: click.Context, host: str | None) -> None:
     """Serve the analytics API and the tenant dashboards on CLONEDESK_API_PORT."""
     from clonedesk.core.logs import configure_logging
     from clonedesk.metering.entrypoints.service import run_api
 
     settings = _settings(ctx)
     configure_logging("api", settings.log_level)
-    run_api(settings, host)
+    run_api(settings, host or settings.bind_host)
 
 
 def fetch_invoice(settings: MeteringSettings, tenant_id: str, month: Month) -> dict:

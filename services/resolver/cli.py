@@ -102,7 +102,7 @@ def helpdesk_sim(ctx: click.Context) -> None:
     settings = _settings(ctx)
     app = create_app(settings.path("helpdesk-sim", "replies.jsonl"))
     server = Server(
-        uvicorn.Config(app, host="127.0.0.1", port=settings.helpdesk_sim_port, log_level="warning")
+        uvicorn.Config(app, host=settings.bind_host, port=settings.helpdesk_sim_port, log_level="warning")
     )
 
     async def serve(stop: asyncio.Event) -> None:

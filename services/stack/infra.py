@@ -53,7 +53,8 @@ def s3rver_command() -> list[str] | None:
     ]
     for candidate in candidates:
         if candidate and Path(candidate).exists():
-            return [node, candidate]
+            # Started through our launcher, which makes s3rver's object writes atomic (see s3store.js).
+            return [node, str(Path(__file__).with_name("s3store.js")), candidate]
     return None
 
 

@@ -59,6 +59,8 @@ class Child:
     restarts: int = 0
     failures_in_a_row: int = 0
     next_start_at: float | None = None
+    # Stopped on purpose while the broker restarts; started again once the broker is ready.
+    held: bool = False
     log_handle: TextIO | None = field(default=None, repr=False)
 
     @property
@@ -144,6 +146,8 @@ class Supervisor:
     def supervise_once(self) -> None:
         now = time.monotonic()
         for child in self.children:
+            if child.held:
+                continue
             process = child.process
             if process is not None and process.poll() is not None and child.next_start_at is None:
                 ran_for = now - child.started_at
@@ -154,12 +158,17 @@ class Supervisor:
                          f" restarting in {delay:.0f}s")
                 log.warning("component exited", extra={"component": child.component.name,
                                                        "exit_code": process.returncode, "backoff_s": delay})
+                if child.component.name == "broker":
+                    self._hold_services()
             if child.next_start_at is not None and now >= child.next_start_at and not self.stopping:
                 child.next_start_at = None
                 child.restarts += 1
                 self._spawn(child)
-                if child.component.name == "broker" and self._await_ready(child, fatal=False):
-                    self._prepare_broker()
+                if child.component.name == "broker":
+                    if self._await_ready(child, fatal=False):
+                        self._restart_held_services_after(child)
+                    elif child.process.poll() is None:
+                        child.process.kill()  # never answered: restart it again (services stay held)
                 self.say(f"{child.component.name} restarted (restart #{child.restarts}, pid {child.pid})")
                 log.warning("component restarted", extra={"component": child.component.name,
                                                           "restart": child.restarts})
@@ -233,6 +242,43 @@ class Supervisor:
             raise StackError(message)
         self.say("warning: " + message)
         return False
+
+    def _hold_services(self) -> None:
+        """The embedded broker died. Stop every service until it is back and prepared: a producer that
+        reconnects the moment the port answers would append before the warm-up fetch (see
+        core.kafka.warm_up_partitions) and overwrite acknowledged records on the restarted broker."""
+        services = [c for c in self.children if c.component.order >= 100]
+        running = [c for c in services if c.process and c.process.poll() is None]
+        for child in running:
+            child.process.terminate()
+        deadline = time.monotonic() + STOP_GRACE_S
+        for child in running:
+            try:
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+        for child in services:
+            child.held, child.next_start_at = True, None
+        if services:
+            self.say(f"holding {len(services)} services until the broker is back")
+            log.warning("services held for a broker restart", extra={"services": len(services)})
+        self._write_state()
+
+    def _restart_held_services_after(self, broker: Child) -> None:
+        try:
+            self._prepare_broker()
+        except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - not safe to write to yet
+            self.say(f"warning: the restarted broker could not be prepared ({exc}); restarting it again")
+            broker.process.kill()
+            return
+        held = [c for c in self.children if c.held]
+        for child in held:
+            child.held = False
+            self._spawn(child)
+        if held:
+            self.say(f"released {len(held)} services after the broker restart")
+            log.info("services released", extra={"services": len(held)})
 
     def _create_topics(self) -> None:
         created = asyncio.run(ensure_topics(self.settings.bootstrap,

@@ -7,8 +7,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
+import httpx
 import pytest
 
 from clonedesk.core.kafka import make_consumer, make_producer
@@ -16,7 +18,10 @@ from clonedesk.core.settings import Settings
 from clonedesk.stack.component import Component
 from clonedesk.stack.state import pid_alive
 from clonedesk.stack.supervisor import Supervisor
+from clonedesk.v1 import events_pb2
 from tests.conftest import free_port, wait_until
+from tests.ingest import payloads
+from tests.ingest.harness import sign_zendesk
 
 pytestmark = pytest.mark.integration
 
@@ -69,36 +74,110 @@ async def read_all(bootstrap, topic, expected, timeout=60):
     return seen
 
 
+async def produce_many(bootstrap, topic, values):
+    """Send all at once and wait for every acknowledgement (acks=all)."""
+    producer = make_producer(bootstrap)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=value[-3:]) for value in values]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def event_bodies(bootstrap, expected, timeout=60):
+    """Bodies of the HelpdeskEvents on helpdesk.events, read until `expected` are all there (or timeout)."""
+    consumer = make_consumer(bootstrap, "helpdesk.events", group_id=None)
+    await consumer.start()
+    seen = set()
+    try:
+        async with asyncio.timeout(timeout):
+            while not expected <= seen:
+                for records in (await consumer.getmany(timeout_ms=300)).values():
+                    seen.update(events_pb2.HelpdeskEvent.FromString(r.value).body for r in records)
+    except TimeoutError:
+        pass
+    finally:
+        await consumer.stop()
+    return seen
+
+
+class WebhookSender(threading.Thread):
+    """A helpdesk posting signed comment webhooks to the gateway without pause; remembers which bodies
+    the gateway acknowledged (2xx). Refused or failed posts are simply not acknowledged."""
+
+    def __init__(self, url: str, tenant: str, secret: str):
+        super().__init__(daemon=True)
+        self.url, self.tenant, self.secret = url, tenant, secret
+        self.acknowledged: list[str] = []
+        self.failed = 0
+        self.stopping = threading.Event()
+
+    def run(self):
+        number = 0
+        with httpx.Client(timeout=15) as client:
+            while not self.stopping.is_set():
+                text = f"message number {number}"
+                body = payloads.body_of(payloads.zendesk_comment(f"t{number % 7}", f"c{number}", text,
+                                                                 staff=False))
+                try:
+                    response = client.post(f"{self.url}/webhooks/zendesk/{self.tenant}", content=body,
+                                           headers=sign_zendesk(self.secret, body))
+                    if response.is_success:
+                        self.acknowledged.append(text)
+                    else:
+                        self.failed += 1
+                except httpx.HTTPError:
+                    self.failed += 1
+                    time.sleep(0.1)
+                number += 1
+
+
 @pytest.mark.slow
 def test_acknowledged_records_survive_a_stack_restart_and_a_broker_kill(tmp_path):
-    env = stack_env(tmp_path)
+    env = stack_env(tmp_path, CLONEDESK_GATEWAY_PORT=str(free_port()))
     bootstrap = f"127.0.0.1:{env['CLONEDESK_BROKER_PORT']}"
-    clonedesk(env, "up", "--detach", "--only", "store,broker")
+    clonedesk(env, "up", "--detach", "--only", "store,broker,gateway")
     try:
-        first = {f"record-{i:04d}".encode() for i in range(300)}
-        asyncio.run(produce(bootstrap, "helpdesk.events", sorted(first)))
+        secret = json.loads(clonedesk(env, "tenant", "add", "acme", "--json").stdout)["zendesk_secret"]
+        first = {f"record-{i:05d}".encode() for i in range(5000)}
+        asyncio.run(produce_many(bootstrap, "tickets.to_resolve", sorted(first)))
 
         # 1. stop everything cleanly (SIGTERM to the supervisor), start again: every record is there.
         children = [c["pid"] for c in status(env).values() if c["pid"]]
-        assert len(children) == 2
+        assert len(children) == 3
         assert "stack stopped" in clonedesk(env, "down").stdout
         assert not any(pid_alive(pid) for pid in children), "children must stop with the stack"
         assert all(not c["up"] for c in status(env).values())
-        clonedesk(env, "up", "--detach", "--only", "store,broker")
-        assert first <= asyncio.run(read_all(bootstrap, "helpdesk.events", first))
+        clonedesk(env, "up", "--detach", "--only", "store,broker,gateway")
+        assert first <= asyncio.run(read_all(bootstrap, "tickets.to_resolve", first))
 
-        # 2. SIGKILL the broker: the supervisor restarts it, and nothing acknowledged is lost.
-        old_pid = status(env)["broker"]["pid"]
-        os.kill(old_pid, signal.SIGKILL)
-        supervisor_out = tmp_path / "data" / "logs" / "supervisor.out"
-        wait_until(lambda: "broker restarted (restart #1" in supervisor_out.read_text(), timeout=60,
-                   message="the broker to be restarted")
+        # 2. SIGKILL the broker while webhooks keep arriving: the supervisor holds the gateway, restarts
+        # the broker, prepares it, releases the gateway; every webhook acknowledged before, during or
+        # after is on helpdesk.events, and so is everything from before.
+        sender = WebhookSender(f"http://127.0.0.1:{env['CLONEDESK_GATEWAY_PORT']}", "acme", secret)
+        sender.start()
+        try:
+            wait_until(lambda: len(sender.acknowledged) >= 30, timeout=60, message="webhooks to flow")
+            old_pid = status(env)["broker"]["pid"]
+            os.kill(old_pid, signal.SIGKILL)
+            supervisor_out = tmp_path / "data" / "logs" / "supervisor.out"
+            wait_until(lambda: "released 1 services after the broker restart" in supervisor_out.read_text(),
+                       timeout=90, message="the broker to be restarted and the gateway released")
+            acknowledged_at_release = len(sender.acknowledged)
+            wait_until(lambda: len(sender.acknowledged) >= acknowledged_at_release + 30, timeout=60,
+                       message="webhooks to flow again")
+        finally:
+            sender.stopping.set()
+            sender.join(timeout=30)
         assert status(env)["broker"]["up"] and status(env)["broker"]["pid"] != old_pid
-        second = {f"after-kill-{i:04d}".encode() for i in range(50)}
-        asyncio.run(produce(bootstrap, "helpdesk.events", sorted(second)))
-        assert first | second <= asyncio.run(read_all(bootstrap, "helpdesk.events", first | second))
-        log = (tmp_path / "data" / "logs" / "supervisor.out").read_text()
+        acknowledged = set(sender.acknowledged)
+        assert sender.failed > 0, "the kill should have refused some webhooks"
+        assert acknowledged <= asyncio.run(event_bodies(bootstrap, acknowledged)), "an acknowledged webhook was lost"
+        assert first <= asyncio.run(read_all(bootstrap, "tickets.to_resolve", first))
+        log = supervisor_out.read_text()
         assert "broker exited with code -9" in log and "broker restarted (restart #1" in log
+        assert "holding 1 services until the broker is back" in log
     finally:
         clonedesk(env, "down", check=False)
 

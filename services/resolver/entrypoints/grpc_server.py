@@ -168,7 +168,7 @@ async def resolve_base_model(settings: Settings, stop: asyncio.Event) -> str | N
 async def run_resolver(
     settings: Settings, resolver_settings: ResolverSettings, stop: asyncio.Event, engine: Engine | None = None
 ) -> None:
-    server = ResolverServer(settings.resolver_port)
+    server = ResolverServer(settings.resolver_port, host=settings.bind_host)
     await server.start()
     log.info("resolver listening", extra={"address": server.address, "engine": settings.engine})
     follower = None

@@ -127,13 +127,23 @@ def make_batches(tokenizer, samples: Sequence, config: LoraTrainingConfig) -> li
     return batches
 
 
+def training_device() -> str:
+    """Where training and evaluation run: the GPU when the trainer's node has one (production trainers
+    run on GPU nodes), else the CPU. `CLONEDESK_TRAINER_DEVICE` overrides it (e.g. `cpu`, `cuda:1`)."""
+    import os
+
+    import torch
+
+    return os.environ.get("CLONEDESK_TRAINER_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def load_base(base_model: str):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(base_model)
+    model = AutoModelForCausalLM.from_pretrained(base_model).to(training_device())
     return model, tokenizer
 
 
@@ -156,7 +166,7 @@ def adapter_weights_digest(model) -> str:
     digest = hashlib.sha256()
     for name, tensor in sorted(get_peft_model_state_dict(model).items()):
         digest.update(name.encode())
-        digest.update(tensor.detach().float().contiguous().numpy().tobytes())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -177,8 +187,10 @@ def train_on_batches(model, batches: Sequence[Batch], config: LoraTrainingConfig
     tokens = 0
     losses: list[float] = []
     bar = tqdm(batches, desc=description, unit="step", disable=not progress, mininterval=1.0)
+    device = next(model.parameters()).device
     for batch in bar:
-        loss = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels).loss
+        loss = model(input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device),
+                     labels=batch.labels.to(device)).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
@@ -245,6 +257,8 @@ def generate_targets(model, tokenizer, contexts: Sequence, *, max_new_tokens: in
         length = max(len(p) for p in prompts)
         input_ids = torch.tensor([[pad] * (length - len(p)) + p for p in prompts])
         attention = torch.tensor([[0] * (length - len(p)) + [1] * len(p) for p in prompts])
+        device = next(model.parameters()).device
+        input_ids, attention = input_ids.to(device), attention.to(device)
         with torch.no_grad():
             generated = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=max_new_tokens,
                                        do_sample=False, eos_token_id=tokenizer.eos_token_id, pad_token_id=pad)
