@@ -9,7 +9,7 @@ from decimal import Decimal
 import click
 import httpx
 
-from clonedesk.core.tenants import TenantStore, admin_api_key, validate_tenant_id
+from clonedesk.core.tenants import TenantStore, validate_tenant_id
 from clonedesk.metering.config import MeteringSettings
 from clonedesk.metering.domain.billing import Month, usd
 
@@ -63,10 +63,11 @@ def fetch_invoice(settings: MeteringSettings, tenant_id: str, month: Month) -> d
     if settings.embedded_clickhouse and socket.exists():
         transport = httpx.HTTPTransport(uds=str(socket))
         try:
-            admin = {"Authorization": f"Bearer {admin_api_key(settings.resolved_data_dir)}"}
+            # The tenant's own key: it reads its own invoice whether or not an admin key is configured.
+            auth = {"Authorization": f"Bearer {record.api_key}"}
             with httpx.Client(transport=transport, base_url="http://metering", timeout=60) as client:
                 response = client.get(f"/v1/tenants/{record.id}/invoice", params={"month": str(month)},
-                                      headers=admin)
+                                      headers=auth)
             response.raise_for_status()
             return response.json()
         except httpx.TransportError:

@@ -47,3 +47,41 @@ def test_kustomize_overlay_builds_with_probes_and_gpu_resolver():
     for doc in docs:
         for c in doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
             assert c["args"][0] in main.commands, c["args"]
+
+
+def test_containers_listen_beyond_loopback_and_wait_for_their_topics():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    ours = {name: s for name, s in services.items() if name not in {"kafka", "clickhouse", "otel-collector"}}
+    for name, service in ours.items():
+        assert service["environment"]["CLONEDESK_BIND_HOST"] == "0.0.0.0", name
+        if name != "topics":
+            assert service["depends_on"]["topics"]["condition"] == "service_completed_successfully", name
+    # the bridge calls resolver:50051 whichever profile runs the resolver
+    assert "resolver" in services["resolver-gpu"]["networks"]["default"]["aliases"]
+    config = yaml.safe_load((REPO / "deploy" / "base" / "config.yaml").read_text())
+    assert config["data"]["CLONEDESK_BIND_HOST"] == "0.0.0.0"
+
+
+def test_the_gateway_listens_on_the_configured_interface(tmp_path):
+    import os
+    import sys
+
+    import psutil
+
+    from tests.conftest import free_port, wait_until
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLONEDESK_")}
+    env.update(CLONEDESK_DATA_DIR=str(tmp_path), CLONEDESK_GATEWAY_PORT=str(port), CLONEDESK_BIND_HOST="0.0.0.0",
+               CLONEDESK_KAFKA_BOOTSTRAP=f"127.0.0.1:{free_port()}")
+    process = subprocess.Popen([sys.executable, "-m", "clonedesk", "ingest"], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        def listening():
+            return [c.laddr.ip for c in psutil.Process(process.pid).net_connections(kind="tcp")
+                    if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+        assert wait_until(listening, timeout=60, message="the gateway to listen") == ["0.0.0.0"]
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

@@ -13,6 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from opentelemetry import trace
 from opentelemetry.trace import Link
 
@@ -82,8 +83,11 @@ class MeteringSink:
             span.end(end_time=ended_ns)
 
     async def run(self, stop: asyncio.Event) -> SinkStats:
+        # Range assignment gives each sink replica the same partition numbers of both topics (they are
+        # co-partitioned by tenant:ticket), so a resolution and its outcomes meet in one replica.
         consumer = make_consumer(self.bootstrap, RESOLUTIONS, RESOLUTION_OUTCOMES, group_id=self.group_id,
-                                 max_poll_records=self.batch_size)
+                                 max_poll_records=self.batch_size,
+                                 partition_assignment_strategy=(RangePartitionAssignor,))
         producer = make_producer(self.bootstrap)
         await consumer.start()
         await producer.start()
