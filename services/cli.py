@@ -8,6 +8,7 @@ import importlib.util
 import json
 import pkgutil
 import sys
+from decimal import Decimal, InvalidOperation
 
 import click
 from pydantic import ValidationError
@@ -147,6 +148,63 @@ def tenant_go_live(ctx: click.Context, tenant_id: str) -> None:
     record.live = True
     store.save(record)
     click.echo(f"tenant {record.id} is live on {record.id}@v{version}")
+
+
+def _price(_ctx, _param, value: str | None) -> str | None:
+    """A positive decimal amount in dollars, kept as the string it was given (never a float)."""
+    if value is None:
+        return None
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise click.BadParameter(f"{value!r} is not a decimal amount") from None
+    if not amount.is_finite() or amount < 0 or amount.as_tuple().exponent < -4:
+        raise click.BadParameter(f"{value!r}: a non-negative amount with at most 4 decimals")
+    return str(amount)
+
+
+@tenant.command("set")
+@click.argument("tenant_id")
+@click.option("--escalation-threshold", type=click.FloatRange(0, 1),
+              help="Confidence under which the resolver escalates instead of replying.")
+@click.option("--unit-price", callback=_price, help="Dollars per billable resolution (plan).")
+@click.option("--free-units", type=click.IntRange(min=0), help="Free billable resolutions a month (plan).")
+@click.option("--bill-assumed/--no-bill-assumed", default=None,
+              help="Whether assumed resolutions are billed (plan).")
+@click.option("--assumed-window-hours", type=click.IntRange(min=1),
+              help="Quiet time after the AI's reply before a resolution is assumed (plan).")
+@click.option("--reopen-window-days", type=click.IntRange(min=1),
+              help="How long a customer's return reopens (and credits) a resolution (plan).")
+@click.option("--zendesk-base-url", help="e.g. https://acme.zendesk.com (replies are posted there).")
+@click.option("--zendesk-email", help="Zendesk API user (with --zendesk-token).")
+@click.option("--zendesk-token", help="Zendesk API token.")
+@click.option("--intercom-base-url", help="e.g. https://api.intercom.io")
+@click.option("--intercom-token", help="Intercom access token.")
+@click.pass_context
+def tenant_set(ctx: click.Context, tenant_id: str, escalation_threshold: float | None, **changes) -> None:
+    """Change a tenant's escalation threshold, plan or helpdesk access; the services read it on next use."""
+    settings = settings_from(ctx)
+    store = TenantStore(settings.resolved_data_dir)
+    record = store.get(validate_tenant_id(tenant_id))
+    plan_fields = {"unit_price": "unit_price_usd", "free_units": "free_units", "bill_assumed": "bill_assumed",
+                   "assumed_window_hours": "assumed_window_hours", "reopen_window_days": "reopen_window_days"}
+    changed = []
+    if escalation_threshold is not None:
+        record.escalation_threshold = escalation_threshold
+        changed.append("escalation_threshold")
+    for option, value in changes.items():
+        if value is None:
+            continue
+        if option in plan_fields:
+            setattr(record.plan, plan_fields[option], value)
+            changed.append(f"plan.{plan_fields[option]}")
+        else:
+            setattr(record.helpdesk, option, value)
+            changed.append(f"helpdesk.{option}")
+    if not changed:
+        raise OperatorError("nothing to change: give at least one option (see `clonedesk tenant set --help`)")
+    store.save(record)
+    click.echo(f"tenant {record.id}: {', '.join(changed)} updated")
 
 
 # -- commands of the other packages ---------------------------------------------------------------------

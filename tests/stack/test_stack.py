@@ -247,6 +247,20 @@ def test_tenant_commands(tmp_path):
     refused = clonedesk(env, "tenant", "go-live", "acme", check=False)
     assert refused.returncode != 0 and "no trained adapter" in refused.stderr
 
+    clonedesk(env, "tenant", "set", "acme", "--escalation-threshold", "0.7", "--unit-price", "1.25",
+              "--free-units", "10", "--no-bill-assumed", "--reopen-window-days", "3",
+              "--zendesk-base-url", "https://acme.zendesk.com", "--zendesk-token", "tok")
+    changed = json.loads(clonedesk(env, "tenant", "show", "acme", "--secrets", "--json").stdout)
+    assert changed["escalation_threshold"] == 0.7
+    assert changed["plan"] == {"unit_price_usd": "1.25", "free_units": 10, "bill_assumed": False,
+                               "assumed_window_hours": 24, "reopen_window_days": 3}
+    assert changed["helpdesk"]["zendesk_base_url"] == "https://acme.zendesk.com"
+    assert changed["helpdesk"]["zendesk_token"] == "tok" and changed["api_key"] == created["api_key"]
+    for bad in (["--unit-price", "0.1.2"], ["--escalation-threshold", "1.5"], []):
+        refused = clonedesk(env, "tenant", "set", "acme", *bad, check=False)
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr, bad
+    assert json.loads(clonedesk(env, "tenant", "show", "acme", "--json").stdout)["plan"] == changed["plan"]
+
 
 def test_supervisor_restarts_a_dying_child_with_backoff(tmp_path, kafka_bootstrap):
     settings = Settings(data_dir=tmp_path / "data", kafka_bootstrap=kafka_bootstrap, topic_partitions=2)
