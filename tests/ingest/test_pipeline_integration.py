@@ -103,14 +103,43 @@ def live_zendesk_flow(stack: Stack, tid: str, times: int) -> None:
 
 
 def test_a_live_ticket_gets_a_resolve_request_and_its_outcomes(stack):
-    tid = ticket()
+    tid, conversation = ticket(), ticket()
+    # An Intercom conversation opened on the live tenant, its webhook delivered twice: one request.
+    opened = p.intercom_notification("conversation.user.created", p.intercom_conversation(conversation))
+    for _ in range(2):
+        accepted(stack.intercom(stack.live, opened))
     live_zendesk_flow(stack, tid, times=1)
-    outcomes = decoded(stack.recorder.wait_for(topics.RESOLUTION_OUTCOMES, keyed(stack.live.id, tid), 3, settle=2),
-                       outcomes_pb2.ResolutionOutcome)
+    # After the solve the customer comes back (Zendesk reopens the ticket), a human takes it over, and the
+    # customer's rating changes, through the satisfaction trigger's body this time.
+    for payload in [
+        p.zendesk_status(tid, f"{tid}-s2", "SOLVED", "OPEN", time="2026-11-21T10:05:00Z"),
+        p.zendesk_comment(tid, f"{tid}-3", "It charged me a third time?", staff=False,
+                          time="2026-11-21T10:05:30Z"),
+        p.zendesk_assigned(tid, f"{tid}-a", p.AGENT_ID, time="2026-11-21T10:06:00Z"),
+        p.zendesk_trigger_rating(tid, "Bad, I'm unsatisfied", "Still charged", "2026-11-21T10:09Z"),
+    ]:
+        accepted(stack.zendesk(stack.live, payload))
+    outcomes = decoded(stack.recorder.wait_for(topics.RESOLUTION_OUTCOMES, keyed(stack.live.id, tid), 7,
+                                               settle=2), outcomes_pb2.ResolutionOutcome)
     assert [(o.kind, o.csat_score) for o in outcomes] == [
-        (Outcome.CUSTOMER_CONFIRMED, 0), (Outcome.SOLVED, 0), (Outcome.CSAT, 5)]
+        (Outcome.CUSTOMER_CONFIRMED, 0), (Outcome.SOLVED, 0), (Outcome.CSAT, 5),
+        (Outcome.REOPENED, 0), (Outcome.CUSTOMER_REPLIED, 0), (Outcome.HUMAN_TOOK_OVER, 0), (Outcome.CSAT, 1)]
     assert {o.resolution_id for o in outcomes} == {f"res-{tid}"}
     assert stack.recorder.matching(topics.TRAINING_SAMPLES, keyed(stack.live.id, tid)) == []  # the AI answered
+    # The customer's return, before the human took over, asked the AI again; the conversation so far.
+    requests = decoded(stack.recorder.matching(topics.TICKETS_TO_RESOLVE, keyed(stack.live.id, tid)),
+                       resolver_pb2.ResolveRequest)
+    assert len(requests) == 2
+    assert [(t.role, t.text) for t in requests[1].conversation][1:] == [
+        (common_pb2.AI, "I refunded the second charge."), (common_pb2.CUSTOMER, "Thanks, that worked!"),
+        (common_pb2.CUSTOMER, "It charged me a third time?")]
+
+    intercom_requests = decoded(stack.recorder.wait_for(
+        topics.TICKETS_TO_RESOLVE, keyed(stack.live.id, conversation), 1), resolver_pb2.ResolveRequest)
+    assert len(intercom_requests) == 1
+    assert intercom_requests[0].source == common_pb2.INTERCOM
+    assert [(t.role, t.text) for t in intercom_requests[0].conversation] == [
+        (common_pb2.CUSTOMER, "Hi, my parcel never arrived.")]
 
 
 def intercom_human_flow(tid: str) -> list[dict]:

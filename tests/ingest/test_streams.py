@@ -56,7 +56,8 @@ def test_outputs_are_acknowledged_before_the_table_keeps_the_state():
     updater = ConversationUpdater(table, FakeBroker(log).send, is_live=lambda tenant: True)
     emits = asyncio.run(updater.update(opening()))
     assert [e.topic for e in emits] == [topics.TICKETS_TO_RESOLVE]
-    assert log == [("send", topics.TICKETS_TO_RESOLVE), ("ack", topics.TICKETS_TO_RESOLVE), ("table", "acme:t1")]
+    assert log == [("send", topics.TICKETS_TO_RESOLVE), ("ack", topics.TICKETS_TO_RESOLVE),
+                   ("table", "acme:t1")]
     assert asyncio.run(updater.update(opening())) is None  # a redelivery after that: nothing again
 
 
@@ -68,7 +69,8 @@ def test_an_unacknowledged_output_leaves_the_table_so_the_redelivery_sends_it_ag
                     .update(opening()))
     assert "acme:t1" not in table and ("table", "acme:t1") not in log
     # The worker restarts and the input is redelivered: it is news again, and its output goes out.
-    emits = asyncio.run(ConversationUpdater(table, FakeBroker(log).send, lambda tenant: True).update(opening()))
+    updater = ConversationUpdater(table, FakeBroker(log).send, lambda tenant: True)
+    emits = asyncio.run(updater.update(opening()))
     assert [e.topic for e in emits] == [topics.TICKETS_TO_RESOLVE] and "acme:t1" in table
 
 
@@ -77,3 +79,4 @@ def test_the_worker_keeps_its_data_under_the_data_dir(tmp_path, monkeypatch):
     settings = Settings(data_dir=tmp_path / "data", kafka_bootstrap="127.0.0.1:1")
     app = create_app(settings, app_id="datadir-check")
     assert app.conf.appdir.is_relative_to(settings.resolved_data_dir / "streams")
+    assert app.conf.datadir.is_dir()  # faust itself creates only its last level when the worker starts

@@ -82,10 +82,12 @@ class ConversationUpdater:
 
 def create_app(settings: Settings, app_id: str = DEFAULT_APP_ID, table_name: str = DEFAULT_TABLE) -> faust.App:
     partitions = settings.topic_partitions
+    datadir = settings.resolved_data_dir / "streams" / app_id  # not `<app id>-data` in the working dir
+    datadir.mkdir(parents=True, exist_ok=True)  # faust makes only the last level
     app = faust.App(
         app_id,
         broker=f"kafka://{settings.bootstrap}",
-        datadir=settings.resolved_data_dir / "streams" / app_id,  # not `<app id>-data` in the working dir
+        datadir=datadir,
         store="memory://",  # the changelog topic is the durable copy; recovery replays it
         topic_partitions=partitions,
         topic_replication_factor=1,
@@ -122,7 +124,8 @@ def create_app(settings: Settings, app_id: str = DEFAULT_APP_ID, table_name: str
                     ("dlq.failed_at", str(time.time()).encode()),
                     ("dlq.source_partition", str(message.partition).encode()),
                     ("dlq.source_offset", str(message.offset).encode())]
-        delivery = await dead_letters[message.topic].send(key=message.key, value=message.value, headers=headers)
+        delivery = await dead_letters[message.topic].send(key=message.key, value=message.value,
+                                                          headers=headers)
         await delivery  # acknowledged before the poison record's offset can be committed
         log.warning("dead-lettered a record", extra={"topic": message.topic, "reason": reason})
 
