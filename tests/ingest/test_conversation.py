@@ -210,11 +210,12 @@ def intercom_ticket(parts: list) -> tuple[list, list]:
         name = "conversation.user.replied" if part["author"]["type"] == "user" else topic[part["part_type"]]
         webhooks.append(intercom.normalise_webhook("acme", p.intercom_notification(
             name, p.intercom_conversation("t1", [part]))).events)
-    return [e for events in webhooks for e in events], intercom.normalise_export_conversation("acme", conversation)
+    export = intercom.normalise_export_conversation("acme", conversation)
+    return [e for events in webhooks for e in events], export
 
 
 def test_intercom_webhooks_and_export_give_the_same_samples():
-    parts = [p.intercom_part("p1", "comment", "<p>Sorry! What is the order number?</p>", created_at=1763719260),
+    parts = [p.intercom_part("p1", "comment", "<p>What is the order number?</p>", created_at=1763719260),
              p.intercom_part("p2", "comment", "<p>It is 1138</p>", author_type="user", created_at=1763719320),
              p.intercom_part("p3", "comment", "<p>A new parcel ships today.</p>", created_at=1763719380),
              p.intercom_part("p4", "close", created_at=1763719440)]
@@ -223,7 +224,7 @@ def test_intercom_webhooks_and_export_give_the_same_samples():
     samples = [[(s.reply, [(t.role, t.text) for t in s.context], s.decision, s.sample_id)
                 for s in of(run(events)[1], topics.TRAINING_SAMPLES)] for events in (webhooks, export)]
     assert samples[0] == samples[1]
-    assert [reply for reply, *_ in samples[0]] == ["Sorry! What is the order number?", "A new parcel ships today."]
+    assert [reply for reply, *_ in samples[0]] == ["What is the order number?", "A new parcel ships today."]
     assert samples[0][0][1] == [(common_pb2.CUSTOMER, "Hi, my parcel never arrived.")]
 
 
