@@ -9,6 +9,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -62,8 +63,9 @@ async def test_two_tenants_train_through_the_broker_and_beat_the_base(
 
     # only first adapters here (refreshes have their own test)
     spans = InMemorySpanExporter()
+    metric_reader = InMemoryMetricReader()
     telemetry = setup_telemetry("trainer", trained_settings, span_processors=[SimpleSpanProcessor(spans)],
-                                set_global=False)
+                                metric_readers=[metric_reader], set_global=False)
     worker = TrainerWorker(trained_settings, trainer_settings.model_copy(update={"refresh_min_new_samples": 10**6}),
                            telemetry=telemetry)
     stop = asyncio.Event()
@@ -77,6 +79,13 @@ async def test_two_tenants_train_through_the_broker_and_beat_the_base(
     runs = [span for span in spans.get_finished_spans() if span.name == "trainer.train"]
     assert {span.attributes["tenant_id"] for span in runs} == {banks, food}
     assert all(span.attributes["promoted"] for span in runs)
+    # the operator's view: refresh time per run, samples buffered, consumer lag of training.samples
+    points = {metric.name: metric.data.data_points for resource in metric_reader.get_metrics_data().resource_metrics
+              for scope in resource.scope_metrics for metric in scope.metrics}
+    assert sum(p.count for p in points["trainer.run.seconds"]) == 2
+    assert all(p.sum > 0 for p in points["trainer.run.seconds"])
+    assert sum(p.value for p in points["trainer.samples.buffered"]) == len(banks_samples) + len(food_samples)
+    assert {p.attributes["topic"] for p in points["clonedesk.kafka.consumer_lag"]} == {"training.samples"}
 
     registry = AdapterRegistry(trained_settings.resolved_data_dir)
     base_model = trained_settings.base_model

@@ -22,7 +22,7 @@ from clonedesk.core import topics
 from clonedesk.core.adapters import adapter_name
 from clonedesk.core.kafka import PoisonMessage, decode, encode, make_consumer, make_producer, send_dead_letter
 from clonedesk.core.settings import Settings
-from clonedesk.core.telemetry import Telemetry, extract_context, inject_headers, setup_telemetry
+from clonedesk.core.telemetry import ConsumerLag, Telemetry, extract_context, inject_headers, setup_telemetry
 from clonedesk.core.tenants import InvalidTenantId, validate_tenant_id
 from clonedesk.trainer.adapters.base_model import ensure_base_model
 from clonedesk.trainer.adapters.buffer import ProgressStore, SampleBuffer
@@ -170,11 +170,13 @@ class TrainerWorker:
         await producer.start()
         await consumer.start()
         log.info("trainer started", extra={"base_model": self.base_model, "group_id": self.config.group_id})
+        lag = ConsumerLag(self.config.group_id, self.telemetry.meter)
         try:
             await self._publish_unannounced(producer)
             backlog_since: float | None = None
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=500)
+                lag.update(consumer, batch)
                 if batch:
                     await self._store(producer, batch)
                     await consumer.commit()  # only now: every sample above is fsynced
