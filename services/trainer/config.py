@@ -18,24 +18,27 @@ class TrainerSettings(BaseSettings):
     refresh_min_new_samples: int = Field(default=100, ge=1, description="New samples that trigger a refresh.")
     refresh_max_interval_s: float = Field(default=3600.0, gt=0,
                                           description="A new sample waits at most this long for a refresh.")
-    max_samples_per_run: int = Field(default=2000, ge=1)
+    max_samples_per_run: int = Field(default=2000, ge=1,
+                                     description="Samples one run trains on at most (a flood waits its turn).")
     replay_ratio: float = Field(default=1.0, ge=0, description="Older samples replayed per new one on refresh.")
-    retry_after_failure_s: float = Field(default=60.0, ge=0)
-    holdout_fraction: float = Field(default=DEFAULT_HOLDOUT_FRACTION, ge=0, le=0.5)
+    retry_after_failure_s: float = Field(default=60.0, ge=0,
+                                         description="Pause before a tenant whose run failed is tried again.")
+    holdout_fraction: float = Field(default=DEFAULT_HOLDOUT_FRACTION, ge=0, le=0.5,
+                                    description="Share of tickets held out (by ticket-id hash), never trained on.")
     promotion_margin: float = Field(default=DEFAULT_MARGIN,
                                     description="How far a refresh may fall below the current score.")
     max_backlog_wait_s: float = Field(default=30.0, ge=0,
                                       description="Start training at the latest this long into a backlog.")
     max_eval_turns: int = Field(default=64, ge=1, description="Held-out turns scored per candidate.")
-    lora_rank: int = 32
-    lora_alpha: int = 64
-    learning_rate: float = 1e-2
-    epochs: float = 3.0
-    max_steps: int = 200
-    batch_size: int = 8
-    max_length: int = 192
-    seed: int = 0
-    group_id: str = "clonedesk-trainer"
+    lora_rank: int = Field(default=32, ge=1, description="LoRA rank r (vLLM must allow it: CLONEDESK_MAX_LORA_RANK).")
+    lora_alpha: int = Field(default=64, ge=1, description="LoRA alpha (scale = alpha / rank).")
+    learning_rate: float = Field(default=1e-2, gt=0, description="AdamW peak learning rate.")
+    epochs: float = Field(default=3.0, gt=0, description="Passes over a run's samples (bounded by max_steps).")
+    max_steps: int = Field(default=200, ge=1, description="Optimizer steps of one run at most.")
+    batch_size: int = Field(default=8, ge=1, description="Samples per optimizer step.")
+    max_length: int = Field(default=192, ge=16, description="Tokens per sample; older context is cut first.")
+    seed: int = Field(default=0, description="Seed of initialisation and sample order (reproducible adapters).")
+    group_id: str = Field(default="clonedesk-trainer", description="Kafka consumer group on training.samples.")
 
     def policy(self) -> BufferPolicy:
         return BufferPolicy(first_min_samples=self.first_min_samples,

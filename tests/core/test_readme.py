@@ -18,3 +18,8 @@ def test_every_setting_is_in_the_readme_table():
     assert {"CLONEDESK_DATA_DIR", "CLONEDESK_KAFKA_BOOTSTRAP", "CLONEDESK_BROKER_PORT", "CLONEDESK_CLICKHOUSE_DSN",
             "CLONEDESK_BASE_MODEL", "CLONEDESK_ENGINE", "CLONEDESK_GATEWAY_PORT", "CLONEDESK_RESOLVER_PORT",
             "CLONEDESK_API_PORT", "CLONEDESK_OTLP_ENDPOINT"} <= {row[0] for row in settings_rows()}
+
+
+def test_every_setting_says_what_it_is_for():
+    undocumented = [env for env, _default, meaning in settings_rows() if not meaning.strip()]
+    assert not undocumented, f"settings without a description: {undocumented}"
