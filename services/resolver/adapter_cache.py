@@ -2,8 +2,10 @@
 
 Each request leases its tenant's current version for as long as it runs; a publication loads the new
 version under its own name first, then makes it current, so new requests use it while leased ones finish
-on theirs; a superseded version is unloaded once its last lease ends. At most `capacity` adapters stay
-resident (LRU among idle ones); an evicted current version is reloaded on its next request.
+on theirs; a superseded version is unloaded once its last lease ends. Only the version the registry's
+`current` points at is ever made current, and only from inside the tenant's own registry folder. At most
+`capacity` adapters stay resident (LRU among idle ones); an evicted current version is reloaded on its
+next request.
 """
 
 from __future__ import annotations
@@ -16,8 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator
 
-from clonedesk.core.adapters import adapter_name, current_version, version_dir
-from clonedesk.resolver.domain.adapters import ResidentAdapter, eviction_candidates, publication_applies
+from clonedesk.core.adapters import adapter_name, current_version, tenant_adapters_dir, version_dir
+from clonedesk.resolver.domain.adapters import (
+    AdapterRankTooHigh,
+    BadPublication,
+    ResidentAdapter,
+    eviction_candidates,
+    publication_applies,
+    publication_path_inside,
+)
 from clonedesk.resolver.engines.base import Engine
 
 log = logging.getLogger(__name__)
@@ -119,7 +128,10 @@ class AdapterCache:
         try:
             if not Path(path).is_dir():
                 raise NoLiveAdapter(f"adapter {name} is not at {path}")
-            await self.engine.load_adapter(name, Path(path))
+            try:
+                await self.engine.load_adapter(name, Path(path))
+            except AdapterRankTooHigh as exc:  # the tenant cannot be served until an operator acts
+                raise NoLiveAdapter(str(exc)) from exc
             self.loads += 1
             self._resident[name] = ResidentAdapter(name, tenant_id, version, 0, time.monotonic())
         finally:
@@ -145,20 +157,49 @@ class AdapterCache:
 
     # -- publications --------------------------------------------------------------------------------
 
+    def publication_target(self, tenant_id: str, version: int, path: str | Path | None) -> Path:
+        """The folder to load a publication from: its `path` once resolved (symlinks included), which must
+        lie inside the tenant's own registry folder; no path means the registry's folder of that version.
+        Raises BadPublication."""
+        if not path:
+            return version_dir(self.data_dir, tenant_id, version)
+        tenant_dir = tenant_adapters_dir(self.data_dir, tenant_id).resolve()
+        resolved = Path(path).resolve()
+        if not publication_path_inside(resolved, tenant_dir):
+            raise BadPublication(
+                f"publication of {adapter_name(tenant_id, version)} names {path} (resolved: {resolved}),"
+                f" which is not inside the tenant's adapter registry {tenant_dir}"
+            )
+        return resolved
+
     async def publish(self, tenant_id: str, version: int, path: str | Path | None = None) -> bool:
-        """Make `tenant@v<version>` the version new requests use, once it is loaded. Returns whether the
-        publication changed anything (replays of old publications do not)."""
+        """Make `tenant@v<version>` the version new requests use, once it is loaded, if the registry's
+        `current` points at it. Returns whether the publication changed anything (replays of old
+        publications, and publications the registry has since moved away from, do not). Raises
+        BadPublication for a path outside the tenant's registry."""
+        target = self.publication_target(tenant_id, version, path)
+        name = adapter_name(tenant_id, version)
         async with self._lock(tenant_id):
             known = self._current.get(tenant_id) or self._registry_current(tenant_id)
             registry = current_version(self.data_dir, tenant_id)
-            if known is not None and not publication_applies(known.version, version, registry):
-                self._current.setdefault(tenant_id, known)
+            serving = known.version if known else None
+            if not publication_applies(serving, version, registry):
+                if known is not None:
+                    self._current.setdefault(tenant_id, known)
+                log.info(
+                    "publication not applied",
+                    extra={"adapter": name, "serving": serving, "registry_current": registry},
+                )
                 return False
-            target = (
-                Path(path) if path and Path(path).is_dir() else version_dir(self.data_dir, tenant_id, version)
-            )
-            name = adapter_name(tenant_id, version)
             await self._ensure_loaded(name, tenant_id, version, target)
+            if current_version(self.data_dir, tenant_id) != version:
+                # The registry moved on while we loaded (a rollback or a newer promotion): its own
+                # publication will follow; this one must not undo it.
+                loaded = self._resident.get(name)
+                if loaded is not None and loaded.in_flight == 0 and self._is_superseded(loaded):
+                    await self._unload(name)
+                log.info("publication overtaken by the registry while loading", extra={"adapter": name})
+                return False
             previous = self._current.get(tenant_id)
             self._current[tenant_id] = _Current(version, target)
             log.info(

@@ -38,11 +38,29 @@ class ResolverService:
         self.adapters = AdapterCache(engine, Path(data_dir), capacity)
         self.max_pending = max_pending
         self.in_flight = 0
+        self.abandoned = 0  # requests given up past their deadline or cancelled by the caller
         meter = metrics.get_meter("clonedesk.resolver")
         self._resolved = meter.create_counter("resolver.resolutions", description="answered requests")
         self._latency = meter.create_histogram("resolver.latency_ms", unit="ms")
+        self._abandoned = meter.create_counter(
+            "resolver.abandoned", description="requests given up past their deadline or cancelled"
+        )
         meter.create_observable_gauge("resolver.adapter.version", callbacks=[self._observe_versions],
                                       description="the adapter version each tenant is served with")
+
+    def _abandon(self, tenant_id: str, ticket_id: str, stage: str, started: float, why: str) -> None:
+        self.abandoned += 1
+        self._abandoned.add(1, {"tenant.id": tenant_id, "stage": stage})
+        log.warning(
+            "request abandoned",
+            extra={
+                "tenant": tenant_id,
+                "ticket": ticket_id,
+                "stage": stage,
+                "reason": why,
+                "elapsed_ms": int((time.monotonic() - started) * 1000),
+            },
+        )
 
     def _observe_versions(self, _options):
         for tenant_id, version in self.adapters.current_versions().items():
@@ -51,25 +69,27 @@ class ResolverService:
     async def resolve(
         self, request: resolver_pb2.ResolveRequest, timeout: float | None = None
     ) -> resolver_pb2.ResolveResponse:
-        """Raises InvalidRequest, UnknownTenant, NoLiveAdapter, Overloaded, or TimeoutError past `timeout`."""
+        """Raises InvalidRequest, UnknownTenant, NoLiveAdapter, Overloaded, or TimeoutError once `timeout`
+        seconds have passed: the deadline covers all of it, adapter lease and load included."""
         validate_request(request)
         tenant = self.tenants.get(request.tenant_id)
         if self.in_flight >= self.max_pending:
             raise Overloaded(f"{self.in_flight} requests in progress; retry later")
         self.in_flight += 1
         started = time.monotonic()
+        stage = "lease"
+        deadline = asyncio.timeout(timeout)
         try:
             with tracer.start_as_current_span(
                 "resolver.resolve", attributes={"tenant.id": tenant.id, "ticket.id": request.ticket_id}
             ) as span:
-                async with self.adapters.lease(tenant.id) as lease:
-                    span.set_attribute("adapter", lease.name)
-                    generation = await asyncio.wait_for(
-                        self.engine.generate(
+                async with deadline:
+                    async with self.adapters.lease(tenant.id) as lease:
+                        span.set_attribute("adapter", lease.name)
+                        stage = "generate"
+                        generation = await self.engine.generate(
                             GenerationRequest(lease.name, chat_messages(request.conversation))
-                        ),
-                        timeout,
-                    )
+                        )
                 if generation.adapter_name != lease.name or lease.tenant_id != request.tenant_id:
                     raise TenantIsolationError(
                         f"request of {request.tenant_id} leased {lease.name}"
@@ -82,6 +102,15 @@ class ResolverService:
                 )
                 span.set_attribute("decision", decided.decision)
                 span.set_attribute("confidence", decided.confidence)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # not ours: the engine's own
+            self._abandon(tenant.id, request.ticket_id, stage, started, "deadline passed")
+            raise TimeoutError(f"deadline of {timeout:.3f}s passed during {stage}") from None
+        except asyncio.CancelledError:
+            # gRPC cancels the handler when the client goes away or the deadline passes first.
+            self._abandon(tenant.id, request.ticket_id, stage, started, "cancelled by the caller")
+            raise
         finally:
             self.in_flight -= 1
         latency_ms = int((time.monotonic() - started) * 1000)

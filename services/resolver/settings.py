@@ -13,10 +13,11 @@ class ResolverSettings(BaseSettings):
         default=8, ge=1, description="Adapters resident at once (vLLM: per batch, on GPU)."
     )
     max_cpu_loras: int = Field(default=32, ge=1, description="vLLM: adapters kept in CPU memory.")
-    max_lora_rank: int = Field(default=16, ge=1, description="vLLM: the largest LoRA rank it must serve.")
+    # Above the trainer's default rank (32); vLLM accepts only some values (8, 16, 32, 64, 128, ...).
+    max_lora_rank: int = Field(default=64, ge=1, description="vLLM: the largest LoRA rank it must serve.")
     max_batch_size: int = Field(default=8, ge=1, description="Requests generated together in one batch.")
     batch_wait_ms: float = Field(default=5.0, ge=0, description="How long a batch waits for company.")
-    max_new_tokens: int = Field(default=64, ge=1)
+    max_new_tokens: int = Field(default=64, ge=1, description="Tokens generated per answer at most.")
     max_prompt_tokens: int = Field(default=384, ge=16, description="Older context is cut beyond this.")
     max_pending: int = Field(
         default=64, ge=1, description="Requests in the resolver before RESOURCE_EXHAUSTED."
@@ -34,7 +35,7 @@ class ResolverSettings(BaseSettings):
     outbound_backoff_s: float = Field(
         default=0.5, ge=0, description="First retry delay; doubles per attempt."
     )
-    outbound_backoff_max_s: float = Field(default=10.0, ge=0)
+    outbound_backoff_max_s: float = Field(default=10.0, ge=0, description="Longest retry delay.")
     outbound_timeout_s: float = Field(default=10.0, gt=0, description="One HTTP post to a helpdesk.")
     vllm_memory_utilization: float | None = Field(
         default=None,

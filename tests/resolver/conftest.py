@@ -3,6 +3,7 @@ trainer's own code (`build_base_model`, `train_adapter`), each adapter taught on
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,7 +142,7 @@ def make_test_engine(kind: str, zoo: Zoo, **overrides):
 class RunningResolver:
     """A real resolver: an engine (HF unless told) on the zoo's base model, gRPC on a loopback socket."""
 
-    def __init__(self, zoo: Zoo, data_dir: Path, kind: str = "hf", **overrides):
+    def __init__(self, zoo: Zoo, data_dir: Path, kind: str = "hf", wrap=None, **overrides):
         from tests.conftest import free_port
 
         self.zoo = zoo
@@ -149,6 +150,7 @@ class RunningResolver:
         self.port = free_port()
         self.overrides = overrides
         self.kind = kind
+        self.wrap = wrap  # e.g. SlowEngine: the engine the service gets, around the real one
 
     async def __aenter__(self):
         import grpc
@@ -158,6 +160,8 @@ class RunningResolver:
 
         settings = engine_settings(**self.overrides)
         self.engine = make_test_engine(self.kind, self.zoo, **self.overrides)
+        if self.wrap is not None:
+            self.engine = self.wrap(self.engine)
         await self.engine.start()
         self.service = ResolverService(self.engine, self.data_dir, settings.max_loras, settings.max_pending)
         self.server = ResolverServer(self.port)
@@ -171,6 +175,27 @@ class RunningResolver:
         await self.channel.close()
         await self.server.stop(0)
         await self.engine.close()
+
+
+class SlowEngine:
+    """A real engine made slow on demand: waits `load_delay_s` before each adapter load and
+    `generate_delay_s` before each generation, so the server has to give up on a deadline."""
+
+    def __init__(self, engine):
+        self.inner = engine
+        self.load_delay_s = 0.0
+        self.generate_delay_s = 0.0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def load_adapter(self, adapter_name, path):
+        await asyncio.sleep(self.load_delay_s)
+        await self.inner.load_adapter(adapter_name, path)
+
+    async def generate(self, request):
+        await asyncio.sleep(self.generate_delay_s)
+        return await self.inner.generate(request)
 
 
 def resolve_request(tenant: str, ticket: str, line: str, **fields):

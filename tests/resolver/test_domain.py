@@ -5,15 +5,25 @@ from __future__ import annotations
 
 import base64
 import math
+from pathlib import PurePosixPath
 
 import pytest
 from clonedesk.core.tenants import HelpdeskAccess
-from clonedesk.resolver.domain.adapters import ResidentAdapter, eviction_candidates, publication_applies
+from clonedesk.resolver.domain.adapters import (
+    AdapterRankTooHigh,
+    ResidentAdapter,
+    check_lora_rank,
+    eviction_candidates,
+    lora_rank,
+    publication_applies,
+    publication_path_inside,
+)
 from clonedesk.resolver.domain.decisions import decide, sequence_confidence
 from clonedesk.resolver.domain.outbound import (
     AI_AUTHOR_ID,
     NotDeliverable,
     backoff_delay,
+    delivery_key,
     helpdesk_request,
     is_retryable,
     reply_id,
@@ -110,14 +120,28 @@ class TestDecisions:
 
 
 class TestPublicationsAndEviction:
-    def test_newer_publications_apply_and_replays_do_not(self):
-        assert publication_applies(None, 1, None)
-        assert publication_applies(1, 2, 1)
+    def test_only_the_registrys_current_version_applies(self):
+        assert publication_applies(None, 1, 1)
+        assert publication_applies(1, 2, 2)
         assert not publication_applies(2, 2, 2)
         assert not publication_applies(3, 2, 3)  # an old publication replayed
+        assert not publication_applies(None, 1, None)  # the registry has no current version at all
 
     def test_a_rollback_applies_when_the_registry_points_at_it(self):
         assert publication_applies(3, 2, 2)
+
+    def test_a_replayed_publication_cannot_undo_a_rollback(self):
+        # v2 was published, then the operator rolled `current` back to v1; a restart replays v2.
+        assert not publication_applies(1, 2, 1)
+        assert not publication_applies(None, 2, 1)
+
+    def test_a_publication_path_must_lie_inside_the_tenants_registry(self):
+        tenant_dir = PurePosixPath("/data/adapters/acme")
+        assert publication_path_inside(PurePosixPath("/data/adapters/acme/v2"), tenant_dir)
+        assert not publication_path_inside(PurePosixPath("/data/adapters/globex/v2"), tenant_dir)
+        assert not publication_path_inside(PurePosixPath("/data/adapters/acme-evil/v2"), tenant_dir)
+        assert not publication_path_inside(tenant_dir, tenant_dir)
+        assert not publication_path_inside(PurePosixPath("/elsewhere"), tenant_dir)
 
     def test_eviction_prefers_idle_superseded_then_least_recently_used(self):
         resident = [
@@ -132,6 +156,31 @@ class TestPublicationsAndEviction:
         # c@v1 has requests in flight and b@v1 is about to be used: neither is ever chosen.
         assert eviction_candidates(resident, current, capacity=0, keep="b@v1") == ["a@v1", "a@v2"]
         assert eviction_candidates(resident, current, capacity=4) == []
+
+
+class TestLoraRank:
+    def test_the_rank_is_r_or_the_largest_in_the_rank_pattern(self):
+        assert lora_rank({"r": 32, "lora_alpha": 64}) == 32
+        assert lora_rank({"r": 8, "rank_pattern": {"q_proj": 64}}) == 64
+        with pytest.raises(ValueError):
+            lora_rank({"lora_alpha": 16})
+
+    def test_an_adapter_above_the_engines_limit_is_refused_naming_the_setting(self):
+        check_lora_rank("acme@v3", 32, 64)
+        check_lora_rank("acme@v3", 64, 64)
+        check_lora_rank("acme@v3", 256, None)  # an engine without a limit (hf)
+        with pytest.raises(AdapterRankTooHigh, match="CLONEDESK_MAX_LORA_RANK") as refused:
+            check_lora_rank("acme@v3", 32, 16)
+        assert "acme@v3" in str(refused.value) and "32" in str(refused.value)
+
+    def test_the_default_limit_serves_the_trainers_default_rank(self, monkeypatch):
+        from clonedesk.resolver.settings import ResolverSettings
+        from clonedesk.trainer.config import TrainerSettings
+
+        monkeypatch.delenv("CLONEDESK_MAX_LORA_RANK", raising=False)
+        monkeypatch.delenv("CLONEDESK_TRAINER_LORA_RANK", raising=False)
+        limit = ResolverSettings().max_lora_rank
+        assert limit == 64 and TrainerSettings().lora_rank <= limit
 
 
 class TestOutboundPolicy:
@@ -201,3 +250,9 @@ class TestOutboundPolicy:
 
     def test_reply_ids_are_one_per_resolution(self):
         assert reply_id("res-1") == reply_id("res-1") != reply_id("res-2")
+
+    def test_the_delivery_key_is_the_reply_id_and_never_shared_by_id_less_replies(self):
+        assert delivery_key(self.reply()) == "r1"
+        assert delivery_key(self.reply(reply_id="")) == reply_id("res-1")
+        with pytest.raises(NotDeliverable):
+            delivery_key(self.reply(reply_id="", resolution_id=""))

@@ -1,17 +1,23 @@
 """Engines on real peft adapters: each adapter's own output, mixed-tenant batches equal to solo runs,
-unloaded adapters refused. Runs on `hf`, and on `vllm` where it is installed."""
+unloaded adapters refused. Runs on `hf`, and on `vllm` where it is installed. And vLLM's rank limit,
+checked before vLLM is involved (so that test runs everywhere)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 import pytest_asyncio
+from clonedesk.core.adapters import set_current_version, version_dir
 from clonedesk.core.conversation_format import chat_messages, parse_target
+from clonedesk.resolver.adapter_cache import AdapterCache, NoLiveAdapter
+from clonedesk.resolver.domain.adapters import AdapterRankTooHigh
 from clonedesk.resolver.domain.decisions import sequence_confidence
 from clonedesk.resolver.engines.base import AdapterNotLoaded, GenerationRequest
+from clonedesk.resolver.engines.vllm import VLLMEngine
 
-from .conftest import CUSTOMER_LINES, available_engines, conversation, make_test_engine
+from .conftest import CUSTOMER_LINES, available_engines, conversation, engine_settings, make_test_engine
 
 # One engine per kind for the module (vLLM takes most of a minute to start on CPU).
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -64,3 +70,24 @@ async def test_unloaded_adapters_are_refused_and_a_new_name_serves_new_weights(e
     assert parse_target(generation.text).reply == zoo.expected("alpha", 2)[2]
     await engine.unload_adapter("alpha@v2")
     await engine.load_adapter("alpha@v1", zoo.adapters[("alpha", 1)])  # as the other tests expect it
+
+
+async def test_vllm_refuses_an_adapter_above_its_rank_limit_before_handing_it_over(tmp_path):
+    data = tmp_path / "data"
+    adapter = version_dir(data, "acme", 1)
+    adapter.mkdir(parents=True)
+    # The trainer's default rank, against an engine started for less.
+    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 32, "lora_alpha": 64}))
+    set_current_version(data, "acme", 1)
+    engine = VLLMEngine("never-started", engine_settings(max_lora_rank=16))  # the check needs no vLLM
+    try:
+        with pytest.raises(AdapterRankTooHigh, match="CLONEDESK_MAX_LORA_RANK"):
+            await engine.load_adapter("acme@v1", adapter)
+        # Through the adapter cache a request gets the same words as FAILED_PRECONDITION.
+        cache = AdapterCache(engine, data, capacity=2)
+        with pytest.raises(NoLiveAdapter, match="rank 32.*CLONEDESK_MAX_LORA_RANK"):
+            async with cache.lease("acme"):
+                pass
+        assert engine.loaded_adapters() == [] and cache.resident() == []
+    finally:
+        await engine.close()

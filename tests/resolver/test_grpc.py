@@ -4,6 +4,8 @@ behaviour, escalation, status codes, deadlines, overload, health and reflection.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 
 import grpc
 import pytest
@@ -13,7 +15,7 @@ from clonedesk.v1 import common_pb2, resolver_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from .conftest import CUSTOMER_LINES, RunningResolver, conversation, resolve_request
+from .conftest import CUSTOMER_LINES, RunningResolver, SlowEngine, conversation, resolve_request
 
 pytestmark = pytest.mark.integration
 
@@ -122,6 +124,42 @@ async def test_deadlines_are_honoured_and_the_server_carries_on(resolver, zoo):
     assert failure.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     after = await resolver.stub.Resolve(resolve_request("alpha", "t-1", CUSTOMER_LINES[0]), timeout=30)
     assert after.reply == zoo.expected("alpha", 1)[2]
+
+
+async def test_the_server_itself_gives_up_at_the_deadline_and_carries_on(zoo, data_dir, caplog):
+    """Slow adapter load, then slow generation: each time the server abandons the request at its
+    deadline (logged, counted), frees its slot long before the slow work would end, and serves the next."""
+    caplog.set_level(logging.WARNING, logger="clonedesk.resolver.service")
+    async with RunningResolver(zoo, data_dir, wrap=SlowEngine) as running:
+        service, engine = running.service, running.engine
+        engine.load_delay_s = 6.0  # alpha's adapter is not loaded yet: the lease itself is slow
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):  # a direct caller's deadline covers the load too
+            await service.resolve(resolve_request("alpha", "t-1", CUSTOMER_LINES[0]), timeout=1.0)
+        assert time.monotonic() - started < 3.0
+        assert (service.abandoned, service.in_flight) == (1, 0)
+
+        engine.load_delay_s, engine.generate_delay_s = 0.0, 30.0
+        started = time.monotonic()
+        with pytest.raises(grpc.aio.AioRpcError) as failure:
+            await running.stub.Resolve(resolve_request("beta", "t-2", CUSTOMER_LINES[1]), timeout=1.5)
+        assert failure.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        await _until(lambda: service.abandoned == 2 and service.in_flight == 0, "the server to give up")
+        assert time.monotonic() - started < 6.0  # the generation would have taken 30 s
+
+        engine.generate_delay_s = 0.0
+        after = await running.stub.Resolve(resolve_request("alpha", "t-3", CUSTOMER_LINES[0]), timeout=30)
+        assert after.reply == zoo.expected("alpha", 1)[2] and service.in_flight == 0
+    abandoned = [r for r in caplog.records if r.getMessage() == "request abandoned"]
+    assert [(r.tenant, r.stage) for r in abandoned] == [("alpha", "lease"), ("beta", "generate")]
+
+
+async def _until(predicate, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
 
 
 async def test_overload_is_resource_exhausted(zoo, data_dir):

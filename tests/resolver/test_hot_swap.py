@@ -166,20 +166,33 @@ async def _wait_for(predicate, what: str, timeout: float = 60.0) -> None:
 
 
 async def test_bad_publications_are_dead_lettered_and_later_ones_still_apply(engine, zoo, settings):
+    """Undecodable, pointing nowhere, pointing at another tenant's registry (directly or through a
+    symlink inside this tenant's folder): each dead-lettered; none loads another tenant's weights as
+    `beta@v2`, and the good publication after them applies."""
     from clonedesk.core.topics import dlq
     from clonedesk.resolver.service import ResolverService
 
     from .conftest import read_topic
 
     data = settings.resolved_data_dir
+    zoo.install(data, "alpha", [1, 2], current=2)
     zoo.install(data, "beta", [1, 2], current=1)
+    smuggled = version_dir(data, "beta", 1).parent / "imported"
+    smuggled.symlink_to(version_dir(data, "alpha", 2), target_is_directory=True)
     service = ResolverService(engine, data, capacity=4, max_pending=8)
+    async with service.adapters.lease("beta"):  # serving v1 when v2 is promoted
+        pass
+    set_current_version(data, "beta", 2)  # the trainer's order: registry first, then the publication
     producer = make_producer(settings.bootstrap)
     await producer.start()
-    missing = adapters_pb2.AdapterPublished(tenant_id="beta", version=7, path=str(data / "nowhere"))
+    bad = [
+        adapters_pb2.AdapterPublished(tenant_id="beta", version=7, path=str(data / "nowhere")),
+        adapters_pb2.AdapterPublished(tenant_id="beta", version=2, path=str(version_dir(data, "alpha", 2))),
+        adapters_pb2.AdapterPublished(tenant_id="beta", version=2, path=str(smuggled)),
+    ]
     good = adapters_pb2.AdapterPublished(tenant_id="beta", version=2, path=str(version_dir(data, "beta", 2)))
     marker = f"beta-{time.monotonic_ns()}".encode()
-    for value in (b"\xff\xfe not a publication", encode(missing), encode(good)):
+    for value in (b"\xff\xfe not a publication", *map(encode, bad), encode(good)):
         await producer.send_and_wait(ADAPTERS_PUBLISHED, value, key=marker)
     await producer.stop()
     stop = asyncio.Event()
@@ -187,11 +200,34 @@ async def test_bad_publications_are_dead_lettered_and_later_ones_still_apply(eng
     try:
         await _wait_for(lambda: service.adapters.current_name("beta") == "beta@v2", "the good publication")
         dead = await read_topic(
-            settings.bootstrap, dlq(ADAPTERS_PUBLISHED), lambda rs: sum(r.key == marker for r in rs) >= 2
+            settings.bootstrap, dlq(ADAPTERS_PUBLISHED), lambda rs: sum(r.key == marker for r in rs) >= 4
         )
     finally:
         stop.set()
         await follower
     reasons = [dict(r.headers)["dlq.reason"] for r in dead if r.key == marker]
     assert any(b"cannot decode" in r for r in reasons) and any(b"beta@v7" in r for r in reasons)
+    assert sum(b"not inside the tenant's adapter registry" in r for r in reasons) == 3
     assert engine.loaded_adapters() == ["beta@v2"]
+    async with service.adapters.lease("beta") as lease:
+        generation = await engine.generate(
+            GenerationRequest(lease.name, chat_messages(conversation(CUSTOMER_LINES[0])))
+        )
+    assert parse_target(generation.text).reply == zoo.expected("beta", 2)[2]  # beta's own weights
+
+
+async def test_a_restart_replaying_the_topic_cannot_undo_a_rollback(engine, zoo, tmp_path):
+    data = tmp_path / "data"
+    zoo.install(data, "alpha", [1, 2], current=2)  # v2 was promoted and published...
+    set_current_version(data, "alpha", 1)  # ...then an operator rolled the registry back to v1
+    cache = AdapterCache(engine, data, capacity=4)  # a fresh resolver replays the topic from the start
+    await cache.publish("alpha", 1, version_dir(data, "alpha", 1))
+    assert not await cache.publish("alpha", 2, version_dir(data, "alpha", 2))
+    assert cache.current_name("alpha") == "alpha@v1"
+    async with cache.lease("alpha") as lease:
+        generation = await engine.generate(
+            GenerationRequest(lease.name, chat_messages(conversation(CUSTOMER_LINES[2])))
+        )
+    assert lease.name == "alpha@v1"
+    assert parse_target(generation.text).reply == zoo.expected("alpha", 1)[2]
+    assert "alpha@v2" not in engine.loaded_adapters()

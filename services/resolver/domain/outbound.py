@@ -29,6 +29,15 @@ def reply_id(resolution_id: str) -> str:
     return str(uuid.uuid5(REPLY_NAMESPACE, resolution_id))
 
 
+def delivery_key(reply) -> str:
+    """What identifies one reply (an OutboundReply) across redeliveries: its Idempotency-Key, and the key
+    of the outbound worker's own record of what it posted."""
+    if not reply.reply_id and not reply.resolution_id:
+        # Every id-less reply would share one key: the first would hide all the others.
+        raise NotDeliverable("reply without reply_id or resolution_id cannot be posted exactly once")
+    return reply.reply_id or reply_id(reply.resolution_id)
+
+
 def helpdesk_request(reply, access, fallback_base_url: str) -> HttpPost:
     """The HTTP call that posts `reply` (an OutboundReply) with the tenant's `access` (HelpdeskAccess).
 
@@ -46,7 +55,7 @@ def helpdesk_request(reply, access, fallback_base_url: str) -> HttpPost:
             else common_pb2.ZENDESK
         )
     common = {
-        "Idempotency-Key": reply.reply_id or reply_id(reply.resolution_id),
+        "Idempotency-Key": delivery_key(reply),
         "X-Clonedesk-Tenant": reply.tenant_id,
     }
     if source == common_pb2.ZENDESK:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
+
+from clonedesk.resolver.domain.adapters import lora_rank
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,16 @@ class Generation:
 
 class AdapterNotLoaded(LookupError):
     pass
+
+
+def read_lora_rank(adapter_dir: Path) -> int:
+    """The LoRA rank of the peft adapter in `adapter_dir`, from its adapter_config.json."""
+    config_path = Path(adapter_dir) / "adapter_config.json"
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read the LoRA rank from {config_path}: {exc}") from exc
+    return lora_rank(config)
 
 
 class Engine(Protocol):

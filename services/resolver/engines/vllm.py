@@ -12,7 +12,8 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
-from clonedesk.resolver.engines.base import AdapterNotLoaded, Generation, GenerationRequest
+from clonedesk.resolver.domain.adapters import check_lora_rank
+from clonedesk.resolver.engines.base import AdapterNotLoaded, Generation, GenerationRequest, read_lora_rank
 from clonedesk.resolver.engines.batching import ModelThreadEngine
 from clonedesk.resolver.engines.hf import render_prompt
 
@@ -73,6 +74,9 @@ class VLLMEngine(ModelThreadEngine):
         return sorted(self._requests)
 
     async def load_adapter(self, adapter_name: str, path: Path) -> None:
+        # vLLM's own refusal of a too-high rank is obscure and comes from inside the engine; say which
+        # setting to raise before handing the adapter over.
+        check_lora_rank(adapter_name, read_lora_rank(Path(path)), self.rs.max_lora_rank)
         await asyncio.get_running_loop().run_in_executor(
             self._executor, self._load_adapter, adapter_name, Path(path)
         )
