@@ -148,6 +148,50 @@ async def test_the_worker_posts_and_dead_letters_what_it_cannot_deliver(settings
     assert not simulator.replies(ticket_id=keeps_failing.ticket_id)
 
 
+async def test_a_redelivered_reply_is_posted_once_even_where_the_helpdesk_ignores_idempotency_keys(
+    settings, simulator, group_id
+):
+    """Real Zendesk and Intercom do not de-duplicate on Idempotency-Key: the worker's own record under
+    `<data>/outbound/` must. The same record arrives twice (a redelivery), then once more after a restart.
+    The simulator's raw post count is what such a helpdesk would have recorded."""
+    TenantStore(settings.resolved_data_dir).add("dedup")  # the topic also holds other tests' replies
+    reply = outbound_reply("dedup", f"dup-{uuid.uuid4().hex[:6]}")
+    producer = make_producer(settings.bootstrap)
+    await producer.start()
+    try:
+        for _ in range(2):
+            await producer.send_and_wait(
+                HELPDESK_OUTBOUND, encode(reply), key=message_key(reply.tenant_id, reply.ticket_id)
+            )
+    finally:
+        await producer.stop()
+    poster = OutboundPoster(settings, FAST_RETRIES)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    worker = asyncio.create_task(poster.run(stop, ready, group_id=group_id))
+    try:
+        await asyncio.wait_for(ready.wait(), 30)
+        await _until(lambda: poster.skipped_already_posted >= 1, "the redelivered copy")
+    finally:
+        stop.set()
+        await worker
+    assert poster.skipped_already_posted == 1
+    assert _raw_posts(simulator, reply.ticket_id) == 1
+    assert len(simulator.replies(ticket_id=reply.ticket_id)) == 1
+    assert (settings.resolved_data_dir / "outbound" / "delivered.sqlite").exists()
+
+    restarted = OutboundPoster(settings, FAST_RETRIES)  # the record is on disk, not in memory
+    async with httpx.AsyncClient() as client:
+        again = await restarted.deliver(client, reply, asyncio.Event())
+        other = await restarted.deliver(client, outbound_reply("dedup", reply.ticket_id), asyncio.Event())
+    assert again.delivered and again.already_posted and again.attempts == 0
+    assert other.delivered and not other.already_posted  # another reply on the same ticket still goes
+    assert _raw_posts(simulator, reply.ticket_id) == 2
+
+
+def _raw_posts(simulator, ticket_id: str) -> int:
+    return httpx.get(f"{simulator.url}/replies", params={"ticket_id": ticket_id}, timeout=10).json()["posts"]
+
+
 def _ours(records, run: str):
     return [(r.key, r.headers) for r in records if r.key and run.encode() in r.key]
 

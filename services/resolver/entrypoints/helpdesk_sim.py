@@ -3,8 +3,9 @@ Zendesk's ticket update with a comment, and Intercom's conversation reply — an
 so the embedded stack and the tests go through the real HTTP path.
 
 Like the real APIs it wants credentials (401 without) and well-formed bodies (422); unlike them it
-honours `Idempotency-Key` (a redelivered reply is recorded once), lists what it got (`GET /replies`), and
-can be told to fail the next N posts (`POST /_sim/faults`) to exercise retries.
+honours `Idempotency-Key` (a redelivered reply is recorded once), lists what it got (`GET /replies`, with
+`posts`: every accepted post, duplicates included, as a helpdesk without idempotency would record them),
+and can be told to fail the next N posts (`POST /_sim/faults`) to exercise retries.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 from fastapi import FastAPI, Header, HTTPException, Request
@@ -58,6 +60,8 @@ class ReplyLog:
         self.fail_next = 0
         self.fail_status = 503
         self.rejected = 0
+        # Accepted posts per (tenant, ticket), duplicates included: what a helpdesk without idempotency keeps.
+        self.posts: Counter[tuple[str, str]] = Counter()
         if path and path.exists():
             for line in path.read_text().splitlines():
                 if line.strip():
@@ -70,6 +74,7 @@ class ReplyLog:
 
     def record(self, record: dict) -> tuple[dict, bool]:
         with self._lock:
+            self.posts[(record.get("tenant_id", ""), record.get("ticket_id", ""))] += 1
             key = record.get("idempotency_key")
             if key and key in self._by_key:
                 return self._by_key[key], False
@@ -183,7 +188,12 @@ def create_app(log_path: Path | None = None) -> FastAPI:
             if (tenant_id is None or r["tenant_id"] == tenant_id)
             and (ticket_id is None or r["ticket_id"] == ticket_id)
         ]
-        return {"replies": found, "rejected": replies.rejected}
+        posts = sum(
+            count
+            for (tenant, ticket), count in list(replies.posts.items())
+            if (tenant_id is None or tenant == tenant_id) and (ticket_id is None or ticket == ticket_id)
+        )
+        return {"replies": found, "rejected": replies.rejected, "posts": posts}
 
     @app.post("/_sim/faults")
     async def set_faults(faults: Faults):

@@ -1,21 +1,37 @@
 """`clonedesk outbound`: posts each `helpdesk.outbound` reply to the tenant's helpdesk (Zendesk ticket
 comment / Intercom conversation reply), retrying with backoff; a reply that cannot be delivered goes to
-`helpdesk.outbound.dlq`, never silently dropped."""
+`helpdesk.outbound.dlq`, never silently dropped; a reply already posted (a redelivery) is not posted
+again."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from clonedesk.core.kafka import PoisonMessage, consume_by_key, decode, make_consumer, make_producer, send_dead_letter
+from clonedesk.core.kafka import (
+    PoisonMessage,
+    consume_by_key,
+    decode,
+    make_consumer,
+    make_producer,
+    send_dead_letter,
+)
 from clonedesk.core.settings import Settings
 from clonedesk.core.telemetry import ConsumerLag, extract_context
 from clonedesk.core.tenants import TenantStore, UnknownTenant
 from clonedesk.core.topics import HELPDESK_OUTBOUND
-from clonedesk.resolver.domain.outbound import NotDeliverable, backoff_delay, helpdesk_request, is_retryable
+from clonedesk.resolver.delivered_replies import DeliveredReplies
+from clonedesk.resolver.domain.outbound import (
+    NotDeliverable,
+    backoff_delay,
+    delivery_key,
+    helpdesk_request,
+    is_retryable,
+)
 from clonedesk.resolver.settings import ResolverSettings
 from clonedesk.v1 import outbound_pb2
 from opentelemetry import trace
@@ -31,6 +47,7 @@ class Delivery:
     delivered: bool
     attempts: int
     reason: str = ""
+    already_posted: bool = False  # delivered earlier: nothing was sent this time
 
 
 def simulator_url(settings: Settings) -> str:
@@ -46,13 +63,18 @@ class OutboundPoster:
         self.tenants = TenantStore(Path(settings.resolved_data_dir))
         # Tenants without their own helpdesk URL post to the embedded simulator.
         self.fallback_base_url = simulator_url(settings) if fallback_base_url is None else fallback_base_url
+        self.posted = DeliveredReplies.in_data_dir(settings.resolved_data_dir)
         self.delivered = 0
+        self.skipped_already_posted = 0
         self.dead_lettered = 0
 
     async def deliver(
         self, client: httpx.AsyncClient, reply: outbound_pb2.OutboundReply, stop: asyncio.Event
     ) -> Delivery:
         try:
+            key = delivery_key(reply)
+            if key in self.posted:
+                return Delivery(True, 0, "already posted", already_posted=True)
             tenant = self.tenants.get(reply.tenant_id)
             post = helpdesk_request(reply, tenant.helpdesk, self.fallback_base_url)
         except (UnknownTenant, NotDeliverable) as exc:
@@ -71,6 +93,7 @@ class OutboundPoster:
                 )
                 status = response.status_code
                 if response.is_success:
+                    self._remember_posted(key, reply)
                     return Delivery(True, attempt)
                 detail = f"HTTP {status} from {post.url}"
                 retry_after = _seconds(response.headers.get("retry-after"))
@@ -99,6 +122,12 @@ class OutboundPoster:
             except asyncio.TimeoutError:
                 pass
 
+    def _remember_posted(self, key: str, reply: outbound_pb2.OutboundReply) -> None:
+        try:
+            self.posted.record(key, reply.tenant_id, reply.ticket_id)
+        except sqlite3.Error:  # the reply is posted all the same; only a redelivery could repeat it
+            log.exception("could not record a posted reply", extra={"reply_id": key})
+
     async def run(
         self, stop: asyncio.Event, ready: asyncio.Event | None = None, group_id: str = OUTBOUND_GROUP
     ) -> None:
@@ -112,8 +141,9 @@ class OutboundPoster:
         log.info("outbound running", extra={"fallback_base_url": self.fallback_base_url})
         try:
             async with httpx.AsyncClient() as client:
-                await consume_by_key(consumer, stop, lambda records: self._in_order(client, producer, records, stop),
-                                     lag)
+                await consume_by_key(
+                    consumer, stop, lambda records: self._in_order(client, producer, records, stop), lag
+                )
         finally:
             await consumer.stop()
             await producer.stop()
@@ -134,7 +164,13 @@ class OutboundPoster:
                 attributes={"tenant.id": reply.tenant_id, "ticket.id": reply.ticket_id},
             ):
                 delivery = await self.deliver(client, reply, stop)
-        if delivery.delivered:
+        if delivery.already_posted:
+            self.skipped_already_posted += 1
+            log.info(
+                "reply already posted; not posted again",
+                extra={"tenant": reply.tenant_id, "ticket": reply.ticket_id},
+            )
+        elif delivery.delivered:
             self.delivered += 1
             log.info(
                 "reply posted",
