@@ -50,6 +50,19 @@ def _die_with_parent() -> None:
         pass
 
 
+def _terminate(children: list["Child"]) -> None:
+    """SIGTERM them all at once, then wait up to STOP_GRACE_S in all before SIGKILL."""
+    for child in children:
+        child.process.terminate()
+    deadline = time.monotonic() + STOP_GRACE_S
+    for child in children:
+        try:
+            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            child.process.wait()
+
+
 @dataclass
 class Child:
     component: Component
@@ -182,15 +195,7 @@ class Supervisor:
             [c for c in running if c.component.order >= 100],
             [c for c in running if c.component.order < 100],
         ):
-            for child in group:
-                child.process.terminate()
-            deadline = time.monotonic() + STOP_GRACE_S
-            for child in group:
-                try:
-                    child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    child.process.kill()
-                    child.process.wait()
+            _terminate(group)
         for child in self.children:
             if child.log_handle:
                 child.log_handle.close()
@@ -248,16 +253,7 @@ class Supervisor:
         reconnects the moment the port answers would append before the warm-up fetch (see
         core.kafka.warm_up_partitions) and overwrite acknowledged records on the restarted broker."""
         services = [c for c in self.children if c.component.order >= 100]
-        running = [c for c in services if c.process and c.process.poll() is None]
-        for child in running:
-            child.process.terminate()
-        deadline = time.monotonic() + STOP_GRACE_S
-        for child in running:
-            try:
-                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                child.process.wait()
+        _terminate([c for c in services if c.process and c.process.poll() is None])
         for child in services:
             child.held, child.next_start_at = True, None
         if services:

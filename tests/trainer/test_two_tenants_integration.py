@@ -84,7 +84,8 @@ async def test_two_tenants_train_through_the_broker_and_beat_the_base(
               for scope in resource.scope_metrics for metric in scope.metrics}
     assert sum(p.count for p in points["trainer.run.seconds"]) == 2
     assert all(p.sum > 0 for p in points["trainer.run.seconds"])
-    assert sum(p.value for p in points["trainer.samples.buffered"]) == len(banks_samples) + len(food_samples)
+    buffered = {p.attributes["tenant.id"]: p.value for p in points["trainer.samples.buffered"]}
+    assert (buffered[banks], buffered[food]) == (len(banks_samples), len(food_samples))  # the topic is shared
     assert {p.attributes["topic"] for p in points["clonedesk.kafka.consumer_lag"]} == {"training.samples"}
 
     registry = AdapterRegistry(trained_settings.resolved_data_dir)

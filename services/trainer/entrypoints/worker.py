@@ -154,9 +154,15 @@ class TrainerWorker:
                     except PoisonMessage as exc:
                         await send_dead_letter(producer, record.topic, record.key, record.value, str(exc),
                                                list(record.headers or []), partition.partition, record.offset)
-        new = self.buffer.append(samples) if samples else 0
-        if new:
-            self._samples_counter.add(new)
+        by_tenant: dict[str, list] = {}
+        for sample in samples:
+            by_tenant.setdefault(sample.tenant_id, []).append(sample)
+        new = 0
+        for tenant_id, tenant_samples in by_tenant.items():
+            stored = self.buffer.append(tenant_samples)
+            if stored:
+                self._samples_counter.add(stored, {"tenant.id": tenant_id})
+            new += stored
         return new
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
