@@ -118,6 +118,15 @@ async def test_errors_have_proper_status_codes(resolver, request_fields, code):
     assert failure.value.details()
 
 
+async def test_the_routing_header_must_name_the_requests_tenant(resolver):
+    request = resolve_request("alpha", "t-route", CUSTOMER_LINES[0])
+    with pytest.raises(grpc.aio.AioRpcError) as failure:
+        await resolver.stub.Resolve(request, metadata=[("x-tenant-id", "beta")], timeout=30)
+    assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "x-tenant-id" in failure.value.details()
+    answered = await resolver.stub.Resolve(request, metadata=[("x-tenant-id", "alpha")], timeout=30)
+    assert answered.tenant_id == "alpha" and answered.adapter_version.startswith("alpha@")
+
+
 async def test_deadlines_are_honoured_and_the_server_carries_on(resolver, zoo):
     with pytest.raises(grpc.aio.AioRpcError) as failure:
         await resolver.stub.Resolve(resolve_request("alpha", "t-1", CUSTOMER_LINES[0]), timeout=0.001)

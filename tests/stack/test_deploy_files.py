@@ -43,6 +43,9 @@ def test_kustomize_overlay_builds_with_probes_and_gpu_resolver():
     container = resolver["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1 and "readinessProbe" in container
     assert resolver["spec"]["replicas"] == 4  # the production overlay applied
+    affinity = by_name[("DestinationRule", "resolver-tenant-affinity")]["spec"]
+    assert affinity["host"] == "resolver"
+    assert affinity["trafficPolicy"]["loadBalancer"]["consistentHash"]["httpHeaderName"] == "x-tenant-id"
     assert by_name[("Deployment", "gateway")]["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/readyz"
     for doc in docs:
         for c in doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):

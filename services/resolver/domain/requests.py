@@ -57,3 +57,7 @@ def resolution_id(tenant_id: str, key: str) -> str:
     """Deterministic (uuid5) from tenant and idempotency key: redelivery reuses the resolution id, so
     billing downstream counts it once."""
     return str(uuid.uuid5(RESOLUTION_NAMESPACE, f"{tenant_id}\x00{key}"))
+
+
+# gRPC metadata naming the request's tenant, for ingresses that route tenant-affine (consistent hashing).
+TENANT_HEADER = "x-tenant-id"

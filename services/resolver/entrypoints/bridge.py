@@ -16,7 +16,7 @@ from clonedesk.core.settings import Settings
 from clonedesk.core.telemetry import ConsumerLag, extract_context, inject_headers
 from clonedesk.core.topics import HELPDESK_OUTBOUND, RESOLUTIONS, TICKETS_TO_RESOLVE, message_key
 from clonedesk.resolver.domain.outbound import reply_id
-from clonedesk.resolver.domain.requests import idempotency_key
+from clonedesk.resolver.domain.requests import TENANT_HEADER, idempotency_key
 from clonedesk.resolver.settings import ResolverSettings
 from clonedesk.v1 import common_pb2, outbound_pb2, resolver_pb2, resolver_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -154,7 +154,7 @@ class Bridge:
         other_errors = 0
         delay = 0.2
         while not stop.is_set():
-            metadata = []
+            metadata = [(TENANT_HEADER, request.tenant_id)]  # tenant-affine routing at the ingress
             propagate.inject(metadata, setter=_MetadataSetter())
             try:
                 return await stub.Resolve(request, timeout=self.rs.resolve_timeout_s, metadata=metadata)

@@ -11,7 +11,7 @@ import grpc
 from clonedesk.core.kafka import PoisonMessage, decode, make_consumer, make_producer, send_dead_letter
 from clonedesk.core.settings import Settings
 from clonedesk.core.topics import ADAPTERS_PUBLISHED
-from clonedesk.resolver.domain.requests import InvalidRequest
+from clonedesk.resolver.domain.requests import TENANT_HEADER, InvalidRequest
 from clonedesk.resolver.engines.base import Engine, make_engine
 from clonedesk.resolver.service import (
     NoLiveAdapter,
@@ -49,10 +49,15 @@ class ResolverServicer(resolver_pb2_grpc.ResolverServicer):
     async def Resolve(self, request, context):  # noqa: N802 - gRPC method name
         if self.service is None:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the resolver is still loading its base model")
+        metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+        # The routing header (what a tenant-affine ingress hashes on) must name the request's tenant:
+        # a request routed as one tenant's and carrying another's is refused, never answered.
+        routed_as = metadata.get(TENANT_HEADER)
+        if routed_as is not None and routed_as != request.tenant_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"{TENANT_HEADER} {routed_as!r} does not match tenant_id {request.tenant_id!r}")
         # The caller's trace (the bridge's span) continues here: W3C traceparent in the metadata.
-        parent = propagate.extract(
-            {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
-        )
+        parent = propagate.extract(metadata)
         try:
             with tracer.start_as_current_span("Resolver/Resolve", context=parent, kind=trace.SpanKind.SERVER):
                 return await self.service.resolve(request, timeout=context.time_remaining())
