@@ -77,6 +77,19 @@ def test_the_simulator_speaks_both_apis_and_checks_what_it_gets(simulator):
     assert len((simulator.app.state.replies.path).read_text().splitlines()) == 2
 
 
+async def _send_replies(bootstrap: str, *replies) -> None:
+    """Each reply onto helpdesk.outbound, keyed tenant:ticket, acknowledged before the next."""
+    producer = make_producer(bootstrap)
+    await producer.start()
+    try:
+        for reply in replies:
+            await producer.send_and_wait(
+                HELPDESK_OUTBOUND, encode(reply), key=message_key(reply.tenant_id, reply.ticket_id)
+            )
+    finally:
+        await producer.stop()
+
+
 async def test_a_failing_helpdesk_is_retried_until_it_takes_the_reply(settings, simulator):
     TenantStore(settings.resolved_data_dir).add("acme")
     httpx.post(f"{simulator.url}/_sim/faults", json={"fail_next": 2, "status": 503})
@@ -99,13 +112,10 @@ async def test_the_worker_posts_and_dead_letters_what_it_cannot_deliver(settings
     good_intercom = outbound_reply("initech", f"i-{run}", source=common_pb2.INTERCOM)
     unknown_tenant = outbound_reply("nobody", f"n-{run}")
     keeps_failing = outbound_reply("acme", f"f-{run}")
+    await _send_replies(settings.bootstrap, good_zendesk, good_intercom, unknown_tenant)
     producer = make_producer(settings.bootstrap)
     await producer.start()
     try:
-        for reply in (good_zendesk, good_intercom, unknown_tenant):
-            await producer.send_and_wait(
-                HELPDESK_OUTBOUND, encode(reply), key=message_key(reply.tenant_id, reply.ticket_id)
-            )
         await producer.send_and_wait(
             HELPDESK_OUTBOUND, b"\xff not a protobuf", key=f"acme:poison-{run}".encode()
         )
@@ -121,12 +131,7 @@ async def test_the_worker_posts_and_dead_letters_what_it_cannot_deliver(settings
         )
         # Now the helpdesk goes down for longer than the retries last.
         httpx.post(f"{simulator.url}/_sim/faults", json={"fail_next": 1000, "status": 502})
-        producer = make_producer(settings.bootstrap)
-        await producer.start()
-        await producer.send_and_wait(
-            HELPDESK_OUTBOUND, encode(keeps_failing), key=message_key("acme", keeps_failing.ticket_id)
-        )
-        await producer.stop()
+        await _send_replies(settings.bootstrap, keeps_failing)
         dead = await read_topic(
             settings.bootstrap, dlq(HELPDESK_OUTBOUND), lambda rs: len(_ours(rs, run)) >= 3
         )
@@ -156,15 +161,7 @@ async def test_a_redelivered_reply_is_posted_once_even_where_the_helpdesk_ignore
     The simulator's raw post count is what such a helpdesk would have recorded."""
     TenantStore(settings.resolved_data_dir).add("dedup")  # the topic also holds other tests' replies
     reply = outbound_reply("dedup", f"dup-{uuid.uuid4().hex[:6]}")
-    producer = make_producer(settings.bootstrap)
-    await producer.start()
-    try:
-        for _ in range(2):
-            await producer.send_and_wait(
-                HELPDESK_OUTBOUND, encode(reply), key=message_key(reply.tenant_id, reply.ticket_id)
-            )
-    finally:
-        await producer.stop()
+    await _send_replies(settings.bootstrap, reply, reply)
     poster = OutboundPoster(settings, FAST_RETRIES)
     stop, ready = asyncio.Event(), asyncio.Event()
     worker = asyncio.create_task(poster.run(stop, ready, group_id=group_id))

@@ -50,16 +50,6 @@ def status(env) -> dict:
     return {c["name"]: c for c in json.loads(clonedesk(env, "status", "--json").stdout)}
 
 
-async def produce(bootstrap, topic, values):
-    producer = make_producer(bootstrap)
-    await producer.start()
-    try:
-        for value in values:
-            await producer.send_and_wait(topic, value, key=value[-3:])  # returns once acks=all
-    finally:
-        await producer.stop()
-
-
 async def read_all(bootstrap, topic, expected, timeout=60, value_of=lambda record_value: record_value):
     """`value_of` every record on `topic`, read until `expected` are all there or `timeout` passed."""
     consumer = make_consumer(bootstrap, topic, group_id=None)
@@ -282,7 +272,7 @@ def test_two_stacks_run_side_by_side_on_their_own_data_dirs_and_ports(tmp_path):
         for env in (first, second):
             broker = status(env)["broker"]
             assert broker["up"] and broker["port"] == int(env["CLONEDESK_BROKER_PORT"])
-        asyncio.run(produce(f"127.0.0.1:{first['CLONEDESK_BROKER_PORT']}", "helpdesk.events", [b"only-in-one"]))
+        asyncio.run(produce_many(f"127.0.0.1:{first['CLONEDESK_BROKER_PORT']}", "helpdesk.events", [b"only-in-one"]))
         assert b"only-in-one" in asyncio.run(read_all(f"127.0.0.1:{first['CLONEDESK_BROKER_PORT']}",
                                                        "helpdesk.events", {b"only-in-one"}))
         clonedesk(first, "down")
