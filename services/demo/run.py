@@ -73,15 +73,19 @@ class Mode:
 # count, not the sample count, bounds a run.
 # The promotion margin is wider than the trainer's default because the demo's holdouts are a handful of
 # tickets: a refresh that scores a few points lower on 16 turns is noise, not a regression.
+# Settling: the trainer waits for a few quiet seconds of a tenant's samples, so a big tenant's first run
+# covers its whole imported history (the threshold is the smallest tenant's).
 QUICK_MODE = Mode("quick", QUICK, {"CLONEDESK_TRAINER_MAX_STEPS": "120", "CLONEDESK_TRAINER_EPOCHS": "10",
                                    "CLONEDESK_TRAINER_MAX_LENGTH": "128",
                                    "CLONEDESK_TRAINER_MAX_EVAL_TURNS": "16",
-                                   "CLONEDESK_TRAINER_PROMOTION_MARGIN": "0.1"},
+                                   "CLONEDESK_TRAINER_PROMOTION_MARGIN": "0.1",
+                                   "CLONEDESK_TRAINER_SETTLE_S": "5"},
                   training_timeout_s=420, resolve_timeout_s=120, preview_turns=12)
 FULL_MODE = Mode("full", FULL, {"CLONEDESK_TRAINER_MAX_STEPS": "200", "CLONEDESK_TRAINER_EPOCHS": "4",
                                 "CLONEDESK_TRAINER_MAX_LENGTH": "160",
                                 "CLONEDESK_TRAINER_MAX_EVAL_TURNS": "40",
-                                "CLONEDESK_TRAINER_PROMOTION_MARGIN": "0.05"},
+                                "CLONEDESK_TRAINER_PROMOTION_MARGIN": "0.05",
+                                "CLONEDESK_TRAINER_SETTLE_S": "8"},
                  training_timeout_s=720, resolve_timeout_s=150, preview_turns=60)
 
 
@@ -110,6 +114,8 @@ class Demo:
         self.live_versions: dict[str, int] = {}
         self.results: list[TicketResult] = []
         self.watcher: ResolutionWatcher | None = None  # what the resolver answered, kept for the bill
+        # What the demo showed, per tenant, written to <data>/demo/summary.json at the end.
+        self.summary: dict[str, dict] = {}
         self.started = time.monotonic()
 
     # -- output -------------------------------------------------------------------------------------
@@ -143,7 +149,7 @@ class Demo:
         sgd = find_dialogues()
         self.plans = [plan_tenant(b, read_dialogues(sgd / f"train_{b}.jsonl"), self.mode.sizes, SEED,
                                   lambda ticket: is_holdout(ticket, fraction)) for b in BUSINESSES]
-        thresholds = trainer_thresholds(self.plans, self.mode.sizes)
+        thresholds = trainer_thresholds(self.plans)
         os.environ["CLONEDESK_TRAINER_FIRST_MIN_SAMPLES"] = str(thresholds["first_min_samples"])
         os.environ["CLONEDESK_TRAINER_REFRESH_MIN_NEW_SAMPLES"] = str(thresholds["refresh_min_new_samples"])
         return thresholds
@@ -166,17 +172,17 @@ class Demo:
             start_detached(self.settings, ephemeral=self.ephemeral)
         _print_status(self.settings)
         store = TenantStore(self.data_dir)
-        table = Table("tenant", "SGD business", "history (webhooks + import)", "trainable samples",
-                      "live tickets", "refresh tickets", title="tenants and their dialogues (seeded split)")
+        table = Table("tenant", "SGD business", "dialogues", "history (webhooks + import)", "trainable samples",
+                      "refresh tickets", "live tickets", title="tenants and their dialogues (seeded split)")
         for plan in self.plans:
             tenant = store.find(plan.tenant_id) or store.add(plan.tenant_id)
             tenant.plan.free_units = DEMO_FREE_UNITS
             tenant.escalation_threshold = DEMO_ESCALATION_THRESHOLD
             store.save(tenant)
             self.tenants[plan.tenant_id] = tenant
-            table.add_row(plan.tenant_id, plan.business,
+            table.add_row(plan.tenant_id, plan.business, str(plan.dialogues),
                           f"{len(plan.history)} ({len(plan.history_webhooks)} + {len(plan.history_import)})",
-                          str(plan.history_trainable), str(len(plan.live)), str(len(plan.refresh)))
+                          str(plan.history_trainable), str(len(plan.refresh)), str(len(plan.live)))
         self.console.print(table)
         self.done(f"stack up; tenants {', '.join(self.tenants)} created (plan: {DEMO_FREE_UNITS} free"
                   f" resolutions, then $0.99 each; escalation below confidence {DEMO_ESCALATION_THRESHOLD},"
@@ -273,7 +279,7 @@ class Demo:
         with self.progress() as progress:
             waiter = asyncio.create_task(self.wait_for_versions(
                 {p.tenant_id: 1 for p in self.plans},
-                {p.tenant_id: self.mode.sizes.history_samples for p in self.plans},
+                {p.tenant_id: p.history_trainable for p in self.plans},
                 progress, "samples buffered", on_ready=ready.put_nowait))
             try:
                 while len(reports) < len(self.plans):
@@ -298,6 +304,7 @@ class Demo:
                             " same held-out tickets")
         for plan in self.plans:
             report = reports[plan.tenant_id]
+            self.summary.setdefault(plan.tenant_id, {})["preview"] = report
             for index, metric in enumerate(PREVIEW_METRICS):
                 cells = [_cell(metric, report[name][metric]) for name in ("adapter", "base", "retrieval")]
                 first = index == 0
@@ -384,7 +391,10 @@ class Demo:
                       title="hot swap: which adapter answered the live tickets")
         for tenant_id, before in self.live_versions.items():
             now = current_version(self.data_dir, tenant_id)
-            answered = ", ".join(f"{name}: {n}" for name, n in self.watcher.answered_by(tenant_id).items())
+            by_version = self.watcher.answered_by(tenant_id)
+            self.summary.setdefault(tenant_id, {})["swap"] = {"live_at_go_live": before, "current": now,
+                                                              "answered_by": by_version}
+            answered = ", ".join(f"{name}: {n}" for name, n in by_version.items())
             table.add_row(tenant_id, f"v{before}", f"v{now}", answered or "—")
         self.console.print(table)
 
@@ -421,7 +431,12 @@ class Demo:
                     tenant_id, months, self.watcher.count(tenant_id), timeout=180)
                 usage = await analytics.usage(tenant_id, (today - timedelta(days=31)).isoformat(),
                                               today.isoformat())
-                outcomes.add_row(tenant_id, *tenant_figures(list(invoices.values()), usage).cells())
+                figures = tenant_figures(list(invoices.values()), usage)
+                outcomes.add_row(tenant_id, *figures.cells())
+                self.summary.setdefault(tenant_id, {}).update(
+                    resolutions=figures.resolutions, resolution_rate=figures.resolution_rate,
+                    escalation_rate=figures.escalation_rate, csat_average=figures.csat_average,
+                    csat_count=figures.csat_count, invoices=invoices)
                 for month, invoice in invoices.items():
                     bill.add_row(tenant_id, month, *invoice_cells(invoice))
         self.console.print(outcomes)
@@ -444,15 +459,31 @@ class Demo:
             await self.live_and_refresh(client)
             await self.report(client)
 
+    def write_summary(self) -> Path:
+        live = Counter()
+        for result in self.results:
+            live[result.tenant_id] += 1
+        for plan in self.plans:
+            self.summary.setdefault(plan.tenant_id, {})["dialogues"] = {
+                "history": len(plan.history), "refresh": len(plan.refresh), "live": len(plan.live),
+                "live_played": live[plan.tenant_id]}
+        path = self.settings.path("demo", "summary.json")
+        path.write_text(json.dumps({"mode": self.mode.name, "tenants": self.summary}, indent=2, default=str))
+        return path
+
     def run(self) -> None:
         self.start_stack()
         asyncio.run(self.run_async())
+        self.console.print(f"[dim]What this run showed, as JSON: {self.write_summary()}[/]")
         write_marker(self.data_dir, status="complete", finished_at=time.time(), mode=self.mode.name)
         self.console.rule(f"[green]demo complete in {time.monotonic() - self.started:.0f}s[/]")
         self.console.print("The stack keeps running: `clonedesk status` shows it, `clonedesk down` stops it.")
 
 
+# "—" where a metric is undefined: escalation precision when nothing was escalated, recall when no
+# held-out turn was an escalation.
 PREVIEW_METRICS = {"decision_accuracy": "decision accuracy", "reply_chrf": "reply chrF",
+                   "escalation_precision": "escalation precision", "escalation_recall": "escalation recall",
                    "projected_resolution_rate": "projected resolution"}
 
 

@@ -29,6 +29,10 @@ class TrainerSettings(BaseSettings):
                                     description="How far a refresh may fall below the current score.")
     max_backlog_wait_s: float = Field(default=30.0, ge=0,
                                       description="Start training at the latest this long into a backlog.")
+    settle_s: float = Field(default=0.0, ge=0,
+                            description="A due tenant trains once its samples paused this long (0 = at once).")
+    settle_max_s: float = Field(default=300.0, gt=0,
+                                description="...but at the latest this long into a stream that never pauses.")
     max_eval_turns: int = Field(default=64, ge=1, description="Held-out turns scored per candidate.")
     lora_rank: int = Field(default=32, ge=1, description="LoRA rank r (vLLM must allow it: CLONEDESK_MAX_LORA_RANK).")
     lora_alpha: int = Field(default=64, ge=1, description="LoRA alpha (scale = alpha / rank).")
@@ -45,7 +49,8 @@ class TrainerSettings(BaseSettings):
                             refresh_min_new_samples=self.refresh_min_new_samples,
                             refresh_max_interval_s=self.refresh_max_interval_s,
                             max_samples_per_run=self.max_samples_per_run, replay_ratio=self.replay_ratio,
-                            retry_after_failure_s=self.retry_after_failure_s)
+                            retry_after_failure_s=self.retry_after_failure_s, settle_s=self.settle_s,
+                            settle_max_s=self.settle_max_s)
 
     def lora(self) -> LoraTrainingConfig:
         return LoraTrainingConfig(rank=self.lora_rank, alpha=self.lora_alpha, learning_rate=self.learning_rate,

@@ -1,7 +1,10 @@
 """`clonedesk demo --quick` end to end: the real stack as child processes (broker, gateway, faust worker,
 trainer, resolver, bridge, outbound poster, helpdesk simulator, metering, API), driven by the demo as
 a subprocess with its own data dir and ports; then its outcomes are checked from outside, over the
-broker and HTTP, and the stack is stopped."""
+broker and HTTP, and the stack is stopped.
+
+A first run is killed halfway (its stack left running, its history half sent): the run that follows
+must stop that stack and start clean, which the exact counts checked afterwards would show if not."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -88,11 +92,45 @@ async def read_topic(bootstrap: str, topic: str, message_type, settle_s: float =
     return found
 
 
+def kill_demo_halfway(env: dict, after: str, timeout: float = 240) -> str:
+    """Start `clonedesk demo --quick` and kill -9 it half a second after its output shows `after`."""
+    demo = subprocess.Popen([sys.executable, "-m", "clonedesk", "demo", "--quick"], cwd=REPO, text=True,
+                            env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    watchdog = threading.Timer(timeout, demo.kill)
+    watchdog.start()
+    seen = []
+    try:
+        for line in demo.stdout:
+            seen.append(line)
+            if after in line:
+                threading.Timer(0.5, demo.kill).start()
+    finally:
+        watchdog.cancel()
+        demo.wait()
+    output = "".join(seen)
+    assert after in output, f"the first run never reached {after!r}:\n{output[-3000:]}"
+    return output
+
+
+def table_rows(output: str, first_cell: str) -> list[list[str]]:
+    """The cells of every table row of the demo's output that starts with `first_cell`."""
+    rows = []
+    for line in output.splitlines():
+        cells = [c.strip() for c in line.strip().strip("│").split("│")]
+        if len(cells) > 1 and cells[0] == first_cell:
+            rows.append(cells)
+    return rows
+
+
 def test_quick_demo_runs_the_whole_loop_on_the_real_stack(tmp_path, demo_base_model):
     data_dir = tmp_path / "data"
     env = demo_env(data_dir, demo_base_model)
     bootstrap = f"127.0.0.1:{env['CLONEDESK_BROKER_PORT']}"
     try:
+        first = kill_demo_halfway(env, "2/6 history arrives")
+        assert "1/6" in first and "3/6" not in first
+        assert json.loads((data_dir / "demo.json").read_text())["status"] == "running"
         try:
             run = clonedesk(env, "demo", "--quick", timeout=DEMO_TIMEOUT_S)
         except subprocess.TimeoutExpired as exc:
@@ -100,6 +138,8 @@ def test_quick_demo_runs_the_whole_loop_on_the_real_stack(tmp_path, demo_base_mo
             pytest.fail(f"`clonedesk demo --quick` ran past {DEMO_TIMEOUT_S}s:\n{tail!r}")
         output = run.stdout + run.stderr
         assert run.returncode == 0, f"demo failed ({run.returncode}):\n{output[-6000:]}"
+        assert "an unfinished earlier demo run: its stack was stopped and its data wiped" in output
+        summary = json.loads((data_dir / "demo" / "summary.json").read_text())["tenants"]
 
         # The stack it started is still up, every component of it.
         status = {c["name"]: c for c in json.loads(clonedesk(env, "status", "--json").stdout)}
@@ -120,11 +160,32 @@ def test_quick_demo_runs_the_whole_loop_on_the_real_stack(tmp_path, demo_base_mo
             assert (data_dir / "adapters" / tenant / "v1" / "preview.json").exists()
         assert any(2 in versions[t] for t in TENANTS), "no refresh was promoted and hot-swapped"
 
-        # The resolver answered live tickets; its replies reached the helpdesk simulator.
+        # The accuracy preview printed is each v1's saved preview, every metric of it.
+        for tenant in TENANTS:
+            saved = json.loads((data_dir / "adapters" / tenant / "v1" / "preview.json").read_text())
+            assert summary[tenant]["preview"] == saved
+            assert table_rows(output, saved["adapter_version"])[0][3] == f"{saved['adapter']['decision_accuracy']:.1%}"
+        preview_rows = [r for t in TENANTS for r in table_rows(output, f"{t}@v1")] + table_rows(output, "")
+        assert {"decision accuracy", "reply chrF", "escalation precision", "escalation recall",
+                "projected resolution"} <= {r[2] for r in preview_rows if len(r) == 6}
+
+        # The resolver answered every live ticket: all the dialogues that were not history or refresh.
         resolutions = asyncio.run(read_topic(bootstrap, RESOLUTIONS, resolver_pb2.Resolution))
         by_tenant = defaultdict(list)
         for resolution in resolutions:
             by_tenant[resolution.tenant_id].append(resolution)
+        for tenant in TENANTS:
+            dialogues = summary[tenant]["dialogues"]
+            assert dialogues["history"] > dialogues["live"] == dialogues["live_played"] > 0
+            assert len({r.ticket_id for r in by_tenant[tenant]}) == dialogues["live"]
+
+        # Hot swap: where the refresh was promoted, the tickets played after it were answered by v2.
+        for tenant in TENANTS:
+            if 2 in versions[tenant]:
+                ordered = sorted(by_tenant[tenant], key=lambda r: r.created_at.ToDatetime())
+                assert ordered[-1].adapter_version == f"{tenant}@v2", [r.adapter_version for r in ordered]
+                assert summary[tenant]["swap"]["current"] == 2
+                assert summary[tenant]["swap"]["answered_by"][f"{tenant}@v2"] >= 1
         sim = f"http://127.0.0.1:{env['CLONEDESK_HELPDESK_SIM_PORT']}"
         api = f"http://127.0.0.1:{env['CLONEDESK_API_PORT']}"
         admin = (data_dir / "admin_key").read_text().strip()
@@ -147,6 +208,20 @@ def test_quick_demo_runs_the_whole_loop_on_the_real_stack(tmp_path, demo_base_mo
                 assert invoice["resolutions"]["escalated"] >= sum(
                     1 for r in by_tenant[tenant] if not r.reply)
                 assert invoice["unit_price_usd"] == "0.99"
+
+                # The rates printed are the invoice's counts over the settled resolutions.
+                counts = invoice["resolutions"]
+                settled = sum(counts.values()) - counts["pending"]
+                row = table_rows(output, tenant)
+                printed = next(r for r in row if len(r) == 9)  # the resolutions table
+                if settled:
+                    resolved = (counts["confirmed"] + counts["assumed"]) / settled
+                    assert printed[6] == f"{resolved:.0%}"
+                    assert printed[7] == f"{counts['escalated'] / settled:.0%}"
+                    assert summary[tenant]["resolution_rate"] == pytest.approx(resolved, abs=1e-4)
+                else:
+                    assert printed[6] == printed[7] == "—"
+                assert printed[1] == str(len(by_tenant[tenant]))
         assert replies_total > 0, "every live message was escalated: no reply was posted"
 
         # The output says what came from the dialogues and what was simulated, and ends with the bill.

@@ -42,7 +42,7 @@ def holdout(ticket: str) -> bool:
 
 
 @pytest.mark.parametrize("sizes", [QUICK, FULL], ids=["quick", "full"])
-def test_split_is_disjoint_seeded_and_meets_the_sample_targets(sizes):
+def test_split_is_disjoint_seeded_and_gives_most_to_history_and_the_rest_to_live_tickets(sizes):
     plans = []
     for business in BUSINESSES:
         source = dialogues(business)
@@ -53,20 +53,26 @@ def test_split_is_disjoint_seeded_and_meets_the_sample_targets(sizes):
         assert len(ids) == len(set(ids))  # no dialogue in two roles
         assert ids == [d["dialogue_id"] for part in (again.live, again.history_webhooks, again.history_import,
                                                      again.refresh) for d in part]  # input order irrelevant
-        assert len(plan.live) == sizes.live_tickets and len(plan.history_webhooks) == sizes.webhook_history
+        # Every dialogue of the tenant is used (the full demo: all the business's), most as history.
+        assert len(ids) == plan.dialogues == (len(source) if sizes.dialogues is None else sizes.dialogues)
+        assert len(plan.history) > plan.dialogues / 2 > len(plan.live) >= sizes.after_swap_tickets + 2
+        assert len(plan.history_webhooks) == sizes.webhook_history
         trainable = sum(agent_samples(d) for d in plan.history if not holdout(d["dialogue_id"]))
-        assert trainable == plan.history_trainable >= sizes.history_samples
+        assert trainable == plan.history_trainable
+        assert plan.refresh_trainable == sum(agent_samples(d) for d in plan.refresh
+                                             if not holdout(d["dialogue_id"])) > 0
         assert any(holdout(d["dialogue_id"]) for d in plan.history)  # the preview has tickets to score
         assert not any(holdout(d["dialogue_id"]) for d in plan.history_webhooks)
-        assert plan.refresh_trainable >= sizes.refresh_samples
         plans.append(plan)
-    thresholds = trainer_thresholds(plans, sizes)
-    assert thresholds == {"first_min_samples": sizes.history_samples,
-                          "refresh_min_new_samples": sizes.refresh_samples}
+    if sizes.dialogues is None:
+        assert [len(p.live) for p in plans] == [52, 26, 29]  # Banks 207, RentalCars 104, Hotels 115 dialogues
+    thresholds = trainer_thresholds(plans)
     for plan in plans:
-        # The history alone never triggers a refresh; history plus the refresh batch always does.
-        leftover = plan.history_trainable - thresholds["first_min_samples"]
-        assert leftover < thresholds["refresh_min_new_samples"] <= leftover + plan.refresh_trainable
+        # Every history reaches the first threshold and every refresh batch the refresh one.
+        assert plan.history_trainable >= thresholds["first_min_samples"]
+        assert plan.refresh_trainable >= thresholds["refresh_min_new_samples"]
+    assert thresholds["first_min_samples"] in {p.history_trainable for p in plans}
+    assert thresholds["refresh_min_new_samples"] in {p.refresh_trainable for p in plans}
 
 
 def test_a_different_seed_gives_a_different_split():
@@ -77,10 +83,20 @@ def test_a_different_seed_gives_a_different_split():
 
 
 def test_too_few_dialogues_is_a_clear_error():
-    greedy = DemoSizes(live_tickets=4, webhook_history=2, history_samples=5000, refresh_samples=40,
-                       live_turns=2)
-    with pytest.raises(NotEnoughDialogues, match="Banks_1.*5000"):
-        plan_tenant("Banks_1", dialogues("Banks_1"), greedy, seed=7, is_holdout=holdout)
+    tiny = DemoSizes(dialogues=6, history_share=0.6, refresh_share=0.2, webhook_history=2, live_turns=2)
+    with pytest.raises(NotEnoughDialogues, match="Banks_1: 6 dialogues leave 1 live tickets"):
+        plan_tenant("Banks_1", dialogues("Banks_1"), tiny, seed=7, is_holdout=holdout)
+    with pytest.raises(ValueError, match="over half"):
+        DemoSizes(dialogues=None, history_share=0.4, refresh_share=0.2, webhook_history=2, live_turns=2)
+
+
+def test_a_history_without_a_held_out_ticket_takes_one_from_later_parts():
+    never = [{"dialogue_id": f"d{i}", "turns": [{"speaker": "USER", "utterance": "hi"},
+                                                 {"speaker": "SYSTEM", "utterance": "hello"}]} for i in range(20)]
+    sizes = DemoSizes(dialogues=None, history_share=0.6, refresh_share=0.2, webhook_history=2, live_turns=2)
+    plan = plan_tenant("Tiny_1", never, sizes, seed=7, is_holdout=lambda ticket: ticket == "d3")
+    assert "d3" in {d["dialogue_id"] for d in plan.history}
+    assert (len(plan.history), len(plan.refresh), len(plan.live)) == (12, 4, 4)
 
 
 def test_samples_are_agent_turns_after_a_customer_turn():
@@ -228,6 +244,18 @@ def test_a_data_dir_of_another_installation_is_refused_untouched(settings):
     with pytest.raises(DemoStepFailed, match="did not create"):
         prepare(settings, stopper)
     assert stopper.calls == 0 and TenantStore(data).find("acme") is not None and read_marker(data) is None
+
+
+@pytest.mark.parametrize("external", [{"kafka_bootstrap": "kafka.internal:9092"},
+                                      {"clickhouse_dsn": "http://clickhouse.internal:8123"}])
+def test_a_run_against_external_services_is_refused_before_touching_anything(tmp_path, external):
+    settings = Settings(data_dir=tmp_path / "data", **external)
+    write_marker(settings.resolved_data_dir, status="complete")
+    (settings.resolved_data_dir / "logs").mkdir()
+    stopper = StackStopper(was_running=True)
+    with pytest.raises(DemoStepFailed, match="embedded stack.*unset CLONEDESK_"):
+        prepare(settings, stopper)
+    assert stopper.calls == 0 and (settings.resolved_data_dir / "logs").is_dir()
 
 
 def test_an_empty_data_dir_is_used_as_it_is_and_marked(settings):

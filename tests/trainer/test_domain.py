@@ -55,6 +55,21 @@ def test_refresh_on_new_samples_or_time_limit():
     assert training_due(_progress("a", 900, **trained, retry=2000.0), POLICY, now=1900) is None
 
 
+def test_a_due_tenant_waits_for_its_samples_to_settle_but_not_forever():
+    settling = BufferPolicy(first_min_samples=100, settle_s=10, settle_max_s=120)
+    streaming = TenantProgress("a", 500, 0, False, last_sample_at=1000.0, burst_started_at=950.0)
+    assert training_due(streaming, settling, now=1005) is None  # an import is still arriving
+    assert training_due(streaming, settling, now=1010) == FIRST  # ten quiet seconds
+    assert training_due(streaming, POLICY, now=1005) == FIRST  # no settling asked for
+    endless = TenantProgress("a", 500, 0, False, last_sample_at=1069.0, burst_started_at=950.0)
+    assert training_due(endless, settling, now=1069.5) is None
+    assert training_due(endless, settling, now=1070) == FIRST  # 120 s into a stream that never pauses
+    restarted = TenantProgress("a", 500, 0, False)  # arrival times unknown after a restart
+    assert training_due(restarted, settling, now=0) == FIRST
+    too_few = TenantProgress("a", 99, 0, False, last_sample_at=0.0, burst_started_at=0.0)
+    assert training_due(too_few, settling, now=1000) is None
+
+
 def test_a_flooding_tenant_does_not_starve_the_others():
     flood = _progress("flood", 100_000, trained=50_000, has_adapter=True, last=500.0)
     quiet = _progress("quiet", 260, trained=200, has_adapter=True, last=100.0)

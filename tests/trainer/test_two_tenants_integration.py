@@ -59,18 +59,31 @@ async def test_two_tenants_train_through_the_broker_and_beat_the_base(
     food, food_samples = sgd_tenant(sgd_dir, "Hotels_1", 40)  # both businesses ship in data/sgd too
     for tenant_id in (banks, food):
         TenantStore(trained_settings.resolved_data_dir).add(tenant_id)
-    await produce_samples(kafka_bootstrap, banks_samples + food_samples)
+    # Banks' history arrives in two parts with a pause between them: the trainer, settling for 4 s, must
+    # train on both, not on the first part alone.
+    first_part = len(banks_samples) * 4 // 5
+    first_trainable = sum(not is_holdout(s.ticket_id, trainer_settings.holdout_fraction)
+                          for s in banks_samples[:first_part])
+    assert first_trainable >= trainer_settings.first_min_samples  # enough to train on the first part alone
+    await produce_samples(kafka_bootstrap, banks_samples[:first_part] + food_samples)
 
     # only first adapters here (refreshes have their own test)
     spans = InMemorySpanExporter()
     metric_reader = InMemoryMetricReader()
     telemetry = setup_telemetry("trainer", trained_settings, span_processors=[SimpleSpanProcessor(spans)],
                                 metric_readers=[metric_reader], set_global=False)
-    worker = TrainerWorker(trained_settings, trainer_settings.model_copy(update={"refresh_min_new_samples": 10**6}),
-                           telemetry=telemetry)
+    worker = TrainerWorker(trained_settings, trainer_settings.model_copy(
+        update={"refresh_min_new_samples": 10**6, "settle_s": 4.0}), telemetry=telemetry)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:
+        for _ in range(600):
+            if worker.buffer.counts(banks).trainable >= first_trainable or task.done():
+                break
+            await asyncio.sleep(0.1)
+        assert worker._training is None, "trained before its samples settled"
+        await asyncio.sleep(1.5)
+        await produce_samples(kafka_bootstrap, banks_samples[first_part:])
         published = await _published(kafka_bootstrap, group_id, {banks, food}, timeout=300)
     finally:
         stop.set()

@@ -5,7 +5,8 @@ that finds the marker, complete or half-done, stops that run's stack and wipes t
 starts: a clean slate instead of a resume, so no half-sent history, half-trained adapter or stale
 trainer threshold can leak into the new run. The built base model is kept (deterministic for its
 seed, and the slowest thing to rebuild). A data dir with tenants but no marker belongs to someone
-else's installation: the demo refuses to touch it.
+else's installation: the demo refuses to touch it. So does a run configured with an external Kafka or
+ClickHouse, which a wipe could not reach.
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ def prepare(settings: Settings, stop_stack) -> str:
     """Make the data dir ready for a fresh run; return what was found there, in words.
 
     `stop_stack(settings)` stops a stack running on this data dir (True if one ran)."""
+    external = [name for name, value in (("CLONEDESK_KAFKA_BOOTSTRAP", settings.kafka_bootstrap),
+                                         ("CLONEDESK_CLICKHOUSE_DSN", settings.clickhouse_dsn)) if value]
+    if external:
+        # A rerun wipes the data dir, not an external Kafka or ClickHouse: the first run's tickets and
+        # resolutions would stay there and be counted again. The demo is the embedded stack's.
+        raise DemoStepFailed(f"the demo runs on the embedded stack, which a second run wipes: unset"
+                             f" {' and '.join(external)} (point them at real services for `clonedesk up`)")
     data_dir = settings.resolved_data_dir
     marker = read_marker(data_dir)
     if marker is None and TenantStore(data_dir).list():

@@ -1,19 +1,19 @@
-"""How the demo divides each business's SGD dialogues between history, live tickets and the refresh batch
-(pure, seeded: the same seed gives the same split on every machine).
+"""How the demo divides each business's SGD dialogues between history, the refresh batch and live
+tickets (pure, seeded: the same seed gives the same split on every machine).
 
-Each tenant gets, from one seeded shuffle of its dialogues:
-- `live`: tickets that arrive after go-live and are answered by the resolver;
-- `history`: resolved tickets until `history_samples` trainable samples are reached (the first adapter
-  trains at exactly that count: the trainer's `first_min_samples`), a few of them sent as signed
-  webhooks and the rest bulk-imported;
-- `refresh`: more resolved tickets, at least `refresh_samples` trainable samples (the trainer's
-  `refresh_min_new_samples`), which arrive while live traffic runs and trigger the adapter refresh.
+From one seeded shuffle of a business's dialogues (all of them; `--quick` takes the first `dialogues`
+of the shuffle), each tenant gets:
+- `history`: most of them (`history_share`), resolved tickets that arrive before training, a few as
+  signed webhooks and the rest bulk-imported;
+- `refresh`: the next `refresh_share`, more resolved tickets, which arrive while live traffic runs and
+  trigger the adapter refresh;
+- `live`: all the remaining dialogues, as tickets answered by the resolver after go-live.
 
 A sample is one agent turn with something the customer said before it (what the conversation processor
 emits for a ticket solved by humans); tickets in the trainer's holdout give no trainable samples, so
-they are counted apart. Because every tenant's history stops within one dialogue of the same count, a
-single pair of trainer thresholds makes each tenant train once on its history, and refresh only when
-its refresh batch arrives.
+they are counted apart. Businesses differ in size, so the trainer thresholds are the smallest tenant's
+counts, and the trainer settles (CLONEDESK_TRAINER_SETTLE_S) so that a bigger tenant trains on its whole
+history, not on the part that crossed the threshold first.
 """
 
 from __future__ import annotations
@@ -29,17 +29,21 @@ class NotEnoughDialogues(ValueError):
 
 @dataclass(frozen=True)
 class DemoSizes:
-    live_tickets: int  # per tenant
+    dialogues: int | None  # of each business's dialogues the demo uses (None: all of them)
+    history_share: float  # of those, resolved history sent before training (most of them: over half)
+    refresh_share: float  # the refresh batch; the rest are live tickets
     webhook_history: int  # history tickets per tenant sent as signed webhooks (the rest is imported)
-    history_samples: int  # trainable samples of each tenant's history
-    refresh_samples: int  # trainable samples of each tenant's refresh batch
     live_turns: int  # customer messages of a live ticket at most, its closing message included
     # Live tickets kept back until the tenant's refreshed adapter is live, so traffic meets the swap.
     after_swap_tickets: int = 1
 
+    def __post_init__(self):
+        if not 0.5 < self.history_share < 1 or not 0 < self.refresh_share < 1 - self.history_share:
+            raise ValueError("history_share must be over half, and history plus refresh under the whole")
 
-QUICK = DemoSizes(live_tickets=4, webhook_history=2, history_samples=120, refresh_samples=40, live_turns=2)
-FULL = DemoSizes(live_tickets=10, webhook_history=6, history_samples=420, refresh_samples=100, live_turns=3,
+
+QUICK = DemoSizes(dialogues=26, history_share=0.62, refresh_share=0.23, webhook_history=2, live_turns=2)
+FULL = DemoSizes(dialogues=None, history_share=0.6, refresh_share=0.15, webhook_history=6, live_turns=3,
                  after_swap_tickets=2)
 
 
@@ -47,6 +51,7 @@ FULL = DemoSizes(live_tickets=10, webhook_history=6, history_samples=420, refres
 class TenantPlan:
     tenant_id: str
     business: str
+    dialogues: int = 0  # how many of the business's dialogues the plan uses
     live: list[dict] = field(default_factory=list)
     history_webhooks: list[dict] = field(default_factory=list)
     history_import: list[dict] = field(default_factory=list)
@@ -78,44 +83,36 @@ def agent_samples(dialogue: dict) -> int:
     return count
 
 
-def customer_turns(dialogue: dict) -> int:
-    return sum(1 for t in dialogue.get("turns") or () if t.get("speaker") == "USER" and t.get("utterance"))
-
-
 def plan_tenant(business: str, dialogues: Sequence[dict], sizes: DemoSizes, seed: int,
                 is_holdout: Callable[[str], bool], tenant_id: str | None = None) -> TenantPlan:
-    """Split one business's dialogues (see the module docstring); NotEnoughDialogues if they run out."""
+    """Split one business's dialogues (see the module docstring); NotEnoughDialogues if too few."""
     plan = TenantPlan(tenant_id or tenant_id_of(business), business)
     order = sorted(dialogues, key=lambda d: str(d["dialogue_id"]))
     random.Random(f"{seed}:{business}").shuffle(order)
-    remaining = list(order)
-
-    # Live tickets need a follow-up to show a conversation: prefer dialogues with two customer turns or more.
-    for dialogue in list(remaining):
-        if len(plan.live) == sizes.live_tickets:
-            break
-        if customer_turns(dialogue) >= 2:
-            plan.live.append(dialogue)
-            remaining.remove(dialogue)
-    if len(plan.live) < sizes.live_tickets:
-        raise NotEnoughDialogues(f"{business}: fewer than {sizes.live_tickets} dialogues for live tickets")
-
-    history: list[dict] = []
-    while plan.history_trainable < sizes.history_samples:
-        if not remaining:
-            raise NotEnoughDialogues(f"{business}: its dialogues give fewer than {sizes.history_samples}"
-                                     " trainable samples of history")
-        dialogue = remaining.pop(0)
-        history.append(dialogue)
-        if not is_holdout(str(dialogue["dialogue_id"])):
-            plan.history_trainable += agent_samples(dialogue)
+    corpus = order[:sizes.dialogues] if sizes.dialogues is not None else order
+    plan.dialogues = len(corpus)
+    history_count = round(len(corpus) * sizes.history_share)
+    refresh_count = round(len(corpus) * sizes.refresh_share)
+    history = corpus[:history_count]
+    plan.refresh = corpus[history_count:history_count + refresh_count]
+    plan.live = corpus[history_count + refresh_count:]
+    if len(plan.live) < sizes.after_swap_tickets + 2:
+        raise NotEnoughDialogues(f"{business}: {len(corpus)} dialogues leave {len(plan.live)} live tickets,"
+                                 f" fewer than {sizes.after_swap_tickets + 2}")
     if not any(is_holdout(str(d["dialogue_id"])) for d in history):
-        # The accuracy preview scores held-out tickets: the history needs at least one.
-        held_out = next((d for d in remaining if is_holdout(str(d["dialogue_id"]))), None)
+        # The accuracy preview scores held-out tickets: the history needs at least one. It trades places
+        # with the history's last ticket, so every part keeps its size.
+        later = plan.refresh + plan.live
+        held_out = next((d for d in later if is_holdout(str(d["dialogue_id"]))), None)
         if held_out is None:
-            raise NotEnoughDialogues(f"{business}: no dialogue left for the holdout")
-        remaining.remove(held_out)
-        history.append(held_out)
+            raise NotEnoughDialogues(f"{business}: no held-out dialogue among its {len(corpus)}")
+        part = plan.refresh if held_out in plan.refresh else plan.live
+        part[part.index(held_out)] = history[-1]
+        history[-1] = held_out
+    plan.history_trainable = trainable_samples(history, is_holdout)
+    plan.refresh_trainable = trainable_samples(plan.refresh, is_holdout)
+    if not plan.refresh_trainable:
+        raise NotEnoughDialogues(f"{business}: its refresh batch gives no trainable sample")
     # Webhooks carry no decision annotations, so they get trainable tickets; the import the rest.
     for dialogue in history:
         trainable = not is_holdout(str(dialogue["dialogue_id"]))
@@ -123,27 +120,17 @@ def plan_tenant(business: str, dialogues: Sequence[dict], sizes: DemoSizes, seed
             plan.history_webhooks.append(dialogue)
         else:
             plan.history_import.append(dialogue)
-
-    while plan.refresh_trainable < sizes.refresh_samples:
-        if not remaining:
-            raise NotEnoughDialogues(f"{business}: its dialogues give fewer than {sizes.refresh_samples}"
-                                     " trainable samples for the refresh")
-        dialogue = remaining.pop(0)
-        plan.refresh.append(dialogue)
-        if not is_holdout(str(dialogue["dialogue_id"])):
-            plan.refresh_trainable += agent_samples(dialogue)
     return plan
 
 
-def trainer_thresholds(plans: Sequence[TenantPlan], sizes: DemoSizes) -> dict[str, int]:
-    """The trainer settings that make every tenant train once on its history and once on its refresh.
+def trainable_samples(dialogues: Sequence[dict], is_holdout: Callable[[str], bool]) -> int:
+    return sum(agent_samples(d) for d in dialogues if not is_holdout(str(d["dialogue_id"])))
 
-    History overshoots its target by less than one dialogue; that overshoot counts as new samples at
-    the refresh, so it must stay below the refresh threshold.
-    """
-    for plan in plans:
-        overshoot = plan.history_trainable - sizes.history_samples
-        if overshoot >= sizes.refresh_samples:
-            raise NotEnoughDialogues(f"{plan.business}: history overshoots by {overshoot} samples, more than"
-                                     f" the refresh threshold {sizes.refresh_samples}")
-    return {"first_min_samples": sizes.history_samples, "refresh_min_new_samples": sizes.refresh_samples}
+
+def trainer_thresholds(plans: Sequence[TenantPlan]) -> dict[str, int]:
+    """The trainer settings that make every tenant train once on its history and once on its refresh:
+    the smallest history and the smallest refresh batch. A settling trainer waits for the rest of a
+    bigger tenant's history before its first run, so what counts as new at the refresh is the refresh
+    batch (and the few tickets humans solve meanwhile)."""
+    return {"first_min_samples": min(p.history_trainable for p in plans),
+            "refresh_min_new_samples": min(p.refresh_trainable for p in plans)}

@@ -3,6 +3,9 @@
 - First adapter once a tenant has `first_min_samples` trainable samples (holdout excluded).
 - Then incremental refreshes when `refresh_min_new_samples` new samples arrived, or when any new sample
   waited `refresh_max_interval_s` since the last training.
+- Settling: with `settle_s` set, a due tenant waits until none of its samples arrived for `settle_s`
+  (a bulk import or a replayed backlog is trained on whole, not on its first half), but no longer than
+  `settle_max_s` into a stream of samples that never pauses.
 - Fairness: among the tenants due, the one trained least recently goes first (never-trained tenants
   before all others), so a tenant flooding samples is served in turn, not always; and each run takes at
   most `max_samples_per_run` samples, so its runs stay bounded.
@@ -31,6 +34,8 @@ class BufferPolicy:
     max_samples_per_run: int = 2000
     replay_ratio: float = 1.0
     retry_after_failure_s: float = 60.0
+    settle_s: float = 0.0
+    settle_max_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -43,15 +48,30 @@ class TenantProgress:
     has_adapter: bool
     last_trained_at: float | None = None
     retry_at: float | None = None  # after a failed run, not before this
+    # When the tenant's newest sample arrived, and when the stream it belongs to began (the first sample
+    # after a pause of settle_s or more); None when unknown, e.g. since a restart.
+    last_sample_at: float | None = None
+    burst_started_at: float | None = None
 
     @property
     def new_samples(self) -> int:
         return max(0, self.trainable_samples - self.trained_samples)
 
 
+def settled(progress: TenantProgress, policy: BufferPolicy, now: float) -> bool:
+    """No sample of the tenant for `settle_s`, or a stream of them going on for `settle_max_s`."""
+    if policy.settle_s <= 0 or progress.last_sample_at is None:
+        return True
+    if now - progress.last_sample_at >= policy.settle_s:
+        return True
+    return progress.burst_started_at is not None and now - progress.burst_started_at >= policy.settle_max_s
+
+
 def training_due(progress: TenantProgress, policy: BufferPolicy, now: float) -> str | None:
     """Why this tenant should train now (FIRST / REFRESH_*), or None."""
     if progress.retry_at is not None and now < progress.retry_at:
+        return None
+    if not settled(progress, policy, now):
         return None
     if not progress.has_adapter:
         return FIRST if progress.trainable_samples >= policy.first_min_samples else None

@@ -66,6 +66,9 @@ class TrainerWorker:
         self._runs_counter = meter.create_counter("trainer.runs", description="training runs by outcome")
         self._run_seconds = meter.create_histogram("trainer.run.seconds", unit="s")
         self.published: list[adapters_pb2.AdapterPublished] = []
+        # Per tenant: when its newest sample was stored and when its current stream began (policy.settled).
+        self._last_sample_at: dict[str, float] = {}
+        self._burst_started_at: dict[str, float] = {}
 
     # -- scheduling ---------------------------------------------------------------------------------
 
@@ -76,7 +79,9 @@ class TrainerWorker:
             result.append(TenantProgress(
                 tenant_id=tenant_id, trainable_samples=self.buffer.counts(tenant_id).trainable,
                 trained_samples=record.trained_samples, has_adapter=self.registry.current(tenant_id) is not None,
-                last_trained_at=record.last_trained_at, retry_at=record.retry_at))
+                last_trained_at=record.last_trained_at, retry_at=record.retry_at,
+                last_sample_at=self._last_sample_at.get(tenant_id),
+                burst_started_at=self._burst_started_at.get(tenant_id)))
         return result
 
     def _start_next_training(self) -> None:
@@ -162,8 +167,15 @@ class TrainerWorker:
             stored = self.buffer.append(tenant_samples)
             if stored:
                 self._samples_counter.add(stored, {"tenant.id": tenant_id})
+                self._note_arrival(tenant_id, time.time())
             new += stored
         return new
+
+    def _note_arrival(self, tenant_id: str, now: float) -> None:
+        last = self._last_sample_at.get(tenant_id)
+        if last is None or now - last >= self.config.settle_s:
+            self._burst_started_at[tenant_id] = now
+        self._last_sample_at[tenant_id] = now
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
