@@ -138,7 +138,8 @@ def test_quick_demo_runs_the_whole_loop_on_the_real_stack(tmp_path, demo_base_mo
             pytest.fail(f"`clonedesk demo --quick` ran past {DEMO_TIMEOUT_S}s:\n{tail!r}")
         output = run.stdout + run.stderr
         assert run.returncode == 0, f"demo failed ({run.returncode}):\n{output[-6000:]}"
-        assert "an unfinished earlier demo run: its stack was stopped and its data wiped" in output
+        words = " ".join(output.split())  # rich wraps long lines
+        assert "an unfinished earlier demo run: its stack was stopped and its data wiped" in words
         summary = json.loads((data_dir / "demo" / "summary.json").read_text())["tenants"]
 
         # The stack it started is still up, every component of it.
