@@ -1,4 +1,5 @@
-"""Trainer commands: `trainer` (the worker), `preview --tenant T [--json]`, `base-model build --out DIR`."""
+"""Trainer commands: `trainer` (the worker), `preview --tenant T [--json]`, `base-model build --out DIR`,
+`adapter list T` and `adapter rollback T [--to N]`."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ import click
 
 def register(main: click.Group) -> None:
     from clonedesk.cli import one_line_errors
+    from clonedesk.trainer.domain.rollback import RollbackRefused
     from clonedesk.trainer.entrypoints.preview import PreviewUnavailable
 
-    one_line_errors(PreviewUnavailable)
+    one_line_errors(PreviewUnavailable, RollbackRefused)
     main.add_command(trainer)
     main.add_command(preview)
     main.add_command(base_model)
+    main.add_command(adapter)
 
 
 @click.command()
@@ -78,3 +81,91 @@ def build(out_dir: Path, seed: int, steps: int | None) -> None:
 
     path = build_base_model(out_dir, seed=seed, steps=steps or DEFAULT_STEPS, progress=True)
     click.echo(f"base model built at {path}")
+
+
+@click.group()
+def adapter() -> None:
+    """A tenant's adapter versions: list them, roll back to an earlier one."""
+
+
+def _statuses(registry, tenant_id: str) -> dict[int, str]:
+    statuses = {}
+    for version in registry.versions(tenant_id):
+        try:
+            statuses[version] = registry.meta(tenant_id, version).get("status", "unknown")
+        except (FileNotFoundError, json.JSONDecodeError):
+            statuses[version] = "unreadable"
+    return statuses
+
+
+@adapter.command("list")
+@click.argument("tenant_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON.")
+@click.pass_context
+def list_adapters(ctx: click.Context, tenant_id: str, as_json: bool) -> None:
+    """Every version of TENANT_ID's adapter: status, trigger, samples, holdout score; * marks current."""
+    from clonedesk.cli import settings_from
+    from clonedesk.trainer.adapters.registry import AdapterRegistry
+
+    registry = AdapterRegistry(settings_from(ctx).resolved_data_dir)
+    current = registry.current(tenant_id)
+    rows = []
+    for version in registry.versions(tenant_id):
+        try:
+            meta = registry.meta(tenant_id, version)
+        except (FileNotFoundError, json.JSONDecodeError):
+            meta = {"status": "unreadable"}
+        rows.append({"version": version, "current": version == current, "status": meta.get("status"),
+                     "trigger": meta.get("trigger"), "sample_count": meta.get("sample_count"),
+                     "holdout_score": meta.get("holdout_score"), "reason": meta.get("reason")})
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    if not rows:
+        raise click.ClickException(f"{tenant_id} has no adapter versions")
+    for row in rows:
+        score = "" if row["holdout_score"] is None else f"score {row['holdout_score']:.3f}"
+        why = f" ({row['reason']})" if row["reason"] else ""
+        click.echo(f"{'*' if row['current'] else ' '} v{row['version']}  {row['status']}{why}  "
+                   f"{row['trigger'] or ''}  {row['sample_count'] or 0} samples  {score}".rstrip())
+
+
+@adapter.command("rollback")
+@click.argument("tenant_id")
+@click.option("--to", "to_version", type=int, default=None,
+              help="The version to serve (default: the promoted one before the current).")
+@click.pass_context
+def rollback(ctx: click.Context, tenant_id: str, to_version: int | None) -> None:
+    """Make an earlier promoted version of TENANT_ID's adapter current, and announce it on
+    adapters.published so that running resolvers swap to it at once.
+
+    The trainer's next refresh continues from the version made current here."""
+    from clonedesk.cli import settings_from
+    from clonedesk.core.adapters import adapter_name
+    from clonedesk.core.kafka import make_producer
+    from clonedesk.trainer.adapters.publication import announcement, send_announcement
+    from clonedesk.trainer.adapters.registry import AdapterRegistry
+    from clonedesk.trainer.domain.rollback import rollback_target
+
+    settings = settings_from(ctx)
+    registry = AdapterRegistry(settings.resolved_data_dir)
+    before = registry.current(tenant_id)
+    target = rollback_target(_statuses(registry, tenant_id), before, to_version)
+    registry.promote(tenant_id, target)
+
+    async def announce() -> None:
+        producer = make_producer(settings.bootstrap)
+        await producer.start()
+        try:
+            await send_announcement(producer, announcement(registry, tenant_id, target))
+        finally:
+            await producer.stop()
+
+    try:
+        asyncio.run(asyncio.wait_for(announce(), timeout=60))
+    except Exception as exc:  # the registry moved; only the announcement is missing
+        raise click.ClickException(
+            f"{adapter_name(tenant_id, target)} is current, but its announcement did not reach"
+            f" {settings.bootstrap} ({exc.__class__.__name__}: {exc}); running resolvers keep"
+            f" v{before} until `clonedesk adapter rollback {tenant_id} --to {target}` succeeds") from exc
+    click.echo(f"{tenant_id}: v{before} -> v{target} current, announced on adapters.published")

@@ -14,6 +14,7 @@ from clonedesk.trainer.adapters.base_model import base_model_identity
 from clonedesk.trainer.adapters.buffer import ProgressStore, SampleBuffer
 from clonedesk.trainer.adapters.evaluation import evaluation_sample, score_model
 from clonedesk.trainer.adapters.lora import train_adapter
+from clonedesk.trainer.adapters.publication import publish_metrics
 from clonedesk.trainer.adapters.registry import PROMOTED, REJECTED, AdapterRegistry
 from clonedesk.trainer.config import TrainerSettings
 from clonedesk.trainer.domain.metrics import compute_metrics
@@ -41,13 +42,6 @@ class TrainingOutcome:
     @property
     def name(self) -> str:
         return adapter_name(self.tenant_id, self.version)
-
-
-def publish_metrics(meta: dict) -> dict[str, float]:
-    """The numeric metrics of a version, flat, for AdapterPublished.metrics."""
-    flat = {k: float(v) for k, v in meta.get("metrics", {}).items() if isinstance(v, (int, float))}
-    flat["holdout_score"] = float(meta.get("holdout_score", 0.0))
-    return flat
 
 
 def run_training(tenant_id: str, trigger: str, *, buffer: SampleBuffer, progress_store: ProgressStore,

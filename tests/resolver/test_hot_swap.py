@@ -231,3 +231,50 @@ async def test_a_restart_replaying_the_topic_cannot_undo_a_rollback(engine, zoo,
     assert lease.name == "alpha@v1"
     assert parse_target(generation.text).reply == zoo.expected("alpha", 1)[2]
     assert "alpha@v2" not in engine.loaded_adapters()
+
+
+async def test_the_rollback_command_swaps_a_running_resolver_back_at_once(engine, zoo, settings):
+    """`clonedesk adapter rollback` moves the registry and announces it on `adapters.published`: a
+    running resolver answers with the earlier version without waiting for the trainer's next run; a
+    rejected or missing version is refused and nothing moves."""
+    import json
+
+    from click.testing import CliRunner
+
+    from clonedesk.cli import main
+    from clonedesk.resolver.service import ResolverService
+
+    data = settings.resolved_data_dir
+    zoo.install(data, "alpha", [1, 2], current=2)
+    for version, status in ((1, "promoted"), (2, "promoted")):
+        meta = {"status": status, "trigger": "first" if version == 1 else "refresh:new-samples",
+                "sample_count": 12, "holdout_score": 0.5}
+        (version_dir(data, "alpha", version) / "meta.json").write_text(json.dumps(meta))
+    service = ResolverService(engine, data, capacity=4, max_pending=8)
+    async with service.adapters.lease("alpha") as lease:
+        assert lease.name == "alpha@v2"
+    stop = asyncio.Event()
+    follower = asyncio.create_task(follow_publications(service, settings.bootstrap, stop))
+    runner = CliRunner()
+    try:
+        refused = await asyncio.to_thread(runner.invoke, main, ["adapter", "rollback", "alpha", "--to", "7"])
+        assert refused.exit_code == 1 and "no version v7" in refused.output
+        result = await asyncio.to_thread(runner.invoke, main, ["adapter", "rollback", "alpha"])
+        assert result.exit_code == 0, result.output
+        assert "v2 -> v1" in result.output
+        await _wait_for(lambda: service.adapters.current_name("alpha") == "alpha@v1", "the rollback applied")
+    finally:
+        stop.set()
+        await follower
+    async with service.adapters.lease("alpha") as lease:
+        generation = await engine.generate(
+            GenerationRequest(lease.name, chat_messages(conversation(CUSTOMER_LINES[3])))
+        )
+    assert lease.name == "alpha@v1"
+    assert parse_target(generation.text).reply == zoo.expected("alpha", 1)[2]
+    listing = runner.invoke(main, ["adapter", "list", "alpha"])
+    assert listing.exit_code == 0 and listing.output.splitlines()[0].startswith("* v1  promoted")
+    # Nothing before v1 to roll back to: refused, v1 stays.
+    again = runner.invoke(main, ["adapter", "rollback", "alpha"])
+    assert again.exit_code == 1 and "no promoted version before v1" in again.output
+    assert service.adapters.current_name("alpha") == "alpha@v1"

@@ -10,6 +10,7 @@ from clonedesk.trainer.domain.policy import (
     FIRST, REFRESH_NEW_SAMPLES, REFRESH_TIME_LIMIT, BufferPolicy, TenantProgress, next_due,
     select_training_samples, training_due)
 from clonedesk.trainer.domain.preview import preview_report
+from clonedesk.trainer.domain.rollback import RollbackRefused, rollback_target
 from clonedesk.trainer.domain.promotion import decide_promotion, holdout_score
 from clonedesk.v1 import common_pb2
 
@@ -158,3 +159,19 @@ def test_preview_report_shape_and_categories():
     assert report["retrieval"]["projected_resolution_rate"] == 0.5
     assert report["by_category"]["Pay"]["retrieval"]["decision_accuracy"] == 0.0
     assert report["by_category"]["Book"]["holdout_tickets"] == 1
+
+
+def test_a_rollback_goes_to_a_promoted_version_only():
+    statuses = {1: "promoted", 2: "rejected", 3: "promoted", 4: "promoted"}
+    assert rollback_target(statuses, current=4) == 3
+    assert rollback_target(statuses, current=3) == 1  # past the rejected v2
+    assert rollback_target(statuses, current=4, to=1) == 1
+    assert rollback_target(statuses, current=4, to=4) == 4  # re-announce the current one
+    with pytest.raises(RollbackRefused, match="v2 was rejected"):
+        rollback_target(statuses, current=4, to=2)
+    with pytest.raises(RollbackRefused, match="no version v9"):
+        rollback_target(statuses, current=4, to=9)
+    with pytest.raises(RollbackRefused, match="no promoted version before v1"):
+        rollback_target(statuses, current=1)
+    with pytest.raises(RollbackRefused, match="no current adapter"):
+        rollback_target({}, current=None)

@@ -16,20 +16,18 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from clonedesk.core import topics
-from clonedesk.core.adapters import adapter_name
-from clonedesk.core.kafka import PoisonMessage, decode, encode, make_consumer, make_producer, send_dead_letter
+from clonedesk.core.kafka import PoisonMessage, decode, make_consumer, make_producer, send_dead_letter
 from clonedesk.core.settings import Settings
-from clonedesk.core.telemetry import ConsumerLag, Telemetry, extract_context, inject_headers, setup_telemetry
+from clonedesk.core.telemetry import ConsumerLag, Telemetry, extract_context, setup_telemetry
 from clonedesk.core.tenants import InvalidTenantId, validate_tenant_id
 from clonedesk.trainer.adapters.base_model import ensure_base_model
 from clonedesk.trainer.adapters.buffer import ProgressStore, SampleBuffer
+from clonedesk.trainer.adapters.publication import announcement, send_announcement
 from clonedesk.trainer.adapters.registry import AdapterRegistry
 from clonedesk.trainer.config import TrainerSettings
 from clonedesk.trainer.domain.policy import TenantProgress, next_due
-from clonedesk.trainer.training_run import TrainingOutcome, publish_metrics, run_training
+from clonedesk.trainer.training_run import TrainingOutcome, run_training
 from clonedesk.v1 import adapters_pb2, training_pb2
 
 log = logging.getLogger(__name__)
@@ -124,16 +122,8 @@ class TrainerWorker:
             await self._publish(producer, tenant_id, outcome.version)
 
     async def _publish(self, producer, tenant_id: str, version: int) -> None:
-        meta = self.registry.meta(tenant_id, version)
-        published_at = Timestamp()
-        published_at.GetCurrentTime()
-        message = adapters_pb2.AdapterPublished(
-            tenant_id=tenant_id, version=version, path=str(self.registry.path(tenant_id, version)),
-            metrics=publish_metrics(meta), name=adapter_name(tenant_id, version),
-            base_model=meta.get("base_model", ""), sample_count=int(meta.get("sample_count", 0)),
-            published_at=published_at)
-        await producer.send_and_wait(topics.ADAPTERS_PUBLISHED, encode(message), key=tenant_id.encode(),
-                                     headers=inject_headers())
+        message = announcement(self.registry, tenant_id, version)
+        await send_announcement(producer, message)
         record = self.progress.get(tenant_id)
         record.published_version = version
         self.progress.save(tenant_id, record)
