@@ -20,6 +20,9 @@ from clonedesk.resolver.domain.adapters import (
 )
 from clonedesk.resolver.domain.decisions import decide, sequence_confidence
 from clonedesk.resolver.domain.outbound import (
+    helpdesk_lookup,
+    public_replies,
+    reached_helpdesk,
     AI_AUTHOR_ID,
     NotDeliverable,
     backoff_delay,
@@ -256,3 +259,35 @@ class TestOutboundPolicy:
         assert delivery_key(self.reply(reply_id="")) == reply_id("res-1")
         with pytest.raises(NotDeliverable):
             delivery_key(self.reply(reply_id="", resolution_id=""))
+
+
+def test_a_cut_off_attempt_is_looked_up_where_each_helpdesk_lists_a_tickets_replies():
+    access = HelpdeskAccess(zendesk_base_url="https://acme.zendesk.com", zendesk_email="bot@acme.com",
+                            zendesk_token="t0k", intercom_base_url="https://api.intercom.io", intercom_token="ic")
+    zendesk = outbound_pb2.OutboundReply(reply_id="r-1", tenant_id="acme", ticket_id="42",
+                                         source=common_pb2.ZENDESK, body="Done.")
+    source, lookup = helpdesk_lookup(zendesk, access, "http://sim")
+    assert source == common_pb2.ZENDESK and lookup.method == "GET"
+    assert lookup.url.startswith("https://acme.zendesk.com/api/v2/tickets/42/comments.json?sort_order=desc")
+    assert lookup.headers["Authorization"].startswith("Basic ")
+    intercom = outbound_pb2.OutboundReply(reply_id="r-2", tenant_id="acme", ticket_id="c-7",
+                                          source=common_pb2.INTERCOM, body="Done.")
+    source, lookup = helpdesk_lookup(intercom, access, "http://sim")
+    assert (source, lookup.url) == (common_pb2.INTERCOM, "https://api.intercom.io/conversations/c-7")
+    assert lookup.headers["Authorization"] == "Bearer ic"
+
+
+def test_replies_on_the_helpdesk_are_counted_against_our_own_record_of_the_same_words():
+    zendesk = {"comments": [{"body": "Hi", "public": True}, {"body": "Done.", "public": True},
+                            {"body": "Done.", "public": False}]}
+    assert public_replies(common_pb2.ZENDESK, zendesk) == ["Hi", "Done."]  # private notes are not replies
+    intercom = {"conversation_parts": {"conversation_parts": [
+        {"part_type": "comment", "body": "Done.", "author": {"type": "admin"}},
+        {"part_type": "comment", "body": "Done.", "author": {"type": "user"}},  # the customer's words
+        {"part_type": "note", "body": "Done.", "author": {"type": "admin"}},
+        {"part_type": "assignment", "body": None, "author": {"type": "bot"}}]}}
+    assert public_replies(common_pb2.INTERCOM, intercom) == ["Done."]
+    assert reached_helpdesk("Done.", ["Hi", "Done."], recorded_with_same_body=0)
+    assert not reached_helpdesk("Done.", ["Hi", "Done."], recorded_with_same_body=1)  # that one was ours
+    assert reached_helpdesk("Done.", ["Done.", "Done."], recorded_with_same_body=1)
+    assert not reached_helpdesk("Done.", [], recorded_with_same_body=0)

@@ -11,7 +11,7 @@ import pytest
 from clonedesk.core.kafka import encode, make_producer
 from clonedesk.core.tenants import TenantStore
 from clonedesk.core.topics import HELPDESK_OUTBOUND, dlq, message_key
-from clonedesk.resolver.domain.outbound import reply_id
+from clonedesk.resolver.domain.outbound import body_digest, delivery_key, reply_id
 from clonedesk.resolver.entrypoints.outbound import OutboundPoster
 from clonedesk.resolver.settings import ResolverSettings
 from clonedesk.v1 import common_pb2, outbound_pb2
@@ -200,3 +200,86 @@ async def _until(predicate, what: str, timeout: float = 30.0) -> None:
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.1)
+
+
+class Crash(BaseException):
+    """The outbound worker dying at a chosen point (not an Exception: nothing may catch it)."""
+
+
+def _crash_after_the_helpdesk_acknowledged(poster, monkeypatch) -> None:
+    def record(*args, **kwargs):
+        raise Crash("killed after the helpdesk's acknowledgement, before our record")
+
+    monkeypatch.setattr(poster.posted, "record", record)
+
+
+def _crash_before_the_post_left(client, monkeypatch) -> None:
+    async def request(method, url, **kwargs):
+        raise Crash("killed after marking the reply, before sending it")
+
+    monkeypatch.setattr(client, "request", request)
+
+
+@pytest.mark.parametrize("source", [common_pb2.ZENDESK, common_pb2.INTERCOM], ids=["zendesk", "intercom"])
+async def test_a_reply_cut_off_by_a_crash_is_posted_once_whichever_side_of_the_post_it_died(
+    settings, simulator, monkeypatch, source
+):
+    """A worker killed between the helpdesk's acknowledgement and its own record leaves the reply marked
+    `posting`; the restarted worker asks the helpdesk, finds it there and does not post it again. Killed
+    before the post left, the restarted worker finds nothing and posts it. The same words sent earlier on
+    purpose (another reply) are told apart by our record of them."""
+    TenantStore(settings.resolved_data_dir).add("crash")
+    ticket = f"cut-{uuid.uuid4().hex[:6]}"
+    earlier = outbound_reply("crash", ticket, source, body="Anything else I can help with?")
+    same_words = outbound_reply("crash", ticket, source, body="Anything else I can help with?")
+    lost_before_post = outbound_reply("crash", ticket, source, body="Anything else I can help with?")
+    async with httpx.AsyncClient() as client:
+        assert (await OutboundPoster(settings, FAST_RETRIES).deliver(client, earlier, asyncio.Event())).delivered
+
+        dying = OutboundPoster(settings, FAST_RETRIES)
+        _crash_after_the_helpdesk_acknowledged(dying, monkeypatch)
+        with pytest.raises(Crash):
+            await dying.deliver(client, same_words, asyncio.Event())
+        assert _raw_posts(simulator, ticket) == 2
+
+        restarted = OutboundPoster(settings, FAST_RETRIES)
+        again = await restarted.deliver(client, same_words, asyncio.Event())
+        assert again.delivered and again.already_posted and restarted.found_on_helpdesk == 1
+        assert _raw_posts(simulator, ticket) == 2  # not posted a second time
+
+    async with httpx.AsyncClient() as client:
+        dying = OutboundPoster(settings, FAST_RETRIES)
+        _crash_before_the_post_left(client, monkeypatch)
+        with pytest.raises(Crash):
+            await dying.deliver(client, lost_before_post, asyncio.Event())
+    async with httpx.AsyncClient() as client:
+        restarted = OutboundPoster(settings, FAST_RETRIES)
+        posted = await restarted.deliver(client, lost_before_post, asyncio.Event())
+        assert posted.delivered and not posted.already_posted and restarted.found_on_helpdesk == 0
+        assert _raw_posts(simulator, ticket) == 3  # two replies with these words on the helpdesk, then ours
+        assert (await restarted.deliver(client, lost_before_post, asyncio.Event())).already_posted
+    assert _raw_posts(simulator, ticket) == 3
+    assert [r["body"] for r in simulator.replies(ticket_id=ticket)] == ["Anything else I can help with?"] * 3
+
+
+async def test_a_cut_off_reply_is_dead_lettered_when_the_helpdesk_cannot_say_whether_it_has_it(
+    settings, simulator, monkeypatch
+):
+    """Posting blindly could post twice: when the lookup keeps failing, the reply goes to the DLQ with
+    the reason (an operator can check the ticket and replay it)."""
+    TenantStore(settings.resolved_data_dir).add("crash")
+    reply = outbound_reply("crash", f"dark-{uuid.uuid4().hex[:6]}")
+    poster = OutboundPoster(settings, FAST_RETRIES)
+    poster.posted.begin(delivery_key(reply), reply.tenant_id, reply.ticket_id, body_digest(reply.body))
+    async with httpx.AsyncClient() as client:
+        real_request = client.request
+
+        async def lookups_fail(method, url, **kwargs):
+            if method == "GET":
+                return httpx.Response(503, request=httpx.Request(method, url))
+            return await real_request(method, url, **kwargs)
+
+        monkeypatch.setattr(client, "request", lookups_fail)
+        delivery = await poster.deliver(client, reply, asyncio.Event())
+    assert not delivery.delivered and delivery.attempts == 3 and "gave up" in delivery.reason
+    assert _raw_posts(simulator, reply.ticket_id) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 
@@ -38,12 +39,15 @@ def delivery_key(reply) -> str:
     return reply.reply_id or reply_id(reply.resolution_id)
 
 
-def helpdesk_request(reply, access, fallback_base_url: str) -> HttpPost:
-    """The HTTP call that posts `reply` (an OutboundReply) with the tenant's `access` (HelpdeskAccess).
+@dataclass(frozen=True)
+class _Endpoint:
+    source: int  # common_pb2.ZENDESK / INTERCOM
+    base: str
+    ticket: str
+    headers: dict[str, str]
 
-    Zendesk: a public comment through the ticket update API. Intercom: an admin reply on the
-    conversation. Unset base URLs fall back to `fallback_base_url` (the embedded helpdesk simulator).
-    """
+
+def _endpoint(reply, access, fallback_base_url: str) -> _Endpoint:
     ticket = reply.ticket_id
     if not ticket or "/" in ticket or "?" in ticket or "#" in ticket:
         raise NotDeliverable(f"ticket id {ticket!r} cannot be addressed")
@@ -64,22 +68,57 @@ def helpdesk_request(reply, access, fallback_base_url: str) -> HttpPost:
             raise NotDeliverable(f"tenant {reply.tenant_id!r} has no Zendesk base URL")
         user = f"{access.zendesk_email or AI_AUTHOR_ID}/token:{access.zendesk_token or 'simulator'}"
         auth = "Basic " + base64.b64encode(user.encode()).decode()
-        body = {"ticket": {"comment": {"body": reply.body, "public": True, "author_id": AI_AUTHOR_ID}}}
-        return HttpPost(
-            "PUT", f"{base}/api/v2/tickets/{ticket}.json", body, {**common, "Authorization": auth}
-        )
+        return _Endpoint(source, base, ticket, {**common, "Authorization": auth})
     if source == common_pb2.INTERCOM:
         base = (access.intercom_base_url or fallback_base_url).rstrip("/")
         if not base:
             raise NotDeliverable(f"tenant {reply.tenant_id!r} has no Intercom base URL")
-        body = {"message_type": "comment", "type": "admin", "admin_id": AI_AUTHOR_ID, "body": reply.body}
-        return HttpPost(
-            "POST",
-            f"{base}/conversations/{ticket}/reply",
-            body,
-            {**common, "Authorization": f"Bearer {access.intercom_token or 'simulator'}"},
-        )
+        token = access.intercom_token or "simulator"
+        return _Endpoint(source, base, ticket, {**common, "Authorization": f"Bearer {token}"})
     raise NotDeliverable(f"no helpdesk API for source {source}")
+
+
+def helpdesk_request(reply, access, fallback_base_url: str) -> HttpPost:
+    """The HTTP call that posts `reply` (an OutboundReply) with the tenant's `access` (HelpdeskAccess).
+
+    Zendesk: a public comment through the ticket update API. Intercom: an admin reply on the
+    conversation. Unset base URLs fall back to `fallback_base_url` (the embedded helpdesk simulator).
+    """
+    where = _endpoint(reply, access, fallback_base_url)
+    if where.source == common_pb2.ZENDESK:
+        body = {"ticket": {"comment": {"body": reply.body, "public": True, "author_id": AI_AUTHOR_ID}}}
+        return HttpPost("PUT", f"{where.base}/api/v2/tickets/{where.ticket}.json", body, where.headers)
+    body = {"message_type": "comment", "type": "admin", "admin_id": AI_AUTHOR_ID, "body": reply.body}
+    return HttpPost("POST", f"{where.base}/conversations/{where.ticket}/reply", body, where.headers)
+
+
+def helpdesk_lookup(reply, access, fallback_base_url: str) -> tuple[int, HttpPost]:
+    """(source, the HTTP call) that lists what the ticket holds now, to find out whether an attempt
+    whose outcome was lost reached the helpdesk: Zendesk's newest comments, Intercom's conversation."""
+    where = _endpoint(reply, access, fallback_base_url)
+    if where.source == common_pb2.ZENDESK:
+        url = f"{where.base}/api/v2/tickets/{where.ticket}/comments.json?sort_order=desc&per_page=100"
+        return where.source, HttpPost("GET", url, {}, where.headers)
+    return where.source, HttpPost("GET", f"{where.base}/conversations/{where.ticket}", {}, where.headers)
+
+
+def body_digest(body: str) -> str:
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def public_replies(source: int, listing: dict) -> list[str]:
+    """The bodies of the public agent-side messages in a `helpdesk_lookup` answer."""
+    if source == common_pb2.INTERCOM:
+        parts = (listing.get("conversation_parts") or {}).get("conversation_parts") or []
+        return [str(p.get("body") or "") for p in parts
+                if p.get("part_type") == "comment" and (p.get("author") or {}).get("type") in ("admin", "bot")]
+    return [str(c.get("body") or "") for c in listing.get("comments") or [] if c.get("public", True)]
+
+
+def reached_helpdesk(body: str, listed_bodies: list[str], recorded_with_same_body: int) -> bool:
+    """Whether an attempt whose outcome was lost got through: the ticket shows more replies with this
+    body than our record says we delivered (the AI may have sent the same words before, on purpose)."""
+    return sum(1 for listed in listed_bodies if listed == body) > recorded_with_same_body
 
 
 def is_retryable(status: int | None) -> bool:

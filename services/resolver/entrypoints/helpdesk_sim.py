@@ -3,7 +3,9 @@ Zendesk's ticket update with a comment, and Intercom's conversation reply — an
 so the embedded stack and the tests go through the real HTTP path.
 
 Like the real APIs it wants credentials (401 without) and well-formed bodies (422); unlike them it
-honours `Idempotency-Key` (a redelivered reply is recorded once), lists what it got (`GET /replies`, with
+honours `Idempotency-Key` (a redelivered reply is recorded once). A ticket's replies read back as each
+API shows them (Zendesk's comment list, Intercom's conversation), which the outbound worker asks after a
+cut-off attempt. It lists what it got (`GET /replies`, with
 `posts`: every accepted post, duplicates included, as a helpdesk without idempotency would record them),
 and can be told to fail the next N posts (`POST /_sim/faults`) to exercise retries.
 """
@@ -179,6 +181,40 @@ def create_app(log_path: Path | None = None) -> FastAPI:
                 ]
             },
         }
+
+    def on_ticket(api: str, ticket: str, tenant: str | None) -> list[dict]:
+        return [r for r in replies.replies
+                if r["api"] == api and r["ticket_id"] == ticket and r["tenant_id"] == (tenant or "")]
+
+    @app.get("/api/v2/tickets/{ticket_id}/comments.json")
+    async def zendesk_comments(
+        ticket_id: str,
+        sort_order: str = "asc",
+        authorization: str | None = Header(None),
+        x_clonedesk_tenant: str | None = Header(None),
+    ):
+        if not authorization or not authorization.startswith("Basic "):
+            raise HTTPException(401, "Couldn't authenticate you")
+        comments = [{"id": r["id"], "type": "Comment", "body": r["body"], "public": r["public"],
+                     "author_id": r["author_id"], "created_at": r["received_at"]}
+                    for r in on_ticket("zendesk", ticket_id, x_clonedesk_tenant)]
+        if sort_order == "desc":
+            comments.reverse()
+        return {"comments": comments, "count": len(comments), "next_page": None}
+
+    @app.get("/conversations/{conversation_id}")
+    async def intercom_conversation(
+        conversation_id: str,
+        authorization: str | None = Header(None),
+        x_clonedesk_tenant: str | None = Header(None),
+    ):
+        if not authorization or not authorization.startswith("Bearer "):
+            raise HTTPException(401, "Access Token Invalid")
+        parts = [{"id": str(r["id"]), "part_type": "comment" if r["public"] else "note", "body": r["body"],
+                  "author": {"type": "admin", "id": r["author_id"]}}
+                 for r in on_ticket("intercom", conversation_id, x_clonedesk_tenant)]
+        return {"type": "conversation", "id": conversation_id,
+                "conversation_parts": {"type": "conversation_part.list", "conversation_parts": parts}}
 
     @app.get("/replies")
     async def list_replies(tenant_id: str | None = None, ticket_id: str | None = None):

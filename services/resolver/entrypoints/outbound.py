@@ -1,7 +1,8 @@
 """`clonedesk outbound`: posts each `helpdesk.outbound` reply to the tenant's helpdesk (Zendesk ticket
 comment / Intercom conversation reply), retrying with backoff; a reply that cannot be delivered goes to
 `helpdesk.outbound.dlq`, never silently dropped; a reply already posted (a redelivery) is not posted
-again."""
+again, and one whose last attempt was cut off (a crash between the helpdesk's acknowledgement and our
+record of it) is posted again only if the helpdesk does not show it."""
 
 from __future__ import annotations
 
@@ -24,13 +25,18 @@ from clonedesk.core.settings import Settings
 from clonedesk.core.telemetry import ConsumerLag, extract_context
 from clonedesk.core.tenants import TenantStore, UnknownTenant
 from clonedesk.core.topics import HELPDESK_OUTBOUND
-from clonedesk.resolver.delivered_replies import DeliveredReplies
+from clonedesk.resolver.delivered_replies import DELIVERED, POSTING, DeliveredReplies
 from clonedesk.resolver.domain.outbound import (
+    HttpPost,
     NotDeliverable,
     backoff_delay,
+    body_digest,
     delivery_key,
+    helpdesk_lookup,
     helpdesk_request,
     is_retryable,
+    public_replies,
+    reached_helpdesk,
 )
 from clonedesk.resolver.settings import ResolverSettings
 from clonedesk.v1 import outbound_pb2
@@ -66,6 +72,7 @@ class OutboundPoster:
         self.posted = DeliveredReplies.in_data_dir(settings.resolved_data_dir)
         self.delivered = 0
         self.skipped_already_posted = 0
+        self.found_on_helpdesk = 0  # cut-off attempts that had reached the helpdesk after all
         self.dead_lettered = 0
 
     async def deliver(
@@ -73,12 +80,41 @@ class OutboundPoster:
     ) -> Delivery:
         try:
             key = delivery_key(reply)
-            if key in self.posted:
+            state = self._state(key)
+            if state == DELIVERED:
                 return Delivery(True, 0, "already posted", already_posted=True)
             tenant = self.tenants.get(reply.tenant_id)
             post = helpdesk_request(reply, tenant.helpdesk, self.fallback_base_url)
+            source, lookup = helpdesk_lookup(reply, tenant.helpdesk, self.fallback_base_url)
         except (UnknownTenant, NotDeliverable) as exc:
             return Delivery(False, 0, str(exc))
+        digest = body_digest(reply.body)
+        if state == POSTING:
+            # An earlier attempt was cut off before its outcome was recorded: ask the helpdesk.
+            listing, asked = await self._send(client, lookup, stop)
+            if listing is None:
+                return asked  # the helpdesk could not be asked: dead-lettered, not posted blindly
+            try:
+                bodies = public_replies(source, listing.json())
+            except (ValueError, AttributeError, TypeError):
+                return Delivery(False, asked.attempts, f"unreadable answer from {lookup.url}")
+            if reached_helpdesk(reply.body, bodies,
+                                self.posted.delivered_with_body(reply.tenant_id, reply.ticket_id, digest)):
+                self._remember_posted(key, reply, digest)
+                self.found_on_helpdesk += 1
+                return Delivery(True, 0, "found on the helpdesk", already_posted=True)
+        else:
+            self._begin(key, reply, digest)
+        response, sent = await self._send(client, post, stop)
+        if response is not None:
+            self._remember_posted(key, reply, digest)
+        return sent
+
+    async def _send(
+        self, client: httpx.AsyncClient, post: HttpPost, stop: asyncio.Event
+    ) -> tuple[httpx.Response | None, Delivery]:
+        """(the helpdesk's successful response, how it went), retried with backoff; no response when it
+        failed for good."""
         attempt = 0
         while True:
             attempt += 1
@@ -87,30 +123,29 @@ class OutboundPoster:
                 response = await client.request(
                     post.method,
                     post.url,
-                    json=post.json,
+                    json=post.json if post.method != "GET" else None,
                     headers=post.headers,
                     timeout=self.rs.outbound_timeout_s,
                 )
                 status = response.status_code
                 if response.is_success:
-                    self._remember_posted(key, reply)
-                    return Delivery(True, attempt)
+                    return response, Delivery(True, attempt)
                 detail = f"HTTP {status} from {post.url}"
                 retry_after = _seconds(response.headers.get("retry-after"))
             except httpx.HTTPError as exc:
-                detail = f"{type(exc).__name__} posting to {post.url}"
+                detail = f"{type(exc).__name__} on {post.method} {post.url}"
             if not is_retryable(status):
-                return Delivery(False, attempt, detail)
+                return None, Delivery(False, attempt, detail)
             if attempt >= self.rs.outbound_max_attempts:
-                return Delivery(False, attempt, f"gave up after {attempt} attempts: {detail}")
+                return None, Delivery(False, attempt, f"gave up after {attempt} attempts: {detail}")
             delay = backoff_delay(
                 attempt, self.rs.outbound_backoff_s, self.rs.outbound_backoff_max_s, retry_after
             )
             log.warning(
-                "helpdesk post failed; retrying",
+                "helpdesk call failed; retrying",
                 extra={
-                    "tenant": reply.tenant_id,
-                    "ticket": reply.ticket_id,
+                    "tenant": post.headers.get("X-Clonedesk-Tenant"),
+                    "method": post.method,
                     "detail": detail,
                     "attempt": attempt,
                     "delay_s": delay,
@@ -118,13 +153,26 @@ class OutboundPoster:
             )
             try:
                 await asyncio.wait_for(stop.wait(), delay)
-                return Delivery(False, attempt, "stopping")
+                return None, Delivery(False, attempt, "stopping")
             except asyncio.TimeoutError:
                 pass
 
-    def _remember_posted(self, key: str, reply: outbound_pb2.OutboundReply) -> None:
+    def _state(self, key: str) -> str | None:
         try:
-            self.posted.record(key, reply.tenant_id, reply.ticket_id)
+            return self.posted.state(key)
+        except sqlite3.Error:  # without the record, posting (maybe twice) beats never posting
+            log.exception("could not read the record of posted replies", extra={"reply_id": key})
+            return None
+
+    def _begin(self, key: str, reply: outbound_pb2.OutboundReply, digest: str) -> None:
+        try:
+            self.posted.begin(key, reply.tenant_id, reply.ticket_id, digest)
+        except sqlite3.Error:
+            log.exception("could not record a reply about to be posted", extra={"reply_id": key})
+
+    def _remember_posted(self, key: str, reply: outbound_pb2.OutboundReply, digest: str) -> None:
+        try:
+            self.posted.record(key, reply.tenant_id, reply.ticket_id, digest)
         except sqlite3.Error:  # the reply is posted all the same; only a redelivery could repeat it
             log.exception("could not record a posted reply", extra={"reply_id": key})
 
