@@ -137,7 +137,7 @@ class Demo:
         """Plan every tenant's dialogues and export the trainer settings that fit them, before `up`
         (the stack passes the environment to its children)."""
         from clonedesk.trainer.config import TrainerSettings
-        from clonedesk.trainer.domain.holdout import is_holdout
+        from clonedesk.trainer.domain.holdout import is_holdout, may_be_pretrained_on
 
         for name, value in self.mode.trainer_env.items():
             os.environ.setdefault(name, value)
@@ -148,7 +148,8 @@ class Demo:
         fraction = TrainerSettings().holdout_fraction
         sgd = find_dialogues()
         self.plans = [plan_tenant(b, read_dialogues(sgd / f"train_{b}.jsonl"), self.mode.sizes, SEED,
-                                  lambda ticket: is_holdout(ticket, fraction)) for b in BUSINESSES]
+                                  lambda ticket: is_holdout(ticket, fraction), pretrained_on=may_be_pretrained_on)
+                      for b in BUSINESSES]
         thresholds = trainer_thresholds(self.plans)
         os.environ["CLONEDESK_TRAINER_FIRST_MIN_SAMPLES"] = str(thresholds["first_min_samples"])
         os.environ["CLONEDESK_TRAINER_REFRESH_MIN_NEW_SAMPLES"] = str(thresholds["refresh_min_new_samples"])

@@ -41,12 +41,12 @@ def demo_base_model(request, tmp_path_factory) -> Path:
     from clonedesk.trainer.adapters import base_model
     from clonedesk.trainer.adapters.base_model import IDENTITY_FILE, build_base_model, render_conversation
     from clonedesk.trainer.adapters.sgd import read_dialogues
-    from clonedesk.trainer.domain.holdout import ticket_bucket
+    from clonedesk.trainer.domain.holdout import may_be_pretrained_on
 
     texts = []
     for business in ("Banks_1", "RentalCars_1", "Hotels_1"):
         for dialogue in read_dialogues(REPO / "data" / "sgd" / f"train_{business}.jsonl"):
-            if ticket_bucket(dialogue["dialogue_id"]) >= 0.5:  # never a holdout ticket
+            if may_be_pretrained_on(dialogue["dialogue_id"]):  # never a holdout or live ticket
                 texts.append(render_conversation([("user" if t["speaker"] == "USER" else "assistant",
                                                    t["utterance"]) for t in dialogue["turns"]]))
     source = inspect.getsource(base_model).encode() + "\x00".join(texts).encode()

@@ -21,7 +21,7 @@ from clonedesk.demo.domain.split import (FULL, QUICK, DemoSizes, NotEnoughDialog
                                          plan_tenant, trainer_thresholds)
 from clonedesk.ingest.domain.confirmation import is_confirmation
 from clonedesk.ingest.domain.zendesk import normalise_webhook
-from clonedesk.trainer.domain.holdout import is_holdout
+from clonedesk.trainer.domain.holdout import is_holdout, may_be_pretrained_on
 from clonedesk.v1 import common_pb2, events_pb2
 from tests.conftest import REPO
 
@@ -46,8 +46,9 @@ def test_split_is_disjoint_seeded_and_gives_most_to_history_and_the_rest_to_live
     plans = []
     for business in BUSINESSES:
         source = dialogues(business)
-        plan = plan_tenant(business, source, sizes, seed=7, is_holdout=holdout)
-        again = plan_tenant(business, list(reversed(source)), sizes, seed=7, is_holdout=holdout)
+        plan = plan_tenant(business, source, sizes, seed=7, is_holdout=holdout, pretrained_on=may_be_pretrained_on)
+        again = plan_tenant(business, list(reversed(source)), sizes, seed=7, is_holdout=holdout,
+                            pretrained_on=may_be_pretrained_on)
         parts = [plan.live, plan.history_webhooks, plan.history_import, plan.refresh]
         ids = [d["dialogue_id"] for part in parts for d in part]
         assert len(ids) == len(set(ids))  # no dialogue in two roles
@@ -63,6 +64,8 @@ def test_split_is_disjoint_seeded_and_gives_most_to_history_and_the_rest_to_live
                                              if not holdout(d["dialogue_id"])) > 0
         assert any(holdout(d["dialogue_id"]) for d in plan.history)  # the preview has tickets to score
         assert not any(holdout(d["dialogue_id"]) for d in plan.history_webhooks)
+        # No live ticket was ever in a model's training data: not the base model's, not a holdout.
+        assert not any(may_be_pretrained_on(d["dialogue_id"]) or holdout(d["dialogue_id"]) for d in plan.live)
         plans.append(plan)
     if sizes.dialogues is None:
         assert [len(p.live) for p in plans] == [52, 26, 29]  # Banks 207, RentalCars 104, Hotels 115 dialogues
@@ -86,6 +89,10 @@ def test_too_few_dialogues_is_a_clear_error():
     tiny = DemoSizes(dialogues=6, history_share=0.6, refresh_share=0.2, webhook_history=2, live_turns=2)
     with pytest.raises(NotEnoughDialogues, match="Banks_1: 6 dialogues leave 1 live tickets"):
         plan_tenant("Banks_1", dialogues("Banks_1"), tiny, seed=7, is_holdout=holdout)
+    seen_all = DemoSizes(dialogues=20, history_share=0.6, refresh_share=0.2, webhook_history=2, live_turns=2)
+    with pytest.raises(NotEnoughDialogues, match="unseen by the base model"):
+        plan_tenant("Banks_1", dialogues("Banks_1"), seen_all, seed=7, is_holdout=holdout,
+                    pretrained_on=lambda ticket: True)
     with pytest.raises(ValueError, match="over half"):
         DemoSizes(dialogues=None, history_share=0.4, refresh_share=0.2, webhook_history=2, live_turns=2)
 

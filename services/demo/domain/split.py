@@ -7,7 +7,9 @@ of the shuffle), each tenant gets:
   signed webhooks and the rest bulk-imported;
 - `refresh`: the next `refresh_share`, more resolved tickets, which arrive while live traffic runs and
   trigger the adapter refresh;
-- `live`: all the remaining dialogues, as tickets answered by the resolver after go-live.
+- `live`: all the remaining dialogues, as tickets answered by the resolver after go-live. Which ones
+  remain is chosen first: dialogues the offline base model was never pre-trained on (and outside the
+  holdout), so no live ticket's conversation was ever in any model's training data.
 
 A sample is one agent turn with something the customer said before it (what the conversation processor
 emits for a ticket solved by humans); tickets in the trainer's holdout give no trainable samples, so
@@ -84,8 +86,10 @@ def agent_samples(dialogue: dict) -> int:
 
 
 def plan_tenant(business: str, dialogues: Sequence[dict], sizes: DemoSizes, seed: int,
-                is_holdout: Callable[[str], bool], tenant_id: str | None = None) -> TenantPlan:
-    """Split one business's dialogues (see the module docstring); NotEnoughDialogues if too few."""
+                is_holdout: Callable[[str], bool], tenant_id: str | None = None,
+                pretrained_on: Callable[[str], bool] = lambda ticket: False) -> TenantPlan:
+    """Split one business's dialogues (see the module docstring); NotEnoughDialogues if too few.
+    `pretrained_on(ticket)` says whether the base model may have seen the dialogue."""
     plan = TenantPlan(tenant_id or tenant_id_of(business), business)
     order = sorted(dialogues, key=lambda d: str(d["dialogue_id"]))
     random.Random(f"{seed}:{business}").shuffle(order)
@@ -93,21 +97,31 @@ def plan_tenant(business: str, dialogues: Sequence[dict], sizes: DemoSizes, seed
     plan.dialogues = len(corpus)
     history_count = round(len(corpus) * sizes.history_share)
     refresh_count = round(len(corpus) * sizes.refresh_share)
-    history = corpus[:history_count]
-    plan.refresh = corpus[history_count:history_count + refresh_count]
-    plan.live = corpus[history_count + refresh_count:]
+    live_count = len(corpus) - history_count - refresh_count
+
+    def unseen(dialogue: dict) -> bool:
+        ticket = str(dialogue["dialogue_id"])
+        return not pretrained_on(ticket) and not is_holdout(ticket)
+
+    fresh = [d for d in corpus if unseen(d)]
+    if len(fresh) < live_count:
+        raise NotEnoughDialogues(f"{business}: {len(fresh)} dialogues unseen by the base model, fewer than"
+                                 f" the {live_count} live tickets")
+    plan.live = fresh[:live_count]
+    chosen = {id(d) for d in plan.live}
+    rest = [d for d in corpus if id(d) not in chosen]
+    history = rest[:history_count]
+    plan.refresh = rest[history_count:]
     if len(plan.live) < sizes.after_swap_tickets + 2:
         raise NotEnoughDialogues(f"{business}: {len(corpus)} dialogues leave {len(plan.live)} live tickets,"
                                  f" fewer than {sizes.after_swap_tickets + 2}")
     if not any(is_holdout(str(d["dialogue_id"])) for d in history):
         # The accuracy preview scores held-out tickets: the history needs at least one. It trades places
         # with the history's last ticket, so every part keeps its size.
-        later = plan.refresh + plan.live
-        held_out = next((d for d in later if is_holdout(str(d["dialogue_id"]))), None)
+        held_out = next((d for d in plan.refresh if is_holdout(str(d["dialogue_id"]))), None)
         if held_out is None:
             raise NotEnoughDialogues(f"{business}: no held-out dialogue among its {len(corpus)}")
-        part = plan.refresh if held_out in plan.refresh else plan.live
-        part[part.index(held_out)] = history[-1]
+        plan.refresh[plan.refresh.index(held_out)] = history[-1]
         history[-1] = held_out
     plan.history_trainable = trainable_samples(history, is_holdout)
     plan.refresh_trainable = trainable_samples(plan.refresh, is_holdout)

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Iterable
 
 from clonedesk.core.settings import Settings
-from clonedesk.trainer.domain.holdout import ticket_bucket
+from clonedesk.trainer.domain.holdout import may_be_pretrained_on
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def default_texts(dialogues_per_file: int = DEFAULT_DIALOGUES_PER_FILE) -> list[
         for dialogue in read_dialogues(path):
             if taken >= dialogues_per_file:
                 break
-            if ticket_bucket(dialogue["dialogue_id"]) < 0.5:
+            if not may_be_pretrained_on(dialogue["dialogue_id"]):
                 continue
             turns = [("user" if t["speaker"] == "USER" else "assistant", t["utterance"])
                      for t in dialogue["turns"]]

@@ -23,3 +23,12 @@ def is_holdout(ticket_id: str, fraction: float = DEFAULT_HOLDOUT_FRACTION) -> bo
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"holdout fraction must be within [0, 1], not {fraction}")
     return ticket_bucket(ticket_id) < fraction
+
+
+PRETRAINING_FROM_BUCKET = 0.5
+
+
+def may_be_pretrained_on(ticket_id: str) -> bool:
+    """True for tickets whose text the offline base-model builder may pre-train on (the upper half of
+    the buckets): never a holdout ticket, and never a ticket the demo plays live."""
+    return ticket_bucket(ticket_id) >= PRETRAINING_FROM_BUCKET
