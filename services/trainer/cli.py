@@ -88,14 +88,15 @@ def adapter() -> None:
     """A tenant's adapter versions: list them, roll back to an earlier one."""
 
 
-def _statuses(registry, tenant_id: str) -> dict[int, str]:
-    statuses = {}
+def _metas(registry, tenant_id: str) -> dict[int, dict]:
+    """Each version's meta.json; a version whose meta cannot be read shows as `unreadable`."""
+    metas = {}
     for version in registry.versions(tenant_id):
         try:
-            statuses[version] = registry.meta(tenant_id, version).get("status", "unknown")
+            metas[version] = registry.meta(tenant_id, version)
         except (FileNotFoundError, json.JSONDecodeError):
-            statuses[version] = "unreadable"
-    return statuses
+            metas[version] = {"status": "unreadable"}
+    return metas
 
 
 @adapter.command("list")
@@ -110,11 +111,7 @@ def list_adapters(ctx: click.Context, tenant_id: str, as_json: bool) -> None:
     registry = AdapterRegistry(settings_from(ctx).resolved_data_dir)
     current = registry.current(tenant_id)
     rows = []
-    for version in registry.versions(tenant_id):
-        try:
-            meta = registry.meta(tenant_id, version)
-        except (FileNotFoundError, json.JSONDecodeError):
-            meta = {"status": "unreadable"}
+    for version, meta in _metas(registry, tenant_id).items():
         rows.append({"version": version, "current": version == current, "status": meta.get("status"),
                      "trigger": meta.get("trigger"), "sample_count": meta.get("sample_count"),
                      "holdout_score": meta.get("holdout_score"), "reason": meta.get("reason")})
@@ -150,7 +147,8 @@ def rollback(ctx: click.Context, tenant_id: str, to_version: int | None) -> None
     settings = settings_from(ctx)
     registry = AdapterRegistry(settings.resolved_data_dir)
     before = registry.current(tenant_id)
-    target = rollback_target(_statuses(registry, tenant_id), before, to_version)
+    statuses = {version: meta.get("status", "unknown") for version, meta in _metas(registry, tenant_id).items()}
+    target = rollback_target(statuses, before, to_version)
     registry.promote(tenant_id, target)
 
     async def announce() -> None:
