@@ -106,7 +106,8 @@ async def freshness(base: str, first, refresh, tmp: Path) -> tuple[float, float]
         config = TrainerSettings(first_min_samples=len([s for s in first if not is_holdout(s.ticket_id, 0.2)]),
                                  refresh_min_new_samples=new_trainable, holdout_fraction=0.2, max_steps=30,
                                  max_eval_turns=16, group_id="bench-" + uuid.uuid4().hex[:6],
-                                 promotion_margin=1.0)  # measures the pipeline, so every refresh is promoted
+                                 promotion_margin=1.0,  # measures the pipeline: every refresh is promoted
+                                 settle_s=0.0)  # each batch arrives whole: settling would add only its wait
         worker = TrainerWorker(settings, config)
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop))

@@ -29,8 +29,9 @@ class TrainerSettings(BaseSettings):
                                     description="How far a refresh may fall below the current score.")
     max_backlog_wait_s: float = Field(default=30.0, ge=0,
                                       description="Start training at the latest this long into a backlog.")
-    settle_s: float = Field(default=0.0, ge=0,
-                            description="A due tenant trains once its samples paused this long (0 = at once).")
+    settle_s: float = Field(default=10.0, ge=0,
+                            description="A due tenant trains once its samples paused this long (an import is"
+                                        " trained on whole; 0 = at once).")
     settle_max_s: float = Field(default=300.0, gt=0,
                                 description="...but at the latest this long into a stream that never pauses.")
     max_eval_turns: int = Field(default=64, ge=1, description="Held-out turns scored per candidate.")

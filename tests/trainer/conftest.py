@@ -24,9 +24,11 @@ def base_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def trainer_settings() -> TrainerSettings:
-    """Small, quick runs: a first adapter from 150 samples, 20% holdout."""
+    """Small, quick runs: a first adapter from 150 samples, 20% holdout; samples settle for 2 s (they are
+    produced before the worker starts)."""
     return TrainerSettings(first_min_samples=150, refresh_min_new_samples=60, refresh_max_interval_s=3600,
-                           holdout_fraction=0.2, max_eval_turns=40, max_steps=110, group_id="trainer-" + uuid.uuid4().hex[:8])
+                           holdout_fraction=0.2, max_eval_turns=40, max_steps=110, settle_s=2.0,
+                           group_id="trainer-" + uuid.uuid4().hex[:8])
 
 
 @pytest.fixture
