@@ -172,6 +172,18 @@ class AdapterCache:
             )
         return resolved
 
+    async def follow_registry(self) -> list[str]:
+        """Catch up with `current` moved without an announcement (by hand, or an announcement lost):
+        each tenant served at another version than its registry's is swapped to the registry's. Returns
+        the names swapped to."""
+        swapped = []
+        for tenant_id, serving in self.current_versions().items():
+            registry = current_version(self.data_dir, tenant_id)
+            if registry is not None and registry != serving:
+                if await self.publish(tenant_id, registry):
+                    swapped.append(adapter_name(tenant_id, registry))
+        return swapped
+
     async def publish(self, tenant_id: str, version: int, path: str | Path | None = None) -> bool:
         """Make `tenant@v<version>` the version new requests use, once it is loaded, if the registry's
         `current` points at it. Returns whether the publication changed anything (replays of old

@@ -37,6 +37,9 @@ class ResolverSettings(BaseSettings):
     )
     outbound_backoff_max_s: float = Field(default=10.0, ge=0, description="Longest retry delay.")
     outbound_timeout_s: float = Field(default=10.0, gt=0, description="One HTTP post to a helpdesk.")
+    registry_check_s: float = Field(
+        default=30.0, gt=0, description="How often the served adapters are compared with the registry's current."
+    )
     vllm_memory_utilization: float | None = Field(
         default=None,
         gt=0,

@@ -278,3 +278,29 @@ async def test_the_rollback_command_swaps_a_running_resolver_back_at_once(engine
     again = runner.invoke(main, ["adapter", "rollback", "alpha"])
     assert again.exit_code == 1 and "no promoted version before v1" in again.output
     assert service.adapters.current_name("alpha") == "alpha@v1"
+
+
+async def test_a_registry_moved_by_hand_is_followed_without_an_announcement(engine, zoo, settings):
+    """An operator re-points `current` by hand (or an announcement never reached the broker): the
+    follower's registry check swaps the running resolver within one interval."""
+    from clonedesk.resolver.service import ResolverService
+
+    data = settings.resolved_data_dir
+    zoo.install(data, "beta", [1, 2], current=2)
+    service = ResolverService(engine, data, capacity=4, max_pending=8)
+    async with service.adapters.lease("beta") as lease:
+        assert lease.name == "beta@v2"
+    stop = asyncio.Event()
+    follower = asyncio.create_task(follow_publications(service, settings.bootstrap, stop, registry_check_s=0.5))
+    try:
+        set_current_version(data, "beta", 1)  # no publication follows
+        await _wait_for(lambda: service.adapters.current_name("beta") == "beta@v1", "the registry followed", 30)
+    finally:
+        stop.set()
+        await follower
+    async with service.adapters.lease("beta") as lease:
+        generation = await engine.generate(
+            GenerationRequest(lease.name, chat_messages(conversation(CUSTOMER_LINES[1])))
+        )
+    assert lease.name == "beta@v1"
+    assert parse_target(generation.text).reply == zoo.expected("beta", 1)[2]

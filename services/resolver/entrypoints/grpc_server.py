@@ -104,16 +104,27 @@ class ResolverServer:
         await self.server.stop(grace)
 
 
-async def follow_publications(service: ResolverService, bootstrap: str, stop: asyncio.Event) -> None:
+async def follow_publications(service: ResolverService, bootstrap: str, stop: asyncio.Event,
+                              registry_check_s: float = 30.0) -> None:
     """Apply every `adapters.published` record to the adapter cache. Each resolver replica reads the whole
     topic from the start, without a consumer group (no join to wait for, no offsets to keep): replays of
-    old publications change nothing."""
+    old publications change nothing. Every `registry_check_s` it also compares what it serves with the
+    registry's `current`, so a registry moved without an announcement is followed too."""
     consumer = make_consumer(bootstrap, ADAPTERS_PUBLISHED, group_id=None)
     producer = make_producer(bootstrap)
+    loop = asyncio.get_running_loop()
+    next_check = loop.time() + registry_check_s
     try:
         await consumer.start()
         await producer.start()
         while not stop.is_set():
+            if loop.time() >= next_check:
+                next_check = loop.time() + registry_check_s
+                try:
+                    for name in await service.adapters.follow_registry():
+                        log.info("registry moved without an announcement: swapped", extra={"adapter": name})
+                except Exception:  # noqa: BLE001 - a bad version folder must not stop the follower
+                    log.exception("could not follow the registry")
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 for record in records:
@@ -188,7 +199,8 @@ async def run_resolver(
             engine, settings.resolved_data_dir, resolver_settings.max_loras, resolver_settings.max_pending
         )
         await server.attach(service)
-        follower = asyncio.create_task(follow_publications(service, settings.bootstrap, stop))
+        follower = asyncio.create_task(follow_publications(service, settings.bootstrap, stop,
+                                                           resolver_settings.registry_check_s))
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({follower, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if follower in done:
