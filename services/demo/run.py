@@ -313,6 +313,9 @@ class Demo:
                               str(report["holdout_tickets"]) if first else "", PREVIEW_METRICS[metric],
                               *cells, end_section=index == len(PREVIEW_METRICS) - 1)
         self.console.print(table)
+        self.console.print("[dim]— : undefined (escalation precision when nothing was escalated, recall when no"
+                           " held-out turn was an escalation). Base model: "
+                           f"{self.settings.base_model or 'the small one built offline on this machine'}.[/]")
         self.done("first adapters trained and previewed (saved as each version's preview.json)")
 
     # -- 4 and 5: live traffic and the refresh ------------------------------------------------------
