@@ -81,7 +81,7 @@ async def test_two_tenants_train_through_the_broker_and_beat_the_base(
             if worker.buffer.counts(banks).trainable >= first_trainable or task.done():
                 break
             await asyncio.sleep(0.1)
-        assert worker._training is None, "trained before its samples settled"
+        assert worker._training_tenant != banks, "trained before its samples settled"
         await asyncio.sleep(1.5)
         await produce_samples(kafka_bootstrap, banks_samples[first_part:])
         published = await _published(kafka_bootstrap, group_id, {banks, food}, timeout=300)
@@ -89,14 +89,17 @@ async def test_two_tenants_train_through_the_broker_and_beat_the_base(
         stop.set()
         await task
     assert set(published) == {banks, food}
-    runs = [span for span in spans.get_finished_spans() if span.name == "trainer.train"]
+    # The topic is shared with other tests: their tenants may train here too; only ours are checked.
+    runs = [span for span in spans.get_finished_spans()
+            if span.name == "trainer.train" and span.attributes["tenant_id"] in {banks, food}]
     assert {span.attributes["tenant_id"] for span in runs} == {banks, food}
     assert all(span.attributes["promoted"] for span in runs)
     # the operator's view: refresh time per run, samples buffered, consumer lag of training.samples
     points = {metric.name: metric.data.data_points for resource in metric_reader.get_metrics_data().resource_metrics
               for scope in resource.scope_metrics for metric in scope.metrics}
-    assert sum(p.count for p in points["trainer.run.seconds"]) == 2
-    assert all(p.sum > 0 for p in points["trainer.run.seconds"])
+    run_seconds = {p.attributes["tenant.id"]: p for p in points["trainer.run.seconds"]}
+    assert [run_seconds[t].count for t in (banks, food)] == [1, 1]
+    assert all(run_seconds[t].sum > 0 for t in (banks, food))
     buffered = {p.attributes["tenant.id"]: p.value for p in points["trainer.samples.buffered"]}
     assert (buffered[banks], buffered[food]) == (len(banks_samples), len(food_samples))  # the topic is shared
     assert {p.attributes["topic"] for p in points["clonedesk.kafka.consumer_lag"]} == {"training.samples"}

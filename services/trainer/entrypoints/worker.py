@@ -114,10 +114,10 @@ class TrainerWorker:
             record = self.progress.get(tenant_id)
             record.retry_at = time.time() + self.config.retry_after_failure_s
             self.progress.save(tenant_id, record)
-            self._runs_counter.add(1, {"outcome": "failed"})
+            self._runs_counter.add(1, {"outcome": "failed", "tenant.id": tenant_id})
             return
-        self._runs_counter.add(1, {"outcome": "promoted" if outcome.promoted else "rejected"})
-        self._run_seconds.record(outcome.seconds)
+        self._runs_counter.add(1, {"outcome": "promoted" if outcome.promoted else "rejected", "tenant.id": tenant_id})
+        self._run_seconds.record(outcome.seconds, {"tenant.id": tenant_id})
         if outcome.promoted:
             await self._publish(producer, tenant_id, outcome.version)
 
