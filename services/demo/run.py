@@ -484,8 +484,6 @@ class Demo:
         self.console.print("The stack keeps running: `clonedesk status` shows it, `clonedesk down` stops it.")
 
 
-# "—" where a metric is undefined: escalation precision when nothing was escalated, recall when no
-# held-out turn was an escalation.
 PREVIEW_METRICS = {"decision_accuracy": "decision accuracy", "reply_chrf": "reply chrF",
                    "escalation_precision": "escalation precision", "escalation_recall": "escalation recall",
                    "projected_resolution_rate": "projected resolution"}

@@ -50,9 +50,6 @@ class DeliveredReplies:
         row = self._db.execute("SELECT status FROM delivered WHERE reply_id = ?", (reply_id,)).fetchone()
         return row[0] if row else None
 
-    def __contains__(self, reply_id: str) -> bool:
-        return self.state(reply_id) == DELIVERED
-
     def begin(self, reply_id: str, tenant_id: str, ticket_id: str, body_sha256: str) -> None:
         """Before the first attempt: from now on a lost outcome is known to be possible."""
         self._db.execute(
@@ -61,13 +58,11 @@ class DeliveredReplies:
             (reply_id, tenant_id, ticket_id, time.time(), POSTING, body_sha256),
         )
 
-    def record(self, reply_id: str, tenant_id: str, ticket_id: str, body_sha256: str = "") -> None:
+    def record(self, reply_id: str, tenant_id: str, ticket_id: str, body_sha256: str) -> None:
         """The helpdesk acknowledged the reply (or showed it)."""
         self._db.execute(
-            "INSERT INTO delivered (reply_id, tenant_id, ticket_id, delivered_at, status, body_sha256)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(reply_id) DO UPDATE SET status = excluded.status,"
-            " delivered_at = excluded.delivered_at,"
-            " body_sha256 = CASE WHEN excluded.body_sha256 != '' THEN excluded.body_sha256 ELSE body_sha256 END",
+            "INSERT OR REPLACE INTO delivered (reply_id, tenant_id, ticket_id, delivered_at, status, body_sha256)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
             (reply_id, tenant_id, ticket_id, time.time(), DELIVERED, body_sha256),
         )
 

@@ -164,6 +164,13 @@ async def _wait_for(predicate, what: str, timeout: float = 60.0) -> None:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
 
+async def _answer(cache, engine, tenant: str, line: str) -> tuple[str, str]:
+    """(the adapter that answered, its reply) for one request of `tenant` served through `cache`."""
+    async with cache.lease(tenant) as lease:
+        generation = await engine.generate(GenerationRequest(lease.name, chat_messages(conversation(line))))
+    return lease.name, parse_target(generation.text).reply
+
+
 
 async def test_bad_publications_are_dead_lettered_and_later_ones_still_apply(engine, zoo, settings):
     """Undecodable, pointing nowhere, pointing at another tenant's registry (directly or through a
@@ -209,11 +216,8 @@ async def test_bad_publications_are_dead_lettered_and_later_ones_still_apply(eng
     assert any(b"cannot decode" in r for r in reasons) and any(b"beta@v7" in r for r in reasons)
     assert sum(b"not inside the tenant's adapter registry" in r for r in reasons) == 3
     assert engine.loaded_adapters() == ["beta@v2"]
-    async with service.adapters.lease("beta") as lease:
-        generation = await engine.generate(
-            GenerationRequest(lease.name, chat_messages(conversation(CUSTOMER_LINES[0])))
-        )
-    assert parse_target(generation.text).reply == zoo.expected("beta", 2)[2]  # beta's own weights
+    _, reply = await _answer(service.adapters, engine, "beta", CUSTOMER_LINES[0])
+    assert reply == zoo.expected("beta", 2)[2]  # beta's own weights
 
 
 async def test_a_restart_replaying_the_topic_cannot_undo_a_rollback(engine, zoo, tmp_path):
@@ -224,12 +228,9 @@ async def test_a_restart_replaying_the_topic_cannot_undo_a_rollback(engine, zoo,
     await cache.publish("alpha", 1, version_dir(data, "alpha", 1))
     assert not await cache.publish("alpha", 2, version_dir(data, "alpha", 2))
     assert cache.current_name("alpha") == "alpha@v1"
-    async with cache.lease("alpha") as lease:
-        generation = await engine.generate(
-            GenerationRequest(lease.name, chat_messages(conversation(CUSTOMER_LINES[2])))
-        )
-    assert lease.name == "alpha@v1"
-    assert parse_target(generation.text).reply == zoo.expected("alpha", 1)[2]
+    name, reply = await _answer(cache, engine, "alpha", CUSTOMER_LINES[2])
+    assert name == "alpha@v1"
+    assert reply == zoo.expected("alpha", 1)[2]
     assert "alpha@v2" not in engine.loaded_adapters()
 
 
@@ -266,12 +267,9 @@ async def test_the_rollback_command_swaps_a_running_resolver_back_at_once(engine
     finally:
         stop.set()
         await follower
-    async with service.adapters.lease("alpha") as lease:
-        generation = await engine.generate(
-            GenerationRequest(lease.name, chat_messages(conversation(CUSTOMER_LINES[3])))
-        )
-    assert lease.name == "alpha@v1"
-    assert parse_target(generation.text).reply == zoo.expected("alpha", 1)[2]
+    name, reply = await _answer(service.adapters, engine, "alpha", CUSTOMER_LINES[3])
+    assert name == "alpha@v1"
+    assert reply == zoo.expected("alpha", 1)[2]
     listing = runner.invoke(main, ["adapter", "list", "alpha"])
     assert listing.exit_code == 0 and listing.output.splitlines()[0].startswith("* v1  promoted")
     # Nothing before v1 to roll back to: refused, v1 stays.
@@ -298,9 +296,6 @@ async def test_a_registry_moved_by_hand_is_followed_without_an_announcement(engi
     finally:
         stop.set()
         await follower
-    async with service.adapters.lease("beta") as lease:
-        generation = await engine.generate(
-            GenerationRequest(lease.name, chat_messages(conversation(CUSTOMER_LINES[1])))
-        )
-    assert lease.name == "beta@v1"
-    assert parse_target(generation.text).reply == zoo.expected("beta", 1)[2]
+    name, reply = await _answer(service.adapters, engine, "beta", CUSTOMER_LINES[1])
+    assert name == "beta@v1"
+    assert reply == zoo.expected("beta", 1)[2]
