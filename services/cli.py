@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from clonedesk.core.adapters import current_version, tenant_adapters_dir
 from clonedesk.core.kafka import BrokerUnavailable
+from clonedesk.core.progress import quiet_library_bars
 from clonedesk.core.settings import Settings
 from clonedesk.core.tenants import InvalidTenantId, TenantExists, TenantStore, UnknownTenant, validate_tenant_id
 
@@ -37,6 +38,7 @@ def one_line_errors(*types: type[BaseException]) -> None:
 
 class CloneDeskGroup(click.Group):
     def invoke(self, ctx: click.Context):
+        quiet_library_bars()  # in a log, library bars are only carriage-return frames
         try:
             return super().invoke(ctx)
         except ValidationError as exc:

@@ -30,6 +30,17 @@ except ImportError:  # pragma: no cover
     pass
 
 
+@pytest.fixture(scope="session", autouse=True)
+def tiny_base_model_by_default():
+    """Every test runs on the tiny offline base model unless it says otherwise (or CLONEDESK_BASE_MODEL
+    is set already): the default, SmolLM2 imported from its wheel, is for real use and its own tests.
+    Exported, so the stacks and services that tests start as child processes inherit it."""
+    with pytest.MonkeyPatch.context() as patch:
+        if not os.environ.get("CLONEDESK_BASE_MODEL"):
+            patch.setenv("CLONEDESK_BASE_MODEL", "tiny")
+        yield
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

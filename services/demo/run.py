@@ -33,6 +33,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
 from rich.table import Table
 
 from clonedesk.core.adapters import current_version
+from clonedesk.core.base_model import TINY, describe_base_model, ensure_base_model
 from clonedesk.core.settings import Settings
 from clonedesk.core.tenants import Tenant, TenantStore, admin_api_key
 from clonedesk.demo.adapters.analytics import AnalyticsClient
@@ -44,15 +45,12 @@ from clonedesk.demo.domain.reactions import ORIGIN, Reaction, live_script
 from clonedesk.demo.domain.report import invoice_cells, month_of, tenant_figures
 from clonedesk.demo.domain.split import FULL, QUICK, DemoSizes, TenantPlan, plan_tenant, trainer_thresholds
 from clonedesk.demo.live import LiveTicket, TicketResult
+from clonedesk.trainer.config import TINY_MODEL_RECIPE, recipe_env
 
 BUSINESSES = ("Banks_1", "RentalCars_1", "Hotels_1")
 SEED = 7
 # The demo tenants' plan: a few free resolutions (the default plan has 100), so the invoice shows charges.
 DEMO_FREE_UNITS = 3
-# The small CPU base model is never sure of itself: its replies' confidence (geometric-mean token
-# probability) sits around 0.05-0.15, so the default threshold of 0.5 would escalate every ticket. The
-# demo tenants escalate below this instead; with a real base model keep the default.
-DEMO_ESCALATION_THRESHOLD = 0.07
 LIVE_CONCURRENCY = 4  # live tickets in flight at once, over all tenants (the machine has two cores)
 
 _REPO = Path(__file__).resolve().parents[2]
@@ -66,27 +64,41 @@ class Mode:
     training_timeout_s: float
     resolve_timeout_s: float
     preview_turns: int
+    # The base model this mode runs on unless CLONEDESK_BASE_MODEL says otherwise (None: the default).
+    base_model: str | None
+    # Tenants escalate below this confidence (geometric-mean token probability of the reply).
+    escalation_threshold: float
 
 
-# Tiny adapters need ~120 steps of batch 8 to learn the reply format ("[decision=X action=Y]" then the
-# reply); fewer give unreadable output, which the resolver escalates. Epochs are high so that the step
-# count, not the sample count, bounds a run.
+# Quick mode runs on the tiny offline test model (2 layers), in a few minutes: its adapters need ~120
+# steps of batch 8 to learn the reply format ("[decision=X action=Y]" then the reply); fewer give
+# unreadable output, which the resolver escalates. Epochs are high so that the step count, not the
+# sample count, bounds a run. That model is never sure of itself (its replies' confidence sits around
+# 0.05-0.15), hence its low escalation threshold.
 # The promotion margin is wider than the trainer's default because the demo's holdouts are a handful of
 # tickets: a refresh that scores a few points lower on 16 turns is noise, not a regression.
 # Settling: the trainer waits for a few quiet seconds of a tenant's samples, so a big tenant's first run
 # covers its whole imported history (the threshold is the smallest tenant's).
-QUICK_MODE = Mode("quick", QUICK, {"CLONEDESK_TRAINER_MAX_STEPS": "120", "CLONEDESK_TRAINER_EPOCHS": "10",
-                                   "CLONEDESK_TRAINER_MAX_LENGTH": "128",
+QUICK_MODE = Mode("quick", QUICK, {**recipe_env(TINY_MODEL_RECIPE),
+                                   "CLONEDESK_TRAINER_MAX_STEPS": "120", "CLONEDESK_TRAINER_EPOCHS": "10",
+                                   "CLONEDESK_TRAINER_MAX_LENGTH": "160",
                                    "CLONEDESK_TRAINER_MAX_EVAL_TURNS": "16",
                                    "CLONEDESK_TRAINER_PROMOTION_MARGIN": "0.1",
-                                   "CLONEDESK_TRAINER_SETTLE_S": "5"},
-                  training_timeout_s=420, resolve_timeout_s=120, preview_turns=12)
-FULL_MODE = Mode("full", FULL, {"CLONEDESK_TRAINER_MAX_STEPS": "200", "CLONEDESK_TRAINER_EPOCHS": "4",
-                                "CLONEDESK_TRAINER_MAX_LENGTH": "160",
-                                "CLONEDESK_TRAINER_MAX_EVAL_TURNS": "40",
+                                   "CLONEDESK_TRAINER_SETTLE_S": "5", "CLONEDESK_TRAINER_THREADS": "1"},
+                  training_timeout_s=420, resolve_timeout_s=120, preview_turns=12, base_model=TINY,
+                  escalation_threshold=0.07)
+# The full demo runs on the real base model (SmolLM2-135M-Instruct) within ~20 minutes on two cores: each
+# tenant's first run is budgeted to FULL_FIRST_STEPS steps of 8 samples (its newest history first), the
+# refresh to fewer; the trainer uses both cores while the stack is otherwise idle.
+FULL_MODE = Mode("full", FULL, {"CLONEDESK_TRAINER_MAX_STEPS": "60", "CLONEDESK_TRAINER_EPOCHS": "2",
+                                "CLONEDESK_TRAINER_MAX_LENGTH": "224",
+                                "CLONEDESK_TRAINER_CONTEXT_TURNS": "6",
+                                "CLONEDESK_TRAINER_THREADS": "2",
+                                "CLONEDESK_TRAINER_MAX_EVAL_TURNS": "32",
                                 "CLONEDESK_TRAINER_PROMOTION_MARGIN": "0.05",
                                 "CLONEDESK_TRAINER_SETTLE_S": "8"},
-                 training_timeout_s=720, resolve_timeout_s=150, preview_turns=60)
+                 training_timeout_s=900, resolve_timeout_s=180, preview_turns=48, base_model=None,
+                 escalation_threshold=0.3)
 
 
 def find_dialogues() -> Path:
@@ -116,6 +128,7 @@ class Demo:
         self.watcher: ResolutionWatcher | None = None  # what the resolver answered, kept for the bill
         # What the demo showed, per tenant, written to <data>/demo/summary.json at the end.
         self.summary: dict[str, dict] = {}
+        self.base_model = settings.base_model or ""
         self.started = time.monotonic()
 
     # -- output -------------------------------------------------------------------------------------
@@ -157,7 +170,6 @@ class Demo:
 
     def start_stack(self) -> None:
         from clonedesk.stack.cli import _print_status, start_detached, stop_detached
-        from clonedesk.trainer.adapters.base_model import ensure_base_model
 
         self.step(1, "the embedded stack and three tenants")
         found = prepare(self.settings, stop_detached)
@@ -166,9 +178,13 @@ class Demo:
         self.console.print(f"trainer: first adapter at {thresholds['first_min_samples']} samples, refresh"
                            " after"
                            f" {thresholds['refresh_min_new_samples']} new ones (from the split below)")
-        if not self.settings.base_model and not (self.data_dir / "base-model" / "config.json").exists():
-            self.console.print("building the small base model once (offline, seeded)…")
-        ensure_base_model(self.settings, progress=True)
+        if self.mode.base_model and not self.settings.base_model:
+            # The stack's children read it from the environment.
+            os.environ["CLONEDESK_BASE_MODEL"] = self.mode.base_model
+            self.settings = self.settings.model_copy(update={"base_model": self.mode.base_model})
+        with self.console.status("the base model (made once per data dir)…"):
+            self.base_model = ensure_base_model(self.settings, progress=True)
+        self.console.print(f"base model: {describe_base_model(self.base_model)}")
         with self.console.status("starting broker, S3 store and every service (`clonedesk up --detach`)…"):
             start_detached(self.settings, ephemeral=self.ephemeral)
         _print_status(self.settings)
@@ -178,7 +194,7 @@ class Demo:
         for plan in self.plans:
             tenant = store.find(plan.tenant_id) or store.add(plan.tenant_id)
             tenant.plan.free_units = DEMO_FREE_UNITS
-            tenant.escalation_threshold = DEMO_ESCALATION_THRESHOLD
+            tenant.escalation_threshold = self.mode.escalation_threshold
             store.save(tenant)
             self.tenants[plan.tenant_id] = tenant
             table.add_row(plan.tenant_id, plan.business, str(plan.dialogues),
@@ -186,8 +202,7 @@ class Demo:
                           str(plan.history_trainable), str(len(plan.refresh)), str(len(plan.live)))
         self.console.print(table)
         self.done(f"stack up; tenants {', '.join(self.tenants)} created (plan: {DEMO_FREE_UNITS} free"
-                  f" resolutions, then $0.99 each; escalation below confidence {DEMO_ESCALATION_THRESHOLD},"
-                  " for the small CPU model)")
+                  f" resolutions, then $0.99 each; escalation below confidence {self.mode.escalation_threshold})")
 
     # -- 2: history ---------------------------------------------------------------------------------
 
@@ -315,8 +330,32 @@ class Demo:
         self.console.print(table)
         self.console.print("[dim]— : undefined (escalation precision when nothing was escalated, recall when no"
                            " held-out turn was an escalation). Base model: "
-                           f"{self.settings.base_model or 'the small one built offline on this machine'}.[/]")
+                           f"{describe_base_model(self.base_model)}.[/]")
+        self.print_training_budget({p.tenant_id: 1 for p in self.plans}, "what each first adapter's training used")
         self.done("first adapters trained and previewed (saved as each version's preview.json)")
+
+    def print_training_budget(self, versions: dict[str, int], title: str) -> None:
+        """What each run was given and took: the budget the demo set for this machine, as recorded in
+        each version's meta.json."""
+        table = Table("adapter", "base model", "samples", "steps × batch", "epochs", "context turns",
+                      "max tokens", "LoRA", "tokens/s", "training s", title=title)
+        for tenant_id, version in versions.items():
+            try:
+                meta = json.loads((self.data_dir / "adapters" / tenant_id / f"v{version}" / "meta.json").read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            config, run = meta.get("training_config", {}), meta.get("training", {})
+            layers = config.get("layers_to_train") or "all"
+            self.summary.setdefault(tenant_id, {}).setdefault("training", {})[f"v{version}"] = {
+                "samples": meta.get("sample_count"), **run, "config": config}
+            table.add_row(f"{tenant_id}@v{version}", meta.get("base_model_label", meta.get("base_model", "?")),
+                          str(meta.get("sample_count", "?")), f"{run.get('steps', '?')} × {config.get('batch_size', '?')}",
+                          str(config.get("epochs", "?")), str(config.get("context_turns", "?")),
+                          str(config.get("max_length", "?")),
+                          f"r{config.get('rank', '?')}, top {layers} layers",
+                          f"{run['tokens'] / run['seconds']:,.0f}" if run.get("seconds") else "?",
+                          f"{run.get('seconds', 0):.0f}")
+        self.console.print(table)
 
     # -- 4 and 5: live traffic and the refresh ------------------------------------------------------
 
@@ -388,6 +427,7 @@ class Demo:
                 await asyncio.sleep(2.0)  # the resolver applies the publication from adapters.published
                 await self.play(after_swap, progress, "live tickets after the swap", gate)
             self.print_versions()
+            self.print_training_budget({t: v + 1 for t, v in self.live_versions.items()}, "what each refresh used")
         self.print_live(self.results, "all live tickets")
 
     def print_versions(self) -> None:

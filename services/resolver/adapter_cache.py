@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import AsyncIterator
 
 from clonedesk.core.adapters import adapter_name, current_version, tenant_adapters_dir, version_dir
+from clonedesk.core.base_model import adapter_base_identity, base_model_identity, same_base_model
 from clonedesk.resolver.domain.adapters import (
     AdapterRankTooHigh,
     BadPublication,
@@ -60,6 +61,7 @@ class AdapterCache:
         self._tenant_locks: dict[str, asyncio.Lock] = {}
         self.loads = 0
         self.unloads = 0
+        self._base_identity: str | None = None  # the engine's base model, digested on the first load
 
     # -- what is served ------------------------------------------------------------------------------
 
@@ -124,10 +126,24 @@ class AdapterCache:
             self._loading[name] = task
         await asyncio.shield(task)
 
+    async def _check_base_model(self, name: str, path: Path) -> None:
+        """An adapter trained on another base model would load (same shapes) and answer nonsense: refuse
+        it. Versions without a recorded identity (copied by hand) are served as before."""
+        trained_on = adapter_base_identity(path)
+        base_path = getattr(self.engine, "base_model_path", None)
+        if trained_on is None or base_path is None:
+            return
+        if self._base_identity is None:
+            self._base_identity = await asyncio.to_thread(base_model_identity, base_path)
+        if not same_base_model(trained_on, self._base_identity):
+            raise NoLiveAdapter(f"adapter {name} was trained on {trained_on}, not on the base model served here"
+                                f" ({self._base_identity}); retrain it on this base model")
+
     async def _load(self, name: str, tenant_id: str, version: int, path: Path) -> None:
         try:
             if not Path(path).is_dir():
                 raise NoLiveAdapter(f"adapter {name} is not at {path}")
+            await self._check_base_model(name, Path(path))
             try:
                 await self.engine.load_adapter(name, Path(path))
             except AdapterRankTooHigh as exc:  # the tenant cannot be served until an operator acts

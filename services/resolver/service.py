@@ -8,10 +8,11 @@ import logging
 import time
 from pathlib import Path
 
-from clonedesk.core.conversation_format import chat_messages
+from clonedesk.core.conversation_format import DEFAULT_CONTEXT_TURNS, chat_messages, system_prompt
 from clonedesk.core.tenants import TenantStore, UnknownTenant
 from clonedesk.resolver.adapter_cache import AdapterCache, NoLiveAdapter
 from clonedesk.resolver.domain.decisions import decide, sequence_confidence
+from clonedesk.resolver.domain.human_request import asks_for_a_human, latest_customer_text
 from clonedesk.resolver.domain.requests import idempotency_key, resolution_id, validate_request
 from clonedesk.resolver.engines.base import Engine, GenerationRequest
 from clonedesk.v1 import resolver_pb2
@@ -32,8 +33,10 @@ class TenantIsolationError(RuntimeError):
 
 
 class ResolverService:
-    def __init__(self, engine: Engine, data_dir: Path, capacity: int, max_pending: int):
+    def __init__(self, engine: Engine, data_dir: Path, capacity: int, max_pending: int,
+                 context_turns: int = DEFAULT_CONTEXT_TURNS):
         self.engine = engine
+        self.context_turns = context_turns
         self.tenants = TenantStore(Path(data_dir))
         self.adapters = AdapterCache(engine, Path(data_dir), capacity)
         self.max_pending = max_pending
@@ -66,6 +69,10 @@ class ResolverService:
         for tenant_id, version in self.adapters.current_versions().items():
             yield metrics.Observation(version, {"tenant.id": tenant_id})
 
+    def messages(self, tenant_id: str, conversation) -> list[dict[str, str]]:
+        """The prompt's messages, as the trainer built them for this tenant's adapter."""
+        return chat_messages(conversation, system_prompt(tenant_id), max_turns=self.context_turns)
+
     async def resolve(
         self, request: resolver_pb2.ResolveRequest, timeout: float | None = None
     ) -> resolver_pb2.ResolveResponse:
@@ -88,7 +95,7 @@ class ResolverService:
                         span.set_attribute("adapter", lease.name)
                         stage = "generate"
                         generation = await self.engine.generate(
-                            GenerationRequest(lease.name, chat_messages(request.conversation))
+                            GenerationRequest(lease.name, self.messages(tenant.id, request.conversation))
                         )
                 if generation.adapter_name != lease.name or lease.tenant_id != request.tenant_id:
                     raise TenantIsolationError(
@@ -99,6 +106,7 @@ class ResolverService:
                     generation.text,
                     sequence_confidence(generation.token_logprobs),
                     tenant.escalation_threshold,
+                    human_requested=asks_for_a_human(latest_customer_text(request.conversation)),
                 )
                 span.set_attribute("decision", decided.decision)
                 span.set_attribute("confidence", decided.confidence)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from clonedesk.core.conversation_format import DEFAULT_CONTEXT_TURNS
+
 
 class ResolverSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLONEDESK_", extra="ignore")
@@ -18,7 +20,9 @@ class ResolverSettings(BaseSettings):
     max_batch_size: int = Field(default=8, ge=1, description="Requests generated together in one batch.")
     batch_wait_ms: float = Field(default=5.0, ge=0, description="How long a batch waits for company.")
     max_new_tokens: int = Field(default=64, ge=1, description="Tokens generated per answer at most.")
-    max_prompt_tokens: int = Field(default=384, ge=16, description="Older context is cut beyond this.")
+    max_prompt_tokens: int = Field(default=384, ge=16, description="Older turns are cut beyond this.")
+    context_turns: int = Field(default=DEFAULT_CONTEXT_TURNS, ge=0,
+                               description="Turns of conversation in a prompt (as the trainer's context_turns).")
     max_pending: int = Field(
         default=64, ge=1, description="Requests in the resolver before RESOURCE_EXHAUSTED."
     )

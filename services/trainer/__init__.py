@@ -2,6 +2,6 @@
 registry, champion/challenger promotion and the accuracy preview.
 
 `domain/` is pure (buffer policy, holdout split, promotion rule, metrics); `adapters/` does the I/O
-(base-model builder, peft training, registry, sample buffer, retrieval baseline); `entrypoints/` wires
-them to Kafka and the CLI.
+(the tiny base-model builder, peft training, registry, sample buffer, retrieval baseline);
+`entrypoints/` wires them to Kafka and the CLI.
 """

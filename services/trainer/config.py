@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from clonedesk.core.conversation_format import DEFAULT_CONTEXT_TURNS
 from clonedesk.trainer.adapters.lora import LoraTrainingConfig
 from clonedesk.trainer.domain.holdout import DEFAULT_HOLDOUT_FRACTION
 from clonedesk.trainer.domain.policy import BufferPolicy
 from clonedesk.trainer.domain.promotion import DEFAULT_MARGIN
+
+# The recipe of the tiny offline test model (2 layers, 128 wide), which the defaults (made for a real
+# 30-layer model) under-train: a tenth of its rank learns too slowly at the real model's rate.
+TINY_MODEL_RECIPE = dict(lora_rank=32, lora_alpha=64, lora_layers=0, learning_rate=1e-2, final_lr_fraction=0.05,
+                         epochs=3.0, max_length=192, mixed_precision="no")
+
+
+def recipe_env(recipe: dict) -> dict[str, str]:
+    """A recipe as the CLONEDESK_TRAINER_* variables a trainer process reads."""
+    return {f"CLONEDESK_TRAINER_{name.upper()}": str(value) for name, value in recipe.items()}
 
 
 class TrainerSettings(BaseSettings):
@@ -35,13 +48,32 @@ class TrainerSettings(BaseSettings):
     settle_max_s: float = Field(default=300.0, gt=0,
                                 description="...but at the latest this long into a stream that never pauses.")
     max_eval_turns: int = Field(default=64, ge=1, description="Held-out turns scored per candidate.")
-    lora_rank: int = Field(default=32, ge=1, description="LoRA rank r (vLLM must allow it: CLONEDESK_MAX_LORA_RANK).")
-    lora_alpha: int = Field(default=64, ge=1, description="LoRA alpha (scale = alpha / rank).")
-    learning_rate: float = Field(default=1e-2, gt=0, description="AdamW peak learning rate.")
-    epochs: float = Field(default=3.0, gt=0, description="Passes over a run's samples (bounded by max_steps).")
+    # The LoRA recipe: defaults for the default base model (SmolLM2-135M-Instruct), measured in
+    # bench/train.py (speed against the naive loop, held-out loss after the same samples).
+    lora_rank: int = Field(default=16, ge=1, description="LoRA rank r (vLLM must allow it: CLONEDESK_MAX_LORA_RANK).")
+    lora_alpha: int = Field(default=32, ge=1, description="LoRA alpha (scale = alpha / rank).")
+    lora_layers: int = Field(default=0, ge=0, description="LoRA on the top N decoder layers (0 = all); the layers"
+                                                          " below then run once per sample, without autograd.")
+    learning_rate: float = Field(default=1e-3, gt=0, description="AdamW peak learning rate.")
+    final_lr_fraction: float = Field(default=1.0, gt=0, le=1,
+                                     description="Learning rate at a run's end as a share of the peak (1 = constant).")
+    max_grad_norm: float = Field(default=1.0, ge=0, description="Gradient clipping (0 = none).")
+    epochs: float = Field(default=2.0, gt=0, description="Passes over a run's samples (bounded by max_steps).")
     max_steps: int = Field(default=200, ge=1, description="Optimizer steps of one run at most.")
     batch_size: int = Field(default=8, ge=1, description="Samples per optimizer step.")
-    max_length: int = Field(default=192, ge=16, description="Tokens per sample; older context is cut first.")
+    max_length: int = Field(default=256, ge=16, description="Tokens per sample; older turns are cut first.")
+    context_turns: int = Field(default=DEFAULT_CONTEXT_TURNS, ge=0,
+                               description="Turns of conversation before the agent's turn in a prompt.")
+    target_only_logits: bool = Field(default=True, description="Project onto the vocabulary only where the"
+                                                               " loss is (the agent's turn).")
+    cache_frozen_prefix: bool = Field(default=True, description="With lora_layers: keep each sample's hidden state"
+                                                                " below the lowest LoRA layer for later epochs.")
+    prefix_cache_mb: int = Field(default=2048, ge=0, description="Memory the frozen-prefix cache may use.")
+    length_bucketing: bool = Field(default=False, description="Batch samples of similar length (less padding;"
+                                                              " measured to cost held-out loss).")
+    mixed_precision: Literal["auto", "bf16", "no"] = Field(
+        default="auto", description="bf16 autocast: auto = where the CPU or GPU computes bf16 natively.")
+    threads: int = Field(default=0, ge=0, description="torch threads while training; 0 = every core available.")
     seed: int = Field(default=0, description="Seed of initialisation and sample order (reproducible adapters).")
     group_id: str = Field(default="clonedesk-trainer", description="Kafka consumer group on training.samples.")
 
@@ -54,6 +86,12 @@ class TrainerSettings(BaseSettings):
                             settle_max_s=self.settle_max_s)
 
     def lora(self) -> LoraTrainingConfig:
-        return LoraTrainingConfig(rank=self.lora_rank, alpha=self.lora_alpha, learning_rate=self.learning_rate,
-                                  epochs=self.epochs, max_steps=self.max_steps, batch_size=self.batch_size,
-                                  max_length=self.max_length, seed=self.seed)
+        return LoraTrainingConfig(rank=self.lora_rank, alpha=self.lora_alpha, layers_to_train=self.lora_layers,
+                                  learning_rate=self.learning_rate, epochs=self.epochs, max_steps=self.max_steps,
+                                  batch_size=self.batch_size, max_length=self.max_length,
+                                  context_turns=self.context_turns, seed=self.seed,
+                                  target_only_logits=self.target_only_logits,
+                                  cache_frozen_prefix=self.cache_frozen_prefix, prefix_cache_mb=self.prefix_cache_mb,
+                                  length_bucketing=self.length_bucketing, threads=self.threads,
+                                  final_lr_fraction=self.final_lr_fraction, max_grad_norm=self.max_grad_norm,
+                                  mixed_precision=self.mixed_precision)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clonedesk.core.adapters import adapter_name
-from clonedesk.trainer.adapters.base_model import base_model_identity
+from clonedesk.core.base_model import adapter_base_identity, base_model_identity, describe_base_model, same_base_model
 from clonedesk.trainer.adapters.buffer import ProgressStore, SampleBuffer
 from clonedesk.trainer.adapters.evaluation import evaluation_sample, score_model
 from clonedesk.trainer.adapters.lora import train_adapter
@@ -55,6 +55,14 @@ def run_training(tenant_id: str, trigger: str, *, buffer: SampleBuffer, progress
                                       is_refresh=champion is not None, seed=settings.seed + progress.runs)
     # A canonical order: the same samples train the same adapter, however Kafka interleaved them.
     samples.sort(key=lambda s: (s.ticket_id, s.turn_index, s.sample_id))
+    identity = base_model_identity(base_model)
+    if champion is not None and not same_base_model(adapter_base_identity(registry.path(tenant_id, champion)) or identity,
+                                                     identity):
+        # The current version was trained on another base model: it can neither be continued nor be
+        # scored here. Train afresh; the new version is judged on its own score.
+        log.warning("current adapter is of another base model: training afresh",
+                    extra={"tenant_id": tenant_id, "version": champion})
+        champion = None
     init_adapter = registry.path(tenant_id, champion) if champion is not None else None
     log.info("training started", extra={"tenant_id": tenant_id, "trigger": trigger, "samples": len(samples),
                                         "continues_from": champion})
@@ -78,7 +86,8 @@ def run_training(tenant_id: str, trigger: str, *, buffer: SampleBuffer, progress
             "trainable_samples_seen": len(trainable),
             "holdout_turns_scored": len(eval_set),
             "base_model": base_model,
-            "base_model_identity": base_model_identity(base_model),
+            "base_model_identity": identity,
+            "base_model_label": describe_base_model(base_model),
             "training_config": settings.lora().to_dict(),
             "training": {"steps": result.steps, "tokens": result.tokens, "target_tokens": result.target_tokens,
                          "final_loss": result.final_loss, "seconds": result.seconds,

@@ -38,8 +38,9 @@ DEMO_TIMEOUT_S = 540
 def demo_base_model(request, tmp_path_factory) -> Path:
     """The offline base model, built from the project's SGD subset; kept in pytest's cache between runs
     (keyed by the builder's source and its texts), since building it is the slowest part of a run."""
+    from clonedesk.core.base_model import IDENTITY_FILE
     from clonedesk.trainer.adapters import base_model
-    from clonedesk.trainer.adapters.base_model import IDENTITY_FILE, build_base_model, render_conversation
+    from clonedesk.trainer.adapters.base_model import build_base_model, render_conversation
     from clonedesk.trainer.adapters.sgd import read_dialogues
     from clonedesk.trainer.domain.holdout import may_be_pretrained_on
 

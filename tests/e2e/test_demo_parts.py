@@ -231,14 +231,14 @@ def settings(tmp_path) -> Settings:
 def test_a_second_run_stops_the_first_and_starts_clean_keeping_the_base_model(settings):
     data = settings.resolved_data_dir
     TenantStore(data).add("banks-1")
-    (data / "base-model").mkdir(parents=True)
-    (data / "base-model" / "config.json").write_text("{}")
+    (data / "base-models" / "tiny").mkdir(parents=True)
+    (data / "base-models" / "tiny" / "config.json").write_text("{}")
     (data / "trainer" / "buffers").mkdir(parents=True)
     write_marker(data, status="running")
     stopper = StackStopper(was_running=True)
     found = prepare(settings, stopper)
     assert stopper.calls == 1 and "unfinished" in found and "stopped" in found
-    assert sorted(p.name for p in data.iterdir()) == ["base-model", MARKER]
+    assert sorted(p.name for p in data.iterdir()) == ["base-models", MARKER]
     assert read_marker(data)["status"] == "running"
     write_marker(data, status="complete")
     assert "a complete earlier demo run" in prepare(settings, StackStopper(was_running=False))

@@ -44,6 +44,14 @@ def conversation(text: str):
     return [common_pb2.Turn(role=common_pb2.CUSTOMER, text=text)]
 
 
+def tenant_messages(tenant: str, text: str) -> list[dict[str, str]]:
+    """The prompt messages the resolver sends for `tenant` (its system prompt, then the customer's line):
+    what the zoo's adapters were trained on."""
+    from clonedesk.core.conversation_format import chat_messages, system_prompt
+
+    return chat_messages(conversation(text), system_prompt(tenant))
+
+
 @dataclass(frozen=True)
 class Zoo:
     base_model: Path
@@ -85,7 +93,8 @@ def build_zoo(root: Path) -> Zoo:
                 render_conversation([("user", line), ("assistant", format_target(decision, action, reply))])
             )
     base = build_base_model(root / "base", texts, seed=0, steps=150, progress=False, vocab_size=600)
-    config = LoraTrainingConfig(rank=8, alpha=16, learning_rate=1e-2, epochs=60, max_steps=60, batch_size=6)
+    config = LoraTrainingConfig(rank=8, alpha=16, learning_rate=1e-2, final_lr_fraction=0.05, epochs=60, max_steps=60,
+                                batch_size=6, mixed_precision="no")
     adapters = {}
     for (tenant, version), (decision, action, reply) in BEHAVIOUR.items():
         samples = [

@@ -10,14 +10,14 @@ import json
 import pytest
 import pytest_asyncio
 from clonedesk.core.adapters import set_current_version, version_dir
-from clonedesk.core.conversation_format import chat_messages, parse_target
+from clonedesk.core.conversation_format import parse_target
 from clonedesk.resolver.adapter_cache import AdapterCache, NoLiveAdapter
 from clonedesk.resolver.domain.adapters import AdapterRankTooHigh
 from clonedesk.resolver.domain.decisions import sequence_confidence
 from clonedesk.resolver.engines.base import AdapterNotLoaded, GenerationRequest
 from clonedesk.resolver.engines.vllm import VLLMEngine
 
-from .conftest import CUSTOMER_LINES, available_engines, conversation, engine_settings, make_test_engine
+from .conftest import CUSTOMER_LINES, available_engines, engine_settings, make_test_engine, tenant_messages
 
 # One engine per kind for the module (vLLM takes most of a minute to start on CPU).
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -36,9 +36,9 @@ async def engine(request, zoo):
 
 
 async def test_each_adapter_answers_with_what_it_learned(engine, zoo):
-    messages = chat_messages(conversation(CUSTOMER_LINES[3]))
     for tenant, version in NAMES:
-        generation = await engine.generate(GenerationRequest(f"{tenant}@v{version}", messages))
+        generation = await engine.generate(
+            GenerationRequest(f"{tenant}@v{version}", tenant_messages(tenant, CUSTOMER_LINES[3])))
         decision, action, reply = zoo.expected(tenant, version)
         turn = parse_target(generation.text)
         assert generation.adapter_name == f"{tenant}@v{version}"
@@ -48,7 +48,7 @@ async def test_each_adapter_answers_with_what_it_learned(engine, zoo):
 
 async def test_a_mixed_tenant_batch_equals_solo_runs(engine):
     requests = [
-        GenerationRequest(f"{t}@v{v}", chat_messages(conversation(CUSTOMER_LINES[i % 5])))
+        GenerationRequest(f"{t}@v{v}", tenant_messages(t, CUSTOMER_LINES[i % 5]))
         for i, (t, v) in enumerate(NAMES * 3)
     ]
     solo = [await engine.generate(r) for r in requests]
@@ -62,14 +62,31 @@ async def test_unloaded_adapters_are_refused_and_a_new_name_serves_new_weights(e
     await engine.unload_adapter("alpha@v1")
     assert "alpha@v1" not in engine.loaded_adapters()
     with pytest.raises(AdapterNotLoaded):
-        await engine.generate(GenerationRequest("alpha@v1", chat_messages(conversation(CUSTOMER_LINES[0]))))
+        await engine.generate(GenerationRequest("alpha@v1", tenant_messages("alpha", CUSTOMER_LINES[0])))
     await engine.load_adapter("alpha@v2", zoo.adapters[("alpha", 2)])
     generation = await engine.generate(
-        GenerationRequest("alpha@v2", chat_messages(conversation(CUSTOMER_LINES[0])))
+        GenerationRequest("alpha@v2", tenant_messages("alpha", CUSTOMER_LINES[0]))
     )
     assert parse_target(generation.text).reply == zoo.expected("alpha", 2)[2]
     await engine.unload_adapter("alpha@v2")
     await engine.load_adapter("alpha@v1", zoo.adapters[("alpha", 1)])  # as the other tests expect it
+
+
+async def test_an_adapter_trained_on_another_base_model_is_never_loaded(engine, zoo, tmp_path):
+    from clonedesk.core.base_model import base_model_identity
+
+    data = tmp_path / "data"
+    zoo.install(data, "alpha", [1], current=1)
+    meta = version_dir(data, "alpha", 1) / "meta.json"
+    meta.write_text(json.dumps({"base_model_identity": "/elsewhere/base-model#sha256:0123456789abcdef"}))
+    with pytest.raises(NoLiveAdapter, match="trained on /elsewhere/base-model"):
+        async with AdapterCache(engine, data, capacity=4).lease("alpha"):
+            pass
+    # The same files imported under another path are the same model.
+    moved = "/other/data/base-models/x#sha256:" + base_model_identity(str(zoo.base_model)).split("#sha256:")[1]
+    meta.write_text(json.dumps({"base_model_identity": moved}))
+    async with AdapterCache(engine, data, capacity=4).lease("alpha") as lease:
+        assert lease.name == "alpha@v1"
 
 
 async def test_vllm_refuses_an_adapter_above_its_rank_limit_before_handing_it_over(tmp_path):

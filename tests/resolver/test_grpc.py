@@ -95,6 +95,13 @@ async def test_escalations_carry_no_customer_reply(resolver, data_dir):
     assert strict.decision == common_pb2.ESCALATE and strict.reply == "" and 0.5 < strict.confidence < 0.9999
 
 
+async def test_a_customer_asking_for_a_human_is_escalated_whatever_the_adapter_would_say(resolver):
+    answered = await resolver.stub.Resolve(resolve_request("alpha", "t-h", CUSTOMER_LINES[0]))
+    assert answered.decision != common_pb2.ESCALATE and answered.reply
+    asked = await resolver.stub.Resolve(resolve_request("alpha", "t-h2", "I want to talk to a real person please"))
+    assert asked.decision == common_pb2.ESCALATE and asked.reply == "" and asked.adapter_version == "alpha@v1"
+
+
 @pytest.mark.parametrize(
     "request_fields, code",
     [

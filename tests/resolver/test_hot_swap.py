@@ -10,7 +10,7 @@ import time
 
 import pytest
 from clonedesk.core.adapters import set_current_version, version_dir
-from clonedesk.core.conversation_format import chat_messages, parse_target
+from clonedesk.core.conversation_format import parse_target
 from clonedesk.core.kafka import encode, make_producer
 from clonedesk.core.topics import ADAPTERS_PUBLISHED
 from clonedesk.resolver.adapter_cache import AdapterCache
@@ -22,9 +22,9 @@ from .conftest import (
     CUSTOMER_LINES,
     RunningResolver,
     available_engines,
-    conversation,
     make_test_engine,
     resolve_request,
+    tenant_messages,
 )
 
 pytestmark = pytest.mark.integration
@@ -44,7 +44,7 @@ async def test_in_flight_requests_finish_on_the_version_they_started_with(engine
     data = tmp_path / "data"
     zoo.install(data, "alpha", [1, 2], current=1)
     cache = AdapterCache(engine, data, capacity=8)
-    messages = chat_messages(conversation(CUSTOMER_LINES[4]))
+    messages = tenant_messages("alpha", CUSTOMER_LINES[4])
     async with cache.lease("alpha") as started_on_v1:
         assert started_on_v1.name == "alpha@v1"
         set_current_version(data, "alpha", 2)
@@ -75,7 +75,7 @@ async def test_at_most_capacity_adapters_stay_resident(engine, zoo, tmp_path):
         for tenant in TENANTS:
             async with cache.lease(tenant) as lease:
                 generation = await engine.generate(
-                    GenerationRequest(lease.name, chat_messages(conversation(CUSTOMER_LINES[round_])))
+                    GenerationRequest(lease.name, tenant_messages(tenant, CUSTOMER_LINES[round_]))
                 )
             assert parse_target(generation.text).reply == zoo.expected(tenant, 2)[2]
             assert len(engine.loaded_adapters()) <= 2
@@ -167,7 +167,7 @@ async def _wait_for(predicate, what: str, timeout: float = 60.0) -> None:
 async def _answer(cache, engine, tenant: str, line: str) -> tuple[str, str]:
     """(the adapter that answered, its reply) for one request of `tenant` served through `cache`."""
     async with cache.lease(tenant) as lease:
-        generation = await engine.generate(GenerationRequest(lease.name, chat_messages(conversation(line))))
+        generation = await engine.generate(GenerationRequest(lease.name, tenant_messages(tenant, line)))
     return lease.name, parse_target(generation.text).reply
 
 

@@ -33,6 +33,7 @@ def stack_env(tmp_path, **extra) -> dict:
         "CLONEDESK_BROKER_PORT": str(free_port()),
         "CLONEDESK_STORE_PORT": str(free_port()),
         "CLONEDESK_TOPIC_PARTITIONS": "2",
+        "CLONEDESK_BASE_MODEL": "tiny",  # were a trainer or resolver to start: never the real model here
     })
     env.update(extra)
     return env

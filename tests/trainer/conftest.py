@@ -13,7 +13,7 @@ from clonedesk.core.settings import Settings
 from clonedesk.core.topics import TRAINING_SAMPLES, message_key
 from clonedesk.trainer.adapters.base_model import build_base_model, default_texts
 from clonedesk.trainer.adapters.sgd import tenant_samples
-from clonedesk.trainer.config import TrainerSettings
+from clonedesk.trainer.config import TINY_MODEL_RECIPE, TrainerSettings
 
 
 @pytest.fixture(scope="session")
@@ -25,10 +25,11 @@ def base_model_dir(tmp_path_factory) -> Path:
 @pytest.fixture
 def trainer_settings() -> TrainerSettings:
     """Small, quick runs: a first adapter from 150 samples, 20% holdout; samples settle for 2 s (they are
-    produced before the worker starts)."""
+    produced before the worker starts). The recipe is the tiny model's (TINY_MODEL_RECIPE): a
+    2-layer model learns at a higher rate than the real one."""
     return TrainerSettings(first_min_samples=150, refresh_min_new_samples=60, refresh_max_interval_s=3600,
                            holdout_fraction=0.2, max_eval_turns=40, max_steps=110, settle_s=2.0,
-                           group_id="trainer-" + uuid.uuid4().hex[:8])
+                           group_id="trainer-" + uuid.uuid4().hex[:8], **TINY_MODEL_RECIPE)
 
 
 @pytest.fixture

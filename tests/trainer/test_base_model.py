@@ -1,5 +1,6 @@
-"""The offline base model: a normal HF directory, a chat template the trainer and resolver share,
-deterministic for a seed, built once per data dir."""
+"""The tiny offline base model's builder: a normal HF directory with a chat template the trainer and
+resolver share, deterministic for a seed, pre-trained on no holdout ticket. (Which base model the
+services use, and the tiny one built once per data dir: tests/core/test_base_model.py.)"""
 
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ import hashlib
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from clonedesk.core.settings import Settings
-from clonedesk.trainer.adapters.base_model import (
-    IDENTITY_FILE, base_model_identity, build_base_model, default_texts, ensure_base_model)
+from clonedesk.core.base_model import base_model_identity
+from clonedesk.trainer.adapters.base_model import build_base_model, default_texts
 from clonedesk.trainer.domain.holdout import ticket_bucket
 
 
@@ -57,22 +57,3 @@ def test_pretraining_text_never_holds_a_holdout_ticket(texts):
         utterance = max((t["utterance"] for t in dialogue["turns"]), key=len)
         assert utterance not in corpus
 
-
-def test_ensure_base_model_builds_once_into_the_data_dir(tmp_path, monkeypatch):
-    import clonedesk.trainer.adapters.base_model as base_model
-
-    calls = []
-    real_build = base_model.build_base_model
-
-    def small_build(out_dir, texts=None, **kwargs):
-        calls.append(out_dir)
-        return real_build(out_dir, default_texts(dialogues_per_file=3), seed=0, steps=2, progress=False)
-
-    monkeypatch.setattr(base_model, "build_base_model", small_build)
-    settings = Settings(data_dir=tmp_path / "data")
-    first = ensure_base_model(settings)
-    second = ensure_base_model(settings)
-    assert first == second == str(tmp_path / "data" / "base-model")
-    assert (tmp_path / "data" / "base-model" / IDENTITY_FILE).exists()
-    assert len(calls) == 1
-    assert ensure_base_model(Settings(data_dir=tmp_path / "data", base_model="org/some-model")) == "org/some-model"

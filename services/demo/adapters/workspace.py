@@ -3,9 +3,9 @@
 A run writes `<data>/demo.json` first ({status: running}) and marks it complete at the end. A later run
 that finds the marker, complete or half-done, stops that run's stack and wipes the data dir before it
 starts: a clean slate instead of a resume, so no half-sent history, half-trained adapter or stale
-trainer threshold can leak into the new run. The built base model is kept (deterministic for its
-seed, and the slowest thing to rebuild). A data dir with tenants but no marker belongs to someone
-else's installation: the demo refuses to touch it. So does a run configured with an external Kafka or
+trainer threshold can leak into the new run. The base models imported or built into
+<data>/base-models are kept (the same every time, and the slowest thing to remake). A data dir with
+tenants but no marker belongs to someone else's installation: the demo refuses to touch it. So does a run configured with an external Kafka or
 ClickHouse, which a wipe could not reach.
 """
 
@@ -21,7 +21,7 @@ from clonedesk.core.tenants import TenantStore
 from clonedesk.demo.adapters.helpdesk import DemoStepFailed
 
 MARKER = "demo.json"
-KEPT = ("base-model",)  # survives a wipe
+KEPT = ("base-models",)  # survives a wipe (clonedesk.core.base_model.BASE_MODELS_DIR)
 
 
 def read_marker(data_dir: Path) -> dict | None:

@@ -8,8 +8,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
 
+from clonedesk.core.progress import progress_bar
 from clonedesk.core.settings import Settings
 from clonedesk.ingest.adapters.files import read_export
 from clonedesk.ingest.adapters.writer import EventWriter
@@ -50,7 +50,8 @@ async def run_import(settings: Settings, kind: str, path: Path, tenant_id: str, 
     writer = writer or EventWriter(settings.bootstrap, timeout_s=30.0, linger_ms=20)
     pending = []
     try:
-        for record in tqdm(export.records, desc=f"import {kind}", unit="record", disable=not progress):
+        for record in progress_bar(export.records, description=f"import {kind} ({tenant_id})", unit="record",
+                                   enabled=progress):
             report.records += 1
             if record.error is not None:
                 report.rejected += 1

@@ -29,10 +29,16 @@ def sequence_confidence(token_logprobs: Sequence[float]) -> float:
     return float(min(1.0, max(0.0, math.exp(sum(finite) / len(finite)))))
 
 
-def decide(generated: str, confidence: float, threshold: float) -> Decided:
-    """Escalate when the model chose to, when its output has no readable decision, when the reply it
-    would send is empty, or when its confidence is under the tenant's threshold."""
+HUMAN_REQUESTED = "customer asked for a human"
+
+
+def decide(generated: str, confidence: float, threshold: float, *, human_requested: bool = False) -> Decided:
+    """Escalate when the customer asked for a human, when the model chose to, when its output has no
+    readable decision, when the reply it would send is empty, or when its confidence is under the
+    tenant's threshold."""
     turn = parse_target(generated)
+    if human_requested:
+        return Decided(common_pb2.ESCALATE, "", "", confidence, True, HUMAN_REQUESTED)
     if turn.decision == common_pb2.ESCALATE:
         reason = (
             "model escalated" if generated.lstrip().startswith("[decision=ESCALATE") else "unreadable output"

@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
+from clonedesk.core.prompt import prompt_token_ids
 from clonedesk.resolver.engines.base import AdapterNotLoaded, Generation, GenerationRequest
 from clonedesk.resolver.engines.batching import ModelThreadEngine
 
@@ -19,6 +20,16 @@ def render_prompt(tokenizer, messages) -> str:
     """The conversation as the model was trained to read it: the tokenizer's chat template, ending in the
     assistant's (agent's) turn."""
     return tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+
+
+def left_padded(prompts: Sequence[list[int]], pad_id: int):
+    """(input_ids, attention_mask) tensors of token-id prompts, padded on the left: a decoder-only model's
+    prompts must end where generation starts."""
+    import torch
+
+    length = max(len(p) for p in prompts)
+    return (torch.tensor([[pad_id] * (length - len(p)) + p for p in prompts]),
+            torch.tensor([[0] * (length - len(p)) + [1] * len(p) for p in prompts]))
 
 
 class HFEngine(ModelThreadEngine):
@@ -101,19 +112,12 @@ class HFEngine(ModelThreadEngine):
             # Checked on the model's own thread, so an unload cannot slip in between check and use.
             raise AdapterNotLoaded(f"adapters not loaded: {sorted(set(missing))}")
         tokenizer = self._tokenizer
-        prompts = [render_prompt(tokenizer, r.messages) for r in requests]
-        encoded = tokenizer(
-            prompts,
-            return_tensors="pt",
-            padding=True,
-            truncation=True,
-            max_length=self.max_prompt_tokens,
-            add_special_tokens=False,
-        )
+        input_ids, attention_mask = left_padded(
+            [prompt_token_ids(tokenizer, r.messages, self.max_prompt_tokens) for r in requests], tokenizer.pad_token_id)
         with torch.inference_mode():
             out = self._model.generate(
-                input_ids=encoded["input_ids"],
-                attention_mask=encoded["attention_mask"],
+                input_ids=input_ids,
+                attention_mask=attention_mask,
                 adapter_names=[r.adapter_name for r in requests],
                 max_new_tokens=self.max_new_tokens,
                 do_sample=False,
@@ -123,7 +127,7 @@ class HFEngine(ModelThreadEngine):
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
             )
-        prompt_len = encoded["input_ids"].shape[1]
+        prompt_len = input_ids.shape[1]
         generated = out.sequences[:, prompt_len:]
         logprobs = torch.stack([torch.log_softmax(s.float(), dim=-1) for s in out.scores], dim=1)
         chosen = logprobs.gather(-1, generated.unsqueeze(-1)).squeeze(-1)

@@ -12,10 +12,10 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
+from clonedesk.core.prompt import prompt_token_ids
 from clonedesk.resolver.domain.adapters import check_lora_rank
 from clonedesk.resolver.engines.base import AdapterNotLoaded, Generation, GenerationRequest, read_lora_rank
 from clonedesk.resolver.engines.batching import ModelThreadEngine
-from clonedesk.resolver.engines.hf import render_prompt
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +102,8 @@ class VLLMEngine(ModelThreadEngine):
             log.info("adapter unloaded", extra={"adapter": adapter_name})
 
     def _prompt_ids(self, messages) -> list[int]:
-        ids = self._tokenizer(render_prompt(self._tokenizer, messages), add_special_tokens=False)["input_ids"]
-        return ids[-self.rs.max_prompt_tokens :]  # keep the latest turns
+        # The latest turns that fit, after the system prompt: the trainer's own fitting.
+        return prompt_token_ids(self._tokenizer, messages, self.rs.max_prompt_tokens)
 
     def _run_batch(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         missing = [r.adapter_name for r in requests if r.adapter_name not in self._requests]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
 import grpc
+from clonedesk.core.base_model import describe_base_model, ensure_base_model
 from clonedesk.core.kafka import PoisonMessage, decode, make_consumer, make_producer, send_dead_letter
 from clonedesk.core.settings import Settings
 from clonedesk.core.topics import ADAPTERS_PUBLISHED
@@ -151,34 +151,15 @@ async def follow_publications(service: ResolverService, bootstrap: str, stop: as
         await producer.stop()
 
 
-def default_base_model(settings: Settings) -> Path:
-    return Path(settings.base_model) if settings.base_model else settings.resolved_data_dir / "base-model"
-
-
-async def wait_for_base_model(path: Path, stop: asyncio.Event) -> bool:
-    """The trainer builds the embedded base model on first use; a resolver started first waits for it."""
-    while not (path / "config.json").exists():
-        if stop.is_set():
-            return False
-        log.info("waiting for the base model", extra={"path": str(path)})
-        try:
-            await asyncio.wait_for(stop.wait(), 5.0)
-        except asyncio.TimeoutError:
-            pass
-    return True
-
-
 async def resolve_base_model(settings: Settings, stop: asyncio.Event) -> str | None:
-    """The configured base model, or the embedded one: built once by whichever service needs it first
-    (the trainer's builder holds a file lock), else waited for. None if stopped meanwhile."""
-    if settings.base_model:
-        return settings.base_model
-    try:
-        from clonedesk.trainer.adapters.base_model import ensure_base_model
-    except ImportError:  # an install without the trainer: wait for someone to build it
-        path = default_base_model(settings)
-        return str(path) if await wait_for_base_model(path, stop) else None
-    return await asyncio.get_running_loop().run_in_executor(None, ensure_base_model, settings)
+    """The base model the settings select (clonedesk.core.base_model): a configured one as it is, the
+    default or the tiny one made once per data dir by whichever service needs it first (a file lock makes
+    the others wait for it). None if stopped meanwhile."""
+    base = await asyncio.get_running_loop().run_in_executor(None, ensure_base_model, settings)
+    if stop.is_set():
+        return None
+    log.info("base model", extra={"base_model": base, "base_model_is": describe_base_model(base)})
+    return base
 
 
 async def run_resolver(
@@ -196,7 +177,8 @@ async def run_resolver(
             engine = make_engine(settings.engine, base, resolver_settings)
             await engine.start()
         service = ResolverService(
-            engine, settings.resolved_data_dir, resolver_settings.max_loras, resolver_settings.max_pending
+            engine, settings.resolved_data_dir, resolver_settings.max_loras, resolver_settings.max_pending,
+            context_turns=resolver_settings.context_turns,
         )
         await server.attach(service)
         follower = asyncio.create_task(follow_publications(service, settings.bootstrap, stop,

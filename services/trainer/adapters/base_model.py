@@ -1,11 +1,10 @@
-"""The shared base model: any HF causal LM, or a small Llama-style one built offline for this machine.
+"""The tiny offline base model, for tests: a small Llama-style one built on this machine in seconds.
 
-For the resolver and anyone else who needs the base model:
+Which base model a service uses is decided in `clonedesk.core.base_model` (`ensure_base_model`); this
+builder makes the one selected by `CLONEDESK_BASE_MODEL=tiny` (and the tests' own small models):
 
-    from clonedesk.trainer.adapters.base_model import ensure_base_model, build_base_model
-    name_or_dir = ensure_base_model(settings)   # settings.base_model, or built once into <data>/base-model
-    model = AutoModelForCausalLM.from_pretrained(name_or_dir)
-    tokenizer = AutoTokenizer.from_pretrained(name_or_dir)
+    from clonedesk.trainer.adapters.base_model import build_base_model
+    path = build_base_model(out_dir)          # or: clonedesk base-model build --tiny --out DIR
 
 The built model is a normal HF directory: `LlamaForCausalLM` (hidden 128, 2 layers, vocab 2048) and a
 byte-level BPE tokenizer trained with `tokenizers`, with a chat template:
@@ -23,18 +22,18 @@ holdout was ever seen. A fixed seed gives the same tokenizer and the same weight
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
-import os
 import random
-import shutil
 import time
 from pathlib import Path
 from typing import Iterable
 
-from clonedesk.core.settings import Settings
+# (base_model_identity and ensure_base_model: the old import path of what now lives in core)
+from clonedesk.core.base_model import (  # noqa: F401
+    IDENTITY_FILE, TINY, base_model_identity, ensure_base_model, staging_dir, swap_into_place)
+from clonedesk.core.progress import progress_bar
 from clonedesk.trainer.domain.holdout import may_be_pretrained_on
 
 log = logging.getLogger(__name__)
@@ -49,7 +48,6 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
 )
 
-IDENTITY_FILE = "clonedesk-base.json"
 DEFAULT_STEPS = 300
 DEFAULT_VOCAB = 2048
 DEFAULT_DIALOGUES_PER_FILE = 120
@@ -127,7 +125,6 @@ def build_base_model(out_dir: Path, texts: Iterable[str] | None = None, *, seed:
     Deterministic for a fixed seed and the same texts; about half a minute on one thread.
     """
     import torch
-    from tqdm import tqdm
     from transformers import LlamaForCausalLM
 
     started = time.monotonic()
@@ -152,7 +149,7 @@ def build_base_model(out_dir: Path, texts: Iterable[str] | None = None, *, seed:
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min(1.0, (step + 1) / 20) * max(0.1, 1 - step / max(1, steps)))
     model.train()
-    bar = tqdm(range(steps), desc="pre-training base model", unit="step", disable=not progress, mininterval=1.0)
+    bar = progress_bar(range(steps), description="pre-training the tiny base model", unit="step", enabled=progress)
     loss_value = float("nan")
     for _ in bar:
         batch = torch.tensor([blocks[order.randrange(len(blocks))] for _ in range(batch_blocks)])
@@ -166,49 +163,14 @@ def build_base_model(out_dir: Path, texts: Iterable[str] | None = None, *, seed:
         bar.set_postfix(loss=f"{loss_value:.3f}")
     model.eval()
 
-    # Write beside the target, then swap in: a reader never finds a half-written model.
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.parent / f".{out_dir.name}.building-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = staging_dir(out_dir, "building")
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    identity = {"builder": "clonedesk", "seed": seed, "steps": steps, "texts": len(texts),
+    identity = {"kind": TINY, "builder": "clonedesk", "layers": layers, "hidden": hidden, "seed": seed,
+                "steps": steps, "texts": len(texts),
                 "text_sha256": hashlib.sha256("\x00".join(texts).encode()).hexdigest(),
                 "final_loss": round(loss_value, 4), "seconds": round(time.monotonic() - started, 1)}
     (staging / IDENTITY_FILE).write_text(json.dumps(identity, indent=2))
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(staging, out_dir)
+    swap_into_place(staging, out_dir)
     log.info("base model built", extra={"path": str(out_dir), **identity})
     return out_dir
-
-
-def base_model_identity(name_or_dir: str) -> str:
-    """What names a base model exactly: a hub id as given, a directory as its path plus a digest of its
-    config and weights (so an adapter is never loaded onto a different model of the same path)."""
-    path = Path(name_or_dir)
-    if not path.is_dir():
-        return name_or_dir
-    digest = hashlib.sha256()
-    for name in sorted(p.name for p in path.iterdir() if p.name.endswith((".json", ".safetensors", ".bin"))
-                       and p.name != IDENTITY_FILE):
-        with open(path / name, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return f"{path.resolve()}#sha256:{digest.hexdigest()[:16]}"
-
-
-def ensure_base_model(settings: Settings, *, progress: bool = False) -> str:
-    """The base model to use: `settings.base_model` if set, else the small one built into
-    `<data>/base-model` on first call, once (a file lock keeps concurrent services from building twice)."""
-    if settings.base_model:
-        return settings.base_model
-    target = settings.path("base-model")
-    if (target / IDENTITY_FILE).exists():
-        return str(target)
-    with open(settings.path("base-model.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (target / IDENTITY_FILE).exists():
-            log.info("building the base model once", extra={"path": str(target)})
-            build_base_model(target, progress=progress)
-    return str(target)

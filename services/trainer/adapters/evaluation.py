@@ -21,7 +21,7 @@ def scored(sample, answer: AgentTurn) -> ScoredTurn:
 def score_model(base_model: str, adapter_dir: Path | None, holdout: Sequence, *,
                 max_new_tokens: int = 96) -> list[ScoredTurn]:
     model, tokenizer = load_model(base_model, adapter_dir)
-    texts = generate_targets(model, tokenizer, [s.context for s in holdout], max_new_tokens=max_new_tokens)
+    texts = generate_targets(model, tokenizer, holdout, max_new_tokens=max_new_tokens)
     return [scored(sample, parse_target(text)) for sample, text in zip(holdout, texts)]
 
 

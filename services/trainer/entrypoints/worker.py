@@ -17,11 +17,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from clonedesk.core import topics
+from clonedesk.core.base_model import describe_base_model, ensure_base_model
 from clonedesk.core.kafka import PoisonMessage, decode, make_consumer, make_producer, send_dead_letter
 from clonedesk.core.settings import Settings
 from clonedesk.core.telemetry import ConsumerLag, Telemetry, extract_context, setup_telemetry
 from clonedesk.core.tenants import InvalidTenantId, validate_tenant_id
-from clonedesk.trainer.adapters.base_model import ensure_base_model
 from clonedesk.trainer.adapters.buffer import ProgressStore, SampleBuffer
 from clonedesk.trainer.adapters.publication import announcement, send_announcement
 from clonedesk.trainer.adapters.registry import AdapterRegistry
@@ -177,7 +177,8 @@ class TrainerWorker:
         producer = make_producer(self.settings.bootstrap)
         await producer.start()
         await consumer.start()
-        log.info("trainer started", extra={"base_model": self.base_model, "group_id": self.config.group_id})
+        log.info("trainer started", extra={"base_model": self.base_model, "group_id": self.config.group_id,
+                                           "base_model_is": describe_base_model(self.base_model)})
         lag = ConsumerLag(self.config.group_id, self.telemetry.meter)
         try:
             await self._publish_unannounced(producer)
