@@ -268,6 +268,8 @@ def _end_turns_at_eos(tokenizer, model, metadata: dict) -> None:
         pad = metadata.get("tokenizer.ggml.unknown_token_id", eos)
     tokenizer.eos_token = tokenizer.convert_ids_to_tokens(int(eos))
     tokenizer.pad_token = tokenizer.convert_ids_to_tokens(int(pad))
+    # WordPiece's clean-up would strip spaces before punctuation from a byte-level BPE's decoded text.
+    tokenizer.clean_up_tokenization_spaces = False
     for config in (model.config, model.generation_config):
         config.eos_token_id, config.pad_token_id = int(eos), int(pad)
 

@@ -40,8 +40,8 @@ DEFAULT_CONTEXT_TURNS = 8
 
 def system_prompt(tenant_id: str) -> str:
     """The system prompt of a tenant's model: who is speaking and the shape of the answer."""
-    return (f"You are a customer support agent of {tenant_id}. Start each answer with a header"
-            " [decision=RESOLVE|ASK|ACTION|ESCALATE action=Call(...)], then write the reply to the customer.")
+    return (f"You are a support agent of {tenant_id}. Answer with [decision=RESOLVE|ASK|ACTION|ESCALATE"
+            " action=Call(...)], then the reply to the customer.")
 
 
 def chat_messages(conversation, system_prompt: str | None = None,

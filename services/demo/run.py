@@ -87,17 +87,18 @@ QUICK_MODE = Mode("quick", QUICK, {**recipe_env(TINY_MODEL_RECIPE),
                                    "CLONEDESK_TRAINER_SETTLE_S": "5", "CLONEDESK_TRAINER_THREADS": "1"},
                   training_timeout_s=420, resolve_timeout_s=120, preview_turns=12, base_model=TINY,
                   escalation_threshold=0.07)
-# The full demo runs on the real base model (SmolLM2-135M-Instruct) within ~20 minutes on two cores: each
-# tenant's first run is budgeted to FULL_FIRST_STEPS steps of 8 samples (its newest history first), the
-# refresh to fewer; the trainer uses both cores while the stack is otherwise idle.
-FULL_MODE = Mode("full", FULL, {"CLONEDESK_TRAINER_MAX_STEPS": "60", "CLONEDESK_TRAINER_EPOCHS": "2",
-                                "CLONEDESK_TRAINER_MAX_LENGTH": "224",
-                                "CLONEDESK_TRAINER_CONTEXT_TURNS": "6",
+# The full demo runs on the real base model (SmolLM2-135M-Instruct) within 20 minutes on two cores: each
+# run is budgeted to 32 steps of 8 samples, one pass at most (a first run sees 256 of its history's
+# samples, a refresh its new samples and as many replayed), 4 turns of context, 160 tokens a sample;
+# the trainer uses both cores (the demo's previews take a little of them).
+FULL_MODE = Mode("full", FULL, {"CLONEDESK_TRAINER_MAX_STEPS": "32", "CLONEDESK_TRAINER_EPOCHS": "1",
+                                "CLONEDESK_TRAINER_MAX_LENGTH": "160",
+                                "CLONEDESK_TRAINER_CONTEXT_TURNS": "4",
                                 "CLONEDESK_TRAINER_THREADS": "2",
-                                "CLONEDESK_TRAINER_MAX_EVAL_TURNS": "32",
+                                "CLONEDESK_TRAINER_MAX_EVAL_TURNS": "24",
                                 "CLONEDESK_TRAINER_PROMOTION_MARGIN": "0.05",
                                 "CLONEDESK_TRAINER_SETTLE_S": "8"},
-                 training_timeout_s=900, resolve_timeout_s=180, preview_turns=48, base_model=None,
+                 training_timeout_s=900, resolve_timeout_s=180, preview_turns=32, base_model=None,
                  escalation_threshold=0.3)
 
 
@@ -337,22 +338,22 @@ class Demo:
     def print_training_budget(self, versions: dict[str, int], title: str) -> None:
         """What each run was given and took: the budget the demo set for this machine, as recorded in
         each version's meta.json."""
-        table = Table("adapter", "base model", "samples", "steps × batch", "epochs", "context turns",
-                      "max tokens", "LoRA", "tokens/s", "training s", title=title)
+        table = Table("adapter", "samples", "steps × batch", "epochs", "context turns", "max tokens", "LoRA",
+                      "tokens/s", "training s", title=f"{title} (base model: {describe_base_model(self.base_model)})")
         for tenant_id, version in versions.items():
             try:
                 meta = json.loads((self.data_dir / "adapters" / tenant_id / f"v{version}" / "meta.json").read_text())
             except (OSError, json.JSONDecodeError):
                 continue
             config, run = meta.get("training_config", {}), meta.get("training", {})
-            layers = config.get("layers_to_train") or "all"
+            layers = f"top {config['layers_to_train']} layers" if config.get("layers_to_train") else "all layers"
             self.summary.setdefault(tenant_id, {}).setdefault("training", {})[f"v{version}"] = {
                 "samples": meta.get("sample_count"), **run, "config": config}
-            table.add_row(f"{tenant_id}@v{version}", meta.get("base_model_label", meta.get("base_model", "?")),
-                          str(meta.get("sample_count", "?")), f"{run.get('steps', '?')} × {config.get('batch_size', '?')}",
+            table.add_row(f"{tenant_id}@v{version}", str(meta.get("sample_count", "?")),
+                          f"{run.get('steps', '?')} × {config.get('batch_size', '?')}",
                           str(config.get("epochs", "?")), str(config.get("context_turns", "?")),
                           str(config.get("max_length", "?")),
-                          f"r{config.get('rank', '?')}, top {layers} layers",
+                          f"r{config.get('rank', '?')}, {layers}",
                           f"{run['tokens'] / run['seconds']:,.0f}" if run.get("seconds") else "?",
                           f"{run.get('seconds', 0):.0f}")
         self.console.print(table)
