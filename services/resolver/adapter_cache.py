@@ -20,6 +20,7 @@ from typing import AsyncIterator
 
 from clonedesk.core.adapters import adapter_name, current_version, tenant_adapters_dir, version_dir
 from clonedesk.core.base_model import adapter_base_identity, base_model_identity, same_base_model
+from clonedesk.core.conversation_format import trained_context_turns
 from clonedesk.resolver.domain.adapters import (
     AdapterRankTooHigh,
     BadPublication,
@@ -42,6 +43,7 @@ class Lease:
     tenant_id: str
     version: int
     name: str
+    context_turns: int | None = None  # the turns of context the adapter was trained on, if recorded
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ class AdapterCache:
         name = adapter_name(tenant_id, entry.version)
         resident = await self._pin(name, tenant_id, entry.version, entry.path)
         try:
-            yield Lease(tenant_id, entry.version, name)
+            yield Lease(tenant_id, entry.version, name, resident.context_turns)
         finally:
             resident.in_flight -= 1
             resident.last_used = time.monotonic()
@@ -149,7 +151,8 @@ class AdapterCache:
             except AdapterRankTooHigh as exc:  # the tenant cannot be served until an operator acts
                 raise NoLiveAdapter(str(exc)) from exc
             self.loads += 1
-            self._resident[name] = ResidentAdapter(name, tenant_id, version, 0, time.monotonic())
+            self._resident[name] = ResidentAdapter(name, tenant_id, version, 0, time.monotonic(),
+                                                   context_turns=trained_context_turns(Path(path)))
         finally:
             self._loading.pop(name, None)
         await self._evict(keep=name)

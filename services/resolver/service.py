@@ -69,9 +69,11 @@ class ResolverService:
         for tenant_id, version in self.adapters.current_versions().items():
             yield metrics.Observation(version, {"tenant.id": tenant_id})
 
-    def messages(self, tenant_id: str, conversation) -> list[dict[str, str]]:
-        """The prompt's messages, as the trainer built them for this tenant's adapter."""
-        return chat_messages(conversation, system_prompt(tenant_id), max_turns=self.context_turns)
+    def messages(self, tenant_id: str, conversation, context_turns: int | None = None) -> list[dict[str, str]]:
+        """The prompt's messages, as the trainer built them for this tenant's adapter: its system prompt and
+        as many turns as the adapter was trained on (the resolver's setting when not recorded)."""
+        return chat_messages(conversation, system_prompt(tenant_id),
+                             max_turns=context_turns if context_turns is not None else self.context_turns)
 
     async def resolve(
         self, request: resolver_pb2.ResolveRequest, timeout: float | None = None
@@ -95,7 +97,8 @@ class ResolverService:
                         span.set_attribute("adapter", lease.name)
                         stage = "generate"
                         generation = await self.engine.generate(
-                            GenerationRequest(lease.name, self.messages(tenant.id, request.conversation))
+                            GenerationRequest(lease.name, self.messages(tenant.id, request.conversation,
+                                                                       lease.context_turns))
                         )
                 if generation.adapter_name != lease.name or lease.tenant_id != request.tenant_id:
                     raise TenantIsolationError(

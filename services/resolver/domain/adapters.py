@@ -25,6 +25,7 @@ class ResidentAdapter:
     version: int
     in_flight: int = 0
     last_used: float = 0.0
+    context_turns: int | None = None  # as the adapter was trained (its training_config.json), if recorded
 
 
 def publication_applies(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from clonedesk.core.adapters import adapter_name
+from clonedesk.core.conversation_format import trained_context_turns
 from clonedesk.core.settings import Settings
 from clonedesk.core.tenants import validate_tenant_id
 from clonedesk.trainer.adapters.buffer import SampleBuffer
@@ -38,7 +39,9 @@ def make_preview(settings: Settings, tenant_id: str, trainer_settings: TrainerSe
     base_model = meta["base_model"]
     scored = {
         "adapter": score_model(base_model, registry.path(tenant_id, version), eval_set),
-        "base": score_model(base_model, None, eval_set),
+        # The base model reads the same prompts as the adapter it is compared with.
+        "base": score_model(base_model, None, eval_set,
+                            context_turns=trained_context_turns(registry.path(tenant_id, version))),
         "retrieval": score_retrieval(trainable, eval_set),
     }
     report = preview_report(tenant_id, adapter_name(tenant_id, version), scored)
