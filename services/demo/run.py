@@ -246,7 +246,7 @@ class Demo:
         return buffer.counts(tenant_id).trainable
 
     async def wait_for_versions(self, target: dict[str, int], samples: dict[str, int], progress: Progress,
-                                label: str) -> None:
+                                label: str, on_ready=None) -> None:
         """Until each tenant's current adapter is at least `target[tenant]`, showing the trainable samples
         buffered against `samples[tenant]`; a rejected refresh also ends the wait for its tenant (the
         current version stays, and the line says so)."""
@@ -264,6 +264,8 @@ class Demo:
                     progress.update(tasks[tenant_id], description=f"{tenant_id}: {word}",
                                     completed=samples[tenant_id])
                     del pending[tenant_id]
+                    if on_ready is not None:
+                        on_ready(tenant_id)
                 else:
                     count = await asyncio.to_thread(self.buffered, tenant_id)
                     progress.update(tasks[tenant_id], completed=min(count, samples[tenant_id]))
@@ -283,30 +285,40 @@ class Demo:
         return data.get("reason", "rejected") if data.get("status") == "rejected" else None
 
     async def train_and_preview(self) -> None:
-        """Wait for every first adapter, then preview each. One after the other, not side by side: on two
-        cores a preview beside a two-thread training run slows both several times over."""
-        from clonedesk.trainer.adapters.lora import set_threads
+        """Wait for each first adapter and preview it as soon as it is there, while the trainer goes on
+        with the next tenant: each process keeps to one thread, so the two share the two cores without
+        oversubscribing them (a preview beside a two-thread run slowed both several times over)."""
         from clonedesk.trainer.config import TrainerSettings
         from clonedesk.trainer.entrypoints.preview import make_preview
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
         self.step(3, "the trainer builds each tenant's adapter; the accuracy preview")
+        ready: asyncio.Queue[str] = asyncio.Queue()
         reports: dict[str, dict] = {}
         with self.progress() as progress:
-            await self.wait_for_versions({p.tenant_id: 1 for p in self.plans},
-                                         {p.tenant_id: p.history_trainable for p in self.plans},
-                                         progress, "samples buffered")
-            set_threads(0)  # the trainer is idle now: the previews may use every core
-            for plan in self.plans:
-                tenant_id = plan.tenant_id
-                task = progress.add_task(f"{tenant_id}: accuracy preview", total=None)
-                reports[tenant_id] = await asyncio.to_thread(make_preview, self.settings, tenant_id,
-                                                             TrainerSettings(), self.mode.preview_turns)
-                progress.update(task, description=f"{tenant_id}: accuracy preview of"
-                                                  f" {reports[tenant_id]['adapter_version']} done",
-                                total=1, completed=1)
-            set_threads(1)  # back to one: the live tickets' services need the cores
+            waiter = asyncio.create_task(self.wait_for_versions(
+                {p.tenant_id: 1 for p in self.plans},
+                {p.tenant_id: p.history_trainable for p in self.plans},
+                progress, "samples buffered", on_ready=ready.put_nowait))
+            try:
+                while len(reports) < len(self.plans):
+                    getter = asyncio.create_task(ready.get())
+                    done, _ = await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                    if getter not in done:
+                        getter.cancel()
+                        waiter.result()  # the wait failed (timeout): raise it; else the queue holds the rest
+                        continue
+                    tenant_id = getter.result()
+                    task = progress.add_task(f"{tenant_id}: accuracy preview", total=None)
+                    reports[tenant_id] = await asyncio.to_thread(make_preview, self.settings, tenant_id,
+                                                                 TrainerSettings(), self.mode.preview_turns)
+                    progress.update(task, description=f"{tenant_id}: accuracy preview of"
+                                                      f" {reports[tenant_id]['adapter_version']} done",
+                                    total=1, completed=1)
+            finally:
+                if not waiter.done():
+                    waiter.cancel()
         table = Table("adapter", "held-out tickets", "metric", "adapter", "base model", "retrieval",
                       title="accuracy preview: each tenant's adapter, the base model and retrieval on the"
                             " same held-out tickets")
