@@ -7,6 +7,7 @@ to the current version's folder, swapped with an atomic rename.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -53,3 +54,13 @@ def set_current_version(data_dir: Path, tenant_id: str, version: int) -> None:
         tmp.unlink()
     os.symlink(f"v{version}", tmp)
     os.replace(tmp, root / "current")
+
+
+def trained_context_turns(adapter_dir) -> int | None:
+    """The turns of context an adapter was trained on (its training_config.json), so that serving and
+    scoring show it the prompts it learned from; None when not recorded."""
+    try:
+        value = json.loads((Path(adapter_dir) / "training_config.json").read_text()).get("context_turns")
+    except (OSError, ValueError):
+        return None
+    return int(value) if isinstance(value, int) else None

@@ -38,19 +38,6 @@ class AgentTurn:
 DEFAULT_CONTEXT_TURNS = 8
 
 
-def trained_context_turns(adapter_dir) -> int | None:
-    """The turns of context an adapter was trained on (its training_config.json), so that serving and
-    scoring show it the prompts it learned from; None when not recorded."""
-    import json
-    from pathlib import Path
-
-    try:
-        value = json.loads((Path(adapter_dir) / "training_config.json").read_text()).get("context_turns")
-    except (OSError, ValueError):
-        return None
-    return int(value) if isinstance(value, int) else None
-
-
 def system_prompt(tenant_id: str) -> str:
     """The system prompt of a tenant's model: who is speaking and the shape of the answer."""
     return (f"You are a support agent of {tenant_id}. Answer with [decision=RESOLVE|ASK|ACTION|ESCALATE"

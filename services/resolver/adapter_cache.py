@@ -18,9 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator
 
-from clonedesk.core.adapters import adapter_name, current_version, tenant_adapters_dir, version_dir
+from clonedesk.core.adapters import (
+    adapter_name,
+    current_version,
+    tenant_adapters_dir,
+    trained_context_turns,
+    version_dir,
+)
 from clonedesk.core.base_model import adapter_base_identity, base_model_identity, same_base_model
-from clonedesk.core.conversation_format import trained_context_turns
 from clonedesk.resolver.domain.adapters import (
     AdapterRankTooHigh,
     BadPublication,

@@ -6,12 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from clonedesk.core.conversation_format import (
-    DEFAULT_CONTEXT_TURNS,
-    AgentTurn,
-    parse_target,
-    trained_context_turns,
-)
+from clonedesk.core.adapters import trained_context_turns
+from clonedesk.core.conversation_format import DEFAULT_CONTEXT_TURNS, AgentTurn, parse_target
 from clonedesk.trainer.adapters.lora import generate_targets, load_model
 from clonedesk.trainer.adapters.retrieval import RetrievalBaseline
 from clonedesk.trainer.domain.metrics import ScoredTurn

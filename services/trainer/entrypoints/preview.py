@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import time
 
-from clonedesk.core.adapters import adapter_name
-from clonedesk.core.conversation_format import trained_context_turns
+from clonedesk.core.adapters import adapter_name, trained_context_turns
 from clonedesk.core.settings import Settings
 from clonedesk.core.tenants import validate_tenant_id
 from clonedesk.trainer.adapters.buffer import SampleBuffer
