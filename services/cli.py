@@ -168,7 +168,13 @@ def _price(_ctx, _param, value: str | None) -> str | None:
 @tenant.command("set")
 @click.argument("tenant_id")
 @click.option("--escalation-threshold", type=click.FloatRange(0, 1),
-              help="Confidence under which the resolver escalates instead of replying.")
+              help="Calibrated confidence under which the resolver escalates instead of replying"
+                   " (overrides the threshold chosen from the holdout for the target accuracy).")
+@click.option("--target-accuracy", type=click.FloatRange(0.5, 0.999),
+              help="Decision accuracy the answered turns should reach (default 0.9): the threshold is chosen"
+                   " from the adapter's holdout for it.")
+@click.option("--holdout-threshold", is_flag=True, default=False,
+              help="Drop an --escalation-threshold override: choose it from the holdout again.")
 @click.option("--unit-price", callback=_price, help="Dollars per billable resolution (plan).")
 @click.option("--free-units", type=click.IntRange(min=0), help="Free billable resolutions a month (plan).")
 @click.option("--bill-assumed/--no-bill-assumed", default=None,
@@ -183,7 +189,8 @@ def _price(_ctx, _param, value: str | None) -> str | None:
 @click.option("--intercom-base-url", help="e.g. https://api.intercom.io")
 @click.option("--intercom-token", help="Intercom access token.")
 @click.pass_context
-def tenant_set(ctx: click.Context, tenant_id: str, escalation_threshold: float | None, **changes) -> None:
+def tenant_set(ctx: click.Context, tenant_id: str, escalation_threshold: float | None,
+               target_accuracy: float | None, holdout_threshold: bool, **changes) -> None:
     """Change a tenant's escalation threshold, plan or helpdesk access; the services read it on next use."""
     settings = settings_from(ctx)
     store = TenantStore(settings.resolved_data_dir)
@@ -191,9 +198,17 @@ def tenant_set(ctx: click.Context, tenant_id: str, escalation_threshold: float |
     plan_fields = {"unit_price": "unit_price_usd", "free_units": "free_units", "bill_assumed": "bill_assumed",
                    "assumed_window_hours": "assumed_window_hours", "reopen_window_days": "reopen_window_days"}
     changed = []
+    if escalation_threshold is not None and holdout_threshold:
+        raise OperatorError("--escalation-threshold and --holdout-threshold contradict each other: give one")
     if escalation_threshold is not None:
         record.escalation_threshold = escalation_threshold
         changed.append("escalation_threshold")
+    if holdout_threshold:
+        record.escalation_threshold = None
+        changed.append("escalation_threshold (from the holdout)")
+    if target_accuracy is not None:
+        record.target_accuracy = target_accuracy
+        changed.append("target_accuracy")
     for option, value in changes.items():
         if value is None:
             continue

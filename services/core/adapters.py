@@ -64,3 +64,31 @@ def trained_context_turns(adapter_dir) -> int | None:
     except (OSError, ValueError):
         return None
     return int(value) if isinstance(value, int) else None
+
+
+def _training_config(adapter_dir) -> dict:
+    try:
+        data = json.loads((Path(adapter_dir) / "training_config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def trained_action_names(adapter_dir) -> list[str] | None:
+    """The action names an adapter was trained on (what its constrained header may call); None when
+    not recorded (an adapter of an older version: decoded unconstrained)."""
+    names = _training_config(adapter_dir).get("action_names")
+    return [str(n) for n in names] if isinstance(names, list) else None
+
+
+CALIBRATION_FILE = "calibration.json"
+
+
+def adapter_calibration(adapter_dir) -> dict | None:
+    """The calibration the trainer fitted on the tenant's holdout for this adapter (calibration.json:
+    slope, bias, the answer curve and the threshold for each target accuracy), or None."""
+    try:
+        data = json.loads((Path(adapter_dir) / CALIBRATION_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

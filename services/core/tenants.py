@@ -68,7 +68,10 @@ class Tenant:
     api_key: str
     created_at: float = field(default_factory=time.time)
     live: bool = False
-    escalation_threshold: float = 0.5
+    # None: chosen from the current adapter's holdout to reach `target_accuracy` on answered turns
+    # (core.confidence); a number is the operator's override (`tenant set --escalation-threshold`).
+    escalation_threshold: float | None = None
+    target_accuracy: float = 0.9
     plan: Plan = field(default_factory=Plan)
     helpdesk: HelpdeskAccess = field(default_factory=HelpdeskAccess)
 

@@ -25,6 +25,7 @@ class TicketResult:
     ticket_id: str
     replies: int = 0
     ai_escalated: bool = False
+    escalation_reason: str = ""  # the resolver's, when it escalated
     human_took_over: bool = False
     adapters: list[str] = field(default_factory=list)
     reactions: Counter = field(default_factory=Counter)
@@ -77,13 +78,16 @@ class LiveTicket:
                 if index == last:
                     break
                 continue
-            if index > 0:
+            if index > 0 and index == script.fate.asks_for_human_at:
+                result.reactions[Reaction.ASKS_FOR_HUMAN] += 1
+            elif index > 0:
                 result.reactions[Reaction.CLOSING_OTHER if index == last else Reaction.FOLLOW_UP] += 1
             resolution = await self.watcher.wait_for(webhook.event_id, self.resolve_timeout_s,
                                                      f"{tenant} ticket {ticket} message {index + 1}")
             result.adapters.append(resolution.adapter_version)
             if resolution.decision == common_pb2.ESCALATE or not resolution.reply:
                 result.ai_escalated = True
+                result.escalation_reason = resolution.escalation_reason or "no reply"
                 result.reactions[Reaction.AGENT_AFTER_ESCALATION] += 1
                 await self._human_takes_over(result, index, f"escalated-{index}")
                 return result

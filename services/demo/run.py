@@ -32,6 +32,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
                            TimeElapsedColumn)
 from rich.table import Table
 
+from clonedesk.core.confidence import CURVE_THRESHOLDS
 from clonedesk.core.adapters import current_version
 from clonedesk.core.base_model import TINY, describe_base_model, ensure_base_model
 from clonedesk.core.settings import Settings
@@ -63,18 +64,16 @@ class Mode:
     trainer_env: dict[str, str]  # tuning for this machine; an operator's own CLONEDESK_TRAINER_* wins
     training_timeout_s: float
     resolve_timeout_s: float
-    preview_turns: int
     # The base model this mode runs on unless CLONEDESK_BASE_MODEL says otherwise (None: the default).
     base_model: str | None
-    # Tenants escalate below this confidence (geometric-mean token probability of the reply).
-    escalation_threshold: float
 
 
 # Quick mode runs on the tiny offline test model (2 layers), in a few minutes: its adapters need ~120
 # steps of batch 8 to learn the reply format ("[decision=X action=Y]" then the reply); fewer give
 # unreadable output, which the resolver escalates. Epochs are high so that the step count, not the
-# sample count, bounds a run. That model is never sure of itself (its replies' confidence sits around
-# 0.05-0.15), hence its low escalation threshold.
+# sample count, bounds a run.
+# Every tenant's escalation threshold is the one its adapter's holdout sets for 90 % accuracy on the
+# answered turns (no override): an adapter that is not sure enough answers little, and the demo shows it.
 # The promotion margin is wider than the trainer's default because the demo's holdouts are a handful of
 # tickets: a refresh that scores a few points lower on 16 turns is noise, not a regression.
 # Settling: the trainer waits for a few quiet seconds of a tenant's samples, so a big tenant's first run
@@ -82,26 +81,25 @@ class Mode:
 QUICK_MODE = Mode("quick", QUICK, {**recipe_env(TINY_MODEL_RECIPE),
                                    "CLONEDESK_TRAINER_MAX_STEPS": "120", "CLONEDESK_TRAINER_EPOCHS": "10",
                                    "CLONEDESK_TRAINER_MAX_LENGTH": "160",
-                                   "CLONEDESK_TRAINER_MAX_EVAL_TURNS": "16",
+                                   "CLONEDESK_TRAINER_MAX_EVAL_TURNS": "64",
                                    "CLONEDESK_TRAINER_PROMOTION_MARGIN": "0.1",
                                    "CLONEDESK_TRAINER_SETTLE_S": "5", "CLONEDESK_TRAINER_THREADS": "1"},
-                  training_timeout_s=420, resolve_timeout_s=120, preview_turns=12, base_model=TINY,
-                  escalation_threshold=0.07)
+                  training_timeout_s=420, resolve_timeout_s=120, base_model=TINY)
 # The full demo runs on the real base model (SmolLM2-135M-Instruct) within 20 minutes on two cores: each
 # run is budgeted to 32 steps of 8 samples, one pass at most (a first run sees 256 of its history's
 # samples, a refresh its new samples and half as many replayed), 4 turns of context, 160 tokens a sample,
-# 16 held-out turns scored per candidate. The trainer keeps to one thread: a refresh trains while the
+# 64 held-out turns scored per candidate (calibration and threshold are fitted on them; the preview reuses
+# the adapter's). The trainer keeps to one thread: a refresh trains while the
 # resolver answers live tickets, and a two-thread run beside it measured 4x slower (115 vs 474 tokens/s).
 FULL_MODE = Mode("full", FULL, {"CLONEDESK_TRAINER_MAX_STEPS": "32", "CLONEDESK_TRAINER_EPOCHS": "1",
                                 "CLONEDESK_TRAINER_MAX_LENGTH": "160",
                                 "CLONEDESK_TRAINER_CONTEXT_TURNS": "4",
                                 "CLONEDESK_TRAINER_THREADS": "1",
-                                "CLONEDESK_TRAINER_MAX_EVAL_TURNS": "16",
+                                "CLONEDESK_TRAINER_MAX_EVAL_TURNS": "64",
                                 "CLONEDESK_TRAINER_REPLAY_RATIO": "0.5",
                                 "CLONEDESK_TRAINER_PROMOTION_MARGIN": "0.05",
                                 "CLONEDESK_TRAINER_SETTLE_S": "8"},
-                 training_timeout_s=900, resolve_timeout_s=180, preview_turns=24, base_model=None,
-                 escalation_threshold=0.3)
+                 training_timeout_s=900, resolve_timeout_s=180, base_model=None)
 
 
 def find_dialogues() -> Path:
@@ -197,7 +195,7 @@ class Demo:
         for plan in self.plans:
             tenant = store.find(plan.tenant_id) or store.add(plan.tenant_id)
             tenant.plan.free_units = DEMO_FREE_UNITS
-            tenant.escalation_threshold = self.mode.escalation_threshold
+            tenant.escalation_threshold = None  # chosen from each adapter's holdout
             store.save(tenant)
             self.tenants[plan.tenant_id] = tenant
             table.add_row(plan.tenant_id, plan.business, str(plan.dialogues),
@@ -205,7 +203,8 @@ class Demo:
                           str(plan.history_trainable), str(len(plan.refresh)), str(len(plan.live)))
         self.console.print(table)
         self.done(f"stack up; tenants {', '.join(self.tenants)} created (plan: {DEMO_FREE_UNITS} free"
-                  f" resolutions, then $0.99 each; escalation below confidence {self.mode.escalation_threshold})")
+                  f" resolutions, then $0.99 each; escalation under the threshold each adapter's holdout sets for"
+                  f" {tenant.target_accuracy:.0%} accuracy on answered turns)")
 
     # -- 2: history ---------------------------------------------------------------------------------
 
@@ -312,7 +311,7 @@ class Demo:
                     tenant_id = getter.result()
                     task = progress.add_task(f"{tenant_id}: accuracy preview", total=None)
                     reports[tenant_id] = await asyncio.to_thread(make_preview, self.settings, tenant_id,
-                                                                 TrainerSettings(), self.mode.preview_turns)
+                                                                 TrainerSettings())
                     progress.update(task, description=f"{tenant_id}: accuracy preview of"
                                                       f" {reports[tenant_id]['adapter_version']} done",
                                     total=1, completed=1)
@@ -326,17 +325,40 @@ class Demo:
             report = reports[plan.tenant_id]
             self.summary.setdefault(plan.tenant_id, {})["preview"] = report
             for index, metric in enumerate(PREVIEW_METRICS):
-                cells = [_cell(metric, report[name][metric]) for name in ("adapter", "base", "retrieval")]
+                cells = [_cell(metric, report[name][metric], (report.get("intervals") or {}).get(name, {}).get(metric))
+                         for name in ("adapter", "base", "retrieval")]
                 first = index == 0
                 table.add_row(report["adapter_version"] if first else "",
                               str(report["holdout_tickets"]) if first else "", PREVIEW_METRICS[metric],
                               *cells, end_section=index == len(PREVIEW_METRICS) - 1)
         self.console.print(table)
-        self.console.print("[dim]— : undefined (escalation precision when nothing was escalated, recall when no"
-                           " held-out turn was an escalation). Base model: "
-                           f"{describe_base_model(self.base_model)}.[/]")
+        self.console.print("[dim][low–high]: bootstrap 95% interval over held-out tickets. — : undefined"
+                           " (escalation precision when nothing was escalated, recall when no held-out turn was an"
+                           " escalation). Answered and projected resolution: at the adapter's threshold; the base"
+                           f" model and retrieval answer every turn. Base model: {describe_base_model(self.base_model)}.[/]")
+        self.console.print(self.curve_table(reports))
         self.print_training_budget({p.tenant_id: 1 for p in self.plans}, "what each first adapter's training used")
         self.done("first adapters trained and previewed (saved as each version's preview.json)")
+
+    def curve_table(self, reports: dict[str, dict]) -> Table:
+        """Each adapter's answered share / accuracy of the answered turns by threshold, and its own."""
+        table = Table("adapter", "threshold (source)", "calibration error",
+                      *(f"≥{t:.1f}" for t in CURVE_THRESHOLDS),
+                      title="answered turns / their decision accuracy, by confidence threshold (held-out turns)")
+        for plan in self.plans:
+            confidence = reports[plan.tenant_id].get("confidence") or {}
+            points = {p["threshold"]: p for p in confidence.get("curve", [])}
+            cells = []
+            for t in CURVE_THRESHOLDS:
+                point = points.get(t)
+                cells.append("—" if point is None else f"{point['answered_share']:.0%} / "
+                             + _cell("answered_accuracy", point["answered_accuracy"]))
+            threshold = confidence.get("threshold")
+            table.add_row(reports[plan.tenant_id]["adapter_version"],
+                          f"{threshold:.2f} (holdout)" if confidence.get("threshold_source", "").startswith("holdout")
+                          else f"{threshold:.2f} (override)" if threshold is not None else "—",
+                          f"{confidence.get('calibration_error', 0.0):.3f}", *cells)
+        return table
 
     def print_training_budget(self, versions: dict[str, int], title: str) -> None:
         """What each run was given and took: the budget the demo set for this machine, as recorded in
@@ -433,6 +455,11 @@ class Demo:
             self.print_versions()
             self.print_training_budget({t: v + 1 for t, v in self.live_versions.items()}, "what each refresh used")
         self.print_live(self.results, "all live tickets")
+        for plan in self.plans:
+            mine = [r for r in self.results if r.tenant_id == plan.tenant_id]
+            self.summary.setdefault(plan.tenant_id, {})["escalations"] = {
+                "tickets": len(mine), "escalated": sum(r.ai_escalated for r in mine),
+                "by_reason": dict(escalation_kinds(mine))}
 
     def print_versions(self) -> None:
         table = Table("tenant", "live at go-live", "current now", "replies by adapter version",
@@ -457,6 +484,8 @@ class Demo:
         table.add_row("AI replies posted to the helpdesk simulator", str(sum(r.replies for r in results)),
                       "the resolver, via the outbound poster")
         table.add_row("AI escalations", str(sum(r.ai_escalated for r in results)), "the resolver")
+        for reason, count in sorted(escalation_kinds(results).items()):
+            table.add_row(f"  escalated: {reason}", str(count), "the resolver")
         self.console.print(table)
 
     # -- 6: the bill --------------------------------------------------------------------------------
@@ -529,14 +558,28 @@ class Demo:
 
 
 PREVIEW_METRICS = {"decision_accuracy": "decision accuracy", "reply_chrf": "reply chrF",
+                   "answered_share": "answered at threshold", "answered_accuracy": "accuracy of answered",
                    "escalation_precision": "escalation precision", "escalation_recall": "escalation recall",
                    "projected_resolution_rate": "projected resolution"}
 
 
-def _cell(metric: str, value) -> str:
+def escalation_kind(reason: str) -> str:
+    """The resolver's escalation reason, without its figures ("confidence 0.41 under threshold 0.62")."""
+    if reason.startswith("confidence"):
+        return "confidence under the threshold"
+    return reason or "no reply"
+
+
+def escalation_kinds(results) -> Counter:
+    return Counter(escalation_kind(r.escalation_reason) for r in results if r.ai_escalated)
+
+
+def _cell(metric: str, value, interval=None) -> str:
     if value is None:
         return "—"
-    return f"{value:.1f}" if metric == "reply_chrf" else f"{value:.1%}"  # chrF is 0-100, the rest shares
+    if metric == "reply_chrf":  # chrF is 0-100, the rest shares
+        return f"{value:.1f}" + (f" [{interval[0]:.0f}–{interval[1]:.0f}]" if interval else "")
+    return f"{value:.1%}" + (f" [{interval[0]:.0%}–{interval[1]:.0%}]" if interval else "")
 
 
 def run(settings: Settings, quick: bool = False, ephemeral: bool = False,

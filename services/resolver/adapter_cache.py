@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import AsyncIterator
 
 from clonedesk.core.adapters import (
+    adapter_calibration,
     adapter_name,
     current_version,
     tenant_adapters_dir,
+    trained_action_names,
     trained_context_turns,
     version_dir,
 )
@@ -49,6 +51,8 @@ class Lease:
     version: int
     name: str
     context_turns: int | None = None  # the turns of context the adapter was trained on, if recorded
+    action_names: tuple[str, ...] | None = None  # the calls its decision header may write
+    calibration: dict | None = None  # its calibration record (core.confidence), None if it has none
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,8 @@ class AdapterCache:
         name = adapter_name(tenant_id, entry.version)
         resident = await self._pin(name, tenant_id, entry.version, entry.path)
         try:
-            yield Lease(tenant_id, entry.version, name, resident.context_turns)
+            yield Lease(tenant_id, entry.version, name, resident.context_turns, resident.action_names,
+                        resident.calibration)
         finally:
             resident.in_flight -= 1
             resident.last_used = time.monotonic()
@@ -156,8 +161,11 @@ class AdapterCache:
             except AdapterRankTooHigh as exc:  # the tenant cannot be served until an operator acts
                 raise NoLiveAdapter(str(exc)) from exc
             self.loads += 1
+            names = trained_action_names(Path(path))
             self._resident[name] = ResidentAdapter(name, tenant_id, version, 0, time.monotonic(),
-                                                   context_turns=trained_context_turns(Path(path)))
+                                                   context_turns=trained_context_turns(Path(path)),
+                                                   action_names=tuple(names) if names is not None else None,
+                                                   calibration=adapter_calibration(Path(path)))
         finally:
             self._loading.pop(name, None)
         await self._evict(keep=name)

@@ -11,7 +11,8 @@ from pathlib import Path
 from clonedesk.core.conversation_format import DEFAULT_CONTEXT_TURNS, chat_messages, system_prompt
 from clonedesk.core.tenants import TenantStore, UnknownTenant
 from clonedesk.resolver.adapter_cache import AdapterCache, NoLiveAdapter
-from clonedesk.resolver.domain.decisions import decide, sequence_confidence
+from clonedesk.core.confidence import choose_threshold
+from clonedesk.resolver.domain.decisions import answer_confidence, decide
 from clonedesk.resolver.domain.human_request import asks_for_a_human, latest_customer_text
 from clonedesk.resolver.domain.requests import idempotency_key, resolution_id, validate_request
 from clonedesk.resolver.engines.base import Engine, GenerationRequest
@@ -98,17 +99,19 @@ class ResolverService:
                         stage = "generate"
                         generation = await self.engine.generate(
                             GenerationRequest(lease.name, self.messages(tenant.id, request.conversation,
-                                                                       lease.context_turns))
+                                                                       lease.context_turns),
+                                              lease.action_names)
                         )
                 if generation.adapter_name != lease.name or lease.tenant_id != request.tenant_id:
                     raise TenantIsolationError(
                         f"request of {request.tenant_id} leased {lease.name}"
                         f" but got {generation.adapter_name}"
                     )
+                threshold = choose_threshold(tenant.escalation_threshold, tenant.target_accuracy, lease.calibration)
                 decided = decide(
                     generation.text,
-                    sequence_confidence(generation.token_logprobs),
-                    tenant.escalation_threshold,
+                    answer_confidence(generation.header_logprob, generation.token_logprobs, lease.calibration),
+                    threshold,
                     human_requested=asks_for_a_human(latest_customer_text(request.conversation)),
                 )
                 span.set_attribute("decision", decided.decision)
@@ -135,6 +138,7 @@ class ResolverService:
                 "adapter": lease.name,
                 "decision": decided.decision,
                 "confidence": round(decided.confidence, 3),
+                "threshold": round(threshold, 3),
                 "escalation_reason": decided.reason,
                 "latency_ms": latency_ms,
             },
@@ -149,4 +153,6 @@ class ResolverService:
             confidence=decided.confidence,
             adapter_version=lease.name,
             latency_ms=latency_ms,
+            escalation_reason=decided.reason,
+            escalation_threshold=threshold,
         )

@@ -54,7 +54,7 @@ def trainer(ctx: click.Context, progress: bool) -> None:
 def preview(ctx: click.Context, tenant_id: str, as_json: bool) -> None:
     """Score the current adapter on the tenant's holdout beside the base model and retrieval."""
     from clonedesk.cli import settings_from
-    from clonedesk.trainer.entrypoints.preview import make_preview, render_table
+    from clonedesk.trainer.entrypoints.preview import make_preview, render_curve, render_table
 
     from transformers.utils import logging as hf_logging
 
@@ -65,7 +65,9 @@ def preview(ctx: click.Context, tenant_id: str, as_json: bool) -> None:
         return
     from rich.console import Console
 
-    Console().print(render_table(report))
+    console = Console()
+    console.print(render_table(report))
+    console.print(render_curve(report))
 
 
 @click.group("base-model")

@@ -71,6 +71,8 @@ class TrainerSettings(BaseSettings):
     prefix_cache_mb: int = Field(default=2048, ge=0, description="Memory the frozen-prefix cache may use.")
     length_bucketing: bool = Field(default=False, description="Batch samples of similar length (less padding;"
                                                               " measured to cost held-out loss).")
+    decision_weight: float = Field(default=1.0, gt=0,
+                                   description="Loss weight of the decision header's tokens (the reply's are 1).")
     mixed_precision: Literal["auto", "bf16", "no"] = Field(
         default="auto", description="bf16 autocast: auto = where the CPU or GPU computes bf16 natively.")
     threads: int = Field(default=0, ge=0, description="torch threads while training; 0 = every core available.")
@@ -94,4 +96,4 @@ class TrainerSettings(BaseSettings):
                                   cache_frozen_prefix=self.cache_frozen_prefix, prefix_cache_mb=self.prefix_cache_mb,
                                   length_bucketing=self.length_bucketing, threads=self.threads,
                                   final_lr_fraction=self.final_lr_fraction, max_grad_norm=self.max_grad_norm,
-                                  mixed_precision=self.mixed_precision)
+                                  mixed_precision=self.mixed_precision, decision_weight=self.decision_weight)

@@ -4,19 +4,33 @@ it or keep it rejected. Blocking; the worker runs it in a thread."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clonedesk.core.adapters import adapter_name
-from clonedesk.core.base_model import adapter_base_identity, base_model_identity, describe_base_model, same_base_model
+from clonedesk.core.adapters import CALIBRATION_FILE, adapter_calibration, adapter_name
+from clonedesk.core.base_model import (
+    adapter_base_identity,
+    base_model_identity,
+    describe_base_model,
+    same_base_model,
+)
+from clonedesk.core.confidence import Calibration, threshold_from_record
 from clonedesk.trainer.adapters.buffer import ProgressStore, SampleBuffer
-from clonedesk.trainer.adapters.evaluation import evaluation_sample, score_model
+from clonedesk.trainer.adapters.evaluation import (
+    HOLDOUT_SCORES_FILE,
+    calibrated,
+    evaluation_sample,
+    save_scored,
+    score_model,
+)
 from clonedesk.trainer.adapters.lora import train_adapter
 from clonedesk.trainer.adapters.publication import publish_metrics
 from clonedesk.trainer.adapters.registry import PROMOTED, REJECTED, AdapterRegistry
 from clonedesk.trainer.config import TrainerSettings
+from clonedesk.trainer.domain.calibration import calibration_record, fit_on_holdout
 from clonedesk.trainer.domain.metrics import compute_metrics
 from clonedesk.trainer.domain.policy import select_training_samples
 from clonedesk.trainer.domain.promotion import decide_promotion, holdout_score
@@ -71,9 +85,19 @@ def run_training(tenant_id: str, trigger: str, *, buffer: SampleBuffer, progress
         result = train_adapter(base_model, samples, staging, config=settings.lora(), init_adapter=init_adapter,
                                progress=progress_bar)
         eval_set = evaluation_sample(holdout, settings.max_eval_turns)
-        challenger = compute_metrics(score_model(base_model, staging, eval_set))
-        champion_metrics = (compute_metrics(score_model(base_model, init_adapter, eval_set))
-                            if init_adapter is not None else None)
+        raw_turns = score_model(base_model, staging, eval_set)
+        save_scored(staging / HOLDOUT_SCORES_FILE, eval_set, raw_turns)
+        calibration = fit_on_holdout(raw_turns)
+        challenger_turns = calibrated(raw_turns, calibration)
+        record = calibration_record(raw_turns, challenger_turns, calibration)
+        (staging / CALIBRATION_FILE).write_text(json.dumps(record, indent=1))
+        challenger = compute_metrics(challenger_turns, threshold_from_record(record))
+        champion_metrics = None
+        if init_adapter is not None:
+            champion_record = adapter_calibration(init_adapter)
+            champion_turns = calibrated(score_model(base_model, init_adapter, eval_set),
+                                        Calibration.from_dict(champion_record))
+            champion_metrics = compute_metrics(champion_turns, threshold_from_record(champion_record))
         decision = decide_promotion(holdout_score(challenger),
                                     holdout_score(champion_metrics) if champion_metrics else None,
                                     settings.promotion_margin)
@@ -93,6 +117,8 @@ def run_training(tenant_id: str, trigger: str, *, buffer: SampleBuffer, progress
                          "final_loss": result.final_loss, "seconds": result.seconds,
                          "initial_weights_sha256": result.initial_weights_sha256},
             "metrics": challenger.to_dict(),
+            "calibration": {k: record[k] for k in ("slope", "bias", "calibration_error_raw", "calibration_error",
+                                                    "thresholds")},
             "holdout_score": holdout_score(challenger),
             "champion_metrics_on_same_holdout": champion_metrics.to_dict() if champion_metrics else None,
             "created_at": time.time(),

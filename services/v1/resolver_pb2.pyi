@@ -29,7 +29,7 @@ class ResolveRequest(_message.Message):
     def __init__(self, tenant_id: _Optional[str] = ..., ticket_id: _Optional[str] = ..., conversation: _Optional[_Iterable[_Union[_common_pb2.Turn, _Mapping]]] = ..., request_id: _Optional[str] = ..., category: _Optional[str] = ..., source: _Optional[_Union[_common_pb2.Source, str]] = ..., requested_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ResolveResponse(_message.Message):
-    __slots__ = ("resolution_id", "tenant_id", "reply", "decision", "action", "confidence", "adapter_version", "ticket_id", "latency_ms")
+    __slots__ = ("resolution_id", "tenant_id", "reply", "decision", "action", "confidence", "adapter_version", "ticket_id", "latency_ms", "escalation_reason", "escalation_threshold")
     RESOLUTION_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     REPLY_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +39,8 @@ class ResolveResponse(_message.Message):
     ADAPTER_VERSION_FIELD_NUMBER: _ClassVar[int]
     TICKET_ID_FIELD_NUMBER: _ClassVar[int]
     LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    ESCALATION_REASON_FIELD_NUMBER: _ClassVar[int]
+    ESCALATION_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     resolution_id: str
     tenant_id: str
     reply: str
@@ -48,10 +50,12 @@ class ResolveResponse(_message.Message):
     adapter_version: str
     ticket_id: str
     latency_ms: int
-    def __init__(self, resolution_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., reply: _Optional[str] = ..., decision: _Optional[_Union[_common_pb2.Decision, str]] = ..., action: _Optional[str] = ..., confidence: _Optional[float] = ..., adapter_version: _Optional[str] = ..., ticket_id: _Optional[str] = ..., latency_ms: _Optional[int] = ...) -> None: ...
+    escalation_reason: str
+    escalation_threshold: float
+    def __init__(self, resolution_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., reply: _Optional[str] = ..., decision: _Optional[_Union[_common_pb2.Decision, str]] = ..., action: _Optional[str] = ..., confidence: _Optional[float] = ..., adapter_version: _Optional[str] = ..., ticket_id: _Optional[str] = ..., latency_ms: _Optional[int] = ..., escalation_reason: _Optional[str] = ..., escalation_threshold: _Optional[float] = ...) -> None: ...
 
 class Resolution(_message.Message):
-    __slots__ = ("resolution_id", "tenant_id", "ticket_id", "decision", "reply", "adapter_version", "created_at", "latency_ms", "action", "confidence", "request_id", "category")
+    __slots__ = ("resolution_id", "tenant_id", "ticket_id", "decision", "reply", "adapter_version", "created_at", "latency_ms", "action", "confidence", "request_id", "category", "escalation_reason", "escalation_threshold")
     RESOLUTION_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     TICKET_ID_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +68,8 @@ class Resolution(_message.Message):
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    ESCALATION_REASON_FIELD_NUMBER: _ClassVar[int]
+    ESCALATION_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     resolution_id: str
     tenant_id: str
     ticket_id: str
@@ -76,4 +82,6 @@ class Resolution(_message.Message):
     confidence: float
     request_id: str
     category: str
-    def __init__(self, resolution_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., ticket_id: _Optional[str] = ..., decision: _Optional[_Union[_common_pb2.Decision, str]] = ..., reply: _Optional[str] = ..., adapter_version: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., latency_ms: _Optional[int] = ..., action: _Optional[str] = ..., confidence: _Optional[float] = ..., request_id: _Optional[str] = ..., category: _Optional[str] = ...) -> None: ...
+    escalation_reason: str
+    escalation_threshold: float
+    def __init__(self, resolution_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., ticket_id: _Optional[str] = ..., decision: _Optional[_Union[_common_pb2.Decision, str]] = ..., reply: _Optional[str] = ..., adapter_version: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., latency_ms: _Optional[int] = ..., action: _Optional[str] = ..., confidence: _Optional[float] = ..., request_id: _Optional[str] = ..., category: _Optional[str] = ..., escalation_reason: _Optional[str] = ..., escalation_threshold: _Optional[float] = ...) -> None: ...

@@ -91,6 +91,17 @@ class TestRequests:
 
 
 class TestDecisions:
+    def test_the_answer_confidence_is_the_calibrated_header_probability(self):
+        from clonedesk.resolver.domain.decisions import answer_confidence
+
+        # no constrained header: the sequence's confidence, as before
+        assert answer_confidence(None, [math.log(0.5)], {"slope": 1.0, "bias": 0.0}) == pytest.approx(0.5)
+        # the header's own probability when the adapter has no calibration
+        assert answer_confidence(math.log(0.8), [math.log(0.1)] * 5, None) == pytest.approx(0.8)
+        # calibrated: an over-confident adapter's 0.99 means less
+        calibrated = answer_confidence(math.log(0.99), [], {"slope": 0.3, "bias": 0.0})
+        assert 0.5 < calibrated < 0.99
+
     def test_confidence_is_the_geometric_mean_token_probability(self):
         assert sequence_confidence([math.log(0.5), math.log(0.5)]) == pytest.approx(0.5)
         assert sequence_confidence([math.log(1.0), math.log(0.25)]) == pytest.approx(0.5)

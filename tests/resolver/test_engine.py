@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 
 import pytest
 import pytest_asyncio
@@ -44,6 +45,19 @@ async def test_each_adapter_answers_with_what_it_learned(engine, zoo):
         assert generation.adapter_name == f"{tenant}@v{version}"
         assert (turn.decision, turn.action, turn.reply) == (decision, action, reply)
         assert sequence_confidence(generation.token_logprobs) > 0.5
+
+
+async def test_a_constrained_header_carries_its_probability(engine, zoo):
+    """With the tenant's action names, the header is one of the valid ones and the engine reports its
+    probability (renormalised over the valid headers on the HF engine, as the trainer scored it)."""
+    request = GenerationRequest("beta@v2", tenant_messages("beta", CUSTOMER_LINES[3]),
+                                action_names=("BookFlight", "CancelFlight"))
+    generation = await engine.generate(request)
+    turn = parse_target(generation.text)
+    assert (turn.decision, turn.action) == zoo.expected("beta", 2)[:2]
+    assert generation.header_logprob is not None and math.exp(generation.header_logprob) > 0.5
+    free = await engine.generate(GenerationRequest("beta@v2", tenant_messages("beta", CUSTOMER_LINES[3])))
+    assert free.header_logprob is None and parse_target(free.text) == turn
 
 
 async def test_a_mixed_tenant_batch_equals_solo_runs(engine):

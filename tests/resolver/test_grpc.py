@@ -95,6 +95,31 @@ async def test_escalations_carry_no_customer_reply(resolver, data_dir):
     assert strict.decision == common_pb2.ESCALATE and strict.reply == "" and 0.5 < strict.confidence < 0.9999
 
 
+async def test_an_answer_under_the_threshold_chosen_on_the_holdout_is_escalated(zoo, tmp_path):
+    """No override: the threshold comes from the adapter's calibration record. A holdout on which this
+    adapter was right only when very sure puts the threshold above what its calibration gives now."""
+    import json
+
+    from clonedesk.core.adapters import CALIBRATION_FILE, version_dir
+
+    data = tmp_path / "calibrated"
+    zoo.install(data, "alpha", [1], current=1)
+    zoo.install(data, "beta", [1], current=1)
+    # alpha: calibrated confidences of ~0.6 at most; right only at 0.97 and above on its holdout.
+    (version_dir(data, "alpha", 1) / CALIBRATION_FILE).write_text(json.dumps(
+        {"slope": 0.05, "bias": 0.3, "turns": 4, "points": [[0.98, True], [0.97, True], [0.6, False], [0.5, False]]}))
+    # beta: a calibration that keeps it sure, and a holdout on which it was right from 0.3 up.
+    (version_dir(data, "beta", 1) / CALIBRATION_FILE).write_text(json.dumps(
+        {"slope": 1.0, "bias": 0.0, "turns": 2, "points": [[0.9, True], [0.3, True]]}))
+    store = TenantStore(data)
+    assert store.get("alpha").escalation_threshold is None  # nothing overrides the holdout's choice
+    async with RunningResolver(zoo, data) as running:
+        unsure = await running.stub.Resolve(resolve_request("alpha", "t-c1", CUSTOMER_LINES[0]))
+        sure = await running.stub.Resolve(resolve_request("beta", "t-c1", CUSTOMER_LINES[0]))
+    assert unsure.decision == common_pb2.ESCALATE and unsure.reply == "" and unsure.confidence < 0.97
+    assert sure.decision == common_pb2.ASK and sure.reply == zoo.expected("beta", 1)[2] and sure.confidence >= 0.3
+
+
 async def test_a_customer_asking_for_a_human_is_escalated_whatever_the_adapter_would_say(resolver):
     answered = await resolver.stub.Resolve(resolve_request("alpha", "t-h", CUSTOMER_LINES[0]))
     assert answered.decision != common_pb2.ESCALATE and answered.reply

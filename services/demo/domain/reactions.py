@@ -21,6 +21,10 @@ TAKEOVER_PROBABILITY = 0.15
 REOPEN_PROBABILITY = 0.10
 RATED_PROBABILITY = 0.65
 CSAT_WEIGHTS = {5: 0.45, 4: 0.30, 3: 0.10, 2: 0.07, 1: 0.08}
+# Some customers ask for a person part-way (SGD's never do): the resolver must hand those over.
+ASKS_FOR_HUMAN_PROBABILITY = 0.10
+HUMAN_REQUESTS = ("Can I talk to a real person please?", "I'd like to speak to a human agent.",
+                  "Please connect me to a representative.")
 
 
 class Origin(str, Enum):
@@ -38,6 +42,7 @@ class Reaction(str, Enum):
     SOLVE = "ticket solved"
     REOPEN = "ticket reopened"
     CSAT = "CSAT rating"
+    ASKS_FOR_HUMAN = "customer asks for a human"
 
 
 ORIGIN = {
@@ -45,6 +50,7 @@ ORIGIN = {
     Reaction.CLOSING_CONFIRMS: Origin.DIALOGUE, Reaction.CLOSING_OTHER: Origin.DIALOGUE,
     Reaction.AGENT_AFTER_ESCALATION: Origin.DIALOGUE, Reaction.TAKEOVER: Origin.SIMULATED,
     Reaction.SOLVE: Origin.SIMULATED, Reaction.REOPEN: Origin.SIMULATED, Reaction.CSAT: Origin.SIMULATED,
+    Reaction.ASKS_FOR_HUMAN: Origin.SIMULATED,
 }
 
 
@@ -53,6 +59,9 @@ class Fate:
     takeover_after: int | None  # a human takes over after the AI's n-th reply (1-based); None: never
     reopen: bool  # the customer reopens the ticket after it was solved
     csat: int | None  # the rating given after the solve; None: no rating
+    # The customer message (0-based, never the first) that is replaced by a request for a person.
+    asks_for_human_at: int | None = None
+    human_request: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,7 +90,11 @@ def draw_fate(rng: random.Random, replies_expected: int) -> Fate:
     if rng.random() < RATED_PROBABILITY:
         scores, weights = zip(*CSAT_WEIGHTS.items())
         csat = rng.choices(scores, weights)[0]
-    return Fate(takeover, reopen, csat)
+    # Drawn last, so that the fates drawn before this existed are unchanged.
+    asks_at, request = None, ""
+    if replies_expected > 1 and rng.random() < ASKS_FOR_HUMAN_PROBABILITY:
+        asks_at, request = rng.randint(1, replies_expected - 1), rng.choice(HUMAN_REQUESTS)
+    return Fate(takeover, reopen, csat, asks_at, request)
 
 
 def live_script(dialogue: dict, max_messages: int, seed: int, tenant_id: str) -> LiveScript:
@@ -95,5 +108,7 @@ def live_script(dialogue: dict, max_messages: int, seed: int, tenant_id: str) ->
     messages = user if len(user) <= max_messages else user[:max_messages - 1] + [user[-1]]
     ticket_id = str(dialogue["dialogue_id"])
     rng = random.Random(f"{seed}:{tenant_id}:{ticket_id}")
-    return LiveScript(ticket_id, intent_of(dialogue), tuple(messages), tuple(agent),
-                      draw_fate(rng, len(messages)))
+    fate = draw_fate(rng, len(messages))
+    if fate.asks_for_human_at is not None:
+        messages = messages[:fate.asks_for_human_at] + [fate.human_request] + messages[fate.asks_for_human_at + 1:]
+    return LiveScript(ticket_id, intent_of(dialogue), tuple(messages), tuple(agent), fate)

@@ -26,6 +26,8 @@ class ResidentAdapter:
     in_flight: int = 0
     last_used: float = 0.0
     context_turns: int | None = None  # as the adapter was trained (its training_config.json), if recorded
+    action_names: tuple[str, ...] | None = None  # the calls its header may write (None: unconstrained)
+    calibration: dict | None = None  # its calibration.json, fitted on the tenant's holdout
 
 
 def publication_applies(

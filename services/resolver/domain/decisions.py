@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+from clonedesk.core.confidence import Calibration
 from clonedesk.core.conversation_format import parse_target
 from clonedesk.v1 import common_pb2
 
@@ -27,6 +28,17 @@ def sequence_confidence(token_logprobs: Sequence[float]) -> float:
     if not finite:
         return 0.0
     return float(min(1.0, max(0.0, math.exp(sum(finite) / len(finite)))))
+
+
+def answer_confidence(header_logprob: float | None, token_logprobs: Sequence[float],
+                      calibration: dict | None) -> float:
+    """The calibrated probability that the answer's decision is right: the header's probability
+    through the adapter's calibration; without a constrained header (an engine that does not constrain),
+    the sequence's confidence, uncalibrated."""
+    if header_logprob is None:
+        return sequence_confidence(token_logprobs)
+    raw = math.exp(min(0.0, header_logprob))
+    return Calibration.from_dict(calibration).apply(raw) if calibration else raw
 
 
 HUMAN_REQUESTED = "customer asked for a human"

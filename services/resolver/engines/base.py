@@ -14,6 +14,8 @@ from clonedesk.resolver.domain.adapters import lora_rank
 class GenerationRequest:
     adapter_name: str  # `tenant@vN`: the adapter this request must be generated with, and no other
     messages: Sequence[dict[str, str]]  # chat-template messages (core.conversation_format.chat_messages)
+    # The calls the decision header may name (core.decision_header); None: the header is not constrained.
+    action_names: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,9 @@ class Generation:
     adapter_name: str  # the adapter that produced `text`; the service checks it is the one it asked for
     text: str
     token_logprobs: tuple[float, ...]  # log-probability of each generated token, for the confidence
+    # The log-probability of the decision header, renormalised over the headers there are; None when the
+    # engine did not constrain it (the resolver then falls back on the sequence's confidence).
+    header_logprob: float | None = None
 
 
 class AdapterNotLoaded(LookupError):

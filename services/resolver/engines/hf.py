@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
+from clonedesk.core.constrained_generation import generate_answers, header_constraint
 from clonedesk.core.prompt import prompt_token_ids
 from clonedesk.resolver.engines.base import AdapterNotLoaded, Generation, GenerationRequest
 from clonedesk.resolver.engines.batching import ModelThreadEngine
@@ -44,6 +45,7 @@ class HFEngine(ModelThreadEngine):
         self._model = None  # the PeftModel, once the first adapter is loaded
         # Replaced, never mutated: the event loop may read it while the model thread changes it.
         self._loaded: frozenset[str] = frozenset()
+        self._constraints: dict = {}
 
     def _load_base(self) -> None:
         import torch
@@ -105,8 +107,6 @@ class HFEngine(ModelThreadEngine):
             self._model.set_adapter(sorted(self._loaded)[0])
 
     def _run_batch(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
-        import torch
-
         missing = [r.adapter_name for r in requests if r.adapter_name not in self._loaded]
         if missing:
             # Checked on the model's own thread, so an unload cannot slip in between check and use.
@@ -114,29 +114,18 @@ class HFEngine(ModelThreadEngine):
         tokenizer = self._tokenizer
         input_ids, attention_mask = left_padded(
             [prompt_token_ids(tokenizer, r.messages, self.max_prompt_tokens) for r in requests], tokenizer.pad_token_id)
-        with torch.inference_mode():
-            out = self._model.generate(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                adapter_names=[r.adapter_name for r in requests],
-                max_new_tokens=self.max_new_tokens,
-                do_sample=False,
-                num_beams=1,
-                output_scores=True,
-                return_dict_in_generate=True,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-            )
-        prompt_len = input_ids.shape[1]
-        generated = out.sequences[:, prompt_len:]
-        logprobs = torch.stack([torch.log_softmax(s.float(), dim=-1) for s in out.scores], dim=1)
-        chosen = logprobs.gather(-1, generated.unsqueeze(-1)).squeeze(-1)
-        results = []
-        eos = tokenizer.eos_token_id
-        for row, request in enumerate(requests):
-            tokens = generated[row].tolist()
-            # Up to and including the first end-of-sequence: the rest is padding of the batch.
-            length = tokens.index(eos) + 1 if eos in tokens else len(tokens)
-            text = tokenizer.decode(tokens[:length], skip_special_tokens=True)
-            results.append(Generation(request.adapter_name, text, tuple(chosen[row, :length].tolist())))
-        return results
+        answers = generate_answers(self._model, tokenizer, input_ids, attention_mask,
+                                   [self._constraint(r.action_names) for r in requests],
+                                   max_new_tokens=self.max_new_tokens,
+                                   adapter_names=[r.adapter_name for r in requests])
+        return [Generation(r.adapter_name, a.text, a.token_logprobs, a.header_logprob)
+                for r, a in zip(requests, answers)]
+
+    def _constraint(self, action_names):
+        """The header trie of these action names, built once per set (tenants keep theirs for a while)."""
+        if action_names is None:
+            return None
+        key = tuple(action_names)
+        if key not in self._constraints:
+            self._constraints[key] = header_constraint(self._tokenizer, key)
+        return self._constraints[key]

@@ -49,6 +49,8 @@ def resolution_record(
         latency_ms=latency_ms,
         action=response.action,
         confidence=response.confidence,
+        escalation_reason=response.escalation_reason,
+        escalation_threshold=response.escalation_threshold,
         request_id=idempotency_key(request),
         category=request.category,
     )

@@ -3,34 +3,53 @@ answers for each held-out agent turn, as ScoredTurn records for domain.metrics."
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 from pathlib import Path
 from typing import Sequence
 
-from clonedesk.core.adapters import trained_context_turns
+from clonedesk.core.adapters import trained_action_names, trained_context_turns
+from clonedesk.core.confidence import Calibration
 from clonedesk.core.conversation_format import DEFAULT_CONTEXT_TURNS, AgentTurn, parse_target
-from clonedesk.trainer.adapters.lora import generate_targets, load_model
+from clonedesk.trainer.adapters.lora import generate_samples, load_model
 from clonedesk.trainer.adapters.retrieval import RetrievalBaseline
 from clonedesk.trainer.domain.metrics import ScoredTurn
 
 
-def scored(sample, answer: AgentTurn) -> ScoredTurn:
+def scored(sample, answer: AgentTurn, confidence: float | None = None) -> ScoredTurn:
     return ScoredTurn(ticket_id=sample.ticket_id, category=sample.category, true_decision=sample.decision,
                       true_action=sample.action, true_reply=sample.reply, predicted_decision=answer.decision,
-                      predicted_action=answer.action, predicted_reply=answer.reply)
+                      predicted_action=answer.action, predicted_reply=answer.reply, confidence=confidence)
 
 
 def score_model(base_model: str, adapter_dir: Path | None, holdout: Sequence, *,
-                max_new_tokens: int = 64, context_turns: int | None = None) -> list[ScoredTurn]:
+                max_new_tokens: int = 64, context_turns: int | None = None,
+                action_names: Sequence[str] | None = None) -> list[ScoredTurn]:
     """What the model answers for each held-out turn, from the prompts the adapter was trained on (its
-    recorded context turns, or `context_turns`). The adapter is merged into the weights first: the same answers, faster."""
+    recorded context turns, or `context_turns`), its header constrained to the four decisions and the
+    adapter's recorded action names (or `action_names`). Each turn's confidence is the raw probability
+    of its header (uncalibrated: see `calibrated`). The adapter is merged into the weights first: the
+    same answers, faster."""
     model, tokenizer = load_model(base_model, adapter_dir)
     if adapter_dir is not None:
         model = model.merge_and_unload()
     turns = context_turns if context_turns is not None else (
         trained_context_turns(adapter_dir) if adapter_dir is not None else None)
-    texts = generate_targets(model, tokenizer, holdout, max_new_tokens=max_new_tokens,
-                             context_turns=turns if turns is not None else DEFAULT_CONTEXT_TURNS)
-    return [scored(sample, parse_target(text)) for sample, text in zip(holdout, texts)]
+    names = action_names if action_names is not None else (
+        trained_action_names(adapter_dir) if adapter_dir is not None else None)
+    answers = generate_samples(model, tokenizer, holdout, max_new_tokens=max_new_tokens,
+                               context_turns=turns if turns is not None else DEFAULT_CONTEXT_TURNS,
+                               action_names=names)
+    return [scored(sample, parse_target(a.text),
+                   math.exp(a.header_logprob) if a.header_logprob is not None else None)
+            for sample, a in zip(holdout, answers)]
+
+
+def calibrated(turns: Sequence[ScoredTurn], calibration: Calibration) -> list[ScoredTurn]:
+    """The same turns, their raw header probability replaced by the calibrated one."""
+    return [dataclasses.replace(t, confidence=calibration.apply(t.confidence) if t.confidence is not None else 0.0)
+            for t in turns]
 
 
 def score_retrieval(history: Sequence, holdout: Sequence) -> list[ScoredTurn]:
@@ -48,3 +67,40 @@ def evaluation_sample(holdout: Sequence, limit: int) -> list:
         tickets.add(sample.ticket_id)
         chosen.append(sample)
     return chosen
+
+
+HOLDOUT_SCORES_FILE = "holdout_scores.json"
+
+
+def save_scored(path: Path, holdout: Sequence, turns: Sequence[ScoredTurn]) -> None:
+    """The raw scored turns of an adapter beside it, keyed by sample id, so that a preview of the same
+    holdout need not generate them again."""
+    rows = {s.sample_id: dataclasses.asdict(t) for s, t in zip(holdout, turns)}
+    Path(path).write_text(json.dumps(rows))
+
+
+def load_scored(path: Path, holdout: Sequence) -> list[ScoredTurn] | None:
+    """The saved raw scored turns of exactly these samples, or None when any is missing."""
+    try:
+        rows = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(rows, dict) or any(s.sample_id not in rows for s in holdout):
+        return None
+    try:
+        return [ScoredTurn(**rows[s.sample_id]) for s in holdout]
+    except TypeError:
+        return None
+
+
+def evaluation_tickets(holdout: Sequence, tickets: int) -> list:
+    """Every held-out turn of the first `tickets` held-out tickets (first come), in holdout order."""
+    chosen: set[str] = set()
+    out = []
+    for sample in holdout:
+        if sample.ticket_id not in chosen:
+            if len(chosen) >= tickets:
+                continue
+            chosen.add(sample.ticket_id)
+        out.append(sample)
+    return out

@@ -27,7 +27,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from clonedesk.core.adapters import trained_action_names
 from clonedesk.core.conversation_format import DEFAULT_CONTEXT_TURNS
+from clonedesk.core.decision_header import history_action_names
 from clonedesk.core.prompt import prompt_token_ids
 from clonedesk.trainer.adapters.training_batches import (IGNORE, Batch, EncodedSample, encode_sample,  # noqa: F401
                                                          make_batches, sample_messages)
@@ -63,6 +65,8 @@ class LoraTrainingConfig:
     cache_frozen_prefix: bool = True
     prefix_cache_mb: int = 2048
     length_bucketing: bool = False
+    # Loss weight of the decision header's tokens against the reply's 1 (bench/quality.py measures it).
+    decision_weight: float = 1.0
     mixed_precision: str = "auto"  # bf16 autocast: "auto" (where the hardware has it), "bf16", "no"
     threads: int = 0  # torch threads while training; 0 = the cores this process may use
 
@@ -188,20 +192,37 @@ def train_adapter(base_model: str, samples: Sequence, out_dir: Path, *,
         **config.to_dict(), "init_adapter": str(init_adapter) if init_adapter else None,
         "steps": result.steps, "samples": result.samples, "tokens": result.tokens,
         "target_tokens": result.target_tokens, "final_loss": result.final_loss,
-        "initial_weights_sha256": initial_digest}, indent=2))
+        "initial_weights_sha256": initial_digest,
+        # The calls this adapter may write (constrained decoding): those of its history, and its parent's.
+        "action_names": sorted(set(history_action_names(samples))
+                               | set(trained_action_names(init_adapter) if init_adapter else ()))}, indent=2))
     return result
 
 
 def generate_targets(model, tokenizer, samples: Sequence, *, max_new_tokens: int = 96,
                      max_prompt_tokens: int = 384, batch_size: int = 8,
                      context_turns: int = DEFAULT_CONTEXT_TURNS) -> list[str]:
-    """Greedy generation of the agent's next turn for each sample (its tenant's prompt, left-padded
-    batches of similar length), until the end-of-turn token; the raw text, for `parse_target`."""
+    """Greedy, unconstrained generation of the agent's next turn for each sample: the raw text."""
+    return [a.text for a in generate_samples(model, tokenizer, samples, max_new_tokens=max_new_tokens,
+                                             max_prompt_tokens=max_prompt_tokens, batch_size=batch_size,
+                                             context_turns=context_turns, action_names=None)]
+
+
+def generate_samples(model, tokenizer, samples: Sequence, *, max_new_tokens: int = 96,
+                     max_prompt_tokens: int = 384, batch_size: int = 8,
+                     context_turns: int = DEFAULT_CONTEXT_TURNS,
+                     action_names: Sequence[str] | None = None) -> list:
+    """The agent's next turn for each sample (its tenant's prompt, left-padded batches of similar
+    length), greedy until the end-of-turn token; with `action_names`, the header is constrained to the
+    four decisions and those calls (core.constrained_generation). GeneratedAnswer per sample."""
     import torch
 
+    from clonedesk.core.constrained_generation import generate_answers, header_constraint
+
+    constraint = header_constraint(tokenizer, action_names) if action_names is not None else None
     prompts = [prompt_token_ids(tokenizer, sample_messages(s, context_turns), max_prompt_tokens) for s in samples]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    outputs: list[str] = [""] * len(prompts)
+    outputs: list = [None] * len(prompts)
     pad = tokenizer.pad_token_id
     device = next(model.parameters()).device
     for start in range(0, len(order), batch_size):
@@ -210,9 +231,8 @@ def generate_targets(model, tokenizer, samples: Sequence, *, max_new_tokens: int
         input_ids = torch.tensor([[pad] * (length - len(prompts[i])) + prompts[i] for i in rows], device=device)
         attention = torch.tensor([[0] * (length - len(prompts[i])) + [1] * len(prompts[i]) for i in rows],
                                  device=device)
-        with torch.inference_mode():
-            generated = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=max_new_tokens,
-                                       do_sample=False, eos_token_id=tokenizer.eos_token_id, pad_token_id=pad)
-        for i, row in zip(rows, generated[:, length:]):
-            outputs[i] = tokenizer.decode(row, skip_special_tokens=True)
+        answers = generate_answers(model, tokenizer, input_ids, attention, [constraint] * len(rows),
+                                   max_new_tokens=max_new_tokens)
+        for i, answer in zip(rows, answers):
+            outputs[i] = answer
     return outputs

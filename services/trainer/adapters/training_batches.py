@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from clonedesk.core.conversation_format import DEFAULT_CONTEXT_TURNS, chat_messages, format_target, system_prompt
+from clonedesk.core.decision_header import decision_prefix
 from clonedesk.core.prompt import prompt_token_ids
 
 IGNORE = -100
@@ -27,6 +28,7 @@ BUCKET_BATCHES = 16
 class EncodedSample:
     input_ids: list[int]
     labels: list[int]
+    header_tokens: int = 0  # the target's first tokens that fix the decision (core.decision_header)
 
 
 @dataclass
@@ -35,6 +37,8 @@ class Batch:
     attention_mask: "object"
     labels: "object"
     sample_indices: tuple[int, ...] = ()  # which encoded samples, in row order (for per-sample caches)
+    # Per-position loss weights (the labels' shape), or None for all 1: the decision header may weigh more.
+    weights: "object" = None
 
     @property
     def tokens(self) -> int:
@@ -53,7 +57,9 @@ def encode_sample(tokenizer, sample, max_length: int,
     target_text = format_target(sample.decision, sample.action, sample.reply) + tokenizer.eos_token
     target = tokenizer(target_text, add_special_tokens=False)["input_ids"][: max_length // 2]
     prompt = prompt_token_ids(tokenizer, sample_messages(sample, context_turns), max_length - len(target))
-    return EncodedSample(prompt + target, [IGNORE] * len(prompt) + target)
+    header = decision_prefix(format_target(sample.decision, sample.action, ""))
+    header_tokens = min(len(target), len(tokenizer(header, add_special_tokens=False)["input_ids"]))
+    return EncodedSample(prompt + target, [IGNORE] * len(prompt) + target, header_tokens)
 
 
 def batch_order(lengths: Sequence[int], batch_size: int, steps: int, *, seed: int,
@@ -78,12 +84,24 @@ def batch_order(lengths: Sequence[int], batch_size: int, steps: int, *, seed: in
     return batches[:steps]
 
 
-def collate(encoded: Sequence[EncodedSample], indices: Sequence[int], pad_id: int) -> Batch:
+def collate(encoded: Sequence[EncodedSample], indices: Sequence[int], pad_id: int,
+            decision_weight: float = 1.0) -> Batch:
     import torch
 
     chosen = [encoded[i] for i in indices]
     length = max(len(e.input_ids) for e in chosen)
+    weights = None
+    if decision_weight != 1.0:
+        rows = []
+        for e in chosen:
+            start = next((i for i, label in enumerate(e.labels) if label != IGNORE), len(e.labels))
+            row = [1.0] * length
+            for position in range(start, min(start + e.header_tokens, len(e.labels))):
+                row[position] = decision_weight
+            rows.append(row)
+        weights = torch.tensor(rows)
     return Batch(
+        weights=weights,
         input_ids=torch.tensor([e.input_ids + [pad_id] * (length - len(e.input_ids)) for e in chosen]),
         attention_mask=torch.tensor([[1] * len(e.input_ids) + [0] * (length - len(e.input_ids)) for e in chosen]),
         labels=torch.tensor([e.labels + [IGNORE] * (length - len(e.labels)) for e in chosen]),
@@ -104,4 +122,4 @@ def make_batches(tokenizer, samples: Sequence, config) -> list[Batch]:
     steps = run_steps(len(encoded), config.epochs, config.batch_size, config.max_steps)
     order = batch_order([len(e.input_ids) for e in encoded], config.batch_size, steps, seed=config.seed,
                         bucketing=config.length_bucketing)
-    return [collate(encoded, indices, tokenizer.pad_token_id) for indices in order]
+    return [collate(encoded, indices, tokenizer.pad_token_id, config.decision_weight) for indices in order]

@@ -132,12 +132,21 @@ def batch_loss(model, batch: Batch, *, prefix: FrozenPrefix | None, target_only_
     else:  # a model we cannot split: its own loss
         return model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
     hidden, targets = hidden[:, :-1], labels[:, 1:]
+    weights = batch.weights[:, 1:].to(device) if batch.weights is not None else None
+    at = targets != IGNORE
     if target_only_logits:
-        at = targets != IGNORE
         logits = lm_head(hidden[at])
-        return F.cross_entropy(logits.float(), targets[at])
+        if weights is None:
+            return F.cross_entropy(logits.float(), targets[at])
+        # The decision header weighs more: a weighted mean over the target tokens.
+        losses = F.cross_entropy(logits.float(), targets[at], reduction="none")
+        return (losses * weights[at]).sum() / weights[at].sum()
     logits = lm_head(hidden)
-    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
+    if weights is None:
+        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                               ignore_index=IGNORE)
+    losses = F.cross_entropy(logits.float()[at], targets[at], reduction="none")
+    return (losses * weights[at]).sum() / weights[at].sum()
 
 
 def bf16_supported(device) -> bool:

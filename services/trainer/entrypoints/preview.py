@@ -6,14 +6,28 @@ from __future__ import annotations
 
 import time
 
-from clonedesk.core.adapters import adapter_name, trained_context_turns
+from clonedesk.core.adapters import (
+    adapter_calibration,
+    adapter_name,
+    trained_action_names,
+    trained_context_turns,
+)
+from clonedesk.core.confidence import Calibration, choose_threshold
 from clonedesk.core.settings import Settings
-from clonedesk.core.tenants import validate_tenant_id
+from clonedesk.core.tenants import TenantStore, validate_tenant_id
 from clonedesk.trainer.adapters.buffer import SampleBuffer
-from clonedesk.trainer.adapters.evaluation import evaluation_sample, score_model, score_retrieval
+from clonedesk.trainer.adapters.evaluation import (
+    HOLDOUT_SCORES_FILE,
+    calibrated,
+    evaluation_tickets,
+    load_scored,
+    score_model,
+    score_retrieval,
+)
 from clonedesk.trainer.adapters.registry import AdapterRegistry
 from clonedesk.trainer.config import TrainerSettings
-from clonedesk.trainer.domain.metrics import METRIC_NAMES
+from clonedesk.trainer.domain.calibration import calibration_record, fit_on_holdout
+from clonedesk.trainer.domain.metrics import ANSWER_METRIC_NAMES, METRIC_NAMES
 from clonedesk.trainer.domain.preview import CANDIDATES, preview_report
 
 
@@ -21,8 +35,14 @@ class PreviewUnavailable(RuntimeError):
     """No preview can be made yet (no adapter, or no holdout); the message says what is missing."""
 
 
+# At least this many held-out tickets are scored where the holdout has them (a figure on 8 tickets
+# means little); every one of them up to MAX_PREVIEW_TICKETS.
+MIN_PREVIEW_TICKETS = 30
+MAX_PREVIEW_TICKETS = 60
+
+
 def make_preview(settings: Settings, tenant_id: str, trainer_settings: TrainerSettings | None = None,
-                 max_turns: int = 400) -> dict:
+                 max_tickets: int = MAX_PREVIEW_TICKETS, *, score_base: bool = True) -> dict:
     config = trainer_settings or TrainerSettings()
     tenant_id = validate_tenant_id(tenant_id)
     registry = AdapterRegistry(settings.resolved_data_dir)
@@ -31,43 +51,83 @@ def make_preview(settings: Settings, tenant_id: str, trainer_settings: TrainerSe
         raise PreviewUnavailable(f"tenant {tenant_id} has no current adapter yet: let the trainer run first")
     buffer = SampleBuffer(settings.resolved_data_dir / "trainer", config.holdout_fraction, read_only=True)
     trainable, holdout = buffer.split(tenant_id)
-    eval_set = evaluation_sample(holdout, max_turns)
+    eval_set = evaluation_tickets(holdout, max(MIN_PREVIEW_TICKETS, max_tickets))
     if not eval_set:
         raise PreviewUnavailable(f"tenant {tenant_id} has no held-out tickets to score yet")
     meta = registry.meta(tenant_id, version)
     base_model = meta["base_model"]
+    adapter_dir = registry.path(tenant_id, version)
+    raw = load_scored(adapter_dir / HOLDOUT_SCORES_FILE, eval_set) or score_model(base_model, adapter_dir, eval_set)
+    record = adapter_calibration(adapter_dir)
+    if record is None:  # an adapter of an older version: calibrated here, on the turns it is judged on
+        calibration = fit_on_holdout(raw)
+        record = calibration_record(raw, calibrated(raw, calibration), calibration)
+    adapter_turns = calibrated(raw, Calibration.from_dict(record))
+    tenant = TenantStore(settings.resolved_data_dir).get(tenant_id)
+    threshold = choose_threshold(tenant.escalation_threshold, tenant.target_accuracy, record)
     scored = {
-        "adapter": score_model(base_model, registry.path(tenant_id, version), eval_set),
-        # The base model reads the same prompts as the adapter it is compared with.
-        "base": score_model(base_model, None, eval_set,
-                            context_turns=trained_context_turns(registry.path(tenant_id, version))),
+        "adapter": adapter_turns,
+        # The base model reads the same prompts, under the same header constraint, as its adapter.
+        "base": score_model(base_model, None, eval_set, context_turns=trained_context_turns(adapter_dir),
+                            action_names=trained_action_names(adapter_dir)) if score_base else [],
         "retrieval": score_retrieval(trainable, eval_set),
     }
-    report = preview_report(tenant_id, adapter_name(tenant_id, version), scored)
+    report = preview_report(tenant_id, adapter_name(tenant_id, version), scored, threshold=threshold,
+                            threshold_source="tenant override" if tenant.escalation_threshold is not None
+                            else f"holdout, for {tenant.target_accuracy:.0%} accuracy on answered turns",
+                            target_accuracy=tenant.target_accuracy, calibration=record)
     report["generated_at"] = time.time()
     registry.write_preview(tenant_id, version, report)
     return report
 
 
-def _cell(value) -> str:
+def _value(metric: str, value) -> str:
     if value is None:
         return "—"
-    return f"{value:.1f}" if value > 1.0 else f"{value:.1%}"
+    return f"{value:.1f}" if metric == "reply_chrf" else f"{value:.1%}"
+
+
+def _cell(report: dict, name: str, metric: str) -> str:
+    text = _value(metric, report[name].get(metric))
+    interval = (report.get("intervals", {}).get(name) or {}).get(metric)
+    if interval and report[name].get(metric) is not None:
+        low, high = interval
+        text += (f" [{low:.1f}–{high:.1f}]" if metric == "reply_chrf" else f" [{low:.0%}–{high:.0%}]")
+    return text
 
 
 def render_table(report: dict):
     from rich.table import Table
 
     table = Table(title=f"accuracy preview of {report['adapter_version']} on {report['holdout_tickets']}"
-                        f" held-out tickets ({report['holdout_turns']} agent turns)")
+                        f" held-out tickets ({report['holdout_turns']} agent turns); [95% interval]")
     table.add_column("metric")
     for name in CANDIDATES:
         table.add_column(name, justify="right")
-    for metric in METRIC_NAMES:
-        table.add_row(metric.replace("_", " "), *(_cell(report[name][metric]) for name in CANDIDATES))
+    for metric in METRIC_NAMES + ANSWER_METRIC_NAMES:
+        table.add_row(metric.replace("_", " "), *(_cell(report, name, metric) for name in CANDIDATES))
     for category, entry in report["by_category"].items():
         table.add_section()
         for metric in ("decision_accuracy", "projected_resolution_rate"):
             table.add_row(f"{category} ({entry['holdout_tickets']}): {metric.replace('_', ' ')}",
-                          *(_cell(entry.get(name, {}).get(metric)) for name in CANDIDATES))
+                          *(_value(metric, entry.get(name, {}).get(metric)) for name in CANDIDATES))
+    return table
+
+
+def render_curve(report: dict):
+    """The adapter's answer-rate / accuracy curve and where its threshold sits."""
+    from rich.table import Table
+
+    confidence = report.get("confidence") or {}
+    threshold = confidence.get("threshold")
+    title = (f"{report['adapter_version']}: answered turns by threshold (calibration error"
+             f" {confidence.get('calibration_error', 0):.3f}; threshold {threshold:.2f}, {confidence.get('threshold_source', '')})"
+             if threshold is not None else f"{report['adapter_version']}: answered turns by threshold")
+    table = Table(title=title)
+    table.add_column("threshold", justify="right")
+    table.add_column("answered", justify="right")
+    table.add_column("accuracy of answered", justify="right")
+    for point in confidence.get("curve", []):
+        table.add_row(f"{point['threshold']:.1f}", f"{point['answered_share']:.0%}",
+                      _value("answered_accuracy", point["answered_accuracy"]))
     return table
