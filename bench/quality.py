@@ -51,7 +51,7 @@ from rich.table import Table
 console = Console(width=160)
 DEFAULT_BUSINESSES = ("Hotels_2", "RentalCars_1", "Restaurants_1", "Banks_1")
 # The recipe the bench measures unless --set says otherwise (the product's defaults otherwise apply).
-BENCH_RECIPE = {"max_eval_turns": 240, "first_min_samples": 1}
+BENCH_RECIPE = {"first_min_samples": 1}
 
 
 def business_split(path: Path, dialogues: int, test_tickets: int) -> tuple[list[dict], list[dict]]:
@@ -95,6 +95,8 @@ def run_business(business: str, args, base_model: str, overrides: dict) -> dict:
                                 target_accuracy=args.target_accuracy, calibration=record, replicates=args.replicates)
     if not args.base:
         report["base"] = None
+    report["confusion"] = confusion(adapter_turns)
+    report["retrieval_confusion"] = confusion(scored["retrieval"])
     report.update(business=business, history_dialogues=len(history), trainable_turns=len(trainable),
                   holdout_turns_for_calibration=min(len(holdout), settings.max_eval_turns),
                   unseen_tickets=len(unseen), unseen_turns=len(test),
@@ -102,6 +104,22 @@ def run_business(business: str, args, base_model: str, overrides: dict) -> dict:
                   run_seconds=round(trained_s, 1), scoring_seconds=round(score_s, 1),
                   training_steps=outcome.training.get("steps"), recipe=settings.lora().to_dict())
     return report
+
+
+def confusion(turns) -> dict[str, int]:
+    """`TRUE->PREDICTED` counts of the decisions (`ACTION:name` where the call's name was wrong)."""
+    from collections import Counter
+
+    from clonedesk.core.conversation_format import DECISION_NAMES
+    from clonedesk.trainer.domain.metrics import action_name
+
+    counts: Counter = Counter()
+    for t in turns:
+        key = f"{DECISION_NAMES[t.true_decision]}->{DECISION_NAMES[t.predicted_decision]}"
+        if key == "ACTION->ACTION" and action_name(t.true_action) != action_name(t.predicted_action):
+            key += " (other call)"
+        counts[key] += 1
+    return dict(counts.most_common())
 
 
 def _pct(value, interval=None) -> str:

@@ -76,6 +76,14 @@ def _tenant_view(settings: Settings, record, secrets: bool) -> dict:
     view = record.to_dict(secrets=secrets)
     version = current_version(settings.resolved_data_dir, record.id)
     view["adapter_version"] = f"{record.id}@v{version}" if version is not None else None
+    # What the resolver holds answers against now: the override, or the current adapter's holdout choice.
+    from clonedesk.core.adapters import adapter_calibration, version_dir
+    from clonedesk.core.confidence import choose_threshold
+
+    record_of_adapter = (adapter_calibration(version_dir(settings.resolved_data_dir, record.id, version))
+                         if version is not None else None)
+    view["escalation_threshold_in_use"] = choose_threshold(record.escalation_threshold, record.target_accuracy,
+                                                           record_of_adapter)
     return view
 
 

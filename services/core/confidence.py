@@ -148,18 +148,38 @@ def answer_curve(confidences: Sequence[float | None], correct: Sequence[bool],
     return points
 
 
+# One-sided 90 % Wilson bound: the threshold is chosen so that the answered turns' accuracy is at
+# least the target with that confidence, not merely on the holdout (the lowest threshold whose
+# holdout accuracy just crosses the target over-promises on new tickets: measured 90.3 % on the
+# holdout, 86.9 % on unseen Hotels_2 tickets).
+THRESHOLD_BOUND_Z = 1.2816
+
+
+def wilson_lower_bound(right: int, total: int, z: float = THRESHOLD_BOUND_Z) -> float:
+    if total <= 0:
+        return 0.0
+    share = right / total
+    denominator = 1.0 + z * z / total
+    centre = share + z * z / (2 * total)
+    margin = z * math.sqrt(share * (1.0 - share) / total + z * z / (4 * total * total))
+    return max(0.0, (centre - margin) / denominator)
+
+
 def threshold_for_accuracy(confidences: Sequence[float | None], correct: Sequence[bool],
-                           target: float = DEFAULT_TARGET_ACCURACY, *, ceiling: float = 0.99) -> float:
-    """The lowest threshold at which the answered turns are right at least `target` of the time (the
-    most turns answered for that accuracy). When no threshold reaches it, `ceiling`: next to nothing is
-    answered, which is the honest answer for an adapter that is not yet good enough."""
+                           target: float = DEFAULT_TARGET_ACCURACY, *, ceiling: float = 0.99,
+                           z: float = THRESHOLD_BOUND_Z) -> float:
+    """The lowest threshold at which the answered turns are right at least `target` of the time, by a
+    one-sided lower confidence bound (Wilson, `z`; 0 = the holdout's own share) — the most turns answered
+    for that accuracy. When no threshold reaches it, `ceiling`: next to nothing is answered, which is the
+    honest answer for an adapter that is not yet good enough (or a holdout too small to tell)."""
     pairs = sorted(((c, ok) for c, ok in zip(confidences, correct) if c is not None), reverse=True)
     best = ceiling
     right = 0
     for count, (confidence, ok) in enumerate(pairs, start=1):
         right += 1 if ok else 0
         # Only where the confidence changes: equal confidences are answered together or not at all.
-        if (count == len(pairs) or pairs[count][0] < confidence) and right / count >= target:
+        bound = wilson_lower_bound(right, count, z) if z > 0 else right / count
+        if (count == len(pairs) or pairs[count][0] < confidence) and bound >= target:
             best = min(best, confidence)
     return math.floor(best * 10_000) / 10_000  # rounded down: never above the turn it admits
 

@@ -47,7 +47,8 @@ class TrainerSettings(BaseSettings):
                                         " trained on whole; 0 = at once).")
     settle_max_s: float = Field(default=300.0, gt=0,
                                 description="...but at the latest this long into a stream that never pauses.")
-    max_eval_turns: int = Field(default=64, ge=1, description="Held-out turns scored per candidate.")
+    max_eval_turns: int = Field(default=200, ge=1, description="Held-out turns scored per candidate (the calibration"
+                                                             " and the threshold are fitted on them).")
     # The LoRA recipe: defaults for the default base model (SmolLM2-135M-Instruct), measured in
     # bench/train.py (speed against the naive loop, held-out loss after the same samples).
     lora_rank: int = Field(default=16, ge=1, description="LoRA rank r (vLLM must allow it: CLONEDESK_MAX_LORA_RANK).")

@@ -7,7 +7,7 @@ import pytest
 
 from clonedesk.core.confidence import (FALLBACK_THRESHOLD, IDENTITY, Calibration, answer_curve, calibration_error,
                                        choose_threshold, fit_calibration, threshold_for_accuracy,
-                                       threshold_from_record)
+                                       threshold_from_record, wilson_lower_bound)
 
 
 def _overconfident(n=2000, seed=1):
@@ -68,28 +68,49 @@ def test_answer_curve_counts_handed_over_turns_as_not_answered():
     assert curve[0.99].answered == 0 and curve[0.99].answered_accuracy is None
 
 
-def test_threshold_is_the_lowest_that_reaches_the_target():
+def test_threshold_is_the_lowest_that_reaches_the_target_on_the_holdout_without_a_bound():
     confidences = [0.99, 0.97, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5]
     correct = [True, True, True, True, True, False, True, False]
     # answering down to 0.8: 5/5; down to 0.7: 5/6 = 83 %; down to 0.6: 6/7 = 86 %; 0.5: 6/8.
-    assert threshold_for_accuracy(confidences, correct, 0.9) == 0.8
-    assert threshold_for_accuracy(confidences, correct, 0.85) == 0.6
-    assert threshold_for_accuracy(confidences, correct, 0.7) == 0.5
-    chosen = threshold_for_accuracy(confidences, correct, 0.9)
+    assert threshold_for_accuracy(confidences, correct, 0.9, z=0) == 0.8
+    assert threshold_for_accuracy(confidences, correct, 0.85, z=0) == 0.6
+    assert threshold_for_accuracy(confidences, correct, 0.7, z=0) == 0.5
+    chosen = threshold_for_accuracy(confidences, correct, 0.9, z=0)
     answered = [ok for c, ok in zip(confidences, correct) if c >= chosen]
     assert sum(answered) / len(answered) >= 0.9
 
 
+def test_the_bound_asks_for_more_evidence_than_the_holdout_share():
+    rng = random.Random(5)
+    confidences = [rng.random() for _ in range(400)]
+    correct = [rng.random() < 0.55 + 0.45 * c for c in confidences]  # surer means righter
+    plain = threshold_for_accuracy(confidences, correct, 0.9, z=0)
+    bounded = threshold_for_accuracy(confidences, correct, 0.9)
+    assert bounded > plain
+    answered = [ok for c, ok in zip(confidences, correct) if c >= bounded]
+    assert wilson_lower_bound(sum(answered), len(answered)) >= 0.9
+    assert len(answered) > 40  # and still answers a good share
+    # Five right out of five is not yet evidence of 90 %: nothing is answered.
+    assert threshold_for_accuracy([0.9] * 5, [True] * 5, 0.9) == 0.99
+    assert threshold_for_accuracy([0.9] * 60, [True] * 60, 0.9) == 0.9
+
+
+def test_wilson_lower_bound():
+    assert wilson_lower_bound(0, 0) == 0.0
+    assert wilson_lower_bound(90, 100) < 0.9 < wilson_lower_bound(960, 1000)
+    assert wilson_lower_bound(100, 100) < 1.0
+
+
 def test_ties_are_answered_together_and_an_unreachable_target_answers_nothing():
-    assert threshold_for_accuracy([0.8, 0.8, 0.8], [True, True, False], 0.9) == 0.99
-    assert threshold_for_accuracy([0.9, 0.8, 0.8], [True, True, False], 0.9) == 0.9
+    assert threshold_for_accuracy([0.8, 0.8, 0.8], [True, True, False], 0.9, z=0) == 0.99
+    assert threshold_for_accuracy([0.9, 0.8, 0.8], [True, True, False], 0.9, z=0) == 0.9
     assert threshold_for_accuracy([None, 0.4], [False, False], 0.9) == 0.99
 
 
 def test_threshold_from_a_record_and_the_override_rule():
-    record = {"turns": 5, "points": [[0.95, True], [0.9, True], [0.6, False], [0.5, True]]}
+    record = {"turns": 45, "points": [[0.95, True]] * 30 + [[0.9, True]] * 10 + [[0.6, False]] * 3 + [[0.5, True]]}
     assert threshold_from_record(record, 0.9) == 0.9
-    assert threshold_from_record(record, 0.7) == 0.5
+    assert threshold_from_record(record, 0.8) == 0.5
     assert threshold_from_record(None) is None
     assert choose_threshold(0.42, 0.9, record) == 0.42  # the tenant's override wins
     assert choose_threshold(None, 0.9, record) == 0.9

@@ -179,6 +179,41 @@ def test_simulated_fates_follow_their_rates_and_never_take_over_after_the_last_r
     assert sum(r >= 4 for r in ratings) > sum(r <= 2 for r in ratings)
 
 
+def test_some_customers_ask_for_a_person_in_words_the_resolver_hands_over():
+    from clonedesk.demo.domain.reactions import Reaction
+    from clonedesk.resolver.domain.human_request import asks_for_a_human
+
+    scripts = [live_script(d, 3, seed=11, tenant_id="banks-1") for d in dialogues("Banks_1")]
+    asking = [s for s in scripts if s.fate.asks_for_human_at is not None]
+    assert 0.03 < len(asking) / len(scripts) < 0.25
+    for script in asking:
+        at = script.fate.asks_for_human_at
+        assert 1 <= at < len(script.customer_messages)
+        assert asks_for_a_human(script.customer_messages[at])
+    for script in scripts:  # and no one else's words do
+        if script.fate.asks_for_human_at is None:
+            assert not any(asks_for_a_human(m) for m in script.customer_messages)
+    from clonedesk.demo.domain.reactions import Fate, LiveScript
+
+    script = LiveScript("42", "CheckBalance", ("I need to move money", "Can I talk to a real person please?",
+                                               "Thanks!"), ("Which account?", "Done.", "Bye."),
+                        Fate(None, False, None, 1, "Can I talk to a real person please?"))
+    result, kinds, _, _ = play(script, [(common_pb2.RESOLVE, "reply 1"), (common_pb2.ESCALATE, "")])
+    assert result.reactions[Reaction.ASKS_FOR_HUMAN] == 1 and result.ai_escalated and result.human_took_over
+
+
+def test_the_summary_counts_escalations_by_reason():
+    from clonedesk.demo.live import TicketResult
+    from clonedesk.demo.run import escalation_kinds
+
+    results = [TicketResult("a", "1", ai_escalated=True, escalation_reason="customer asked for a human"),
+               TicketResult("a", "2", ai_escalated=True, escalation_reason="confidence 0.41 under threshold 0.62"),
+               TicketResult("a", "3", ai_escalated=True, escalation_reason="confidence 0.12 under threshold 0.62"),
+               TicketResult("a", "4"), TicketResult("a", "5", ai_escalated=True, escalation_reason="model escalated")]
+    assert escalation_kinds(results) == {"customer asked for a human": 1, "confidence under the threshold": 2,
+                                         "model escalated": 1}
+
+
 def test_sgd_closing_messages_are_read_as_confirmations_by_ingest():
     closings = [[t["utterance"] for t in d["turns"] if t["speaker"] == "USER"][-1]
                 for d in dialogues("Hotels_1")]

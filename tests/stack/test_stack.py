@@ -238,7 +238,13 @@ def test_tenant_commands(tmp_path):
                                "assumed_window_hours": 24, "reopen_window_days": 3}
     assert changed["helpdesk"]["zendesk_base_url"] == "https://acme.zendesk.com"
     assert changed["helpdesk"]["zendesk_token"] == "tok" and changed["api_key"] == created["api_key"]
-    for bad in (["--unit-price", "0.1.2"], ["--escalation-threshold", "1.5"], []):
+    assert changed["target_accuracy"] == 0.9  # the default the holdout threshold is chosen for
+    clonedesk(env, "tenant", "set", "acme", "--holdout-threshold", "--target-accuracy", "0.95")
+    chosen = json.loads(clonedesk(env, "tenant", "show", "acme", "--json").stdout)
+    assert chosen["escalation_threshold"] is None and chosen["target_accuracy"] == 0.95
+    clonedesk(env, "tenant", "set", "acme", "--escalation-threshold", "0.7")
+    for bad in (["--unit-price", "0.1.2"], ["--escalation-threshold", "1.5"], [], ["--target-accuracy", "1.5"],
+                ["--escalation-threshold", "0.5", "--holdout-threshold"]):
         refused = clonedesk(env, "tenant", "set", "acme", *bad, check=False)
         assert refused.returncode != 0 and "Traceback" not in refused.stderr, bad
     assert json.loads(clonedesk(env, "tenant", "show", "acme", "--json").stdout)["plan"] == changed["plan"]

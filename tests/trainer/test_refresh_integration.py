@@ -7,7 +7,9 @@ import logging
 
 import pytest
 
+from clonedesk.core.adapters import adapter_calibration, trained_action_names
 from clonedesk.trainer.adapters.buffer import ProgressStore, SampleBuffer
+from clonedesk.trainer.adapters.evaluation import HOLDOUT_SCORES_FILE
 from clonedesk.trainer.adapters.lora import adapter_weights_digest, load_model
 from clonedesk.trainer.adapters.registry import AdapterRegistry
 from clonedesk.trainer.domain.holdout import is_holdout
@@ -47,6 +49,14 @@ def test_refresh_continues_from_the_current_weights_and_promotes_only_if_not_wor
     first = train(FIRST, margin=0.02)
     assert first.promoted and first.version == 1 and registry.current(tenant_id) == 1
     v1 = digest(1)
+    # Each version is calibrated on the holdout it was scored on, and keeps those scores for the preview.
+    calibration = adapter_calibration(registry.path(tenant_id, 1))
+    assert calibration is not None and calibration["turns"] == registry.meta(tenant_id, 1)["holdout_turns_scored"]
+    assert {"slope", "bias", "curve", "thresholds", "points", "calibration_error"} <= set(calibration)
+    assert len(calibration["points"]) == calibration["answerable_turns"] <= calibration["turns"]
+    assert (registry.path(tenant_id, 1) / HOLDOUT_SCORES_FILE).exists()
+    assert registry.meta(tenant_id, 1)["calibration"]["slope"] == calibration["slope"]
+    assert trained_action_names(registry.path(tenant_id, 1))  # Banks_1's calls, for the constrained header
 
     # a challenger that would have to beat the champion by a whole point: kept, rejected, current unchanged
     new_samples = buffer.append([s for t in parts[1] for s in by_ticket[t]])
