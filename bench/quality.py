@@ -95,6 +95,7 @@ def run_business(business: str, args, base_model: str, overrides: dict) -> dict:
                                 target_accuracy=args.target_accuracy, calibration=record, replicates=args.replicates)
     if not args.base:
         report["base"] = None
+    report["holdout"] = outcome.metrics  # the same adapter on the history's own held-out turns
     report["confusion"] = confusion(adapter_turns)
     report["retrieval_confusion"] = confusion(scored["retrieval"])
     report.update(business=business, history_dialogues=len(history), trainable_turns=len(trainable),

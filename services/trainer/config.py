@@ -47,6 +47,8 @@ class TrainerSettings(BaseSettings):
                                         " trained on whole; 0 = at once).")
     settle_max_s: float = Field(default=300.0, gt=0,
                                 description="...but at the latest this long into a stream that never pauses.")
+    eval_max_new_tokens: int = Field(default=64, ge=8, description="Tokens generated per held-out turn when scoring"
+                                                                  " (the header and most of a reply).")
     max_eval_turns: int = Field(default=200, ge=1, description="Held-out turns scored per candidate (the calibration"
                                                              " and the threshold are fitted on them).")
     # The LoRA recipe: defaults for the default base model (SmolLM2-135M-Instruct), measured in
@@ -72,7 +74,7 @@ class TrainerSettings(BaseSettings):
     prefix_cache_mb: int = Field(default=2048, ge=0, description="Memory the frozen-prefix cache may use.")
     length_bucketing: bool = Field(default=False, description="Batch samples of similar length (less padding;"
                                                               " measured to cost held-out loss).")
-    decision_weight: float = Field(default=1.0, gt=0,
+    decision_weight: float = Field(default=3.0, gt=0,
                                    description="Loss weight of the decision header's tokens (the reply's are 1).")
     mixed_precision: Literal["auto", "bf16", "no"] = Field(
         default="auto", description="bf16 autocast: auto = where the CPU or GPU computes bf16 natively.")

@@ -25,6 +25,7 @@ from clonedesk.trainer.adapters.evaluation import (
     evaluation_sample,
     save_scored,
     score_model,
+    score_model_reusing,
 )
 from clonedesk.trainer.adapters.lora import train_adapter
 from clonedesk.trainer.adapters.publication import publish_metrics
@@ -85,7 +86,7 @@ def run_training(tenant_id: str, trigger: str, *, buffer: SampleBuffer, progress
         result = train_adapter(base_model, samples, staging, config=settings.lora(), init_adapter=init_adapter,
                                progress=progress_bar)
         eval_set = evaluation_sample(holdout, settings.max_eval_turns)
-        raw_turns = score_model(base_model, staging, eval_set)
+        raw_turns = score_model(base_model, staging, eval_set, max_new_tokens=settings.eval_max_new_tokens)
         save_scored(staging / HOLDOUT_SCORES_FILE, eval_set, raw_turns)
         calibration = fit_on_holdout(raw_turns)
         challenger_turns = calibrated(raw_turns, calibration)
@@ -95,7 +96,8 @@ def run_training(tenant_id: str, trigger: str, *, buffer: SampleBuffer, progress
         champion_metrics = None
         if init_adapter is not None:
             champion_record = adapter_calibration(init_adapter)
-            champion_turns = calibrated(score_model(base_model, init_adapter, eval_set),
+            champion_turns = calibrated(score_model_reusing(base_model, init_adapter, eval_set,
+                                                            max_new_tokens=settings.eval_max_new_tokens),
                                         Calibration.from_dict(champion_record))
             champion_metrics = compute_metrics(champion_turns, threshold_from_record(champion_record))
         decision = decide_promotion(holdout_score(challenger),

@@ -166,10 +166,15 @@ def test_quick_demo_runs_the_whole_loop_on_the_real_stack(tmp_path, demo_base_mo
         for tenant in TENANTS:
             saved = json.loads((data_dir / "adapters" / tenant / "v1" / "preview.json").read_text())
             assert summary[tenant]["preview"] == saved
-            assert table_rows(output, saved["adapter_version"])[0][3] == f"{saved['adapter']['decision_accuracy']:.1%}"
+            low, high = saved["intervals"]["adapter"]["decision_accuracy"]
+            assert table_rows(output, saved["adapter_version"])[0][3] == \
+                f"{saved['adapter']['decision_accuracy']:.1%} [{low:.0%}–{high:.0%}]"
+            assert len(saved["confidence"]["curve"]) == 7
         preview_rows = [r for t in TENANTS for r in table_rows(output, f"{t}@v1")] + table_rows(output, "")
         assert {"decision accuracy", "reply chrF", "escalation precision", "escalation recall",
-                "projected resolution"} <= {r[2] for r in preview_rows if len(r) == 6}
+                "projected resolution", "answered at threshold", "accuracy of answered"} <= {
+            r[2] for r in preview_rows if len(r) == 6}
+        assert "answered turns / their decision accuracy, by confidence threshold" in output
 
         # The resolver answered every live ticket: all the dialogues that were not history or refresh.
         resolutions = asyncio.run(read_topic(bootstrap, RESOLUTIONS, resolver_pb2.Resolution))

@@ -93,6 +93,28 @@ def load_scored(path: Path, holdout: Sequence) -> list[ScoredTurn] | None:
         return None
 
 
+def score_model_reusing(base_model: str, adapter_dir: Path, holdout: Sequence, *,
+                        max_new_tokens: int = 64) -> list[ScoredTurn]:
+    """score_model of an adapter, generating only the turns its saved holdout scores lack (an adapter's
+    weights never change, so a turn it was scored on keeps its answer); saves the union back."""
+    path = Path(adapter_dir) / HOLDOUT_SCORES_FILE
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        saved = {}
+    saved = saved if isinstance(saved, dict) else {}
+    missing = [s for s in holdout if s.sample_id not in saved]
+    if missing:
+        fresh = score_model(base_model, adapter_dir, missing, max_new_tokens=max_new_tokens)
+        saved.update({s.sample_id: dataclasses.asdict(t) for s, t in zip(missing, fresh)})
+        path.write_text(json.dumps(saved))
+    turns = load_scored(path, holdout)
+    if turns is None:  # a saved row of another shape (an older version): score them all afresh
+        turns = score_model(base_model, adapter_dir, holdout, max_new_tokens=max_new_tokens)
+        save_scored(path, holdout, turns)
+    return turns
+
+
 def evaluation_tickets(holdout: Sequence, tickets: int) -> list:
     """Every held-out turn of the first `tickets` held-out tickets (first come), in holdout order."""
     chosen: set[str] = set()

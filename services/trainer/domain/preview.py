@@ -105,10 +105,11 @@ def preview_report(tenant_id: str, adapter_version: str, scored: Mapping[str, Se
     report["holdout_tickets"] = len({t.ticket_id for t in turns})
     report["holdout_turns"] = len(turns)
     thresholds = {name: (threshold if name == "adapter" else None) for name in CANDIDATES}
+    # A candidate given no turns was not scored (the demo skips the base model): None, not zeros.
     for name in CANDIDATES:
-        report[name] = metric_view(compute_metrics(scored[name], thresholds[name]))
+        report[name] = metric_view(compute_metrics(scored[name], thresholds[name])) if scored[name] else None
     report["intervals"] = {name: metric_intervals(scored[name], thresholds[name], replicates=replicates)
-                           for name in CANDIDATES}
+                           if scored[name] else None for name in CANDIDATES}
     confidences, correct = answerable_confidences(turns)
     answerable = [i for i, c in enumerate(confidences) if c is not None]
     report["confidence"] = {
@@ -123,6 +124,8 @@ def preview_report(tenant_id: str, adapter_version: str, scored: Mapping[str, Se
     }
     by_category: dict[str, dict] = {}
     for name in CANDIDATES:
+        if not scored[name]:
+            continue
         for category, metrics in metrics_by_category(scored[name], thresholds[name]).items():
             entry = by_category.setdefault(category, {"holdout_turns": metrics.turns,
                                                      "holdout_tickets": metrics.tickets})

@@ -17,11 +17,10 @@ from clonedesk.core.settings import Settings
 from clonedesk.core.tenants import TenantStore, validate_tenant_id
 from clonedesk.trainer.adapters.buffer import SampleBuffer
 from clonedesk.trainer.adapters.evaluation import (
-    HOLDOUT_SCORES_FILE,
     calibrated,
     evaluation_tickets,
-    load_scored,
     score_model,
+    score_model_reusing,
     score_retrieval,
 )
 from clonedesk.trainer.adapters.registry import AdapterRegistry
@@ -57,7 +56,7 @@ def make_preview(settings: Settings, tenant_id: str, trainer_settings: TrainerSe
     meta = registry.meta(tenant_id, version)
     base_model = meta["base_model"]
     adapter_dir = registry.path(tenant_id, version)
-    raw = load_scored(adapter_dir / HOLDOUT_SCORES_FILE, eval_set) or score_model(base_model, adapter_dir, eval_set)
+    raw = score_model_reusing(base_model, adapter_dir, eval_set, max_new_tokens=config.eval_max_new_tokens)
     record = adapter_calibration(adapter_dir)
     if record is None:  # an adapter of an older version: calibrated here, on the turns it is judged on
         calibration = fit_on_holdout(raw)
@@ -69,7 +68,8 @@ def make_preview(settings: Settings, tenant_id: str, trainer_settings: TrainerSe
         "adapter": adapter_turns,
         # The base model reads the same prompts, under the same header constraint, as its adapter.
         "base": score_model(base_model, None, eval_set, context_turns=trained_context_turns(adapter_dir),
-                            action_names=trained_action_names(adapter_dir)) if score_base else [],
+                            action_names=trained_action_names(adapter_dir),
+                            max_new_tokens=config.eval_max_new_tokens) if score_base else [],
         "retrieval": score_retrieval(trainable, eval_set),
     }
     report = preview_report(tenant_id, adapter_name(tenant_id, version), scored, threshold=threshold,
@@ -88,6 +88,8 @@ def _value(metric: str, value) -> str:
 
 
 def _cell(report: dict, name: str, metric: str) -> str:
+    if report.get(name) is None:
+        return "not scored"
     text = _value(metric, report[name].get(metric))
     interval = (report.get("intervals", {}).get(name) or {}).get(metric)
     if interval and report[name].get(metric) is not None:
