@@ -185,9 +185,14 @@ def main() -> None:
     for business in args.businesses.split(","):
         reports.append(run_business(business.strip(), args, str(base_model), overrides))
         console.print(summary_table(reports[-1:]))
+        if args.json:  # after each business: a long run interrupted keeps what it measured
+            args.json.write_text(json.dumps(reports, indent=1, default=str))
     console.print(summary_table(reports))
-    if args.json:
-        args.json.write_text(json.dumps(reports, indent=1, default=str))
+    for r in reports:
+        lead = 100 * (r["adapter"]["decision_accuracy"] - r["retrieval"]["decision_accuracy"])
+        console.print(f"{r['business']}: decision accuracy lead over retrieval {lead:+.1f} points; reply chrF"
+                      f" {r['adapter']['reply_chrf'] - r['retrieval']['reply_chrf']:+.1f}; answered"
+                      f" {r['adapter']['answered_share']:.0%} at {r['adapter']['answered_accuracy'] or 0:.1%}")
 
 
 if __name__ == "__main__":
