@@ -123,8 +123,9 @@ def test_the_fast_loss_is_the_models_own_loss(base_dir):
     model, tokenizer = _peft(base_dir, layers_to_train=2)
     decoder = model.get_base_model().get_decoder()
     assert lowest_trained_layer(decoder) == 2
-    config = LoraTrainingConfig(batch_size=3, max_length=160)
+    config = LoraTrainingConfig(batch_size=3, max_length=160, decision_weight=1.0)
     batch = make_batches(tokenizer, [_sample(turns=n) for n in (1, 3, 6)], config)[0]
+    assert batch.weights is None
     with torch.no_grad():
         reference = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels).loss
         prefix = FrozenPrefix(decoder, 2, cache_bytes_limit=1 << 30)
@@ -137,6 +138,38 @@ def test_the_fast_loss_is_the_models_own_loss(base_dir):
         assert set(prefix.cache) == set(batch.sample_indices)
         cached = batch_loss(model, batch, prefix=prefix, target_only_logits=True, device=torch.device("cpu"))
         assert torch.allclose(cached, reference, atol=1e-5)
+
+
+def test_the_decision_header_weighs_more_in_the_loss(base_dir):
+    """decision_weight: the header's tokens (up to the call's parenthesis) count that many times in a
+    weighted mean over the target tokens; the reply's count once."""
+    import torch.nn.functional as F
+
+    from clonedesk.core.conversation_format import format_target
+    from clonedesk.core.decision_header import decision_prefix
+
+    model, tokenizer = _peft(base_dir, layers_to_train=0)
+    samples = [_sample(turns=n) for n in (1, 3)]
+    plain = make_batches(tokenizer, samples, LoraTrainingConfig(batch_size=2, max_length=160, decision_weight=1.0))[0]
+    weighted = make_batches(tokenizer, samples, LoraTrainingConfig(batch_size=2, max_length=160, decision_weight=3.0))[0]
+    assert (weighted.input_ids == plain.input_ids).all()
+    for row, index in enumerate(weighted.sample_indices):
+        sample = samples[index]
+        header = decision_prefix(format_target(sample.decision, sample.action, ""))
+        header_tokens = len(tokenizer(header, add_special_tokens=False)["input_ids"])
+        heavy = (weighted.weights[row] == 3.0).nonzero().flatten().tolist()
+        start = (weighted.labels[row] != IGNORE).nonzero().flatten()[0].item()
+        assert heavy == list(range(start, start + header_tokens))
+    with torch.no_grad():
+        logits = model(input_ids=weighted.input_ids, attention_mask=weighted.attention_mask).logits[:, :-1]
+        targets, weights = weighted.labels[:, 1:], weighted.weights[:, 1:]
+        at = targets != IGNORE
+        per_token = F.cross_entropy(logits[at].float(), targets[at], reduction="none")
+        expected = (per_token * weights[at]).sum() / weights[at].sum()
+        loss = batch_loss(model, weighted, prefix=None, target_only_logits=True, device=torch.device("cpu"))
+        unweighted = batch_loss(model, plain, prefix=None, target_only_logits=True, device=torch.device("cpu"))
+    assert torch.allclose(loss, expected, atol=1e-5)
+    assert not torch.allclose(loss, unweighted, atol=1e-4)
 
 
 def test_the_loop_trains_only_the_top_layers_and_learns(base_dir):
