@@ -154,7 +154,9 @@ def test_preview_report_shape_and_categories():
     assert report["tenant_id"] == "acme" and report["adapter_version"] == "acme@v3"
     assert report["holdout_tickets"] == 2
     names = {"decision_accuracy", "reply_chrf", "escalation_precision", "escalation_recall", "projected_resolution_rate"}
+    names |= {"answered_share", "answered_accuracy"}  # added at the adapter's threshold; the rest kept
     assert set(report["adapter"]) == set(report["base"]) == set(report["retrieval"]) == names
+    assert set(report["intervals"]) == {"adapter", "base", "retrieval"} and report["confidence"]["curve"]
     assert report["adapter"]["decision_accuracy"] == 1.0 and report["base"]["decision_accuracy"] == 0.0
     assert report["retrieval"]["projected_resolution_rate"] == 0.5
     assert report["by_category"]["Pay"]["retrieval"]["decision_accuracy"] == 0.0

@@ -146,7 +146,10 @@ async def test_two_tenants_train_through_the_broker_and_beat_the_base(
     assert report["holdout_tickets"] > 0
     for name in ("adapter", "base", "retrieval"):
         assert set(report[name]) == {"decision_accuracy", "reply_chrf", "escalation_precision",
-                                     "escalation_recall", "projected_resolution_rate"}
+                                     "escalation_recall", "projected_resolution_rate", "answered_share",
+                                     "answered_accuracy"}
+        low, high = report["intervals"][name]["decision_accuracy"]
+        assert low <= report[name]["decision_accuracy"] <= high
     assert report["adapter"]["decision_accuracy"] > report["base"]["decision_accuracy"]
     assert report["by_category"]
     assert (registry.path(banks, 1) / "preview.json").exists()
