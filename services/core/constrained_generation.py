@@ -20,6 +20,23 @@ def header_constraint(tokenizer, action_names: Sequence[str]) -> HeaderConstrain
         lambda text: tokenizer(text, add_special_tokens=False)["input_ids"], action_names)
 
 
+class HeaderConstraints:
+    """The header trie of each set of action names, built once per set for one tokenizer (an engine's
+    tenants keep their names for a while)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self._by_names: dict[tuple[str, ...], HeaderConstraint | None] = {}
+
+    def get(self, action_names: Sequence[str] | None) -> HeaderConstraint | None:
+        if action_names is None:
+            return None
+        key = tuple(action_names)
+        if key not in self._by_names:
+            self._by_names[key] = header_constraint(self.tokenizer, key)
+        return self._by_names[key]
+
+
 class HeaderLogitsProcessor:
     """A transformers LogitsProcessor: rows still writing their header may only follow their trie."""
 

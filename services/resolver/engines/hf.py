@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
-from clonedesk.core.constrained_generation import generate_answers, header_constraint
+from clonedesk.core.constrained_generation import HeaderConstraints, generate_answers
 from clonedesk.core.prompt import prompt_token_ids
 from clonedesk.resolver.engines.base import AdapterNotLoaded, Generation, GenerationRequest
 from clonedesk.resolver.engines.batching import ModelThreadEngine
@@ -45,7 +45,7 @@ class HFEngine(ModelThreadEngine):
         self._model = None  # the PeftModel, once the first adapter is loaded
         # Replaced, never mutated: the event loop may read it while the model thread changes it.
         self._loaded: frozenset[str] = frozenset()
-        self._constraints: dict = {}
+        self._constraints: HeaderConstraints | None = None
 
     def _load_base(self) -> None:
         import torch
@@ -59,6 +59,7 @@ class HFEngine(ModelThreadEngine):
         model = AutoModelForCausalLM.from_pretrained(self.base_model_path, dtype=torch.float32)
         model.eval()
         self._tokenizer, self._base = tokenizer, model
+        self._constraints = HeaderConstraints(tokenizer)  # the header tries, one per set of action names
         log.info("base model loaded", extra={"base_model": self.base_model_path})
 
     async def close(self) -> None:
@@ -115,17 +116,9 @@ class HFEngine(ModelThreadEngine):
         input_ids, attention_mask = left_padded(
             [prompt_token_ids(tokenizer, r.messages, self.max_prompt_tokens) for r in requests], tokenizer.pad_token_id)
         answers = generate_answers(self._model, tokenizer, input_ids, attention_mask,
-                                   [self._constraint(r.action_names) for r in requests],
+                                   [self._constraints.get(r.action_names) for r in requests],
                                    max_new_tokens=self.max_new_tokens,
                                    adapter_names=[r.adapter_name for r in requests])
         return [Generation(r.adapter_name, a.text, a.token_logprobs, a.header_logprob)
                 for r, a in zip(requests, answers)]
 
-    def _constraint(self, action_names):
-        """The header trie of these action names, built once per set (tenants keep theirs for a while)."""
-        if action_names is None:
-            return None
-        key = tuple(action_names)
-        if key not in self._constraints:
-            self._constraints[key] = header_constraint(self._tokenizer, key)
-        return self._constraints[key]

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
-from clonedesk.core.constrained_generation import header_constraint
+from clonedesk.core.constrained_generation import HeaderConstraints
 from clonedesk.core.decision_header import header_logprob
 from clonedesk.core.prompt import prompt_token_ids
 from clonedesk.resolver.domain.adapters import check_lora_rank
@@ -39,7 +39,7 @@ class VLLMEngine(ModelThreadEngine):
         self._requests: dict[str, object] = {}  # adapter name -> its LoRARequest
         # Integer ids are never reused: vLLM caches adapters by id, so a reused id could serve old weights.
         self._ids = itertools.count(1)
-        self._constraints: dict = {}
+        self._constraints: HeaderConstraints | None = None
 
     def _load_base(self) -> None:
         from vllm import LLM, SamplingParams
@@ -59,6 +59,7 @@ class VLLMEngine(ModelThreadEngine):
         options.update(self.engine_options)
         self._llm = LLM(**options)
         self._tokenizer = self._llm.get_tokenizer()
+        self._constraints = HeaderConstraints(self._tokenizer)
         self._sampling = SamplingParams(
             temperature=0.0, max_tokens=self.rs.max_new_tokens, logprobs=1, skip_special_tokens=True
         )
@@ -129,16 +130,9 @@ class VLLMEngine(ModelThreadEngine):
             )
             # vLLM decodes the header unconstrained (its per-request logits processors differ between
             # releases): a header the trie recognises still gets its probability, calibrated as the HF one.
-            constraint = self._constraint(request.action_names)
+            constraint = self._constraints.get(request.action_names)
             header = (header_logprob(logprobs, constraint.header_length(list(completion.token_ids)))
                       if constraint is not None and len(logprobs) == len(completion.token_ids) else None)
             results.append(Generation(request.adapter_name, completion.text, logprobs, header))
         return results
 
-    def _constraint(self, action_names):
-        if action_names is None:
-            return None
-        key = tuple(action_names)
-        if key not in self._constraints:
-            self._constraints[key] = header_constraint(self._tokenizer, key)
-        return self._constraints[key]
