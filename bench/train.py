@@ -107,7 +107,8 @@ def naive_loop(model, batches, learning_rate: float) -> tuple[int, list[float]]:
 
 def held_out_loss(model, tokenizer, samples, config: LoraTrainingConfig) -> float:
     """Mean cross-entropy per target token on held-out samples (the model's own full forward)."""
-    encoded = [encode_sample(tokenizer, s, config.max_length, config.context_turns) for s in samples]
+    encoded = [e for s in samples for e in encode_sample(tokenizer, s, config.max_length, config.context_turns,
+                                                         config.action_results)]
     total, count = 0.0, 0
     with torch.inference_mode():
         for start in range(0, len(encoded), 8):

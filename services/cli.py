@@ -7,8 +7,10 @@ import importlib
 import importlib.util
 import json
 import pkgutil
+import re
 import sys
 from decimal import Decimal, InvalidOperation
+from urllib.parse import urlsplit
 
 import click
 from pydantic import ValidationError
@@ -17,7 +19,8 @@ from clonedesk.core.adapters import current_version, tenant_adapters_dir
 from clonedesk.core.kafka import BrokerUnavailable
 from clonedesk.core.progress import quiet_library_bars
 from clonedesk.core.settings import Settings
-from clonedesk.core.tenants import InvalidTenantId, TenantExists, TenantStore, UnknownTenant, validate_tenant_id
+from clonedesk.core.tenants import (InvalidTenantId, TenantExists, TenantStore, UnknownTenant, new_actions_secret,
+                                    validate_tenant_id)
 
 
 class OperatorError(click.ClickException):
@@ -89,14 +92,16 @@ def _tenant_view(settings: Settings, record, secrets: bool) -> dict:
 
 @tenant.command("add")
 @click.argument("tenant_id")
-@click.option("--json", "as_json", is_flag=True, help="Print {id, zendesk_secret, intercom_secret, api_key}.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print {id, zendesk_secret, intercom_secret, api_key, actions_secret}.")
 @click.pass_context
 def tenant_add(ctx: click.Context, tenant_id: str, as_json: bool) -> None:
     """Create a tenant with fresh webhook secrets and an API key (printed once)."""
     settings = settings_from(ctx)
     record = TenantStore(settings.resolved_data_dir).add(tenant_id)
     secrets = {"id": record.id, "zendesk_secret": record.zendesk_secret,
-               "intercom_secret": record.intercom_secret, "api_key": record.api_key}
+               "intercom_secret": record.intercom_secret, "api_key": record.api_key,
+               "actions_secret": record.actions_secret}
     if as_json:
         click.echo(json.dumps(secrets))
         return
@@ -173,6 +178,25 @@ def _price(_ctx, _param, value: str | None) -> str | None:
     return str(amount)
 
 
+def _actions_url(_ctx, _param, value: str | None) -> str | None:
+    if value is None or value == "":
+        return value
+    parsed = urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise click.BadParameter(f"{value!r} is not an http(s) URL")
+    return value
+
+
+def _action_names(_ctx, _param, value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    bad = [name for name in names if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name)]
+    if bad:
+        raise click.BadParameter(f"not call names: {', '.join(bad)}")
+    return names
+
+
 @tenant.command("set")
 @click.argument("tenant_id")
 @click.option("--escalation-threshold", type=click.FloatRange(0, 1),
@@ -196,10 +220,22 @@ def _price(_ctx, _param, value: str | None) -> str | None:
 @click.option("--zendesk-token", help="Zendesk API token.")
 @click.option("--intercom-base-url", help="e.g. https://api.intercom.io")
 @click.option("--intercom-token", help="Intercom access token.")
+@click.option("--actions-url", callback=_actions_url,
+              help="The back office the resolver POSTs ACTION calls to (signed with the tenant's actions_secret);"
+                   " '' turns actions off (ACTION answers escalate).")
+@click.option("--actions-allow", callback=_action_names,
+              help="Comma-separated call names the resolver may make; '' means the calls the tenant's history made.")
+@click.option("--actions-timeout-s", type=click.FloatRange(0.1, 120),
+              help="Seconds one back-office request may take (it is retried on 5xx and timeouts).")
+@click.option("--rotate-actions-secret", is_flag=True, default=False,
+              help="Sign back-office requests with a new actions_secret from now on (printed).")
 @click.pass_context
 def tenant_set(ctx: click.Context, tenant_id: str, escalation_threshold: float | None,
-               target_accuracy: float | None, holdout_threshold: bool, **changes) -> None:
-    """Change a tenant's escalation threshold, plan or helpdesk access; the services read it on next use."""
+               target_accuracy: float | None, holdout_threshold: bool, actions_url: str | None,
+               actions_allow: list[str] | None, actions_timeout_s: float | None, rotate_actions_secret: bool,
+               **changes) -> None:
+    """Change a tenant's escalation threshold, plan, helpdesk access or back office; the services read it
+    on next use."""
     settings = settings_from(ctx)
     store = TenantStore(settings.resolved_data_dir)
     record = store.get(validate_tenant_id(tenant_id))
@@ -217,6 +253,19 @@ def tenant_set(ctx: click.Context, tenant_id: str, escalation_threshold: float |
     if target_accuracy is not None:
         record.target_accuracy = target_accuracy
         changed.append("target_accuracy")
+    if actions_url is not None:
+        record.actions_url = actions_url
+        changed.append("actions_url")
+    if actions_allow is not None:
+        record.actions_allow = actions_allow
+        changed.append("actions_allow")
+    if actions_timeout_s is not None:
+        record.actions_timeout_s = actions_timeout_s
+        changed.append("actions_timeout_s")
+    new_secret = rotate_actions_secret or (record.actions_url and not record.actions_secret)
+    if new_secret:  # a tenant made before actions existed gets its secret with its URL
+        record.actions_secret = new_actions_secret()
+        changed.append("actions_secret")
     for option, value in changes.items():
         if value is None:
             continue
@@ -230,6 +279,8 @@ def tenant_set(ctx: click.Context, tenant_id: str, escalation_threshold: float |
         raise OperatorError("nothing to change: give at least one option (see `clonedesk tenant set --help`)")
     store.save(record)
     click.echo(f"tenant {record.id}: {', '.join(changed)} updated")
+    if new_secret:
+        click.echo(f"  actions_secret   {record.actions_secret}")
 
 
 # -- commands of the other packages ---------------------------------------------------------------------

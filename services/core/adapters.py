@@ -81,6 +81,12 @@ def trained_action_names(adapter_dir) -> list[str] | None:
     return [str(n) for n in names] if isinstance(names, list) else None
 
 
+def answers_from_results(adapter_dir) -> bool:
+    """Whether the adapter learned to write a call's reply after the call's result (training_config.json
+    `answers_from_results`): the resolver then carries the call out and asks it again with the result."""
+    return _training_config(adapter_dir).get("answers_from_results") is True
+
+
 CALIBRATION_FILE = "calibration.json"
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from clonedesk.core.action_calls import ActionAnswer, result_text
 from clonedesk.v1 import common_pb2
 
 ROLE_NAMES = {common_pb2.CUSTOMER: "customer", common_pb2.AGENT: "agent", common_pb2.AI: "agent",
@@ -66,6 +67,62 @@ def format_target(decision: int, action: str, reply: str) -> str:
     name = DECISION_NAMES.get(decision, "RESOLVE")
     header = f"[decision={name}" + (f" action={action.strip()}" if action and action.strip() else "") + "]"
     return f"{header}\n{reply.strip()}"
+
+
+# The role of the turn that shows a back-office call's result to the model (core.action_calls.result_text).
+TOOL_ROLE = "tool"
+
+
+def after_action_messages(messages: list[dict[str, str]], decision: int, action: str,
+                          answer: ActionAnswer) -> list[dict[str, str]]:
+    """The prompt of the reply written after a call was carried out: the prompt of the turn, the model's
+    own header, then the result as a tool turn. The resolver sends exactly this; the trainer teaches it."""
+    return list(messages) + [{"role": "assistant", "content": format_target(decision, action, "")},
+                             {"role": TOOL_ROLE, "content": result_text(answer)}]
+
+
+def reply_after_action(generated: str) -> str:
+    """The reply the model wrote after a call's result; a header it wrote anyway is not for the customer."""
+    text = generated.strip()
+    return parse_target(text).reply if text.startswith("[decision=") else text
+
+
+@dataclass(frozen=True)
+class PromptTarget:
+    """One thing a model learns: after `messages`, write `target`; its first `header` characters fix
+    the decision ("" for a reply after a tool turn)."""
+
+    messages: list[dict[str, str]]
+    target: str
+    header: str
+
+
+def prompt_targets(messages: list[dict[str, str]], decision: int, action: str, reply: str,
+                   action_result: str = "") -> list[PromptTarget]:
+    """What an agent's turn teaches. A call with a recorded ok result teaches two things: the header
+    alone (the resolver then carries the call out) and, after the result, the reply; any other turn the
+    header and its reply in one."""
+    header = format_target(decision, action, "")
+    answer = _ok_answer(action_result) if decision == common_pb2.ACTION and action else None
+    if answer is None:
+        return [PromptTarget(list(messages), format_target(decision, action, reply), header)]
+    return [PromptTarget(list(messages), header, header),
+            PromptTarget(after_action_messages(messages, decision, action, answer), reply.strip(), "")]
+
+
+def has_action_result(sample) -> bool:
+    """Does a TrainingSample record an ok result of its call (so it teaches the reply after it)?"""
+    return sample.decision == common_pb2.ACTION and bool(sample.action) and _ok_answer(sample.action_result) is not None
+
+
+def _ok_answer(action_result: str) -> ActionAnswer | None:
+    if not action_result:
+        return None
+    try:
+        answer = ActionAnswer.from_json(action_result)
+    except ValueError:
+        return None
+    return answer if answer.ok else None
 
 
 def well_formed(text: str) -> bool:

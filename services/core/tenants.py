@@ -74,8 +74,15 @@ class Tenant:
     target_accuracy: float = 0.9
     plan: Plan = field(default_factory=Plan)
     helpdesk: HelpdeskAccess = field(default_factory=HelpdeskAccess)
+    # The tenant's back office (resolver.domain.actions): where ACTION answers are carried out, the key
+    # their requests are signed with, the calls allowed (empty: the ones its history made) and how long
+    # one request may take.
+    actions_url: str = ""
+    actions_secret: str = ""
+    actions_allow: list[str] = field(default_factory=list)
+    actions_timeout_s: float = 5.0
 
-    SECRET_FIELDS = ("zendesk_secret", "intercom_secret", "api_key")
+    SECRET_FIELDS = ("zendesk_secret", "intercom_secret", "api_key", "actions_secret")
 
     @classmethod
     def new(cls, tenant_id: str) -> "Tenant":
@@ -84,6 +91,7 @@ class Tenant:
             zendesk_secret=secrets.token_urlsafe(32),
             intercom_secret=secrets.token_urlsafe(32),
             api_key="cdk_" + secrets.token_urlsafe(32),
+            actions_secret=new_actions_secret(),
         )
 
     @classmethod
@@ -100,6 +108,10 @@ class Tenant:
                 data.pop(name)
             data["helpdesk"] = {k: v for k, v in data["helpdesk"].items() if not k.endswith("token")}
         return data
+
+
+def new_actions_secret() -> str:
+    return "cdk_act_" + secrets.token_urlsafe(32)
 
 
 def _write_private(path: Path, payload: str, exclusive: bool) -> None:

@@ -20,6 +20,7 @@ from typing import AsyncIterator
 
 from clonedesk.core.adapters import (
     adapter_calibration,
+    answers_from_results,
     adapter_name,
     current_version,
     tenant_adapters_dir,
@@ -53,6 +54,7 @@ class Lease:
     context_turns: int | None = None  # the turns of context the adapter was trained on, if recorded
     action_names: tuple[str, ...] | None = None  # the calls its decision header may write
     calibration: dict | None = None  # its calibration record (core.confidence), None if it has none
+    answers_from_results: bool = False  # it writes a call's reply after the call's result (core.adapters)
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ class AdapterCache:
         resident = await self._pin(name, tenant_id, entry.version, entry.path)
         try:
             yield Lease(tenant_id, entry.version, name, resident.context_turns, resident.action_names,
-                        resident.calibration)
+                        resident.calibration, resident.answers_from_results)
         finally:
             resident.in_flight -= 1
             resident.last_used = time.monotonic()
@@ -165,7 +167,8 @@ class AdapterCache:
             self._resident[name] = ResidentAdapter(name, tenant_id, version, 0, time.monotonic(),
                                                    context_turns=trained_context_turns(Path(path)),
                                                    action_names=tuple(names) if names is not None else None,
-                                                   calibration=adapter_calibration(Path(path)))
+                                                   calibration=adapter_calibration(Path(path)),
+                                                   answers_from_results=answers_from_results(Path(path)))
         finally:
             self._loading.pop(name, None)
         await self._evict(keep=name)

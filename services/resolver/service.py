@@ -6,17 +6,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from clonedesk.core.conversation_format import DEFAULT_CONTEXT_TURNS, chat_messages, system_prompt
+from clonedesk.core.conversation_format import (DEFAULT_CONTEXT_TURNS, after_action_messages, chat_messages,
+                                                reply_after_action,
+                                                system_prompt)
 from clonedesk.core.tenants import TenantStore, UnknownTenant
 from clonedesk.resolver.adapter_cache import AdapterCache, NoLiveAdapter
 from clonedesk.core.confidence import choose_threshold
-from clonedesk.resolver.domain.decisions import answer_confidence, decide
+from clonedesk.resolver.back_office import BackOffice
+from clonedesk.resolver.domain.actions import Refusal, Status, allowed_names, plan_call
+from clonedesk.resolver.domain.decisions import Decided, answer_confidence, decide, escalate
 from clonedesk.resolver.domain.human_request import asks_for_a_human, latest_customer_text
 from clonedesk.resolver.domain.requests import idempotency_key, resolution_id, validate_request
 from clonedesk.resolver.engines.base import Engine, GenerationRequest
-from clonedesk.v1 import resolver_pb2
+from clonedesk.v1 import common_pb2, resolver_pb2
 from opentelemetry import metrics, trace
 
 log = logging.getLogger(__name__)
@@ -35,8 +40,9 @@ class TenantIsolationError(RuntimeError):
 
 class ResolverService:
     def __init__(self, engine: Engine, data_dir: Path, capacity: int, max_pending: int,
-                 context_turns: int = DEFAULT_CONTEXT_TURNS):
+                 context_turns: int = DEFAULT_CONTEXT_TURNS, back_office: BackOffice | None = None):
         self.engine = engine
+        self.back_office = back_office or BackOffice()
         self.context_turns = context_turns
         self.tenants = TenantStore(Path(data_dir))
         self.adapters = AdapterCache(engine, Path(data_dir), capacity)
@@ -70,6 +76,38 @@ class ResolverService:
         for tenant_id, version in self.adapters.current_versions().items():
             yield metrics.Observation(version, {"tenant.id": tenant_id})
 
+    async def _generate(self, lease, request, messages, action_names):
+        generation = await self.engine.generate(GenerationRequest(lease.name, messages, action_names))
+        if generation.adapter_name != lease.name or lease.tenant_id != request.tenant_id:
+            raise TenantIsolationError(
+                f"request of {request.tenant_id} leased {lease.name} but got {generation.adapter_name}"
+            )
+        return generation
+
+    async def _carry_out(self, tenant, request, lease, messages, decided: Decided,
+                         rid: str) -> tuple[Decided, resolver_pb2.ActionRun]:
+        """Carry out the call an ACTION answer names, then let the adapter write the reply from its result;
+        anything short of an ok result escalates, so no reply announces what did not happen."""
+        plan = plan_call(decided.action, actions_url=tenant.actions_url, actions_secret=tenant.actions_secret,
+                         allowed=allowed_names(tenant.actions_allow, lease.action_names))
+        if isinstance(plan, Refusal):
+            return escalate(decided, plan.reason), resolver_pb2.ActionRun(call=decided.action, status=plan.status)
+        outcome = await self.back_office.call(tenant, request.ticket_id, rid, plan)
+        run = resolver_pb2.ActionRun(call=plan.text(), status=outcome.status,
+                                     answer=outcome.answer.to_json() if outcome.answer else "",
+                                     latency_ms=outcome.latency_ms, attempts=outcome.attempts,
+                                     idempotency_key=outcome.idempotency_key)
+        if outcome.status != Status.OK:
+            return escalate(decided, outcome.reason), run
+        if not lease.answers_from_results:
+            return decided, run  # an adapter of a history without results wrote its reply with the header
+        second = await self._generate(
+            lease, request, after_action_messages(messages, common_pb2.ACTION, plan.text(), outcome.answer), None)
+        reply = reply_after_action(second.text)
+        if not reply:
+            return escalate(decided, f"action {plan.name} done, but the reply after it was empty"), run
+        return replace(decided, action=plan.text(), reply=reply), run
+
     def messages(self, tenant_id: str, conversation, context_turns: int | None = None) -> list[dict[str, str]]:
         """The prompt's messages, as the trainer built them for this tenant's adapter: its system prompt and
         as many turns as the adapter was trained on (the resolver's setting when not recorded)."""
@@ -83,6 +121,7 @@ class ResolverService:
         seconds have passed: the deadline covers all of it, adapter lease and load included."""
         validate_request(request)
         tenant = self.tenants.get(request.tenant_id)
+        rid = resolution_id(tenant.id, idempotency_key(request))
         if self.in_flight >= self.max_pending:
             raise Overloaded(f"{self.in_flight} requests in progress; retry later")
         self.in_flight += 1
@@ -97,23 +136,22 @@ class ResolverService:
                     async with self.adapters.lease(tenant.id) as lease:
                         span.set_attribute("adapter", lease.name)
                         stage = "generate"
-                        generation = await self.engine.generate(
-                            GenerationRequest(lease.name, self.messages(tenant.id, request.conversation,
-                                                                       lease.context_turns),
-                                              lease.action_names)
+                        messages = self.messages(tenant.id, request.conversation, lease.context_turns)
+                        generation = await self._generate(lease, request, messages, lease.action_names)
+                        threshold = choose_threshold(tenant.escalation_threshold, tenant.target_accuracy,
+                                                     lease.calibration)
+                        decided = decide(
+                            generation.text,
+                            answer_confidence(generation.header_logprob, generation.token_logprobs,
+                                              lease.calibration),
+                            threshold,
+                            human_requested=asks_for_a_human(latest_customer_text(request.conversation)),
+                            reply_follows_action=lease.answers_from_results,
                         )
-                if generation.adapter_name != lease.name or lease.tenant_id != request.tenant_id:
-                    raise TenantIsolationError(
-                        f"request of {request.tenant_id} leased {lease.name}"
-                        f" but got {generation.adapter_name}"
-                    )
-                threshold = choose_threshold(tenant.escalation_threshold, tenant.target_accuracy, lease.calibration)
-                decided = decide(
-                    generation.text,
-                    answer_confidence(generation.header_logprob, generation.token_logprobs, lease.calibration),
-                    threshold,
-                    human_requested=asks_for_a_human(latest_customer_text(request.conversation)),
-                )
+                        run = None
+                        if decided.decision == common_pb2.ACTION and not decided.escalated:
+                            stage = "action"
+                            decided, run = await self._carry_out(tenant, request, lease, messages, decided, rid)
                 span.set_attribute("decision", decided.decision)
                 span.set_attribute("confidence", decided.confidence)
         except TimeoutError:
@@ -140,11 +178,12 @@ class ResolverService:
                 "confidence": round(decided.confidence, 3),
                 "threshold": round(threshold, 3),
                 "escalation_reason": decided.reason,
+                "action_status": resolver_pb2.ActionRun.Status.Name(run.status) if run else "",
                 "latency_ms": latency_ms,
             },
         )
         return resolver_pb2.ResolveResponse(
-            resolution_id=resolution_id(tenant.id, idempotency_key(request)),
+            resolution_id=rid,
             tenant_id=tenant.id,
             ticket_id=request.ticket_id,
             reply=decided.reply,
@@ -155,4 +194,5 @@ class ResolverService:
             latency_ms=latency_ms,
             escalation_reason=decided.reason,
             escalation_threshold=threshold,
+            action_run=run,
         )

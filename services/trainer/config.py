@@ -76,6 +76,8 @@ class TrainerSettings(BaseSettings):
                                                               " measured to cost held-out loss).")
     decision_weight: float = Field(default=3.0, gt=0,
                                    description="Loss weight of the decision header's tokens (the reply's are 1).")
+    action_results: bool = Field(default=True, description="Teach a call's reply after the call's recorded result"
+                                                           " (the resolver carries the call out, then asks again).")
     mixed_precision: Literal["auto", "bf16", "no"] = Field(
         default="auto", description="bf16 autocast: auto = where the CPU or GPU computes bf16 natively.")
     threads: int = Field(default=0, ge=0, description="torch threads while training; 0 = every core available.")
@@ -99,4 +101,5 @@ class TrainerSettings(BaseSettings):
                                   cache_frozen_prefix=self.cache_frozen_prefix, prefix_cache_mb=self.prefix_cache_mb,
                                   length_bucketing=self.length_bucketing, threads=self.threads,
                                   final_lr_fraction=self.final_lr_fraction, max_grad_norm=self.max_grad_norm,
-                                  mixed_precision=self.mixed_precision, decision_weight=self.decision_weight)
+                                  mixed_precision=self.mixed_precision, decision_weight=self.decision_weight,
+                                  action_results=self.action_results)

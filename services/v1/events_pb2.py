@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from clonedesk.v1 import common_pb2 as clonedesk_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63lonedesk/v1/events.proto\x12\x0c\x63lonedesk.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19\x63lonedesk/v1/common.proto\"\xba\x06\n\rHelpdeskEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x11\n\tticket_id\x18\x03 \x01(\t\x12$\n\x06source\x18\x04 \x01(\x0e\x32\x14.clonedesk.v1.Source\x12.\n\x04kind\x18\x05 \x01(\x0e\x32 .clonedesk.v1.HelpdeskEvent.Kind\x12\'\n\x0b\x61uthor_role\x18\x06 \x01(\x0e\x32\x12.clonedesk.v1.Role\x12\x0c\n\x04\x62ody\x18\x07 \x01(\t\x12*\n\x06status\x18\x08 \x01(\x0e\x32\x1a.clonedesk.v1.TicketStatus\x12\x12\n\ncsat_score\x18\t \x01(\x05\x12\x10\n\x08\x63\x61tegory\x18\n \x01(\t\x12/\n\x0boccurred_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0breceived_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tauthor_id\x18\r \x01(\t\x12\x10\n\x08internal\x18\x0e \x01(\x08\x12\x33\n\x0fprevious_status\x18\x0f \x01(\x0e\x32\x1a.clonedesk.v1.TicketStatus\x12\x13\n\x0b\x61ssignee_id\x18\x10 \x01(\t\x12\x0f\n\x07subject\x18\x11 \x01(\t\x12(\n\x08\x64\x65\x63ision\x18\x12 \x01(\x0e\x32\x16.clonedesk.v1.Decision\x12\x0e\n\x06\x61\x63tion\x18\x13 \x01(\t\x12\x17\n\x0fvendor_event_id\x18\x14 \x01(\t\x12?\n\nattributes\x18\x15 \x03(\x0b\x32+.clonedesk.v1.HelpdeskEvent.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"i\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0eTICKET_CREATED\x10\x01\x12\x0b\n\x07MESSAGE\x10\x02\x12\x12\n\x0eSTATUS_CHANGED\x10\x03\x12\x0c\n\x08\x41SSIGNED\x10\x04\x12\x08\n\x04\x43SAT\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63lonedesk/v1/events.proto\x12\x0c\x63lonedesk.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19\x63lonedesk/v1/common.proto\"\xd1\x06\n\rHelpdeskEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x11\n\tticket_id\x18\x03 \x01(\t\x12$\n\x06source\x18\x04 \x01(\x0e\x32\x14.clonedesk.v1.Source\x12.\n\x04kind\x18\x05 \x01(\x0e\x32 .clonedesk.v1.HelpdeskEvent.Kind\x12\'\n\x0b\x61uthor_role\x18\x06 \x01(\x0e\x32\x12.clonedesk.v1.Role\x12\x0c\n\x04\x62ody\x18\x07 \x01(\t\x12*\n\x06status\x18\x08 \x01(\x0e\x32\x1a.clonedesk.v1.TicketStatus\x12\x12\n\ncsat_score\x18\t \x01(\x05\x12\x10\n\x08\x63\x61tegory\x18\n \x01(\t\x12/\n\x0boccurred_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0breceived_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tauthor_id\x18\r \x01(\t\x12\x10\n\x08internal\x18\x0e \x01(\x08\x12\x33\n\x0fprevious_status\x18\x0f \x01(\x0e\x32\x1a.clonedesk.v1.TicketStatus\x12\x13\n\x0b\x61ssignee_id\x18\x10 \x01(\t\x12\x0f\n\x07subject\x18\x11 \x01(\t\x12(\n\x08\x64\x65\x63ision\x18\x12 \x01(\x0e\x32\x16.clonedesk.v1.Decision\x12\x0e\n\x06\x61\x63tion\x18\x13 \x01(\t\x12\x17\n\x0fvendor_event_id\x18\x14 \x01(\t\x12?\n\nattributes\x18\x15 \x03(\x0b\x32+.clonedesk.v1.HelpdeskEvent.AttributesEntry\x12\x15\n\raction_result\x18\x16 \x01(\t\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"i\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0eTICKET_CREATED\x10\x01\x12\x0b\n\x07MESSAGE\x10\x02\x12\x12\n\x0eSTATUS_CHANGED\x10\x03\x12\x0c\n\x08\x41SSIGNED\x10\x04\x12\x08\n\x04\x43SAT\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,9 +36,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HELPDESKEVENT_ATTRIBUTESENTRY']._loaded_options = None
   _globals['_HELPDESKEVENT_ATTRIBUTESENTRY']._serialized_options = b'8\001'
   _globals['_HELPDESKEVENT']._serialized_start=104
-  _globals['_HELPDESKEVENT']._serialized_end=930
-  _globals['_HELPDESKEVENT_ATTRIBUTESENTRY']._serialized_start=774
-  _globals['_HELPDESKEVENT_ATTRIBUTESENTRY']._serialized_end=823
-  _globals['_HELPDESKEVENT_KIND']._serialized_start=825
-  _globals['_HELPDESKEVENT_KIND']._serialized_end=930
+  _globals['_HELPDESKEVENT']._serialized_end=953
+  _globals['_HELPDESKEVENT_ATTRIBUTESENTRY']._serialized_start=797
+  _globals['_HELPDESKEVENT_ATTRIBUTESENTRY']._serialized_end=846
+  _globals['_HELPDESKEVENT_KIND']._serialized_start=848
+  _globals['_HELPDESKEVENT_KIND']._serialized_end=953
 # @@protoc_insertion_point(module_scope)

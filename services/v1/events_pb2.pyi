@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class HelpdeskEvent(_message.Message):
-    __slots__ = ("event_id", "tenant_id", "ticket_id", "source", "kind", "author_role", "body", "status", "csat_score", "category", "occurred_at", "received_at", "author_id", "internal", "previous_status", "assignee_id", "subject", "decision", "action", "vendor_event_id", "attributes")
+    __slots__ = ("event_id", "tenant_id", "ticket_id", "source", "kind", "author_role", "body", "status", "csat_score", "category", "occurred_at", "received_at", "author_id", "internal", "previous_status", "assignee_id", "subject", "decision", "action", "vendor_event_id", "attributes", "action_result")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         KIND_UNSPECIFIED: _ClassVar[HelpdeskEvent.Kind]
@@ -55,6 +55,7 @@ class HelpdeskEvent(_message.Message):
     ACTION_FIELD_NUMBER: _ClassVar[int]
     VENDOR_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    ACTION_RESULT_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     tenant_id: str
     ticket_id: str
@@ -76,4 +77,5 @@ class HelpdeskEvent(_message.Message):
     action: str
     vendor_event_id: str
     attributes: _containers.ScalarMap[str, str]
-    def __init__(self, event_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., ticket_id: _Optional[str] = ..., source: _Optional[_Union[_common_pb2.Source, str]] = ..., kind: _Optional[_Union[HelpdeskEvent.Kind, str]] = ..., author_role: _Optional[_Union[_common_pb2.Role, str]] = ..., body: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.TicketStatus, str]] = ..., csat_score: _Optional[int] = ..., category: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., author_id: _Optional[str] = ..., internal: _Optional[bool] = ..., previous_status: _Optional[_Union[_common_pb2.TicketStatus, str]] = ..., assignee_id: _Optional[str] = ..., subject: _Optional[str] = ..., decision: _Optional[_Union[_common_pb2.Decision, str]] = ..., action: _Optional[str] = ..., vendor_event_id: _Optional[str] = ..., attributes: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    action_result: str
+    def __init__(self, event_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., ticket_id: _Optional[str] = ..., source: _Optional[_Union[_common_pb2.Source, str]] = ..., kind: _Optional[_Union[HelpdeskEvent.Kind, str]] = ..., author_role: _Optional[_Union[_common_pb2.Role, str]] = ..., body: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.TicketStatus, str]] = ..., csat_score: _Optional[int] = ..., category: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., author_id: _Optional[str] = ..., internal: _Optional[bool] = ..., previous_status: _Optional[_Union[_common_pb2.TicketStatus, str]] = ..., assignee_id: _Optional[str] = ..., subject: _Optional[str] = ..., decision: _Optional[_Union[_common_pb2.Decision, str]] = ..., action: _Optional[str] = ..., vendor_event_id: _Optional[str] = ..., attributes: _Optional[_Mapping[str, str]] = ..., action_result: _Optional[str] = ...) -> None: ...

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from clonedesk.v1 import common_pb2 as clonedesk_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63lonedesk/v1/resolver.proto\x12\x0c\x63lonedesk.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19\x63lonedesk/v1/common.proto\"\xde\x01\n\x0eResolveRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tticket_id\x18\x02 \x01(\t\x12(\n\x0c\x63onversation\x18\x03 \x03(\x0b\x32\x12.clonedesk.v1.Turn\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x05 \x01(\t\x12$\n\x06source\x18\x06 \x01(\x0e\x32\x14.clonedesk.v1.Source\x12\x30\n\x0crequested_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x91\x02\n\x0fResolveResponse\x12\x15\n\rresolution_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\r\n\x05reply\x18\x03 \x01(\t\x12(\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32\x16.clonedesk.v1.Decision\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12\x12\n\nconfidence\x18\x06 \x01(\x02\x12\x17\n\x0f\x61\x64\x61pter_version\x18\x07 \x01(\t\x12\x11\n\tticket_id\x18\x08 \x01(\t\x12\x12\n\nlatency_ms\x18\t \x01(\x03\x12\x19\n\x11\x65scalation_reason\x18\n \x01(\t\x12\x1c\n\x14\x65scalation_threshold\x18\x0b \x01(\x02\"\xe2\x02\n\nResolution\x12\x15\n\rresolution_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x11\n\tticket_id\x18\x03 \x01(\t\x12(\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32\x16.clonedesk.v1.Decision\x12\r\n\x05reply\x18\x05 \x01(\t\x12\x17\n\x0f\x61\x64\x61pter_version\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlatency_ms\x18\x08 \x01(\x03\x12\x0e\n\x06\x61\x63tion\x18\t \x01(\t\x12\x12\n\nconfidence\x18\n \x01(\x02\x12\x12\n\nrequest_id\x18\x0b \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x0c \x01(\t\x12\x19\n\x11\x65scalation_reason\x18\r \x01(\t\x12\x1c\n\x14\x65scalation_threshold\x18\x0e \x01(\x02\x32R\n\x08Resolver\x12\x46\n\x07Resolve\x12\x1c.clonedesk.v1.ResolveRequest\x1a\x1d.clonedesk.v1.ResolveResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63lonedesk/v1/resolver.proto\x12\x0c\x63lonedesk.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19\x63lonedesk/v1/common.proto\"\xde\x01\n\x0eResolveRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tticket_id\x18\x02 \x01(\t\x12(\n\x0c\x63onversation\x18\x03 \x03(\x0b\x32\x12.clonedesk.v1.Turn\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x05 \x01(\t\x12$\n\x06source\x18\x06 \x01(\x0e\x32\x14.clonedesk.v1.Source\x12\x30\n\x0crequested_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x91\x02\n\tActionRun\x12\x0c\n\x04\x63\x61ll\x18\x01 \x01(\t\x12.\n\x06status\x18\x02 \x01(\x0e\x32\x1e.clonedesk.v1.ActionRun.Status\x12\x0e\n\x06\x61nswer\x18\x03 \x01(\t\x12\x12\n\nlatency_ms\x18\x04 \x01(\x03\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\"w\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x06\n\x02OK\x10\x01\x12\n\n\x06\x46\x41ILED\x10\x02\x12\x0f\n\x0bNOT_ALLOWED\x10\x03\x12\r\n\tTIMED_OUT\x10\x04\x12\r\n\tMALFORMED\x10\x05\x12\x12\n\x0eNOT_CONFIGURED\x10\x06\"\xbe\x02\n\x0fResolveResponse\x12\x15\n\rresolution_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\r\n\x05reply\x18\x03 \x01(\t\x12(\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32\x16.clonedesk.v1.Decision\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12\x12\n\nconfidence\x18\x06 \x01(\x02\x12\x17\n\x0f\x61\x64\x61pter_version\x18\x07 \x01(\t\x12\x11\n\tticket_id\x18\x08 \x01(\t\x12\x12\n\nlatency_ms\x18\t \x01(\x03\x12\x19\n\x11\x65scalation_reason\x18\n \x01(\t\x12\x1c\n\x14\x65scalation_threshold\x18\x0b \x01(\x02\x12+\n\naction_run\x18\x0c \x01(\x0b\x32\x17.clonedesk.v1.ActionRun\"\x8f\x03\n\nResolution\x12\x15\n\rresolution_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x11\n\tticket_id\x18\x03 \x01(\t\x12(\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32\x16.clonedesk.v1.Decision\x12\r\n\x05reply\x18\x05 \x01(\t\x12\x17\n\x0f\x61\x64\x61pter_version\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlatency_ms\x18\x08 \x01(\x03\x12\x0e\n\x06\x61\x63tion\x18\t \x01(\t\x12\x12\n\nconfidence\x18\n \x01(\x02\x12\x12\n\nrequest_id\x18\x0b \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x0c \x01(\t\x12\x19\n\x11\x65scalation_reason\x18\r \x01(\t\x12\x1c\n\x14\x65scalation_threshold\x18\x0e \x01(\x02\x12+\n\naction_run\x18\x0f \x01(\x0b\x32\x17.clonedesk.v1.ActionRun2R\n\x08Resolver\x12\x46\n\x07Resolve\x12\x1c.clonedesk.v1.ResolveRequest\x1a\x1d.clonedesk.v1.ResolveResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,10 +35,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RESOLVEREQUEST']._serialized_start=106
   _globals['_RESOLVEREQUEST']._serialized_end=328
-  _globals['_RESOLVERESPONSE']._serialized_start=331
-  _globals['_RESOLVERESPONSE']._serialized_end=604
-  _globals['_RESOLUTION']._serialized_start=607
-  _globals['_RESOLUTION']._serialized_end=961
-  _globals['_RESOLVER']._serialized_start=963
-  _globals['_RESOLVER']._serialized_end=1045
+  _globals['_ACTIONRUN']._serialized_start=331
+  _globals['_ACTIONRUN']._serialized_end=604
+  _globals['_ACTIONRUN_STATUS']._serialized_start=485
+  _globals['_ACTIONRUN_STATUS']._serialized_end=604
+  _globals['_RESOLVERESPONSE']._serialized_start=607
+  _globals['_RESOLVERESPONSE']._serialized_end=925
+  _globals['_RESOLUTION']._serialized_start=928
+  _globals['_RESOLUTION']._serialized_end=1327
+  _globals['_RESOLVER']._serialized_start=1329
+  _globals['_RESOLVER']._serialized_end=1411
 # @@protoc_insertion_point(module_scope)

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from clonedesk.v1 import common_pb2 as clonedesk_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63lonedesk/v1/training.proto\x12\x0c\x63lonedesk.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19\x63lonedesk/v1/common.proto\"\x8e\x02\n\x0eTrainingSample\x12\x11\n\tsample_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x11\n\tticket_id\x18\x03 \x01(\t\x12#\n\x07\x63ontext\x18\x04 \x03(\x0b\x32\x12.clonedesk.v1.Turn\x12\r\n\x05reply\x18\x05 \x01(\t\x12(\n\x08\x64\x65\x63ision\x18\x06 \x01(\x0e\x32\x16.clonedesk.v1.Decision\x12\x0e\n\x06\x61\x63tion\x18\x07 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x08 \x01(\t\x12\x12\n\nturn_index\x18\t \x01(\x05\x12/\n\x0boccurred_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63lonedesk/v1/training.proto\x12\x0c\x63lonedesk.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19\x63lonedesk/v1/common.proto\"\xa5\x02\n\x0eTrainingSample\x12\x11\n\tsample_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x11\n\tticket_id\x18\x03 \x01(\t\x12#\n\x07\x63ontext\x18\x04 \x03(\x0b\x32\x12.clonedesk.v1.Turn\x12\r\n\x05reply\x18\x05 \x01(\t\x12(\n\x08\x64\x65\x63ision\x18\x06 \x01(\x0e\x32\x16.clonedesk.v1.Decision\x12\x0e\n\x06\x61\x63tion\x18\x07 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x08 \x01(\t\x12\x12\n\nturn_index\x18\t \x01(\x05\x12/\n\x0boccurred_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\raction_result\x18\x0b \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,5 +34,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'clonedesk.v1.training_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TRAININGSAMPLE']._serialized_start=106
-  _globals['_TRAININGSAMPLE']._serialized_end=376
+  _globals['_TRAININGSAMPLE']._serialized_end=399
 # @@protoc_insertion_point(module_scope)

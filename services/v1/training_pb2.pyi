@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TrainingSample(_message.Message):
-    __slots__ = ("sample_id", "tenant_id", "ticket_id", "context", "reply", "decision", "action", "category", "turn_index", "occurred_at")
+    __slots__ = ("sample_id", "tenant_id", "ticket_id", "context", "reply", "decision", "action", "category", "turn_index", "occurred_at", "action_result")
     SAMPLE_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     TICKET_ID_FIELD_NUMBER: _ClassVar[int]
@@ -22,6 +22,7 @@ class TrainingSample(_message.Message):
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     TURN_INDEX_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    ACTION_RESULT_FIELD_NUMBER: _ClassVar[int]
     sample_id: str
     tenant_id: str
     ticket_id: str
@@ -32,4 +33,5 @@ class TrainingSample(_message.Message):
     category: str
     turn_index: int
     occurred_at: _timestamp_pb2.Timestamp
-    def __init__(self, sample_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., ticket_id: _Optional[str] = ..., context: _Optional[_Iterable[_Union[_common_pb2.Turn, _Mapping]]] = ..., reply: _Optional[str] = ..., decision: _Optional[_Union[_common_pb2.Decision, str]] = ..., action: _Optional[str] = ..., category: _Optional[str] = ..., turn_index: _Optional[int] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    action_result: str
+    def __init__(self, sample_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., ticket_id: _Optional[str] = ..., context: _Optional[_Iterable[_Union[_common_pb2.Turn, _Mapping]]] = ..., reply: _Optional[str] = ..., decision: _Optional[_Union[_common_pb2.Decision, str]] = ..., action: _Optional[str] = ..., category: _Optional[str] = ..., turn_index: _Optional[int] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., action_result: _Optional[str] = ...) -> None: ...

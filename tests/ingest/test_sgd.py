@@ -3,6 +3,7 @@ import json
 import pytest
 
 from clonedesk.ingest.domain.events import Kind, WrongShape
+from clonedesk.ingest.domain.pii import scrub
 from clonedesk.ingest.domain.sgd import decide, normalise_dialogue
 from clonedesk.v1 import common_pb2
 
@@ -84,3 +85,45 @@ def test_real_histories_give_every_decision_and_escalate_exactly_at_failures(sgd
                 assert (event.decision == common_pb2.ESCALATE) == failed
     assert decisions == {common_pb2.RESOLVE, common_pb2.ASK, common_pb2.ACTION, common_pb2.ESCALATE}
     assert failures > 0
+
+
+def test_a_calls_recorded_results_travel_with_its_turn_into_the_training_sample(sgd_dir):
+    from clonedesk.core.action_calls import ActionAnswer, parse_action_call
+    from clonedesk.trainer.adapters.sgd import dialogue_samples
+
+    dialogue = json.loads((sgd_dir / "train_Hotels_2.jsonl").open().readline())
+    events = normalise_dialogue("hotels", dialogue)[1:-1]
+    calls = [(turn, event) for turn, event in zip(dialogue["turns"], events) if event.decision == common_pb2.ACTION]
+    assert calls
+    for turn, event in calls:
+        (frame_with_call,) = [f for f in turn["frames"] if f.get("service_call")]
+        answer = ActionAnswer.from_json(event.action_result)
+        assert answer.ok and list(answer.results) == frame_with_call["service_results"]
+        call = parse_action_call(event.action)
+        assert (call.name, call.parameters) == (frame_with_call["service_call"]["method"],
+                                                frame_with_call["service_call"]["parameters"])
+    assert all(not e.action_result for e in events if e.decision != common_pb2.ACTION)
+    samples = [s for s in dialogue_samples("hotels", dialogue) if s.decision == common_pb2.ACTION]
+    assert len(samples) == len(calls)
+    # the sample's copy is PII-scrubbed as its reply is
+    result = ActionAnswer.from_json(samples[0].action_result).results[0]
+    recorded = calls[0][0]["frames"][0]["service_results"][0]
+    assert result == {key: scrub(value) for key, value in recorded.items()}
+
+
+def test_results_are_scrubbed_value_by_value_and_stay_json():
+    from clonedesk.ingest.domain.conversation import scrub_action_result
+
+    text = json.dumps({"ok": True, "results": [{"email": "ann@example.com", "n": 2, "tags": ["call 415-555-0100"]}]})
+    cleaned = json.loads(scrub_action_result(text))
+    assert cleaned["results"][0]["email"] == scrub("ann@example.com") != "ann@example.com"
+    assert cleaned["results"][0]["n"] == 2 and "555-0100" not in cleaned["results"][0]["tags"][0]
+    assert scrub_action_result("not json") == "" and scrub_action_result("") == ""
+
+
+def test_values_with_commas_are_quoted_so_the_call_reads_back():
+    from clonedesk.core.action_calls import parse_action_call
+
+    _, action = decide([frame("OFFER", call={"method": "FindHouse", "parameters": {"where_to": "Sydney, Australia"}})])
+    assert action == 'FindHouse(where_to="Sydney, Australia")'
+    assert parse_action_call(action).parameters == {"where_to": "Sydney, Australia"}

@@ -24,6 +24,24 @@ BEHAVIOUR: dict[tuple[str, int], tuple[int, str, str]] = {
     ("gamma", 2): (common_pb2.RESOLVE, "", "Gamma two: all sorted for you."),
 }
 
+# A tenant whose history records its calls' results: it decides the call, and after the back office's
+# answer writes the reply from it (the hotel named in the result), so a test can tell a reply written
+# from the result from one written without it.
+ACTION_TENANT = "omega"
+ACTION_CALL = "BookRoom(day=Friday)"
+HOTELS = ("Savoy", "Ritz")
+
+
+def hotel_reply(hotel: str) -> str:
+    return f"The {hotel} is booked for Friday."
+
+
+def action_result(hotel: str) -> str:
+    from clonedesk.core.action_calls import ActionAnswer
+
+    return ActionAnswer(True, ({"hotel": hotel, "day": "Friday"},)).to_json()
+
+
 CUSTOMER_LINES = [
     "Hi, I need a table for two tonight.",
     "Can you help me with my booking?",
@@ -86,12 +104,19 @@ def build_zoo(root: Path) -> Zoo:
     from clonedesk.trainer.adapters.base_model import build_base_model, render_conversation
     from clonedesk.trainer.adapters.lora import LoraTrainingConfig, train_adapter
 
+    from clonedesk.core.action_calls import ActionAnswer, result_text
+
     texts = []
     for (_, _), (decision, action, reply) in BEHAVIOUR.items():
         for line in CUSTOMER_LINES:
             texts.append(
                 render_conversation([("user", line), ("assistant", format_target(decision, action, reply))])
             )
+    for i, line in enumerate(CUSTOMER_LINES):
+        hotel = HOTELS[i % 2]
+        texts.append(render_conversation([
+            ("user", line), ("assistant", format_target(common_pb2.ACTION, ACTION_CALL, "")),
+            ("tool", result_text(ActionAnswer.from_json(action_result(hotel)))), ("assistant", hotel_reply(hotel))]))
     base = build_base_model(root / "base", texts, seed=0, steps=150, progress=False, vocab_size=600)
     config = LoraTrainingConfig(rank=8, alpha=16, learning_rate=1e-2, final_lr_fraction=0.05, epochs=60, max_steps=60,
                                 batch_size=6, mixed_precision="no")
@@ -111,6 +136,18 @@ def build_zoo(root: Path) -> Zoo:
         out = root / f"{tenant}-v{version}"
         train_adapter(str(base), samples, out, config=config)
         adapters[(tenant, version)] = out
+    # Each line twice, once per hotel: only the tool turn tells the replies apart.
+    action_samples = [
+        training_pb2.TrainingSample(tenant_id=ACTION_TENANT, ticket_id=f"t{i}-{hotel}", context=conversation(line),
+                                    decision=common_pb2.ACTION, action=ACTION_CALL, reply=hotel_reply(hotel),
+                                    action_result=action_result(hotel))
+        for i, line in enumerate(CUSTOMER_LINES) for hotel in HOTELS
+    ]
+    out = root / f"{ACTION_TENANT}-v1"
+    train_adapter(str(base), action_samples, out, config=LoraTrainingConfig(
+        rank=8, alpha=16, learning_rate=1e-2, final_lr_fraction=0.05, epochs=60, max_steps=120, batch_size=8,
+        mixed_precision="no"))
+    adapters[(ACTION_TENANT, 1)] = out
     return Zoo(base, adapters)
 
 

@@ -43,7 +43,7 @@ def _sample(turns=3, tenant="acme"):
 
 def test_loss_only_on_the_decision_header_and_reply(tokenizer):
     sample = _sample()
-    encoded = encode_sample(tokenizer, sample, max_length=512)
+    (encoded,) = encode_sample(tokenizer, sample, max_length=512)
     target_ids = [t for t in encoded.labels if t != IGNORE]
     prompt_ids = encoded.input_ids[: len(encoded.input_ids) - len(target_ids)]
     assert encoded.labels[: len(prompt_ids)] == [IGNORE] * len(prompt_ids)
@@ -56,16 +56,35 @@ def test_loss_only_on_the_decision_header_and_reply(tokenizer):
     assert (turn.decision, turn.action, turn.reply) == (common_pb2.ACTION, sample.action, sample.reply)
 
 
+def test_a_call_with_its_result_is_two_targets_the_header_then_the_reply_after_the_tool_turn(tokenizer):
+    from clonedesk.core.action_calls import ActionAnswer
+
+    sample = _sample()
+    sample.action_result = ActionAnswer(True, ({"restaurant": "Rustic House"},)).to_json()
+    header, after = encode_sample(tokenizer, sample, max_length=512)
+    header_target = tokenizer.decode([t for t in header.labels if t != IGNORE])
+    assert header_target == format_target(sample.decision, sample.action, "") + tokenizer.eos_token
+    assert header.header_tokens > 0 and after.header_tokens == 0
+    prompt = tokenizer.decode([t for t, label in zip(after.input_ids, after.labels) if label == IGNORE])
+    assert prompt.endswith("7 pm please<|end|>\n<|assistant|>\n[decision=ACTION action=ReserveRestaurant(time=7 pm)]\n"
+                           "<|end|>\n<|tool|>\nok: 1 result\n1. restaurant=Rustic House<|end|>\n<|assistant|>\n")
+    assert tokenizer.decode([t for t in after.labels if t != IGNORE]) == "Booked for 7 pm." + tokenizer.eos_token
+    # the setting off: as a history without results, header and reply in one
+    (single,) = encode_sample(tokenizer, sample, max_length=512, action_results=False)
+    assert tokenizer.decode([t for t in single.labels if t != IGNORE]) == \
+        format_target(sample.decision, sample.action, sample.reply) + tokenizer.eos_token
+
+
 def test_context_turns_bound_the_prompt(tokenizer):
     sample = _sample(turns=10)
-    three = tokenizer.decode(encode_sample(tokenizer, sample, max_length=512, context_turns=3).input_ids)
+    three = tokenizer.decode(encode_sample(tokenizer, sample, max_length=512, context_turns=3)[0].input_ids)
     assert "message 9" in three and "message 8" not in three and system_prompt("acme") in three
     assert [m["role"] for m in sample_messages(sample, 3)] == ["system", "user", "assistant", "user"]
 
 
 def test_long_conversations_keep_the_system_prompt_their_latest_turns_and_whole_target(tokenizer):
     sample = _sample(turns=40)
-    encoded = encode_sample(tokenizer, sample, max_length=200, context_turns=80)
+    (encoded,) = encode_sample(tokenizer, sample, max_length=200, context_turns=80)
     assert len(encoded.input_ids) <= 200
     text = tokenizer.decode(encoded.input_ids)
     assert system_prompt("acme") in text and "7 pm please" in text and "message 0" not in text

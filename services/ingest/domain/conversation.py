@@ -24,6 +24,7 @@ carry the annotated decision and action; see domain/sgd.py.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass, field
 
@@ -60,7 +61,8 @@ class TurnRecord:
     decision: int = 0
     action: str = ""
     author_id: str = ""
-    from_created: bool = False  # the ticket's description, until the same first comment arrives
+    from_created: bool = False
+    action_result: str = ""  # the back office's answer to `action`, where the source recorded it  # the ticket's description, until the same first comment arrives
 
 
 @dataclass
@@ -229,7 +231,8 @@ def _apply_event(state: Conversation, event, context: Context) -> tuple[Conversa
             replaced = len(kept) != len(state.turns)
             state.turns = kept
         state.turns.append(TurnRecord(event.event_id, role, event.body, at, state.arrivals, event.internal,
-                                      event.decision, event.action, event.author_id))
+                                      event.decision, event.action, event.author_id,
+                                      action_result=event.action_result))
         if not event.internal:
             if role == common_pb2.CUSTOMER and not replaced:
                 confirmed = resolution is not None and is_confirmation(event.body)
@@ -279,6 +282,28 @@ def _resolve_request(state: Conversation, event, context: Context) -> list[Emit]
     return [Emit(topics.TICKETS_TO_RESOLVE, state.key, request)]
 
 
+def scrub_action_result(text: str) -> str:
+    """A recorded back-office answer with every string in it PII-scrubbed, as the reply after it is; an
+    answer that is not JSON is dropped (the sample then teaches header and reply in one)."""
+    if not text:
+        return ""
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        return ""
+
+    def clean(value):
+        if isinstance(value, str):
+            return scrub(value)
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        return value
+
+    return json.dumps(clean(answer), ensure_ascii=False, sort_keys=True)
+
+
 def _training_samples(state: Conversation) -> list[Emit]:
     turns = state.public_turns()
     agent_positions = [i for i, t in enumerate(turns) if t.role == common_pb2.AGENT]
@@ -296,7 +321,7 @@ def _training_samples(state: Conversation) -> list[Emit]:
             ticket_id=state.ticket_id, context=scrubbed_turns(context), reply=scrub(turn.text),
             decision=infer_decision(turn, index == agent_positions[-1],
                                     _handed_over(state, turn, turns[index + 1] if index + 1 < len(turns) else None)),
-            action=scrub(turn.action),
+            action=scrub(turn.action), action_result=scrub_action_result(turn.action_result),
             category=state.category, turn_index=index)
         if turn.at:
             sample.occurred_at.FromNanoseconds(int(turn.at * 1e9))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from clonedesk.core.action_calls import ActionAnswer, format_action_call
 from clonedesk.ingest.domain.events import Kind, WrongShape, new_event, require
 from clonedesk.ingest.domain.ids import event_id, stable_id
 from clonedesk.v1 import common_pb2
@@ -26,9 +27,22 @@ _ASK_ACTS = {"REQUEST", "CONFIRM", "OFFER_INTENT"}
 
 
 def format_call(service_call: dict) -> str:
-    method = require(service_call, "method")
     parameters = service_call.get("parameters") or {}
-    return f"{method}(" + ", ".join(f"{k}={v}" for k, v in parameters.items()) + ")"
+    if not isinstance(parameters, dict):
+        raise WrongShape("service_call.parameters must be an object")
+    return format_action_call(str(require(service_call, "method")), parameters)
+
+
+def call_result(frames: list) -> str:
+    """The recorded answer to the turn's call (`service_results`), as core.action_calls.ActionAnswer JSON;
+    "" when the turn made no call. SGD records no failed answers: a NOTIFY_FAILURE turn escalates."""
+    for frame in frames or ():
+        if frame.get("service_call"):
+            results = frame.get("service_results") or []
+            if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+                raise WrongShape("service_results must be a list of objects")
+            return ActionAnswer(True, tuple({str(k): str(v) for k, v in r.items()} for r in results)).to_json()
+    return ""
 
 
 def decide(frames: list) -> tuple[int, str]:
@@ -79,14 +93,16 @@ def normalise_dialogue(tenant_id: str, dialogue: dict) -> list:
         text = str(require(turn, "utterance"))
         at = start + timedelta(seconds=30 * (index + 1))
         if speaker == "USER":
-            role, decision, action = common_pb2.CUSTOMER, common_pb2.DECISION_UNSPECIFIED, ""
+            role, decision, action, result = common_pb2.CUSTOMER, common_pb2.DECISION_UNSPECIFIED, "", ""
         elif speaker == "SYSTEM":
             role = common_pb2.AGENT
             decision, action = decide(turn.get("frames") or [])
+            result = call_result(turn.get("frames") or []) if decision == common_pb2.ACTION else ""
         else:
             raise WrongShape(f"turn {index}: unknown speaker {speaker!r}")
         events.append(new_event(event_id=event_id(SOURCE, tenant_id, dialogue_id, "turn", index), kind=Kind.MESSAGE,
                                 author_role=role, body=text, decision=decision, action=action, occurred_at=at,
+                                action_result=result,
                                 author_id="customer" if role == common_pb2.CUSTOMER else "agent", **common))
     events.append(new_event(event_id=event_id(SOURCE, tenant_id, dialogue_id, "solved"), kind=Kind.STATUS_CHANGED,
                             author_role=common_pb2.SYSTEM, status=common_pb2.SOLVED,

@@ -73,7 +73,17 @@ def reply_from_record(payload: bytes | None) -> AiReply:
         category=message.category[:200],
         adapter_version=message.adapter_version[:200],
         confidence=float(message.confidence),
+        **_action_fields(message),
     )
+
+
+def _action_fields(message) -> dict:
+    if not message.HasField("action_run") or not message.action_run.status:
+        return {}
+    run = message.action_run
+    return dict(action_name=run.call.split("(", 1)[0].strip()[:100],
+                action_status=resolver_pb2.ActionRun.Status.Name(run.status).lower(),
+                action_latency_ms=max(0, min(int(run.latency_ms), 2**32 - 1)))
 
 
 def outcome_from_record(payload: bytes | None) -> Outcome:

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 DEFAULT_DATABASE = "clonedesk"
 
 REPLY_COLUMNS = ["resolution_id", "tenant_id", "ticket_id", "decision", "adapter_version", "created_at",
-                 "latency_ms", "category", "confidence"]
+                 "latency_ms", "category", "confidence", "action_name", "action_status", "action_latency_ms"]
 OUTCOME_COLUMNS = ["event_id", "resolution_id", "tenant_id", "ticket_id", "kind", "csat_score",
                    "occurred_at", "category"]
 LIFECYCLE_COLUMNS = ["tenant_id", "resolution_id", "ticket_id", "state", "created_at", "state_at",
@@ -141,7 +141,8 @@ class MeteringStore:
         if not replies:
             return
         rows = [[r.resolution_id, r.tenant_id, r.ticket_id, r.decision, r.adapter_version, r.created_at,
-                 r.latency_ms, r.category, r.confidence] for r in replies]
+                 r.latency_ms, r.category, r.confidence, r.action_name, r.action_status, r.action_latency_ms]
+                for r in replies]
         with self._lock:
             self.client.insert(f"{self.db}.resolution_events", rows, column_names=REPLY_COLUMNS)
 
@@ -212,7 +213,8 @@ class MeteringStore:
                     continue  # a re-published copy: the earliest reply time stands (as the table keeps)
                 replies[key] = AiReply(resolution_id=row[0], tenant_id=row[1], ticket_id=row[2],
                                        decision=row[3], adapter_version=row[4], created_at=utc(row[5]),
-                                       latency_ms=row[6], category=row[7], confidence=row[8])
+                                       latency_ms=row[6], category=row[7], confidence=row[8],
+                                       action_name=row[9], action_status=row[10], action_latency_ms=row[11])
             for row in self._query(
                     f"SELECT {', '.join(OUTCOME_COLUMNS)} FROM {{db}}.outcome_events"
                     " WHERE tenant_id IN %(ts)s AND resolution_id IN %(ids)s", ts=tenants, ids=chunk):
@@ -296,6 +298,10 @@ class MeteringStore:
         for key, (avg, n) in csat_by_period.items():
             if key not in periods:
                 periods[key] = UsagePeriod(key, counts_of([0] * len(STATES)), avg, n)
+        actions = self._query(
+            f"SELECT toDate({bucket}(created_at)) AS period, action_status, count(), avg(action_latency_ms)"
+            " FROM {db}.resolution_events FINAL"
+            f" WHERE {where} AND action_status != '' GROUP BY period, action_status ORDER BY period", **params)
         csat_total = sum(csat_scores.values())
         csat_sum = sum(int(score) * n for score, n in csat_scores.items())
         return {
@@ -306,6 +312,7 @@ class MeteringStore:
                         "p50_ms": float(latency[2]) if latency[0] else None,
                         "p95_ms": float(latency[3]) if latency[0] else None,
                         "max_ms": int(latency[4]) if latency[0] else None},
+            "actions": [(period.isoformat(), status, int(n), float(avg)) for period, status, n, avg in actions],
             "csat": {"count": csat_total,
                      "average": csat_sum / csat_total if csat_total else None,
                      "distribution": {str(score): int(csat_scores.get(score, 0)) for score in range(1, 6)}},

@@ -22,3 +22,20 @@ def resolution_rate(counts: Mapping[str, int]) -> float | None:
 def escalation_rate(counts: Mapping[str, int]) -> float | None:
     known = settled(counts)
     return round(counts.get(State.ESCALATED.value, 0) / known, 4) if known else None
+
+
+def action_figures(rows) -> dict:
+    """Back-office calls from (status, count, average latency) rows: how many, how many ok, the failure
+    rate (every outcome but ok: the call failed, timed out, or was refused before it was sent) and the
+    count by outcome."""
+    by_status: dict[str, int] = {}
+    latency_sum = 0.0
+    for status, n, avg_latency in rows:
+        by_status[status] = by_status.get(status, 0) + n
+        latency_sum += avg_latency * n
+    total = sum(by_status.values())
+    ok = by_status.get("ok", 0)
+    return {"total": total, "ok": ok, "failed": total - ok,
+            "failure_rate": round((total - ok) / total, 4) if total else None,
+            "avg_latency_ms": round(latency_sum / total, 1) if total else None,
+            "by_status": dict(sorted(by_status.items()))}

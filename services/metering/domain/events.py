@@ -33,6 +33,12 @@ class AiReply:
     category: str = ""
     adapter_version: str = ""
     confidence: float = 0.0
+    # The back-office call of an ACTION answer: its name, outcome ("ok", "failed", "timed_out",
+    # "not_allowed", "malformed", "not_configured"; "" for no call) and latency. A call that did not
+    # happen escalates, and an escalation is never billed.
+    action_name: str = ""
+    action_status: str = ""
+    action_latency_ms: int = 0
 
     @property
     def escalated(self) -> bool:

@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from clonedesk.core.tenants import Tenant, TenantStore
 from clonedesk.metering.adapters.admin_key import admin_key_source
 from clonedesk.metering.adapters.store import MeteringStore, UsagePeriod
-from clonedesk.metering.domain.analytics import escalation_rate, resolution_rate
+from clonedesk.metering.domain.analytics import action_figures, escalation_rate, resolution_rate
 from clonedesk.metering.domain.billing import FIRST_YEAR, LAST_YEAR, Month
 from clonedesk.metering.domain.lifecycle import STATES, Lifecycle
 from clonedesk.metering.domain.terms import Terms
@@ -87,6 +87,9 @@ def lifecycle_json(life: Lifecycle) -> dict:
 def usage_json(tenant_id: str, first: date, last: date, granularity: str, usage: dict) -> dict:
     totals = {state.value: 0 for state in STATES}
     series = []
+    actions_by_period: dict[str, list] = {}
+    for period, status, n, avg in usage.get("actions", []):
+        actions_by_period.setdefault(period, []).append((status, n, avg))
     for period in usage["periods"]:
         for state, n in period.counts.items():
             totals[state] += n
@@ -95,7 +98,8 @@ def usage_json(tenant_id: str, first: date, last: date, granularity: str, usage:
                        "resolution_rate": resolution_rate(period.counts),
                        "escalation_rate": escalation_rate(period.counts),
                        "csat_average": None if period.csat_average is None else round(period.csat_average, 3),
-                       "csat_count": period.csat_count})
+                       "csat_count": period.csat_count,
+                       "actions": action_figures(actions_by_period.get(period.period, []))})
     categories = [{"category": name, "resolutions": counts, "total": sum(counts.values()),
                    "resolution_rate": resolution_rate(counts), "escalation_rate": escalation_rate(counts),
                    "csat_average": None if avg is None else round(avg, 3), "csat_count": n}
@@ -107,7 +111,8 @@ def usage_json(tenant_id: str, first: date, last: date, granularity: str, usage:
             "granularity": granularity,
             "resolutions": {**totals, "total": sum(totals.values())},
             "resolution_rate": resolution_rate(totals), "escalation_rate": escalation_rate(totals),
-            "csat": csat, "latency_ms": usage["latency"], "series": series, "by_category": categories}
+            "csat": csat, "latency_ms": usage["latency"], "series": series, "by_category": categories,
+            "actions": action_figures([row[1:] for row in usage.get("actions", [])])}
 
 
 def create_app(store: MeteringStore, data_dir: Path, *, admin_key: str | None = None, lifespan=None,

@@ -49,6 +49,17 @@ table{border-collapse:collapse}td,th{padding:.25rem .75rem;border-bottom:1px sol
 """
 
 
+def action_table(series: list[dict]) -> str:
+    """Back-office calls by day: carried out, failed (or refused) and the failure rate; nothing when none."""
+    days = [p for p in series if (p.get("actions") or {}).get("total")]
+    if not days:
+        return ""
+    rows = "".join(f"<tr><th>{escape(p['period'])}</th><td>{p['actions']['ok']}</td><td>{p['actions']['failed']}</td>"
+                   f"<td>{p['actions']['failure_rate']:.1%}</td></tr>" for p in days)
+    return ('<h2>Actions by day</h2><table id="actions"><tr><th>day</th><th>done</th><th>failed</th>'
+            f"<th>failure rate</th></tr>{rows}</table>")
+
+
 def render_dashboard(invoice: Invoice, usage: dict) -> str:
     """`usage` is the API's usage body for the invoice's month, by day."""
     tenant, month = escape(invoice.tenant_id), escape(str(invoice.month))
@@ -64,6 +75,10 @@ def render_dashboard(invoice: Invoice, usage: dict) -> str:
         ("resolution-rate", "Resolution rate", "–" if rate is None else f"{rate:.1%}"),
         ("csat-average", "CSAT average", "–" if csat is None else f"{csat:.2f} / 5"),
     ]
+    actions = usage.get("actions") or {"total": 0, "failure_rate": None}
+    if actions["total"]:
+        tiles.append(("actions", "Back-office actions", f"{actions['ok']} done, {actions['failed']} failed"))
+        tiles.append(("action-failure-rate", "Action failure rate", f"{actions['failure_rate']:.1%}"))
     tiles_html = "".join(f'<div class="tile"><div class="label">{escape(label)}</div>'
                          f'<div class="value" id="{key}">{escape(value)}</div></div>'
                          for key, label, value in tiles)
@@ -84,5 +99,6 @@ def render_dashboard(invoice: Invoice, usage: dict) -> str:
 <section>{line_chart("resolution-rate-chart", "Resolution rate by day", rate_points, 1.0)}
 {line_chart("csat-chart", "CSAT average by day", csat_points, 5.0, "{:.1f}")}</section>
 <section><h2>Resolutions this month</h2><table id="states">{states}</table>
+{action_table(series)}
 <h2>Invoice</h2><table id="invoice">{bill}</table></section>
 </body></html>"""

@@ -28,6 +28,7 @@ class ResidentAdapter:
     context_turns: int | None = None  # as the adapter was trained (its training_config.json), if recorded
     action_names: tuple[str, ...] | None = None  # the calls its header may write (None: unconstrained)
     calibration: dict | None = None  # its calibration.json, fitted on the tenant's holdout
+    answers_from_results: bool = False  # writes a call's reply after the call's result
 
 
 def publication_applies(

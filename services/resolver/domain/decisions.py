@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 from clonedesk.core.confidence import Calibration
@@ -44,10 +44,12 @@ def answer_confidence(header_logprob: float | None, token_logprobs: Sequence[flo
 HUMAN_REQUESTED = "customer asked for a human"
 
 
-def decide(generated: str, confidence: float, threshold: float, *, human_requested: bool = False) -> Decided:
+def decide(generated: str, confidence: float, threshold: float, *, human_requested: bool = False,
+           reply_follows_action: bool = False) -> Decided:
     """Escalate when the customer asked for a human, when the model chose to, when its output has no
     readable decision, when the reply it would send is empty, or when its confidence is under the
-    tenant's threshold."""
+    tenant's threshold. With `reply_follows_action` an ACTION needs no reply yet: the model writes it
+    after the call's result."""
     turn = parse_target(generated)
     if human_requested:
         return Decided(common_pb2.ESCALATE, "", "", confidence, True, HUMAN_REQUESTED)
@@ -65,6 +67,12 @@ def decide(generated: str, confidence: float, threshold: float, *, human_request
             True,
             f"confidence {confidence:.2f} under threshold {threshold:.2f}",
         )
-    if not turn.reply:
+    if not turn.reply and not (reply_follows_action and turn.decision == common_pb2.ACTION):
         return Decided(common_pb2.ESCALATE, turn.action, "", confidence, True, "empty reply")
     return Decided(turn.decision, turn.action, turn.reply, confidence, False, "")
+
+
+def escalate(decided: Decided, reason: str) -> Decided:
+    """The same answer handed to a human instead: nothing goes to the customer."""
+    return replace(decided, decision=common_pb2.ESCALATE, reply="", escalated=True, reason=reason)
+

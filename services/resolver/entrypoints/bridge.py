@@ -53,6 +53,7 @@ def resolution_record(
         escalation_threshold=response.escalation_threshold,
         request_id=idempotency_key(request),
         category=request.category,
+        action_run=response.action_run if response.HasField("action_run") else None,
     )
 
 

@@ -9,12 +9,16 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from clonedesk.core.adapters import trained_action_names, trained_context_turns
+from clonedesk.core.action_calls import ActionAnswer, MalformedCall, parse_action_call
+from clonedesk.core.adapters import answers_from_results, trained_action_names, trained_context_turns
 from clonedesk.core.confidence import Calibration
-from clonedesk.core.conversation_format import DEFAULT_CONTEXT_TURNS, AgentTurn, parse_target
-from clonedesk.trainer.adapters.lora import generate_samples, load_model
+from clonedesk.core.conversation_format import (DEFAULT_CONTEXT_TURNS, AgentTurn, after_action_messages,
+                                                has_action_result, parse_target, reply_after_action)
+from clonedesk.trainer.adapters.lora import generate_for_messages, generate_samples, load_model
+from clonedesk.trainer.adapters.training_batches import sample_messages
 from clonedesk.trainer.adapters.retrieval import RetrievalBaseline
-from clonedesk.trainer.domain.metrics import ScoredTurn
+from clonedesk.trainer.domain.metrics import ScoredTurn, action_name
+from clonedesk.v1 import common_pb2
 
 
 def scored(sample, answer: AgentTurn, confidence: float | None = None) -> ScoredTurn:
@@ -38,12 +42,40 @@ def score_model(base_model: str, adapter_dir: Path | None, holdout: Sequence, *,
         trained_context_turns(adapter_dir) if adapter_dir is not None else None)
     names = action_names if action_names is not None else (
         trained_action_names(adapter_dir) if adapter_dir is not None else None)
-    answers = generate_samples(model, tokenizer, holdout, max_new_tokens=max_new_tokens,
-                               context_turns=turns if turns is not None else DEFAULT_CONTEXT_TURNS,
+    context = turns if turns is not None else DEFAULT_CONTEXT_TURNS
+    answers = generate_samples(model, tokenizer, holdout, max_new_tokens=max_new_tokens, context_turns=context,
                                action_names=names)
-    return [scored(sample, parse_target(a.text),
-                   math.exp(a.header_logprob) if a.header_logprob is not None else None)
-            for sample, a in zip(holdout, answers)]
+    parsed = [parse_target(a.text) for a in answers]
+    if adapter_dir is not None and answers_from_results(adapter_dir):
+        parsed = replies_after_results(model, tokenizer, holdout, parsed, context, max_new_tokens)
+    return [scored(sample, turn, math.exp(a.header_logprob) if a.header_logprob is not None else None)
+            for sample, turn, a in zip(holdout, parsed, answers)]
+
+
+def replies_after_results(model, tokenizer, holdout: Sequence, parsed: list[AgentTurn], context_turns: int,
+                          max_new_tokens: int) -> list[AgentTurn]:
+    """Where the model called what the agent called and the history recorded the back office's answer,
+    the reply it writes after that answer, as the resolver asks for it once the call is carried out."""
+    asked = [i for i, (sample, turn) in enumerate(zip(holdout, parsed))
+             if turn.decision == common_pb2.ACTION and has_action_result(sample)
+             and action_name(turn.action) == action_name(sample.action)]
+    if not asked:
+        return parsed
+    prompts = [after_action_messages(sample_messages(holdout[i], context_turns), common_pb2.ACTION,
+                                     _canonical_call(parsed[i].action), ActionAnswer.from_json(holdout[i].action_result))
+               for i in asked]
+    replies = generate_for_messages(model, tokenizer, prompts, max_new_tokens=max_new_tokens)
+    out = list(parsed)
+    for i, reply in zip(asked, replies):
+        out[i] = dataclasses.replace(parsed[i], reply=reply_after_action(reply.text))
+    return out
+
+
+def _canonical_call(action: str) -> str:
+    try:
+        return parse_action_call(action).text()
+    except MalformedCall:
+        return action
 
 
 def calibrated(turns: Sequence[ScoredTurn], calibration: Calibration) -> list[ScoredTurn]:

@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from clonedesk.core.adapters import trained_action_names
-from clonedesk.core.conversation_format import DEFAULT_CONTEXT_TURNS
+from clonedesk.core.adapters import answers_from_results, trained_action_names
+from clonedesk.core.conversation_format import DEFAULT_CONTEXT_TURNS, has_action_result
 from clonedesk.core.decision_header import history_action_names
 from clonedesk.core.prompt import prompt_token_ids
 from clonedesk.trainer.adapters.training_batches import (IGNORE, Batch, EncodedSample, encode_sample,  # noqa: F401
@@ -69,6 +69,9 @@ class LoraTrainingConfig:
     # unseen tickets: 3 gave decision accuracy 85.1 % against 83.5 % at 1, the same reply chrF (27.0 / 26.8)
     # and more turns answered at >= 90 % accuracy (87 % of them at threshold 0.8, against 76 % at 0.7).
     decision_weight: float = 3.0
+    # A call whose result the history recorded teaches its header, then the reply after the result (the
+    # resolver carries the call out and asks again); off: header and reply in one, as without results.
+    action_results: bool = True
     mixed_precision: str = "auto"  # bf16 autocast: "auto" (where the hardware has it), "bf16", "no"
     threads: int = 0  # torch threads while training; 0 = the cores this process may use
 
@@ -197,7 +200,10 @@ def train_adapter(base_model: str, samples: Sequence, out_dir: Path, *,
         "initial_weights_sha256": initial_digest,
         # The calls this adapter may write (constrained decoding): those of its history, and its parent's.
         "action_names": sorted(set(history_action_names(samples))
-                               | set(trained_action_names(init_adapter) if init_adapter else ()))}, indent=2))
+                               | set(trained_action_names(init_adapter) if init_adapter else ())),
+        # Whether it writes a call's reply from the call's result (a second generation after a tool turn).
+        "answers_from_results": (config.action_results and any(has_action_result(s) for s in samples))
+        or bool(init_adapter and answers_from_results(init_adapter))}, indent=2))
     return result
 
 
@@ -217,12 +223,23 @@ def generate_samples(model, tokenizer, samples: Sequence, *, max_new_tokens: int
     """The agent's next turn for each sample (its tenant's prompt, left-padded batches of similar
     length), greedy until the end-of-turn token; with `action_names`, the header is constrained to the
     four decisions and those calls (core.constrained_generation). GeneratedAnswer per sample."""
-    import torch
-
-    from clonedesk.core.constrained_generation import generate_answers, header_constraint
+    from clonedesk.core.constrained_generation import header_constraint
 
     constraint = header_constraint(tokenizer, action_names) if action_names is not None else None
-    prompts = [prompt_token_ids(tokenizer, sample_messages(s, context_turns), max_prompt_tokens) for s in samples]
+    return generate_for_messages(model, tokenizer, [sample_messages(s, context_turns) for s in samples],
+                                 max_new_tokens=max_new_tokens, max_prompt_tokens=max_prompt_tokens,
+                                 batch_size=batch_size, constraint=constraint)
+
+
+def generate_for_messages(model, tokenizer, prompts_messages: Sequence, *, max_new_tokens: int = 96,
+                          max_prompt_tokens: int = 384, batch_size: int = 8, constraint=None) -> list:
+    """Greedy answers to chat-message prompts (left-padded batches of similar length); `constraint`
+    (a HeaderConstraint or None) applies to every row. GeneratedAnswer per prompt."""
+    import torch
+
+    from clonedesk.core.constrained_generation import generate_answers
+
+    prompts = [prompt_token_ids(tokenizer, messages, max_prompt_tokens) for messages in prompts_messages]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     outputs: list = [None] * len(prompts)
     pad = tokenizer.pad_token_id

@@ -4,7 +4,8 @@ the target only), and the run's batches, grouped by length so that a batch pads 
 The prompt is `core.prompt.prompt_token_ids` of the tenant's system prompt and the latest
 `context_turns` turns: the very prompt the resolver sends. The target is
 `format_target(decision, action, reply)` then the tokenizer's end-of-turn token, so generation stops
-where the agent's turn ends.
+where the agent's turn ends; a call with a recorded result is two targets, the header alone and the
+reply after the result's tool turn (core.conversation_format.prompt_targets), as the resolver asks.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import random
 from dataclasses import dataclass
 from typing import Sequence
 
-from clonedesk.core.conversation_format import DEFAULT_CONTEXT_TURNS, chat_messages, format_target, system_prompt
+from clonedesk.core.conversation_format import (DEFAULT_CONTEXT_TURNS, PromptTarget, chat_messages, prompt_targets,
+                                                system_prompt)
 from clonedesk.core.decision_header import decision_prefix
 from clonedesk.core.prompt import prompt_token_ids
 
@@ -50,16 +52,29 @@ def sample_messages(sample, context_turns: int = DEFAULT_CONTEXT_TURNS) -> list[
     return chat_messages(sample.context, system_prompt(sample.tenant_id), max_turns=context_turns)
 
 
-def encode_sample(tokenizer, sample, max_length: int,
-                  context_turns: int = DEFAULT_CONTEXT_TURNS) -> EncodedSample:
+def sample_prompt_targets(sample, context_turns: int = DEFAULT_CONTEXT_TURNS,
+                          action_results: bool = True) -> list[PromptTarget]:
+    """What a sample teaches (core.conversation_format.prompt_targets): with `action_results`, a call
+    whose result the history recorded teaches its header, then the reply after the result."""
+    return prompt_targets(sample_messages(sample, context_turns), sample.decision, sample.action, sample.reply,
+                          sample.action_result if action_results else "")
+
+
+def encode_prompt_target(tokenizer, item: PromptTarget, max_length: int) -> EncodedSample:
     """Prompt and target token ids; labels only on the target (at most half the length). A long prompt
     loses its oldest turns; the system prompt stays."""
-    target_text = format_target(sample.decision, sample.action, sample.reply) + tokenizer.eos_token
-    target = tokenizer(target_text, add_special_tokens=False)["input_ids"][: max_length // 2]
-    prompt = prompt_token_ids(tokenizer, sample_messages(sample, context_turns), max_length - len(target))
-    header = decision_prefix(format_target(sample.decision, sample.action, ""))
-    header_tokens = min(len(target), len(tokenizer(header, add_special_tokens=False)["input_ids"]))
+    target = tokenizer(item.target + tokenizer.eos_token, add_special_tokens=False)["input_ids"][: max_length // 2]
+    prompt = prompt_token_ids(tokenizer, item.messages, max_length - len(target))
+    header = decision_prefix(item.header) if item.header else ""
+    header_tokens = min(len(target), len(tokenizer(header, add_special_tokens=False)["input_ids"])) if header else 0
     return EncodedSample(prompt + target, [IGNORE] * len(prompt) + target, header_tokens)
+
+
+def encode_sample(tokenizer, sample, max_length: int, context_turns: int = DEFAULT_CONTEXT_TURNS,
+                  action_results: bool = True) -> list[EncodedSample]:
+    """Every target of one sample, encoded (one, or two for a call with its result)."""
+    return [encode_prompt_target(tokenizer, item, max_length)
+            for item in sample_prompt_targets(sample, context_turns, action_results)]
 
 
 def batch_order(lengths: Sequence[int], batch_size: int, steps: int, *, seed: int,
@@ -116,7 +131,8 @@ def run_steps(sample_count: int, epochs: float, batch_size: int, max_steps: int)
 def make_batches(tokenizer, samples: Sequence, config) -> list[Batch]:
     """The batches of one training run (`config`: a LoraTrainingConfig): `epochs` passes, at most
     `max_steps` batches, right-padded."""
-    encoded = [encode_sample(tokenizer, s, config.max_length, config.context_turns) for s in samples]
+    encoded = [e for s in samples
+               for e in encode_sample(tokenizer, s, config.max_length, config.context_turns, config.action_results)]
     if not encoded:
         return []
     steps = run_steps(len(encoded), config.epochs, config.batch_size, config.max_steps)
