@@ -8,13 +8,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from clonedesk.demo.adapters.helpdesk import SimulatorReplies, WebhookSender
+from clonedesk.demo.adapters.helpdesk import SimulatorBackOffice, SimulatorReplies, WebhookSender
 from clonedesk.demo.adapters.resolutions import ResolutionWatcher
 from clonedesk.demo.domain import zendesk_events as zd
 from clonedesk.demo.domain.reactions import LiveScript, Reaction
 from clonedesk.ingest.domain.confirmation import is_confirmation
 from clonedesk.resolver.domain.outbound import reply_id
-from clonedesk.v1 import common_pb2
+from clonedesk.v1 import common_pb2, resolver_pb2
 
 HUMAN_AGENT_ID = "agent-7"
 
@@ -29,6 +29,8 @@ class TicketResult:
     human_took_over: bool = False
     adapters: list[str] = field(default_factory=list)
     reactions: Counter = field(default_factory=Counter)
+    actions: Counter = field(default_factory=Counter)  # the resolver's back-office calls by outcome
+    action_replies: list[str] = field(default_factory=list)  # "call -> reply" of the calls carried out
 
 
 def _now() -> datetime:
@@ -44,6 +46,8 @@ class LiveTicket:
     simulator: SimulatorReplies
     watcher: ResolutionWatcher
     resolve_timeout_s: float
+    back_office: SimulatorBackOffice | None = None
+    recorded_calls: list[dict] = field(default_factory=list)  # what the dialogue's agent called, with results
 
     async def _send(self, webhook: zd.Webhook) -> None:
         await self.sender.send(self.tenant_id, self.secret, webhook)
@@ -62,6 +66,8 @@ class LiveTicket:
     async def play(self) -> TicketResult:
         script, tenant, ticket = self.script, self.tenant_id, self.script.ticket_id
         result = TicketResult(tenant, ticket)
+        if self.back_office is not None:
+            await self.back_office.expect_ticket(tenant, ticket, ticket, self.recorded_calls)
         last = len(script.customer_messages) - 1
         for index, message in enumerate(script.customer_messages):
             if index == 0:
@@ -85,6 +91,10 @@ class LiveTicket:
             resolution = await self.watcher.wait_for(webhook.event_id, self.resolve_timeout_s,
                                                      f"{tenant} ticket {ticket} message {index + 1}")
             result.adapters.append(resolution.adapter_version)
+            if resolution.HasField("action_run") and resolution.action_run.status:
+                result.actions[resolver_pb2.ActionRun.Status.Name(resolution.action_run.status).lower()] += 1
+                if resolution.reply:
+                    result.action_replies.append(f"{resolution.action_run.call} -> {resolution.reply}")
             if resolution.decision == common_pb2.ESCALATE or not resolution.reply:
                 result.ai_escalated = True
                 result.escalation_reason = resolution.escalation_reason or "no reply"

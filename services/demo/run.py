@@ -38,8 +38,9 @@ from clonedesk.core.base_model import TINY, describe_base_model, ensure_base_mod
 from clonedesk.core.settings import Settings
 from clonedesk.core.tenants import Tenant, TenantStore, admin_api_key
 from clonedesk.demo.adapters.analytics import AnalyticsClient
-from clonedesk.demo.adapters.helpdesk import DemoStepFailed, SimulatorReplies, WebhookSender
+from clonedesk.demo.adapters.helpdesk import DemoStepFailed, SimulatorBackOffice, SimulatorReplies, WebhookSender
 from clonedesk.demo.adapters.resolutions import ResolutionWatcher
+from clonedesk.resolver.entrypoints.back_office_sim import recorded_calls
 from clonedesk.demo.adapters.workspace import prepare, write_marker
 from clonedesk.demo.domain import zendesk_events as zd
 from clonedesk.demo.domain.reactions import ORIGIN, Reaction, live_script
@@ -418,11 +419,22 @@ class Demo:
             self.live_versions[tenant_id] = version
         self.done("tenants live: " + ", ".join(f"{t}@v{v}" for t, v in self.live_versions.items()))
 
-    def live_ticket(self, plan: TenantPlan, dialogue: dict, sender, simulator, watcher) -> LiveTicket:
+    def live_ticket(self, plan: TenantPlan, dialogue: dict, sender, simulator, watcher,
+                    back_office: SimulatorBackOffice) -> LiveTicket:
         script = live_script(dialogue, self.mode.sizes.live_turns, SEED, plan.tenant_id)
         secret = self.tenants[plan.tenant_id].zendesk_secret
         return LiveTicket(plan.tenant_id, secret, script, sender, simulator, watcher,
-                          self.mode.resolve_timeout_s)
+                          self.mode.resolve_timeout_s, back_office, recorded_calls(dialogue))
+
+    async def open_back_offices(self, back_office: SimulatorBackOffice) -> None:
+        """Each tenant's actions URL is the simulator's back office, which answers a live ticket's calls
+        from its dialogue's recorded results."""
+        store = TenantStore(self.data_dir)
+        for tenant_id in self.tenants:
+            tenant = store.get(tenant_id)
+            tenant.actions_url = back_office.actions_url(tenant_id)
+            store.save(tenant)
+            await back_office.open_for(tenant_id, tenant.actions_secret)
 
     async def play(self, tickets: list[LiveTicket], progress: Progress, label: str,
                    gate: asyncio.Semaphore) -> list[TicketResult]:
@@ -445,12 +457,14 @@ class Demo:
         self.go_live()
         sender = WebhookSender(client, f"http://127.0.0.1:{self.settings.gateway_port}")
         simulator = SimulatorReplies(client, f"http://127.0.0.1:{self.settings.helpdesk_sim_port}")
+        back_office = SimulatorBackOffice(client, f"http://127.0.0.1:{self.settings.helpdesk_sim_port}")
+        await self.open_back_offices(back_office)
         gate = asyncio.Semaphore(LIVE_CONCURRENCY)
         async with ResolutionWatcher(self.settings.bootstrap) as watcher:
             self.watcher = watcher
             first_wave, second_wave, after_swap = [], [], []
             for plan in self.plans:
-                tickets = [self.live_ticket(plan, d, sender, simulator, watcher) for d in plan.live]
+                tickets = [self.live_ticket(plan, d, sender, simulator, watcher, back_office) for d in plan.live]
                 half = max(1, (len(tickets) - self.mode.sizes.after_swap_tickets) // 2)
                 first_wave += tickets[:half]
                 second_wave += tickets[half:len(tickets) - self.mode.sizes.after_swap_tickets]
@@ -480,6 +494,12 @@ class Demo:
             self.summary.setdefault(plan.tenant_id, {})["escalations"] = {
                 "tickets": len(mine), "escalated": sum(r.ai_escalated for r in mine),
                 "by_reason": dict(escalation_kinds(mine))}
+            actions: Counter = Counter()
+            for result in mine:
+                actions.update(result.actions)
+            self.summary[plan.tenant_id]["actions"] = {
+                "by_outcome": dict(actions), "replies_after_results": [a for r in mine for a in r.action_replies][:5]}
+        self.print_action_replies()
 
     def print_versions(self) -> None:
         table = Table("tenant", "live at go-live", "current now", "replies by adapter version",
@@ -506,6 +526,23 @@ class Demo:
         table.add_row("AI escalations", str(sum(r.ai_escalated for r in results)), "the resolver")
         for reason, count in sorted(escalation_kinds(results).items()):
             table.add_row(f"  escalated: {reason}", str(count), "the resolver")
+        actions: Counter = Counter()
+        for result in results:
+            actions.update(result.actions)
+        for outcome, count in sorted(actions.items()):
+            table.add_row(f"back-office calls: {outcome}", str(count),
+                          "the resolver, answered by the simulator from the dialogue's recorded results")
+        self.console.print(table)
+
+    def print_action_replies(self) -> None:
+        """A few replies the adapters wrote after a call was carried out, beside the call."""
+        shown = [(r.tenant_id, line) for r in self.results for line in r.action_replies][:6]
+        if not shown:
+            return
+        table = Table("tenant", "call carried out -> reply written from its result",
+                      title="actions: the back office's results in the replies")
+        for tenant_id, line in shown:
+            table.add_row(tenant_id, line)
         self.console.print(table)
 
     # -- 6: the bill --------------------------------------------------------------------------------
@@ -587,6 +624,13 @@ def escalation_kind(reason: str) -> str:
     """The resolver's escalation reason, without its figures ("confidence 0.41 under threshold 0.62")."""
     if reason.startswith("confidence"):
         return "confidence under the threshold"
+    for words, kind in (("timed out", "action timed out"), ("not allowed", "action not allowed"),
+                        ("no actions URL", "no back office"), ("malformed action", "malformed call"),
+                        ("done, but the reply", "action done, no reply")):
+        if words in reason:
+            return kind
+    if reason.startswith("action "):
+        return "action failed"
     return reason or "no reply"
 
 

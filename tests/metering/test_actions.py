@@ -8,7 +8,6 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import httpx
-import pytest
 from clonedesk.core.kafka import encode
 from clonedesk.core.tenants import TenantStore
 from clonedesk.metering.adapters.codec import reply_from_record

@@ -217,13 +217,30 @@ def test_bad_setting_is_one_clear_line(tmp_path):
 def test_tenant_commands(tmp_path):
     env = stack_env(tmp_path)
     created = json.loads(clonedesk(env, "tenant", "add", "acme", "--json").stdout)
-    assert set(created) == {"id", "zendesk_secret", "intercom_secret", "api_key"} and created["id"] == "acme"
+    assert set(created) == {"id", "zendesk_secret", "intercom_secret", "api_key", "actions_secret"}
+    assert created["id"] == "acme" and created["actions_secret"]
     shown = json.loads(clonedesk(env, "tenant", "show", "acme", "--json").stdout)
     assert shown["live"] is False and shown["adapter_version"] is None
-    assert not {"zendesk_secret", "intercom_secret", "api_key"} & set(shown)
+    assert not {"zendesk_secret", "intercom_secret", "api_key", "actions_secret"} & set(shown)
+    assert (shown["actions_url"], shown["actions_allow"], shown["actions_timeout_s"]) == ("", [], 5.0)
     assert created["api_key"] not in clonedesk(env, "tenant", "show", "acme").stdout
     with_secrets = json.loads(clonedesk(env, "tenant", "show", "acme", "--secrets", "--json").stdout)
     assert with_secrets["zendesk_secret"] == created["zendesk_secret"]
+    assert with_secrets["actions_secret"] == created["actions_secret"]
+    clonedesk(env, "tenant", "set", "acme", "--actions-url", "https://backoffice.acme.test/clonedesk",
+              "--actions-allow", "BookRoom, FindHotel", "--actions-timeout-s", "2.5")
+    back_office = json.loads(clonedesk(env, "tenant", "show", "acme", "--secrets", "--json").stdout)
+    assert (back_office["actions_url"], back_office["actions_allow"], back_office["actions_timeout_s"]) == (
+        "https://backoffice.acme.test/clonedesk", ["BookRoom", "FindHotel"], 2.5)
+    assert back_office["actions_secret"] == created["actions_secret"]
+    rotated = clonedesk(env, "tenant", "set", "acme", "--rotate-actions-secret", "--actions-allow", "").stdout
+    after = json.loads(clonedesk(env, "tenant", "show", "acme", "--secrets", "--json").stdout)
+    assert after["actions_secret"] != created["actions_secret"] and after["actions_secret"] in rotated
+    assert after["actions_allow"] == []  # '' = the calls the tenant's history made
+    for bad in (["--actions-url", "ftp://x"], ["--actions-url", "not a url"], ["--actions-allow", "Book Room"],
+                ["--actions-timeout-s", "0"]):
+        refused = clonedesk(env, "tenant", "set", "acme", *bad, check=False)
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr, bad
     clonedesk(env, "tenant", "add", "globex")
     assert [t["id"] for t in json.loads(clonedesk(env, "tenant", "list", "--json").stdout)] == ["acme", "globex"]
     refused = clonedesk(env, "tenant", "go-live", "acme", check=False)

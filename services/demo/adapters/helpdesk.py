@@ -80,3 +80,31 @@ class SimulatorReplies:
                 raise DemoStepFailed(f"the reply to ticket {tenant_id}/{ticket_id} did not reach the helpdesk"
                                      f" simulator within {timeout:.0f}s (see logs/outbound.log)")
             await asyncio.sleep(0.5)
+
+
+class SimulatorBackOffice:
+    """The simulator's back office (resolver/entrypoints/back_office_sim.py): the demo tells it each
+    tenant's actions secret and each live ticket's recorded calls; the resolver then calls it."""
+
+    def __init__(self, client: httpx.AsyncClient, simulator_url: str):
+        self.client = client
+        self.url = simulator_url.rstrip("/")
+
+    def actions_url(self, tenant_id: str) -> str:
+        return f"{self.url}/back-office/{tenant_id}/actions"
+
+    async def open_for(self, tenant_id: str, secret: str) -> None:
+        response = await self.client.put(f"{self.url}/_sim/back-office/{tenant_id}", json={"secret": secret},
+                                         timeout=10.0)
+        response.raise_for_status()
+
+    async def expect_ticket(self, tenant_id: str, ticket_id: str, dialogue_id: str, calls: list[dict]) -> None:
+        response = await self.client.put(f"{self.url}/_sim/back-office/{tenant_id}/tickets/{ticket_id}",
+                                         json={"dialogue_id": dialogue_id, "calls": calls}, timeout=10.0)
+        response.raise_for_status()
+
+    async def calls(self, tenant_id: str | None = None) -> list[dict]:
+        params = {"tenant_id": tenant_id} if tenant_id else {}
+        response = await self.client.get(f"{self.url}/_sim/back-office/calls", params=params, timeout=10.0)
+        response.raise_for_status()
+        return response.json()["calls"]

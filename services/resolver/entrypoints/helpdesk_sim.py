@@ -7,7 +7,8 @@ honours `Idempotency-Key` (a redelivered reply is recorded once). A ticket's rep
 API shows them (Zendesk's comment list, Intercom's conversation), which the outbound worker asks after a
 cut-off attempt. It lists what it got (`GET /replies`, with
 `posts`: every accepted post, duplicates included, as a helpdesk without idempotency would record them),
-and can be told to fail the next N posts (`POST /_sim/faults`) to exercise retries.
+and can be told to fail the next N posts (`POST /_sim/faults`) to exercise retries. It also plays each
+tenant's back office, answering calls from the recorded dialogues (back_office_sim.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+
+from clonedesk.resolver.entrypoints.back_office_sim import add_back_office_routes
 
 MAX_BODY_CHARS = 65_536
 
@@ -101,6 +104,7 @@ def create_app(log_path: Path | None = None) -> FastAPI:
     app = FastAPI(title="CloneDesk helpdesk simulator")
     replies = ReplyLog(log_path)
     app.state.replies = replies
+    app.state.back_office = add_back_office_routes(app)
 
     def check_faults() -> None:
         status = replies.injected_failure()
