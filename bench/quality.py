@@ -15,6 +15,9 @@ answered by
 and scored against what the human agent did: decision accuracy (the action's name counts), reply chrF,
 the share of turns answered at the threshold and their accuracy, the calibration error on the unseen
 turns, each with a bootstrap 95 % interval over tickets (trainer.domain.preview), and the training time.
+On the turns where the agent made a call, the adapter writes its reply after the call's result (the
+recorded `service_results`, as the back office would answer); "call chrF" scores those replies, and
+`--without-results` trains the same recipe without results (header and reply in one) beside it.
 The figure of merit per business is the adapter's decision-accuracy lead over retrieval in points.
 
     .venv/bin/python bench/quality.py [--businesses Hotels_2,Banks_1] [--dialogues 300]
@@ -43,7 +46,9 @@ from clonedesk.trainer.adapters.evaluation import calibrated, score_model, score
 from clonedesk.trainer.adapters.registry import AdapterRegistry
 from clonedesk.trainer.adapters.sgd import dialogue_samples, find_sgd_dir, read_dialogues
 from clonedesk.trainer.config import TrainerSettings
+from clonedesk.trainer.domain.metrics import chrf, decision_correct
 from clonedesk.trainer.domain.preview import preview_report
+from clonedesk.v1 import common_pb2
 from clonedesk.trainer.training_run import run_training
 from rich.console import Console
 from rich.table import Table
@@ -96,6 +101,10 @@ def run_business(business: str, args, base_model: str, overrides: dict) -> dict:
     if not args.base:
         report["base"] = None
     report["holdout"] = outcome.metrics  # the same adapter on the history's own held-out turns
+    report["action_chrf"] = {name: action_turns_chrf(turns) for name, turns in scored.items() if turns}
+    report["action_turns"] = sum(1 for t in adapter_turns if t.true_decision == common_pb2.ACTION)
+    if args.without_results:
+        report["without_results"] = without_results(tenant_id, history, test, base_model, overrides)
     report["confusion"] = confusion(adapter_turns)
     report["retrieval_confusion"] = confusion(scored["retrieval"])
     report.update(business=business, history_dialogues=len(history), trainable_turns=len(trainable),
@@ -105,6 +114,30 @@ def run_business(business: str, args, base_model: str, overrides: dict) -> dict:
                   run_seconds=round(trained_s, 1), scoring_seconds=round(score_s, 1),
                   training_steps=outcome.training.get("steps"), recipe=settings.lora().to_dict())
     return report
+
+
+def action_turns_chrf(turns) -> float | None:
+    """Reply chrF on the turns where the agent made a call: the replies a call's result should inform."""
+    chosen = [t for t in turns if t.true_decision == common_pb2.ACTION]
+    if not chosen:
+        return None
+    return chrf([t.predicted_reply for t in chosen], [t.true_reply for t in chosen])
+
+
+def without_results(tenant_id: str, history: list[dict], test: list, base_model: str, overrides: dict) -> dict:
+    """The same recipe trained and scored without the calls' results (header and reply in one): what the
+    results add to the replies."""
+    with tempfile.TemporaryDirectory(prefix="clonedesk-quality-") as tmp:
+        data = Path(tmp)
+        settings = TrainerSettings(**{**BENCH_RECIPE, **overrides, "action_results": False})
+        buffer = SampleBuffer(data / "trainer", settings.holdout_fraction)
+        buffer.append(s for d in history for s in dialogue_samples(tenant_id, d))
+        outcome = run_training(tenant_id, "bench", buffer=buffer, progress_store=ProgressStore(data / "trainer"),
+                               registry=AdapterRegistry(data), base_model=base_model, settings=settings)
+        turns = score_model(base_model, outcome.path, test)
+    return {"decision_accuracy": sum(decision_correct(t) for t in turns) / len(turns),
+            "reply_chrf": chrf([t.predicted_reply for t in turns], [t.true_reply for t in turns]),
+            "action_chrf": action_turns_chrf(turns)}
 
 
 def confusion(turns) -> dict[str, int]:
@@ -139,8 +172,8 @@ def _num(value, interval=None) -> str:
 def summary_table(reports: list[dict]) -> Table:
     table = Table(title="unseen tickets: adapter vs base model vs retrieval (95% intervals over tickets)")
     for column in ("business", "tickets / turns", "train s", "decision acc: adapter", "base", "retrieval",
-                   "lead (pts)", "chrF: adapter", "retrieval", "threshold", "answered", "answered acc",
-                   "calib. error"):
+                   "lead (pts)", "chrF: adapter", "retrieval", "call chrF: adapter", "no results", "retrieval",
+                   "threshold", "answered", "answered acc", "calib. error"):
         table.add_column(column, justify="right")
     for r in reports:
         iv = r["intervals"]
@@ -153,6 +186,9 @@ def summary_table(reports: list[dict]) -> Table:
             f"{lead:+.1f}",
             _num(r["adapter"]["reply_chrf"], iv["adapter"]["reply_chrf"]),
             _num(r["retrieval"]["reply_chrf"], iv["retrieval"]["reply_chrf"]),
+            _num(r.get("action_chrf", {}).get("adapter")),
+            _num((r.get("without_results") or {}).get("action_chrf")),
+            _num(r.get("action_chrf", {}).get("retrieval")),
             f"{r['confidence']['threshold']:.2f}",
             _pct(r["adapter"]["answered_share"], iv["adapter"]["answered_share"]),
             _pct(r["adapter"]["answered_accuracy"], iv["adapter"]["answered_accuracy"]),
@@ -171,6 +207,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a TrainerSettings field for every tenant (repeatable)")
     parser.add_argument("--no-base", dest="base", action="store_false", help="skip the base-model column")
+    parser.add_argument("--without-results", action="store_true",
+                        help="also train without the calls' results (action_results=false) to compare replies")
     parser.add_argument("--json", type=Path, help="write every report here")
     args = parser.parse_args()
     from clonedesk.core.progress import quiet_library_bars

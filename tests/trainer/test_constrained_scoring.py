@@ -48,3 +48,29 @@ def test_constrained_answers_always_have_a_valid_header(base_model_dir, sgd_dir)
     # The constraint is what makes the difference on a model that never learnt the format.
     readable_free = sum(1 for t in free if t.reply != "" and t.decision != common_pb2.ESCALATE)
     assert sum(1 for a in constrained if a.text.lstrip().startswith("[decision=")) == len(samples) >= readable_free
+
+
+def test_scoring_writes_a_calls_reply_after_its_recorded_result(zoo):
+    """An adapter trained on results is scored as the resolver serves it: header first, then, where it
+    called what the agent called, the reply after the recorded result (the zoo's omega adapter names
+    the hotel of the result it read)."""
+    from clonedesk.core.adapters import answers_from_results
+    from clonedesk.trainer.adapters.evaluation import score_model
+    from clonedesk.v1 import training_pb2
+    from tests.resolver.conftest import ACTION_CALL, ACTION_TENANT, CUSTOMER_LINES, action_result, conversation, hotel_reply
+
+    adapter = zoo.adapters[(ACTION_TENANT, 1)]
+    assert answers_from_results(adapter)
+    samples = [training_pb2.TrainingSample(sample_id=f"s{i}", tenant_id=ACTION_TENANT, ticket_id=f"t{i}",
+                                           context=conversation(CUSTOMER_LINES[i]), decision=common_pb2.ACTION,
+                                           action=ACTION_CALL, reply=hotel_reply(hotel),
+                                           action_result=action_result(hotel))
+               for i, hotel in enumerate(["Savoy", "Ritz", "Ritz", "Savoy"])]
+    turns = score_model(str(zoo.base_model), adapter, samples, max_new_tokens=24)
+    assert [(t.predicted_decision, t.predicted_action) for t in turns] == [(common_pb2.ACTION, ACTION_CALL)] * 4
+    assert [t.predicted_reply for t in turns] == [s.reply for s in samples]
+    # without a recorded result there is nothing to write the reply from: the header alone is scored
+    bare = score_model(str(zoo.base_model), adapter, [training_pb2.TrainingSample(
+        sample_id="b", tenant_id=ACTION_TENANT, ticket_id="b", context=conversation(CUSTOMER_LINES[0]),
+        decision=common_pb2.ACTION, action=ACTION_CALL, reply="x")], max_new_tokens=24)
+    assert bare[0].predicted_reply == ""
