@@ -58,11 +58,13 @@ class TrainerSettings(BaseSettings):
     lora_layers: int = Field(default=0, ge=0, description="LoRA on the top N decoder layers (0 = all); the layers"
                                                           " below then run once per sample, without autograd.")
     learning_rate: float = Field(default=1e-3, gt=0, description="AdamW peak learning rate.")
-    final_lr_fraction: float = Field(default=1.0, gt=0, le=1,
+    # bench/quality.py, Hotels_2, 30 unseen tickets: 400 steps decaying to 0.1 of the peak gave decision
+    # accuracy 95.2 % (retrieval 77.4 %) and chrF 32.6 against 85.1 % and 27.0 at 200 constant steps.
+    final_lr_fraction: float = Field(default=0.1, gt=0, le=1,
                                      description="Learning rate at a run's end as a share of the peak (1 = constant).")
     max_grad_norm: float = Field(default=1.0, ge=0, description="Gradient clipping (0 = none).")
     epochs: float = Field(default=2.0, gt=0, description="Passes over a run's samples (bounded by max_steps).")
-    max_steps: int = Field(default=200, ge=1, description="Optimizer steps of one run at most.")
+    max_steps: int = Field(default=400, ge=1, description="Optimizer steps of one run at most.")
     batch_size: int = Field(default=8, ge=1, description="Samples per optimizer step.")
     max_length: int = Field(default=256, ge=16, description="Tokens per sample; older turns are cut first.")
     context_turns: int = Field(default=DEFAULT_CONTEXT_TURNS, ge=0,

@@ -212,6 +212,12 @@ def test_the_summary_counts_escalations_by_reason():
                TicketResult("a", "4"), TicketResult("a", "5", ai_escalated=True, escalation_reason="model escalated")]
     assert escalation_kinds(results) == {"customer asked for a human": 1, "confidence under the threshold": 2,
                                          "model escalated": 1}
+    calls = ["action BookHouse timed out after 5s (3 attempts)", "action BookHouse failed: no rooms",
+             "action Refund is not allowed for this tenant", "no actions URL for this tenant: the action cannot be"
+             " carried out", "action SearchHouse: the back office answered HTTP 500 (3 attempts)"]
+    assert escalation_kinds([TicketResult("a", str(i), ai_escalated=True, escalation_reason=reason)
+                             for i, reason in enumerate(calls)]) == {
+        "action timed out": 1, "action failed": 2, "action not allowed": 1, "no back office": 1}
 
 
 def test_sgd_closing_messages_are_read_as_confirmations_by_ingest():

@@ -44,7 +44,9 @@ class LoraTrainingConfig:
     every layer, the loss's vocabulary projection at the target positions only and bf16 products gave
     3.5x the naive loop's tokens/s at a held-out loss no worse; LoRA on the top layers only (with the
     frozen prefix cached) and length bucketing are faster still and cost held-out loss, so they are
-    settings, off by default. A constant rate after warmup beat a linear decay on short runs."""
+    settings, off by default. A constant rate after warmup beat a linear decay on short runs; on a run of
+    two epochs (400 steps) a decay to 0.1 of the peak gave 10 points more decision accuracy on unseen tickets
+    than 200 constant steps (bench/quality.py, Hotels_2)."""
 
     rank: int = 16
     alpha: int = 32
@@ -52,10 +54,10 @@ class LoraTrainingConfig:
     target_modules: tuple[str, ...] = ALL_LINEAR
     layers_to_train: int = 0  # LoRA on the top N decoder layers (0 = all): the rest is a frozen prefix
     learning_rate: float = 1e-3
-    final_lr_fraction: float = 1.0  # the learning rate at a run's end, as a share of the peak (1 = constant)
+    final_lr_fraction: float = 0.1  # the learning rate at a run's end, as a share of the peak (1 = constant)
     max_grad_norm: float = 1.0  # gradient clipping (0 = none)
     epochs: float = 2.0
-    max_steps: int = 200
+    max_steps: int = 400
     batch_size: int = 8
     max_length: int = 256
     context_turns: int = DEFAULT_CONTEXT_TURNS
