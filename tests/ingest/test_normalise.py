@@ -181,3 +181,35 @@ def test_zendesk_export_with_comments_and_audits():
     assert [e.author_role for e in events[1:3]] == [common_pb2.CUSTOMER, common_pb2.AGENT]
     assert events[3].status == common_pb2.SOLVED and events[4].csat_score == 5
     assert events[0].category == "refunds"
+
+
+@pytest.mark.parametrize("value", [10**30, 1e30, -1e30, "9999-12-31T23:59:59Z", "1999-12-31T23:59:59Z", 0,
+                                   True, ["2026-11-21"], "x" * 100, "2026-13-01T00:00:00Z"])
+def test_a_time_no_helpdesk_sends_is_refused(value):
+    from clonedesk.ingest.domain.ids import parse_time
+
+    with pytest.raises(ValueError):
+        parse_time(value)
+
+
+def test_times_in_range_read_as_utc():
+    from datetime import datetime, timezone
+
+    from clonedesk.ingest.domain.ids import parse_time
+
+    assert parse_time(1763719200) == datetime(2025, 11, 21, 10, 0, tzinfo=timezone.utc)
+    assert parse_time("2026-11-21T10:00:00Z") == datetime(2026, 11, 21, 10, tzinfo=timezone.utc)
+    assert parse_time(None) is None and parse_time("") is None
+
+
+def test_payloads_too_deep_or_not_finite_are_not_webhooks():
+    from clonedesk.ingest.domain.events import MAX_JSON_DEPTH, payload_problem
+
+    deep = "x"
+    for _ in range(MAX_JSON_DEPTH):
+        deep = {"a": deep}
+    assert payload_problem(deep) == ""
+    assert "deeper than" in payload_problem({"wrapper": deep})
+    assert "deeper than" in payload_problem([deep])
+    assert "not finite" in payload_problem({"time": float("nan")})
+    assert payload_problem({"time": 1.5, "tags": ["a", {"b": None}]}) == ""

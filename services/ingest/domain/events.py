@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from html import unescape
@@ -91,3 +92,24 @@ def status_from(name) -> int:
 # Author ids under which CloneDesk's own replies come back from the helpdesk (the simulator and the
 # outbound poster use it); a tenant's configured API user is added per tenant.
 AI_AUTHOR_IDS = frozenset({"clonedesk-ai"})
+
+
+# A webhook's JSON nests a few levels (ticket → comment → author); anything much deeper is not a webhook.
+MAX_JSON_DEPTH = 32
+
+
+def payload_problem(payload) -> str:
+    """Why a parsed JSON body cannot be a webhook at all ("" when it may be one): nested deeper than
+    MAX_JSON_DEPTH, or a number that is not finite (Python's JSON reads NaN and Infinity)."""
+    stack = [(payload, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)) and depth > MAX_JSON_DEPTH:
+            return f"nested deeper than {MAX_JSON_DEPTH} levels"
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            return "a number that is not finite"
+    return ""

@@ -27,17 +27,33 @@ def outcome_id(resolution_id: str, helpdesk_event_id: str, kind: int) -> str:
     return stable_id("outcome", resolution_id, helpdesk_event_id, kind)
 
 
+# The event times a helpdesk can send us: anything outside is a broken payload (ValueError), never a
+# time stored (metering keeps 2000..2200 too).
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
+
+
 def parse_time(value) -> datetime | None:
-    """A vendor timestamp (ISO 8601 string, or epoch seconds) as an aware UTC datetime; None if absent."""
+    """A vendor timestamp (ISO 8601 string, or epoch seconds) as an aware UTC datetime; None if absent.
+    Raises ValueError for anything else, a time outside 2000..2200 included."""
     if value is None or value == "":
         return None
-    if isinstance(value, (int, float)) or (isinstance(value, str) and value.replace(".", "", 1).isdigit()):
-        return datetime.fromtimestamp(float(value), tz=timezone.utc)
-    if not isinstance(value, str):
+    if isinstance(value, bool):
         raise ValueError(f"not a timestamp: {value!r}")
-    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
-    parsed = datetime.fromisoformat(text)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    try:
+        if isinstance(value, (int, float)) or (isinstance(value, str) and value.replace(".", "", 1).isdigit()):
+            parsed = datetime.fromtimestamp(float(value), tz=timezone.utc)
+        elif not isinstance(value, str) or len(value) > 64:
+            raise ValueError(f"not a timestamp: {str(value)[:64]!r}")
+        else:
+            text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+            parsed = datetime.fromisoformat(text)
+            parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    except (OverflowError, OSError) as exc:  # 1e30 seconds: no datetime holds it
+        raise ValueError(f"timestamp out of range: {str(value)[:64]!r}") from exc
+    if not EARLIEST <= parsed < LATEST:
+        raise ValueError(f"timestamp {parsed.isoformat()} is outside 2000..2200")
+    return parsed
 
 
 def timestamp(value) -> Timestamp:

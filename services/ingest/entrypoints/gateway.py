@@ -22,7 +22,7 @@ from clonedesk.core.tenants import Tenant, TenantStore, UnknownTenant
 from clonedesk.ingest.adapters.signatures import DEFAULT_TOLERANCE_S, BadSignature, verify_intercom, verify_zendesk
 from clonedesk.ingest.adapters.writer import EventWriter
 from clonedesk.ingest.domain import intercom, zendesk
-from clonedesk.ingest.domain.events import Normalised, WrongShape
+from clonedesk.ingest.domain.events import MAX_JSON_DEPTH, Normalised, WrongShape, payload_problem
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,15 @@ async def _read_limited(request: Request, limit: int) -> bytes:
 
 def _parse_json(body: bytes):
     try:
-        return json.loads(body)
+        payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise Rejected(400, f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise Rejected(400, f"malformed JSON: nested deeper than {MAX_JSON_DEPTH} levels") from None
+    problem = payload_problem(payload)
+    if problem:
+        raise Rejected(422, problem)
+    return payload
 
 
 def create_app(settings: Settings, *, writer: EventWriter | None = None,
@@ -93,8 +99,10 @@ def create_app(settings: Settings, *, writer: EventWriter | None = None,
                 payload = _parse_json(body)
                 try:
                     normalised: Normalised = normalise(tenant.id, payload)
-                except WrongShape as exc:
-                    raise Rejected(422, f"not a {vendor} webhook: {exc}") from None
+                except (WrongShape, ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+                    # A value of the wrong kind anywhere (a list for an id, a time no calendar holds) is
+                    # the sender's mistake: 422 with the reason, never a 500.
+                    raise Rejected(422, f"not a {vendor} webhook: {type(exc).__name__}: {exc}"[:500]) from None
                 if normalised.ignored:
                     log.info("ignored a webhook type", extra={"vendor": vendor, "type": normalised.ignored,
                                                               "tenant": tenant.id})
