@@ -302,3 +302,18 @@ def test_replies_on_the_helpdesk_are_counted_against_our_own_record_of_the_same_
     assert not reached_helpdesk("Done.", ["Hi", "Done."], recorded_with_same_body=1)  # that one was ours
     assert reached_helpdesk("Done.", ["Done.", "Done."], recorded_with_same_body=1)
     assert not reached_helpdesk("Done.", [], recorded_with_same_body=0)
+
+
+def test_the_look_up_follows_zendesks_next_page_only_on_the_same_endpoint():
+    from clonedesk.resolver.domain.outbound import next_lookup_page
+
+    asked = "https://acme.zendesk.com/api/v2/tickets/7/comments.json?sort_order=desc&per_page=100"
+    following = "https://acme.zendesk.com/api/v2/tickets/7/comments.json?page=2&per_page=100&sort_order=desc"
+    assert next_lookup_page(common_pb2.ZENDESK, {"next_page": following}, asked) == following
+    assert next_lookup_page(common_pb2.ZENDESK, {"next_page": None}, asked) is None
+    assert next_lookup_page(common_pb2.INTERCOM, {"next_page": following}, asked) is None
+    for elsewhere in ("https://evil.example/api/v2/tickets/7/comments.json?page=2",
+                      "http://acme.zendesk.com/api/v2/tickets/7/comments.json?page=2",
+                      "https://acme.zendesk.com/api/v2/tickets/8/comments.json?page=2"):
+        with pytest.raises(ValueError):  # the credentials go with the request: never to another place
+            next_lookup_page(common_pb2.ZENDESK, {"next_page": elsewhere}, asked)

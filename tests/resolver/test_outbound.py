@@ -262,6 +262,30 @@ async def test_a_reply_cut_off_by_a_crash_is_posted_once_whichever_side_of_the_p
     assert [r["body"] for r in simulator.replies(ticket_id=ticket)] == ["Anything else I can help with?"] * 3
 
 
+async def test_the_look_up_reads_every_page_of_a_busy_ticket(settings, simulator, monkeypatch):
+    """An earlier reply with the same words lies beyond the newest 100 comments: read from the first
+    page alone, the cut-off copy would look like the earlier one and be posted a second time."""
+    TenantStore(settings.resolved_data_dir).add("busy")
+    ticket = f"busy-{uuid.uuid4().hex[:6]}"
+    words = "Is there anything else I can do for you?"
+    async with httpx.AsyncClient() as client:
+        poster = OutboundPoster(settings, FAST_RETRIES)
+        assert (await poster.deliver(client, outbound_reply("busy", ticket, body=words), asyncio.Event())).delivered
+        for n in range(230):  # the conversation goes on: other replies, other words
+            other = outbound_reply("busy", ticket, body=f"Update {n}: your parcel moved.")
+            assert (await poster.deliver(client, other, asyncio.Event())).delivered
+        dying = OutboundPoster(settings, FAST_RETRIES)
+        _crash_after_the_helpdesk_acknowledged(dying, monkeypatch)
+        cut_off = outbound_reply("busy", ticket, body=words)
+        with pytest.raises(Crash):
+            await dying.deliver(client, cut_off, asyncio.Event())
+        monkeypatch.undo()
+        restarted = OutboundPoster(settings, FAST_RETRIES)
+        again = await restarted.deliver(client, cut_off, asyncio.Event())
+    assert again.delivered and again.already_posted and restarted.found_on_helpdesk == 1
+    assert _raw_posts(simulator, ticket) == 232  # the cut-off reply once, not twice
+
+
 async def test_a_cut_off_reply_is_dead_lettered_when_the_helpdesk_cannot_say_whether_it_has_it(
     settings, simulator, monkeypatch
 ):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from urllib.parse import urlsplit
 import uuid
 from dataclasses import dataclass, field
 
@@ -100,6 +101,26 @@ def helpdesk_lookup(reply, access, fallback_base_url: str) -> tuple[int, HttpPos
         url = f"{where.base}/api/v2/tickets/{where.ticket}/comments.json?sort_order=desc&per_page=100"
         return where.source, HttpPost("GET", url, {}, where.headers)
     return where.source, HttpPost("GET", f"{where.base}/conversations/{where.ticket}", {}, where.headers)
+
+
+# Pages of a Zendesk comment listing the look-up reads at most (100 comments each): a ticket with more
+# than 5,000 comments is dead-lettered rather than guessed about.
+MAX_LOOKUP_PAGES = 50
+
+
+def next_lookup_page(source: int, listing: dict, lookup_url: str) -> str | None:
+    """The next page of a Zendesk comment listing (its `next_page`), only on the host and path the
+    look-up asked (the helpdesk's credentials go with it); None at the end and for Intercom, whose
+    conversation comes whole."""
+    if source != common_pb2.ZENDESK:
+        return None
+    following = listing.get("next_page")
+    if not isinstance(following, str) or not following:
+        return None
+    asked, offered = urlsplit(lookup_url), urlsplit(following)
+    if (offered.scheme, offered.netloc, offered.path) != (asked.scheme, asked.netloc, asked.path):
+        raise ValueError(f"next_page {following!r} leaves {asked.netloc}{asked.path}")
+    return following
 
 
 def body_digest(body: str) -> str:

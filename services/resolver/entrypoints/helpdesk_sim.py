@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -192,8 +192,11 @@ def create_app(log_path: Path | None = None) -> FastAPI:
 
     @app.get("/api/v2/tickets/{ticket_id}/comments.json")
     async def zendesk_comments(
+        request: Request,
         ticket_id: str,
         sort_order: str = "asc",
+        page: int = Query(1, ge=1),
+        per_page: int = Query(100, ge=1, le=100),
         authorization: str | None = Header(None),
         x_clonedesk_tenant: str | None = Header(None),
     ):
@@ -204,7 +207,11 @@ def create_app(log_path: Path | None = None) -> FastAPI:
                     for r in on_ticket("zendesk", ticket_id, x_clonedesk_tenant)]
         if sort_order == "desc":
             comments.reverse()
-        return {"comments": comments, "count": len(comments), "next_page": None}
+        # Zendesk's offset pagination: `per_page` (at most 100) a page, `next_page` the URL of the next.
+        shown = comments[(page - 1) * per_page:page * per_page]
+        more = page * per_page < len(comments)
+        following = str(request.url.include_query_params(page=page + 1, per_page=per_page)) if more else None
+        return {"comments": shown, "count": len(comments), "next_page": following}
 
     @app.get("/conversations/{conversation_id}")
     async def intercom_conversation(

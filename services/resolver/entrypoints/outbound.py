@@ -7,6 +7,7 @@ record of it) is posted again only if the helpdesk does not show it."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sqlite3
 from dataclasses import dataclass
@@ -32,7 +33,9 @@ from clonedesk.resolver.domain.outbound import (
     backoff_delay,
     body_digest,
     delivery_key,
+    MAX_LOOKUP_PAGES,
     helpdesk_lookup,
+    next_lookup_page,
     helpdesk_request,
     is_retryable,
     public_replies,
@@ -90,14 +93,23 @@ class OutboundPoster:
             return Delivery(False, 0, str(exc))
         digest = body_digest(reply.body)
         if state == POSTING:
-            # An earlier attempt was cut off before its outcome was recorded: ask the helpdesk.
-            listing, asked = await self._send(client, lookup, stop)
-            if listing is None:
-                return asked  # the helpdesk could not be asked: dead-lettered, not posted blindly
-            try:
-                bodies = public_replies(source, listing.json())
-            except (ValueError, AttributeError, TypeError):
-                return Delivery(False, asked.attempts, f"unreadable answer from {lookup.url}")
+            # An earlier attempt was cut off before its outcome was recorded: ask the helpdesk, every
+            # page of the ticket's comments (our earlier copies may be far down a busy ticket).
+            bodies, page, pages = [], lookup, 0
+            while page is not None:
+                if pages == MAX_LOOKUP_PAGES:
+                    return Delivery(False, 0, f"more than {MAX_LOOKUP_PAGES} pages of comments at {lookup.url}")
+                listing, asked = await self._send(client, page, stop)
+                pages += 1
+                if listing is None:
+                    return asked  # the helpdesk could not be asked: dead-lettered, not posted blindly
+                try:
+                    answer = listing.json()
+                    bodies += public_replies(source, answer)
+                    following = next_lookup_page(source, answer, lookup.url)
+                except (ValueError, AttributeError, TypeError):
+                    return Delivery(False, asked.attempts, f"unreadable answer from {page.url}")
+                page = dataclasses.replace(lookup, url=following) if following else None
             if reached_helpdesk(reply.body, bodies,
                                 self.posted.delivered_with_body(reply.tenant_id, reply.ticket_id, digest)):
                 self._remember_posted(key, reply, digest)
