@@ -9,6 +9,6 @@ from clonedesk.stack.component import Component, clonedesk_command
 def components(settings: Settings) -> list[Component]:
     return [
         Component(name="gateway", argv=clonedesk_command("ingest"), port=settings.gateway_port,
-                  port_env="CLONEDESK_GATEWAY_PORT", order=110),
+                  port_env="CLONEDESK_GATEWAY_PORT", order=110, serves_through_broker_restart=True),
         Component(name="streams", argv=clonedesk_command("streams"), order=120),
     ]

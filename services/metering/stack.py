@@ -13,5 +13,8 @@ def components(settings: Settings) -> list[Component]:
     return [
         Component(name="metering", argv=clonedesk_command("metering"), order=150),
         Component(name="api", argv=clonedesk_command("api"), port=settings.api_port,
-                  port_env="CLONEDESK_API_PORT", order=160),
+                  port_env="CLONEDESK_API_PORT", order=160,
+                  # It writes nothing to the broker: it stays up through a broker restart, and answers 503
+                  # with Retry-After while the metering process behind it is held or restarting.
+                  serves_through_broker_restart=True),
     ]

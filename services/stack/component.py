@@ -30,6 +30,9 @@ class Component:
     start_timeout: float = 60.0
     # Extra readiness check beyond the port accepting connections (e.g. the broker answering Kafka).
     ready: Callable[[], bool] | None = field(default=None, compare=False)
+    # Keeps running while the broker restarts, answering 503 (core.broker_hold) instead of being stopped:
+    # a helpdesk retries a 503 with Retry-After, a refused connection it may count as a failed delivery.
+    serves_through_broker_restart: bool = False
 
 
 def clonedesk_command(*args: str, python: str | None = None) -> tuple[str, ...]:

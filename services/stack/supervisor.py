@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TextIO
 
+from clonedesk.core.broker_hold import hold, hold_marker, release
 from clonedesk.core.kafka import ensure_topics, wait_for_broker, warm_up_partitions
 from clonedesk.core.settings import Settings
 from clonedesk.core.topics import all_topic_specs
@@ -97,6 +98,7 @@ class Supervisor:
         self.ready = False
         self._lock_handle: TextIO | None = None
         self._env = {**os.environ, **settings.child_env(), "CLONEDESK_KAFKA_BOOTSTRAP": settings.bootstrap}
+        self.hold_marker = hold_marker(settings.resolved_data_dir)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -118,6 +120,7 @@ class Supervisor:
 
     def start(self) -> None:
         self.preflight()
+        release(self.hold_marker)  # a supervisor that died during a hold left it behind
         if self.warning:
             self.say(self.warning)
         self._write_state()
@@ -249,15 +252,21 @@ class Supervisor:
         return False
 
     def _hold_services(self) -> None:
-        """The embedded broker died. Stop every service until it is back and prepared: a producer that
+        """The embedded broker died. Hold every service until it is back and prepared: a producer that
         reconnects the moment the port answers would append before the warm-up fetch (see
-        core.kafka.warm_up_partitions) and overwrite acknowledged records on the restarted broker."""
+        core.kafka.warm_up_partitions) and overwrite acknowledged records on the restarted broker.
+        Services that serve the outside (the gateway) keep running and answer 503 under the hold
+        marker; the others are stopped."""
+        hold(self.hold_marker, "the embedded broker is restarting")
         services = [c for c in self.children if c.component.order >= 100]
-        _terminate([c for c in services if c.process and c.process.poll() is None])
-        for child in services:
+        stopped = [c for c in services if not c.component.serves_through_broker_restart]
+        _terminate([c for c in stopped if c.process and c.process.poll() is None])
+        for child in stopped:
             child.held, child.next_start_at = True, None
         if services:
-            self.say(f"holding {len(services)} services until the broker is back")
+            answering = len(services) - len(stopped)
+            self.say(f"holding {len(services)} services until the broker is back"
+                     + (f" ({answering} answering 503 meanwhile)" if answering else ""))
             log.warning("services held for a broker restart", extra={"services": len(services)})
         self._write_state()
 
@@ -269,12 +278,15 @@ class Supervisor:
             broker.process.kill()
             return
         held = [c for c in self.children if c.held]
+        answering = [c for c in self.children if c.component.order >= 100 and not c.held
+                     and c.component.serves_through_broker_restart]
+        release(self.hold_marker)
         for child in held:
             child.held = False
             self._spawn(child)
-        if held:
-            self.say(f"released {len(held)} services after the broker restart")
-            log.info("services released", extra={"services": len(held)})
+        if held or answering:
+            self.say(f"released {len(held) + len(answering)} services after the broker restart")
+            log.info("services released", extra={"services": len(held) + len(answering)})
 
     def _create_topics(self) -> None:
         created = asyncio.run(ensure_topics(self.settings.bootstrap,

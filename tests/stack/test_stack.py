@@ -92,6 +92,9 @@ class WebhookSender(threading.Thread):
         self.url, self.tenant, self.secret = url, tenant, secret
         self.acknowledged: list[str] = []
         self.failed = 0
+        self.no_answer = 0  # requests that got no HTTP answer at all (refused or dropped connections)
+        self.retry_later = 0  # 503s that carried Retry-After, as the contract promises
+        self.other_refusals: list[int] = []
         self.stopping = threading.Event()
 
     def run(self):
@@ -108,8 +111,14 @@ class WebhookSender(threading.Thread):
                         self.acknowledged.append(text)
                     else:
                         self.failed += 1
+                        if response.status_code == 503 and response.headers.get("retry-after"):
+                            self.retry_later += 1
+                            time.sleep(0.05)
+                        else:
+                            self.other_refusals.append(response.status_code)
                 except httpx.HTTPError:
                     self.failed += 1
+                    self.no_answer += 1
                     time.sleep(0.1)
                 number += 1
 
@@ -133,9 +142,10 @@ def test_acknowledged_records_survive_a_stack_restart_and_a_broker_kill(tmp_path
         clonedesk(env, "up", "--detach", "--only", "store,broker,gateway")
         assert first <= asyncio.run(read_all(bootstrap, "tickets.to_resolve", first))
 
-        # 2. SIGKILL the broker while webhooks keep arriving: the supervisor holds the gateway, restarts
-        # the broker, prepares it, releases the gateway; every webhook acknowledged before, during or
-        # after is on helpdesk.events, and so is everything from before.
+        # 2. SIGKILL the broker while webhooks keep arriving: the supervisor holds the services, restarts
+        # the broker, prepares it, releases them; the gateway stays up all along, answering 503 with
+        # Retry-After meanwhile (never a refused connection); every webhook acknowledged before, during
+        # or after is on helpdesk.events, and so is everything from before.
         sender = WebhookSender(f"http://127.0.0.1:{env['CLONEDESK_GATEWAY_PORT']}", "acme", secret)
         sender.start()
         try:
@@ -154,12 +164,15 @@ def test_acknowledged_records_survive_a_stack_restart_and_a_broker_kill(tmp_path
         assert status(env)["broker"]["up"] and status(env)["broker"]["pid"] != old_pid
         acknowledged = set(sender.acknowledged)
         assert sender.failed > 0, "the kill should have refused some webhooks"
+        assert sender.no_answer == 0, f"{sender.no_answer} requests got no answer while the broker was away"
+        assert sender.retry_later == sender.failed and not sender.other_refusals, sender.other_refusals[:5]
         on_topic = asyncio.run(read_all(bootstrap, "helpdesk.events", acknowledged, value_of=event_body))
         assert acknowledged <= on_topic, f"acknowledged webhooks lost: {sorted(acknowledged - on_topic)[:5]}"
         assert first <= asyncio.run(read_all(bootstrap, "tickets.to_resolve", first))
         log = supervisor_out.read_text()
         assert "broker exited with code -9" in log and "broker restarted (restart #1" in log
-        assert "holding 1 services until the broker is back" in log
+        assert "holding 1 services until the broker is back (1 answering 503 meanwhile)" in log
+        assert not (tmp_path / "data" / "run" / "broker-hold").exists()
     finally:
         clonedesk(env, "down", check=False)
 

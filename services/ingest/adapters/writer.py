@@ -72,6 +72,24 @@ class EventWriter:
             await _quietly_stop(self._producer)
             self._producer = None
 
+    async def abort(self) -> None:
+        """Drop the producer and everything it has not sent yet, without the flush a `stop()` does: once
+        the embedded broker died, nothing queued may reach its successor before the supervisor prepared
+        it (core.broker_hold). The writes waiting on it fail, and their webhooks get a 503."""
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        # aiokafka (pinned) has no public abort: stop its sender task first, so `stop()` has nothing to
+        # flush with, and fail what was queued.
+        sender = getattr(producer, "_sender", None)
+        task = getattr(sender, "sender_task", None)
+        if task is not None and not task.done():
+            task.cancel()
+        accumulator = getattr(producer, "_message_accumulator", None)
+        if accumulator is not None:
+            accumulator.fail_all(BrokerUnavailable("the broker restarted"))
+        await _quietly_stop(producer)
+
 
 async def _quietly_stop(producer) -> None:
     try:

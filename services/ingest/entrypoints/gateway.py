@@ -2,11 +2,14 @@
 
 Checks run cheapest-first and before anything is written: body size (413), tenant (404), signature (401),
 JSON (400), shape (422). A broker that does not acknowledge gives 503 with Retry-After, so the vendor
-retries; the retried webhook carries the same vendor ids, hence the same event ids.
+retries; the retried webhook carries the same vendor ids, hence the same event ids. While the embedded
+stack restarts its broker (core.broker_hold) the gateway stays up and answers 503 the same way,
+writing nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from contextlib import asynccontextmanager
@@ -16,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from opentelemetry import metrics, trace
 
+from clonedesk.core.broker_hold import broker_held, hold_marker
 from clonedesk.core.kafka import BrokerUnavailable
 from clonedesk.core.settings import Settings
 from clonedesk.core.tenants import Tenant, TenantStore, UnknownTenant
@@ -28,6 +32,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 RETRY_AFTER_S = 5
+HOLD_POLL_S = 0.1
 
 
 class Rejected(Exception):
@@ -66,15 +71,27 @@ def create_app(settings: Settings, *, writer: EventWriter | None = None,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, tolerance_s: float = DEFAULT_TOLERANCE_S,
                clock: Callable | None = None) -> FastAPI:
     writer = writer or EventWriter(settings.bootstrap, timeout_s=5.0)
+    marker = hold_marker(settings.resolved_data_dir)  # only a supervisor of this data dir writes it
     tenants = TenantStore(settings.resolved_data_dir)
     tracer = trace.get_tracer("clonedesk.ingest.gateway")
     meter = metrics.get_meter("clonedesk.ingest.gateway")
     webhooks = meter.create_counter("clonedesk.gateway.webhooks", description="webhooks by vendor and result")
     events_written = meter.create_counter("clonedesk.gateway.events_written")
 
+    async def watch_hold() -> None:
+        # Within a tenth of a second of the supervisor's hold, drop what the producer still holds: its
+        # retries must not land on the restarted broker before the supervisor prepared it.
+        while True:
+            if broker_held(marker):
+                await writer.abort()
+            await asyncio.sleep(HOLD_POLL_S)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        watcher = asyncio.create_task(watch_hold())
         yield
+        if watcher is not None:
+            watcher.cancel()
         await writer.close()
 
     app = FastAPI(title="CloneDesk ingest gateway", lifespan=lifespan)
@@ -90,6 +107,9 @@ def create_app(settings: Settings, *, writer: EventWriter | None = None,
         with tracer.start_as_current_span(f"webhook.{vendor}") as span:
             span.set_attribute("tenant.id", tenant_id)
             try:
+                if broker_held(marker):
+                    await writer.abort()  # a fresh producer after the hold: nothing queued from before it
+                    raise Rejected(503, "the broker is restarting; retry later", {"Retry-After": str(RETRY_AFTER_S)})
                 body = await _read_limited(request, max_body_bytes)
                 tenant = tenant_of(tenant_id)
                 try:
@@ -114,6 +134,8 @@ def create_app(settings: Settings, *, writer: EventWriter | None = None,
                     span.set_attribute("ticket.id", normalised.events[0].ticket_id)
                 try:
                     await writer.write(normalised.events)
+                    if broker_held(marker):  # acknowledged by a broker that has since died: say so
+                        raise BrokerUnavailable("the broker restarted while the write was in flight")
                 except BrokerUnavailable as exc:
                     raise Rejected(503, str(exc), {"Retry-After": str(RETRY_AFTER_S)}) from None
             except Rejected as rejected:
@@ -149,7 +171,7 @@ def create_app(settings: Settings, *, writer: EventWriter | None = None,
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        if await writer.reachable():
+        if not broker_held(marker) and await writer.reachable():
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "broker unreachable"}, status_code=503,
                             headers={"Retry-After": str(RETRY_AFTER_S)})
