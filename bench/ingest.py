@@ -2,8 +2,16 @@
 against raw aiokafka producer sends of the same bytes, measured in the same run, printed as a ratio.
 
     .venv/bin/python bench/ingest.py [--webhooks 2000] [--concurrency 32]
+    .venv/bin/python bench/ingest.py --broker-kill [--webhooks 1500] [--concurrency 8]
 
 Starts its own tansu broker (memory storage) and gateway process; finishes well under two minutes.
+
+`--broker-kill` runs the embedded stack instead (`clonedesk up --only store,broker,gateway`: durable
+broker, supervisor) and SIGKILLs the broker a third of the way through `--webhooks` signed webhooks sent
+by `--concurrency` threads, each retrying a refused webhook the way a helpdesk does. It prints the
+accepted webhooks/s before the kill, while the broker is away and after it is back, how many requests
+got a 503 with Retry-After, how many got no HTTP answer at all (the contract says none may), and whether
+every accepted webhook is on `helpdesk.events` afterwards.
 """
 
 from __future__ import annotations
@@ -122,11 +130,126 @@ async def bench(bootstrap: str, url: str, tenant, count: int, concurrency: int) 
     print(f"ratio gateway / raw        : {gateway_rate / raw_rate:9.3f}")
 
 
+def broker_kill(count: int, threads: int) -> None:
+    import json
+    import os
+    import signal
+    import threading
+
+    import httpx
+
+    from clonedesk.core.kafka import make_consumer
+    from clonedesk.v1 import events_pb2
+
+    def cli(env, *args):
+        return subprocess.run([sys.executable, "-m", "clonedesk", *args], env=env, capture_output=True,
+                              text=True, timeout=180, check=True).stdout
+
+    with tempfile.TemporaryDirectory(prefix="clonedesk-bench-kill-") as tmp:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CLONEDESK_")}
+        env.update(CLONEDESK_DATA_DIR=f"{tmp}/data", CLONEDESK_BROKER_PORT=str(free_port()),
+                   CLONEDESK_STORE_PORT=str(free_port()), CLONEDESK_GATEWAY_PORT=str(free_port()),
+                   CLONEDESK_TOPIC_PARTITIONS=str(PARTITIONS), CLONEDESK_LOG_LEVEL="WARNING")
+        cli(env, "up", "--detach", "--only", "store,broker,gateway")
+        try:
+            secret = json.loads(cli(env, "tenant", "add", "bench", "--json"))["zendesk_secret"]
+            url = f"http://127.0.0.1:{env['CLONEDESK_GATEWAY_PORT']}/webhooks/zendesk/bench"
+            numbers = iter(range(count))
+            lock = threading.Lock()
+            accepted: list[tuple[float, str]] = []
+            refused_503 = no_answer = other = 0
+            killed_at: list[float] = []
+
+            def sender():
+                nonlocal refused_503, no_answer, other
+                with httpx.Client(timeout=30) as client:
+                    while True:
+                        with lock:
+                            number = next(numbers, None)
+                        if number is None:
+                            return
+                        text = f"kill-bench message {number}"
+                        body = payloads.body_of(payloads.zendesk_comment(f"k{number % 50}", f"kc{number}", text,
+                                                                         staff=False))
+                        while True:  # a helpdesk retries until the webhook is taken
+                            try:
+                                response = client.post(url, content=body, headers=sign_zendesk(secret, body))
+                            except httpx.HTTPError:
+                                with lock:
+                                    no_answer += 1
+                                time.sleep(0.2)
+                                continue
+                            if response.is_success:
+                                with lock:
+                                    accepted.append((time.monotonic(), text))
+                                break
+                            with lock:
+                                if response.status_code == 503 and response.headers.get("retry-after"):
+                                    refused_503 += 1
+                                else:
+                                    other += 1
+                            time.sleep(0.2)
+
+            state = json.loads(cli(env, "status", "--json"))
+            pid = next(c["pid"] for c in state if c["name"] == "broker")
+
+            def killer():
+                while len(accepted) < count // 3:
+                    time.sleep(0.005)
+                killed_at.append(time.monotonic())
+                os.kill(pid, signal.SIGKILL)
+
+            started = time.monotonic()
+            workers = [threading.Thread(target=sender) for _ in range(threads)] + [threading.Thread(target=killer)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+            ended = time.monotonic()
+            times = sorted(t for t, _ in accepted)
+            kill = killed_at[0]
+            # "back": the first acceptance after the kill that was followed by steady ones
+            after_kill = [t for t in times if t > kill]
+            gap = max(range(len(after_kill)), key=lambda i: after_kill[i] - (after_kill[i - 1] if i else kill))
+            back = after_kill[gap] if after_kill else ended
+            phases = [("before the kill", started, kill), ("broker away", kill, back), ("after it is back", back, ended)]
+            print(f"webhooks: {count}, sender threads: {threads}, broker SIGKILLed after {count // 3} accepted")
+            for name, start, end in phases:
+                n = sum(1 for t in times if start <= t < end or (end == ended and t == end))
+                print(f"  {name:<17}: {n:5d} accepted in {end - start:6.1f} s = {n / max(end - start, 1e-9):7.1f}/s")
+            print(f"  503 with Retry-After: {refused_503}; other refusals: {other}; no HTTP answer at all: {no_answer}")
+
+            async def on_topic() -> set[str]:
+                consumer = make_consumer(f"127.0.0.1:{env['CLONEDESK_BROKER_PORT']}", topics.HELPDESK_EVENTS,
+                                         group_id=None)
+                await consumer.start()
+                seen: set[str] = set()
+                try:
+                    deadline = time.monotonic() + 60
+                    wanted = {text for _, text in accepted}
+                    while not wanted <= seen and time.monotonic() < deadline:
+                        for records in (await consumer.getmany(timeout_ms=500)).values():
+                            seen.update(events_pb2.HelpdeskEvent.FromString(r.value).body for r in records)
+                finally:
+                    await consumer.stop()
+                return seen
+
+            missing = {text for _, text in accepted} - asyncio.run(on_topic())
+            print(f"  accepted and on helpdesk.events: {len(accepted) - len(missing)} of {len(accepted)}"
+                  + (f"; MISSING {len(missing)}" if missing else ""))
+        finally:
+            subprocess.run([sys.executable, "-m", "clonedesk", "down"], env=env, capture_output=True, timeout=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--webhooks", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--broker-kill", action="store_true", help="the embedded stack, its broker SIGKILLed")
     args = parser.parse_args()
+    if args.broker_kill:
+        broker_kill(args.webhooks, args.concurrency)
+        return
 
     with tempfile.TemporaryDirectory(prefix="clonedesk-bench-ingest-") as tmp:
         root = Path(tmp)
