@@ -77,7 +77,9 @@ def fetch_invoice(settings: MeteringSettings, tenant_id: str, month: Month) -> d
 
     store = MeteringStore.connect(settings.clickhouse, settings.clickhouse_database)
     try:
-        return store.invoice(record.id, month, Terms.from_plan(record.plan)).to_json()
+        from clonedesk.metering.service_layer import statement_json
+
+        return statement_json(store, record.id, month, Terms.from_plan(record.plan))
     finally:
         store.close()
 

@@ -11,7 +11,9 @@ from typing import Callable, Sequence
 from clonedesk.core.tenants import TenantStore
 from clonedesk.metering.adapters.store import MeteringStore
 from clonedesk.metering.domain.events import AiReply, Outcome
+from clonedesk.metering.domain.billing import Month
 from clonedesk.metering.domain.lifecycle import Lifecycle, settle
+from clonedesk.metering.domain.statements import closed_statement, closes_at, counts_at_month_end, open_statement
 from clonedesk.metering.domain.terms import DEFAULT_TERMS, Terms
 
 log = logging.getLogger(__name__)
@@ -60,3 +62,48 @@ def record_and_settle(store: MeteringStore, replies: Sequence[AiReply], outcomes
                 settled.append(life)
     store.write_lifecycles(settled)
     return settled
+
+
+def months_to_close(first: Month, watermark: datetime, terms: Terms, closed: set[str]) -> list[Month]:
+    """The months from `first` that the watermark closed and that have no statement yet."""
+    months, month = [], first
+    while closes_at(month, terms) <= watermark:
+        if str(month) not in closed:
+            months.append(month)
+        month = month.next()
+    return months
+
+
+def close_months(store: MeteringStore, terms_for: TermsLookup) -> list[tuple[str, Month]]:
+    """Freeze the statement of every month a tenant's watermark has closed (domain/statements.py).
+
+    Only call it when everything sent so far has been recorded (the sink: no consumer lag): the
+    watermark is the latest event time seen, and events of a month still unread on another partition
+    would be missing from its statement. A month closed before keeps the statement it was frozen with.
+    """
+    closed = []
+    for tenant_id, watermark in sorted(store.all_watermarks().items()):
+        first = store.first_event_month(tenant_id)
+        if first is None:
+            continue
+        terms = terms_for(tenant_id)
+        for month in months_to_close(first, watermark, terms, store.closed_months(tenant_id)):
+            invoice = store.invoice(tenant_id, month, terms)
+            ids = store.resolution_ids_created(tenant_id, month)
+            replies, outcomes = store.histories({tenant_id: ids}) if ids else ({}, {})
+            counts = counts_at_month_end(month, replies.values(),
+                                         {rid: events for (_, rid), events in outcomes.items()}, terms)
+            statement = closed_statement(invoice, counts, terms)
+            store.write_statement(tenant_id, month, statement.to_json(), statement.closed_at)
+            log.info("month closed", extra={"tenant": tenant_id, "month": str(month),
+                                            "total_usd": statement.invoice.to_json()["total_usd"]})
+            closed.append((tenant_id, month))
+    return closed
+
+
+def statement_json(store: MeteringStore, tenant_id: str, month: Month, terms: Terms) -> dict:
+    """A month's statement: as frozen once the month is closed, else the live invoice, marked open."""
+    stored = store.statement(tenant_id, month)
+    if stored is not None:
+        return stored
+    return open_statement(store.invoice(tenant_id, month, terms), terms).to_json()

@@ -141,15 +141,27 @@ def scenario(tenant: str, start: datetime, count: int, every_hours: float = 4.0)
 
 
 def expected_invoices(tenant, replies, outcomes, terms, months):
-    """What the invoices must be, from the pure core alone (every event known, final watermark)."""
+    """What the statements must be, from the pure core alone (every event known, final watermark): a
+    closed month's counts as of its end, an open one's as they are now."""
     from collections import defaultdict
 
     from clonedesk.metering.domain.billing import Month, compute_invoice
     from clonedesk.metering.domain.lifecycle import settle
+    from clonedesk.metering.domain.statements import (closed_statement, counts_at_month_end, is_closed,
+                                                      open_statement)
 
     by_resolution = defaultdict(list)
     for outcome in outcomes:
         by_resolution[outcome.resolution_id].append(outcome)
     watermark = max([r.created_at for r in replies] + [o.occurred_at for o in outcomes])
     lifecycles = [settle(r, by_resolution[r.resolution_id], terms, watermark) for r in replies]
-    return {m: compute_invoice(tenant, Month.parse(m), lifecycles, terms).to_json() for m in months}
+    statements = {}
+    for name in months:
+        month = Month.parse(name)
+        invoice = compute_invoice(tenant, month, lifecycles, terms)
+        if is_closed(month, watermark, terms):
+            counts = counts_at_month_end(month, replies, by_resolution, terms)
+            statements[name] = closed_statement(invoice, counts, terms).to_json()
+        else:
+            statements[name] = open_statement(invoice, terms).to_json()
+    return statements

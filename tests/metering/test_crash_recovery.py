@@ -12,6 +12,7 @@ from clonedesk.metering.adapters.store import MeteringStore
 from clonedesk.metering.domain.billing import Month
 from clonedesk.metering.domain.terms import Terms
 from clonedesk.metering.entrypoints.sink import MeteringSink
+from clonedesk.metering.service_layer import statement_json
 from tests.metering.helpers import expected_invoices, produce, scenario
 
 pytestmark = pytest.mark.integration
@@ -57,7 +58,7 @@ async def test_a_crash_between_write_and_commit_loses_and_doubles_nothing(kafka_
         deadline = time.monotonic() + 90
         while True:
             assert not task.done() or task.result() is None
-            got = {m: store.invoice(tenant, Month.parse(m), terms).to_json() for m in MONTHS}
+            got = {m: statement_json(store, tenant, Month.parse(m), terms) for m in MONTHS}
             if got == want:
                 break
             assert time.monotonic() < deadline, (got, want)

@@ -53,8 +53,8 @@ def scenario():
 
 
 def test_migrations_are_versioned_and_idempotent(store, clickhouse_client, unique_database):
-    assert [m.version for m in load_migrations()] == [1, 2, 3]
-    assert store.migrate() == [1, 2, 3]
+    assert [m.version for m in load_migrations()] == [1, 2, 3, 4, 5]
+    assert store.migrate() == [1, 2, 3, 4, 5]
     assert store.migrate() == []
     tables = {r[0] for r in clickhouse_client.query(f"SHOW TABLES FROM {unique_database}").result_rows}
     assert {"resolution_events", "outcome_events", "resolution_lifecycles", "schema_migrations"} <= tables
@@ -65,10 +65,18 @@ def test_a_later_migration_backfills_an_older_database(clickhouse_client, unique
 
     assert migrate(clickhouse_client, unique_database, up_to=2) == [1, 2]
     store = MeteringStore(clickhouse_client, unique_database)
-    store.insert_replies([reply(1, T0), reply(2, T0 + timedelta(hours=5))])
+    # rows as the code of migration 2 wrote them: without the later columns
+    old_columns = ["resolution_id", "tenant_id", "ticket_id", "decision", "adapter_version", "created_at",
+                   "latency_ms", "category", "confidence"]
+    clickhouse_client.insert(f"{unique_database}.resolution_events",
+                             [[r.resolution_id, r.tenant_id, r.ticket_id, r.decision, r.adapter_version, r.created_at,
+                               r.latency_ms, r.category, r.confidence]
+                              for r in (reply(1, T0), reply(2, T0 + timedelta(hours=5)))], column_names=old_columns)
     store.insert_outcomes([outcome(1, OutcomeKind.SOLVED, T0 + timedelta(hours=9))])
-    assert store.migrate() == [3]
+    assert store.migrate() == [3, 4, 5]
     assert store.watermarks(["acme", "nobody"]) == {"acme": T0 + timedelta(hours=9)}
+    replies, _ = store.histories({"acme": {reply(1, T0).resolution_id}})
+    assert [(r.action_name, r.action_status) for r in replies.values()] == [("", "")]  # no call, as written
 
 
 def every_figure(store, tenant="acme"):

@@ -9,6 +9,7 @@ replayed event rewrites an identical row, so no figure moves.
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import threading
 from collections import defaultdict
@@ -223,6 +224,39 @@ class MeteringStore:
                         event_id=row[0], resolution_id=row[1], tenant_id=row[2], ticket_id=row[3],
                         kind=OutcomeKind(row[4]), csat_score=row[5], occurred_at=utc(row[6]), category=row[7])
         return replies, {key: list(by_id.values()) for key, by_id in outcomes.items()}
+
+    # -- statements ------------------------------------------------------------------------------------
+
+    def write_statement(self, tenant_id: str, month: Month, body: dict, closed_at: datetime) -> None:
+        with self._lock:
+            self.client.insert(f"{self.db}.statements",
+                               [[tenant_id, str(month), json.dumps(body, sort_keys=True), closed_at]],
+                               column_names=["tenant_id", "month", "body", "closed_at"])
+
+    def statement(self, tenant_id: str, month: Month) -> dict | None:
+        """The closed month's statement as it was frozen, or None while the month is open."""
+        rows = self._query("SELECT body FROM {db}.statements FINAL WHERE tenant_id = %(t)s AND month = %(m)s",
+                           t=tenant_id, m=str(month))
+        return json.loads(rows[0][0]) if rows else None
+
+    def all_watermarks(self) -> dict[str, datetime]:
+        rows = self._query("SELECT tenant_id, max(watermark) FROM {db}.tenant_watermarks GROUP BY tenant_id")
+        return {tenant: utc(moment) for tenant, moment in rows}
+
+    def closed_months(self, tenant_id: str) -> set[str]:
+        return {row[0] for row in self._query(
+            "SELECT DISTINCT month FROM {db}.statements WHERE tenant_id = %(t)s", t=tenant_id)}
+
+    def first_event_month(self, tenant_id: str) -> Month | None:
+        rows = self._query("SELECT min(created_at), count() FROM {db}.resolution_events WHERE tenant_id = %(t)s",
+                           t=tenant_id)
+        return Month.of(utc(rows[0][0])) if rows and rows[0][1] else None
+
+    def resolution_ids_created(self, tenant_id: str, month: Month) -> set[str]:
+        return {row[0] for row in self._query(
+            "SELECT DISTINCT resolution_id FROM {db}.resolution_events"
+            f" WHERE tenant_id = %(t)s AND created_at >= {_ts('start')} AND created_at < {_ts('end')}",
+            t=tenant_id, start=millis(month.start), end=millis(month.end))}
 
     # -- reads -----------------------------------------------------------------------------------------
 

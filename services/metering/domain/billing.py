@@ -110,6 +110,19 @@ class Invoice:
         }
 
 
+def invoice_from_json(body: dict, free_allowance: int | None = None) -> Invoice:
+    """An invoice back from its public shape (a frozen statement's), exactly: money stays Decimal."""
+    return Invoice(
+        tenant_id=body["tenant_id"], month=Month.parse(body["month"]),
+        resolutions={state: int(body["resolutions"].get(state.value, 0)) for state in STATES},
+        billable_units=int(body["billable_units"]), free_units=int(body["free_units"]),
+        charged_units=int(body["charged_units"]), unit_price=Decimal(body["unit_price_usd"]),
+        credit_units=int(body["credit_units"]), credits=Decimal(body["credits_usd"]),
+        total=Decimal(body["total_usd"]),
+        free_allowance=int(body.get("free_allowance", free_allowance if free_allowance is not None
+                                    else body["free_units"])))
+
+
 def invoice_from_figures(tenant_id: str, month: Month, terms: Terms, resolutions: Mapping[State, int],
                          billable_units: int, paid_reversals: int) -> Invoice:
     """The invoice from the month's counted figures: billable charges and reopened paid charges."""

@@ -24,8 +24,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from clonedesk.core.tenants import Tenant, TenantStore
 from clonedesk.metering.adapters.admin_key import admin_key_source
 from clonedesk.metering.adapters.store import MeteringStore, UsagePeriod
+from clonedesk.metering.service_layer import statement_json
 from clonedesk.metering.domain.analytics import action_figures, escalation_rate, resolution_rate
-from clonedesk.metering.domain.billing import FIRST_YEAR, LAST_YEAR, Month
+from clonedesk.metering.domain.billing import FIRST_YEAR, LAST_YEAR, Month, invoice_from_json
 from clonedesk.metering.domain.lifecycle import STATES, Lifecycle
 from clonedesk.metering.domain.terms import Terms
 from clonedesk.metering.entrypoints.dashboard import render_dashboard
@@ -185,7 +186,8 @@ def create_app(store: MeteringStore, data_dir: Path, *, admin_key: str | None = 
 
     @app.get("/v1/tenants/{tenant_id}/invoice")
     def invoice(tenant: ApiTenant, month: Annotated[str, Query(pattern=MONTH_PATTERN)]) -> dict:
-        return store.invoice(tenant.id, _month(month), Terms.from_plan(tenant.plan)).to_json()
+        """The month's statement: `status` open (it may still change) or closed (frozen, as issued)."""
+        return statement_json(store, tenant.id, _month(month), Terms.from_plan(tenant.plan))
 
     @app.get("/v1/tenants/{tenant_id}/usage")
     def usage(tenant: ApiTenant, start: Annotated[str | None, Query(alias="from")] = None,
@@ -216,7 +218,8 @@ def create_app(store: MeteringStore, data_dir: Path, *, admin_key: str | None = 
     def dashboard(tenant: Annotated[Tenant, Depends(page_tenant)],
                   month: Annotated[str | None, Query(pattern=MONTH_PATTERN)] = None) -> HTMLResponse:
         chosen = _month(month) if month else Month.of(datetime.now(timezone.utc))
-        bill = store.invoice(tenant.id, chosen, Terms.from_plan(tenant.plan))
+        terms = Terms.from_plan(tenant.plan)
+        bill = invoice_from_json(statement_json(store, tenant.id, chosen, terms), terms.free_units)
         last = (chosen.end - timedelta(days=1)).date()
         figures = store.usage(tenant.id, chosen.start, chosen.end, "day")
         # every day of the month on the x axis, so the charts read as a calendar

@@ -22,7 +22,7 @@ from clonedesk.core.telemetry import ConsumerLag, Telemetry, extract_context
 from clonedesk.core.topics import RESOLUTION_OUTCOMES, RESOLUTIONS
 from clonedesk.metering.adapters.codec import outcome_from_record, reply_from_record
 from clonedesk.metering.adapters.store import MeteringStore
-from clonedesk.metering.service_layer import TermsLookup, record_and_settle
+from clonedesk.metering.service_layer import TermsLookup, close_months, record_and_settle
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,16 @@ class SinkStats:
     started: float = field(default_factory=time.monotonic)
     first_records_at: float | None = None  # when the first non-empty poll returned
     last_commit_at: float | None = None  # when the latest batch was committed
+    months_closed: int = 0  # statements frozen (service_layer.close_months)
+
+
+async def caught_up(consumer) -> bool:
+    """Has the consumer read everything on its partitions (as far as the broker has told it)?"""
+    for tp in consumer.assignment():
+        highwater = consumer.highwater(tp)
+        if highwater is None or await consumer.position(tp) < highwater:
+            return False
+    return True
 
 
 class MeteringSink:
@@ -93,24 +103,37 @@ class MeteringSink:
         await producer.start()
         log.info("metering sink started", extra={"group": self.group_id})
         self.ready.set()
+        closing_due = False
         try:
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=self.max_wait_ms, max_records=self.batch_size)
                 self._lag.update(consumer, batches)
                 records = [record for part in batches.values() for record in part]
-                if not records:
-                    continue
-                if self.stats.first_records_at is None:
-                    self.stats.first_records_at = time.monotonic()
-                await self._process(records, producer)
-                await consumer.commit()  # only now: ClickHouse has the batch
-                self.stats.last_commit_at = time.monotonic()
+                if records:
+                    if self.stats.first_records_at is None:
+                        self.stats.first_records_at = time.monotonic()
+                    await self._process(records, producer)
+                    await consumer.commit()  # only now: ClickHouse has the batch
+                    self.stats.last_commit_at = time.monotonic()
+                    closing_due = True
+                if closing_due and await caught_up(consumer):
+                    await self._close_months()
+                    closing_due = False
+            if closing_due and await caught_up(consumer):
+                await self._close_months()
         finally:
             await consumer.stop()
             await producer.stop()
             self._executor.shutdown(wait=True)
             log.info("metering sink stopped", extra=vars(self.stats))
         return self.stats
+
+    async def _close_months(self) -> None:
+        """Freeze the statements of the months the tenants' watermarks closed: only once everything on
+        the topics so far is recorded, so no month is frozen without events still unread."""
+        loop = asyncio.get_running_loop()
+        closed = await loop.run_in_executor(self._executor, close_months, self.store, self.terms_for)
+        self.stats.months_closed += len(closed)
 
     async def _process(self, records, producer) -> None:
         replies, outcomes = [], []
