@@ -90,7 +90,7 @@ class ResolveResponse(_message.Message):
     def __init__(self, resolution_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., reply: _Optional[str] = ..., decision: _Optional[_Union[_common_pb2.Decision, str]] = ..., action: _Optional[str] = ..., confidence: _Optional[float] = ..., adapter_version: _Optional[str] = ..., ticket_id: _Optional[str] = ..., latency_ms: _Optional[int] = ..., escalation_reason: _Optional[str] = ..., escalation_threshold: _Optional[float] = ..., action_run: _Optional[_Union[ActionRun, _Mapping]] = ...) -> None: ...
 
 class Resolution(_message.Message):
-    __slots__ = ("resolution_id", "tenant_id", "ticket_id", "decision", "reply", "adapter_version", "created_at", "latency_ms", "action", "confidence", "request_id", "category", "escalation_reason", "escalation_threshold", "action_run")
+    __slots__ = ("resolution_id", "tenant_id", "ticket_id", "decision", "reply", "adapter_version", "created_at", "latency_ms", "action", "confidence", "request_id", "category", "escalation_reason", "escalation_threshold", "action_run", "conversation")
     RESOLUTION_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     TICKET_ID_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +106,7 @@ class Resolution(_message.Message):
     ESCALATION_REASON_FIELD_NUMBER: _ClassVar[int]
     ESCALATION_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     ACTION_RUN_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_FIELD_NUMBER: _ClassVar[int]
     resolution_id: str
     tenant_id: str
     ticket_id: str
@@ -121,4 +122,5 @@ class Resolution(_message.Message):
     escalation_reason: str
     escalation_threshold: float
     action_run: ActionRun
-    def __init__(self, resolution_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., ticket_id: _Optional[str] = ..., decision: _Optional[_Union[_common_pb2.Decision, str]] = ..., reply: _Optional[str] = ..., adapter_version: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., latency_ms: _Optional[int] = ..., action: _Optional[str] = ..., confidence: _Optional[float] = ..., request_id: _Optional[str] = ..., category: _Optional[str] = ..., escalation_reason: _Optional[str] = ..., escalation_threshold: _Optional[float] = ..., action_run: _Optional[_Union[ActionRun, _Mapping]] = ...) -> None: ...
+    conversation: _containers.RepeatedCompositeFieldContainer[_common_pb2.Turn]
+    def __init__(self, resolution_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., ticket_id: _Optional[str] = ..., decision: _Optional[_Union[_common_pb2.Decision, str]] = ..., reply: _Optional[str] = ..., adapter_version: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., latency_ms: _Optional[int] = ..., action: _Optional[str] = ..., confidence: _Optional[float] = ..., request_id: _Optional[str] = ..., category: _Optional[str] = ..., escalation_reason: _Optional[str] = ..., escalation_threshold: _Optional[float] = ..., action_run: _Optional[_Union[ActionRun, _Mapping]] = ..., conversation: _Optional[_Iterable[_Union[_common_pb2.Turn, _Mapping]]] = ...) -> None: ...

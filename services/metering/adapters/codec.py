@@ -6,6 +6,7 @@ raises PoisonMessage: the sink parks it on the topic's dead-letter topic and car
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 from clonedesk.core.kafka import PoisonMessage, decode
@@ -28,6 +29,11 @@ _KINDS = {
     outcomes_pb2.ResolutionOutcome.CSAT: OutcomeKind.CSAT,
 }
 
+
+_ROLES = {common_pb2.CUSTOMER: "customer", common_pb2.AGENT: "agent", common_pb2.AI: "ai",
+          common_pb2.SYSTEM: "system"}
+# What a resolution's evidence keeps of its conversation: the latest turns, each cut at 4,000 characters.
+MAX_TURNS, MAX_TEXT = 50, 4000
 
 # ClickHouse DateTime64 holds 1900..2299; an event time outside this span is a broken record.
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
@@ -73,6 +79,11 @@ def reply_from_record(payload: bytes | None) -> AiReply:
         category=message.category[:200],
         adapter_version=message.adapter_version[:200],
         confidence=float(message.confidence),
+        conversation=json.dumps([{"role": _ROLES.get(t.role, "system"), "text": t.text[:MAX_TEXT]}
+                                 for t in message.conversation[-MAX_TURNS:]], ensure_ascii=False),
+        reply=message.reply[:MAX_TEXT], action=message.action[:MAX_TEXT],
+        action_answer=message.action_run.answer[:MAX_TEXT] if message.HasField("action_run") else "",
+        escalation_reason=message.escalation_reason[:500],
         **_action_fields(message),
     )
 

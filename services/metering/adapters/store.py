@@ -31,6 +31,8 @@ DEFAULT_DATABASE = "clonedesk"
 
 REPLY_COLUMNS = ["resolution_id", "tenant_id", "ticket_id", "decision", "adapter_version", "created_at",
                  "latency_ms", "category", "confidence", "action_name", "action_status", "action_latency_ms"]
+# Written with each resolution, read only for its evidence (never while settling: they are the big ones).
+EVIDENCE_COLUMNS = ["conversation", "reply", "action", "action_answer", "escalation_reason"]
 OUTCOME_COLUMNS = ["event_id", "resolution_id", "tenant_id", "ticket_id", "kind", "csat_score",
                    "occurred_at", "category"]
 LIFECYCLE_COLUMNS = ["tenant_id", "resolution_id", "ticket_id", "state", "created_at", "state_at",
@@ -142,10 +144,12 @@ class MeteringStore:
         if not replies:
             return
         rows = [[r.resolution_id, r.tenant_id, r.ticket_id, r.decision, r.adapter_version, r.created_at,
-                 r.latency_ms, r.category, r.confidence, r.action_name, r.action_status, r.action_latency_ms]
+                 r.latency_ms, r.category, r.confidence, r.action_name, r.action_status, r.action_latency_ms,
+                 r.conversation, r.reply, r.action, r.action_answer, r.escalation_reason]
                 for r in replies]
         with self._lock:
-            self.client.insert(f"{self.db}.resolution_events", rows, column_names=REPLY_COLUMNS)
+            self.client.insert(f"{self.db}.resolution_events", rows,
+                               column_names=REPLY_COLUMNS + EVIDENCE_COLUMNS)
 
     def insert_outcomes(self, outcomes: Sequence[Outcome]) -> None:
         if not outcomes:
@@ -224,6 +228,48 @@ class MeteringStore:
                         event_id=row[0], resolution_id=row[1], tenant_id=row[2], ticket_id=row[3],
                         kind=OutcomeKind(row[4]), csat_score=row[5], occurred_at=utc(row[6]), category=row[7])
         return replies, {key: list(by_id.values()) for key, by_id in outcomes.items()}
+
+    # -- one resolution's evidence --------------------------------------------------------------------
+
+    def evidence_reply(self, tenant_id: str, resolution_id: str) -> AiReply | None:
+        """The resolution's reply with its conversation (the earliest copy, as settling keeps it)."""
+        rows = self._query(
+            f"SELECT {', '.join(REPLY_COLUMNS + EVIDENCE_COLUMNS)} FROM {{db}}.resolution_events"
+            " WHERE tenant_id = %(t)s AND resolution_id = %(r)s ORDER BY created_at LIMIT 1",
+            t=tenant_id, r=resolution_id)
+        if not rows:
+            return None
+        row = rows[0]
+        return AiReply(resolution_id=row[0], tenant_id=row[1], ticket_id=row[2], decision=row[3],
+                       adapter_version=row[4], created_at=utc(row[5]), latency_ms=row[6], category=row[7],
+                       confidence=row[8], action_name=row[9], action_status=row[10], action_latency_ms=row[11],
+                       conversation=row[12], reply=row[13], action=row[14], action_answer=row[15],
+                       escalation_reason=row[16])
+
+    def outcomes_of(self, tenant_id: str, resolution_id: str) -> list[Outcome]:
+        rows = self._query(f"SELECT {', '.join(OUTCOME_COLUMNS)} FROM {{db}}.outcome_events FINAL"
+                           " WHERE tenant_id = %(t)s AND resolution_id = %(r)s ORDER BY occurred_at, event_id",
+                           t=tenant_id, r=resolution_id)
+        return [Outcome(event_id=r[0], resolution_id=r[1], tenant_id=r[2], ticket_id=r[3], kind=OutcomeKind(r[4]),
+                        csat_score=r[5], occurred_at=utc(r[6]), category=r[7]) for r in rows]
+
+    def lifecycle_of(self, tenant_id: str, resolution_id: str) -> Lifecycle | None:
+        rows = self._query(f"SELECT {', '.join(LIFECYCLE_COLUMNS)} FROM {{db}}.resolution_lifecycles FINAL"
+                           " WHERE tenant_id = %(t)s AND resolution_id = %(r)s", t=tenant_id, r=resolution_id)
+        return _lifecycle(rows[0]) if rows else None
+
+    def charge_rank(self, tenant_id: str, resolution_id: str, month: Month) -> int | None:
+        """Its place among the month's charges in event-time order (as the invoice ranks them against the
+        free allowance); None when it is not one of them."""
+        in_month = f"{{col}} >= {_ts('start')} AND {{col}} < {_ts('end')}"
+        rows = self._query(
+            "SELECT rank FROM (SELECT resolution_id, row_number() OVER (ORDER BY billed_at, resolution_id) AS rank"
+            "  FROM {db}.resolution_lifecycles FINAL"
+            f"  WHERE tenant_id = %(t)s AND {in_month.format(col='billed_at')}"
+            f"    AND NOT ifNull({in_month.format(col='reopened_at')}, 0))"
+            " WHERE resolution_id = %(r)s", t=tenant_id, r=resolution_id, start=millis(month.start),
+            end=millis(month.end))
+        return int(rows[0][0]) if rows else None
 
     # -- statements ------------------------------------------------------------------------------------
 

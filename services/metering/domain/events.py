@@ -39,6 +39,13 @@ class AiReply:
     action_name: str = ""
     action_status: str = ""
     action_latency_ms: int = 0
+    # The evidence of what was answered: the conversation (JSON [{role, text}]), the reply, the call and
+    # the back office's answer (JSON), and the escalation reason.
+    conversation: str = ""
+    reply: str = ""
+    action: str = ""
+    action_answer: str = ""
+    escalation_reason: str = ""
 
     @property
     def escalated(self) -> bool:

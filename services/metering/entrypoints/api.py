@@ -10,6 +10,7 @@ dashboard also takes the key as `?key=`, so a browser can open it as a link.
 """
 
 import asyncio
+import re
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, time, timedelta, timezone
@@ -24,7 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from clonedesk.core.tenants import Tenant, TenantStore
 from clonedesk.metering.adapters.admin_key import admin_key_source
 from clonedesk.metering.adapters.store import MeteringStore, UsagePeriod
-from clonedesk.metering.service_layer import statement_json
+from clonedesk.metering.service_layer import resolution_evidence, statement_json
 from clonedesk.metering.domain.analytics import action_figures, escalation_rate, resolution_rate
 from clonedesk.metering.domain.billing import FIRST_YEAR, LAST_YEAR, Month, invoice_from_json
 from clonedesk.metering.domain.lifecycle import STATES, Lifecycle
@@ -75,6 +76,20 @@ def _midnight(day: date) -> datetime:
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+# Resolution ids are uuids (resolver.domain.requests); anything else is no resolution of ours.
+RESOLUTION_ID = re.compile(r"[A-Za-z0-9._:-]{1,200}")
+
+
+def _json_times(value):
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, dict):
+        return {k: _json_times(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_times(v) for v in value]
+    return value
 
 
 def lifecycle_json(life: Lifecycle) -> dict:
@@ -214,8 +229,19 @@ def create_app(store: MeteringStore, data_dir: Path, *, admin_key: str | None = 
                 "next_offset": following if following < total else None,
                 "items": [lifecycle_json(item) for item in items]}
 
+    @app.get("/v1/tenants/{tenant_id}/resolutions/{resolution_id}")
+    def resolution(tenant: Annotated[Tenant, Depends(page_tenant)], resolution_id: str) -> dict:
+        """The evidence of one resolution: the conversation answered, the answer, every outcome event, the
+        state history and the statement line it is billed on. A browser link may carry `?key=`."""
+        if not RESOLUTION_ID.fullmatch(resolution_id):
+            raise HTTPException(404, "unknown resolution")
+        evidence = resolution_evidence(store, tenant.id, resolution_id, Terms.from_plan(tenant.plan))
+        if evidence is None:
+            raise HTTPException(404, "unknown resolution")
+        return _json_times(evidence)
+
     @app.get("/tenants/{tenant_id}", response_class=HTMLResponse)
-    def dashboard(tenant: Annotated[Tenant, Depends(page_tenant)],
+    def dashboard(request: Request, tenant: Annotated[Tenant, Depends(page_tenant)],
                   month: Annotated[str | None, Query(pattern=MONTH_PATTERN)] = None) -> HTMLResponse:
         chosen = _month(month) if month else Month.of(datetime.now(timezone.utc))
         terms = Terms.from_plan(tenant.plan)
@@ -229,6 +255,8 @@ def create_app(store: MeteringStore, data_dir: Path, *, admin_key: str | None = 
         empty = {state.value: 0 for state in STATES}
         figures["periods"] = [by_day.get(d, UsagePeriod(d, empty, None, 0)) for d in days]
         body = usage_json(tenant.id, chosen.start.date(), last, "day", figures)
-        return HTMLResponse(render_dashboard(bill, body))
+        _, latest = store.resolutions(tenant.id, state=None, start=chosen.start, end=chosen.end, limit=50, offset=0)
+        return HTMLResponse(render_dashboard(bill, body, [lifecycle_json(item) for item in latest],
+                                             request.query_params.get("key")))
 
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from html import escape
+from urllib.parse import quote
 from typing import Sequence
 
 from clonedesk.metering.domain.billing import Invoice, usd
@@ -60,8 +61,24 @@ def action_table(series: list[dict]) -> str:
             f"<th>failure rate</th></tr>{rows}</table>")
 
 
-def render_dashboard(invoice: Invoice, usage: dict) -> str:
-    """`usage` is the API's usage body for the invoice's month, by day."""
+def resolution_table(tenant_id: str, items: list[dict], key: str | None) -> str:
+    """The month's latest resolutions, each linked to its evidence (with the page's key, if it had one)."""
+    if not items:
+        return ""
+    suffix = f"?key={quote(key, safe='')}" if key else ""
+    rows = "".join(
+        f"<tr><td>{escape(item['created_at'] or '')}</td><td>{escape(item['state'])}</td>"
+        f"<td>{escape(item['decision'])}</td><td>{escape(item['category'] or '')}</td>"
+        f'<td><a href="/v1/tenants/{quote(tenant_id)}/resolutions/{quote(item["resolution_id"])}{suffix}">'
+        f"{escape(item['resolution_id'][:8])}…</a></td></tr>" for item in items)
+    return ('<h2>Resolutions this month (latest first)</h2><table id="resolutions"><tr><th>created</th>'
+            f"<th>state</th><th>decision</th><th>category</th><th>evidence</th></tr>{rows}</table>")
+
+
+def render_dashboard(invoice: Invoice, usage: dict, resolutions: list[dict] | None = None,
+                     key: str | None = None) -> str:
+    """`usage` is the API's usage body for the invoice's month, by day; `resolutions` the month's latest
+    (the API's listing items), linked to their evidence."""
     tenant, month = escape(invoice.tenant_id), escape(str(invoice.month))
     series = usage["series"]
     rate_points = [(p["period"], p["resolution_rate"]) for p in series]
@@ -100,5 +117,6 @@ def render_dashboard(invoice: Invoice, usage: dict) -> str:
 {line_chart("csat-chart", "CSAT average by day", csat_points, 5.0, "{:.1f}")}</section>
 <section><h2>Resolutions this month</h2><table id="states">{states}</table>
 {action_table(series)}
-<h2>Invoice</h2><table id="invoice">{bill}</table></section>
+<h2>Invoice</h2><table id="invoice">{bill}</table>
+{resolution_table(invoice.tenant_id, resolutions or [], key)}</section>
 </body></html>"""

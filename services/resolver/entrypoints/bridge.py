@@ -54,6 +54,7 @@ def resolution_record(
         request_id=idempotency_key(request),
         category=request.category,
         action_run=response.action_run if response.HasField("action_run") else None,
+        conversation=list(request.conversation),
     )
 
 
