@@ -250,18 +250,11 @@ def tenant_set(ctx: click.Context, tenant_id: str, escalation_threshold: float |
     if holdout_threshold:
         record.escalation_threshold = None
         changed.append("escalation_threshold (from the holdout)")
-    if target_accuracy is not None:
-        record.target_accuracy = target_accuracy
-        changed.append("target_accuracy")
-    if actions_url is not None:
-        record.actions_url = actions_url
-        changed.append("actions_url")
-    if actions_allow is not None:
-        record.actions_allow = actions_allow
-        changed.append("actions_allow")
-    if actions_timeout_s is not None:
-        record.actions_timeout_s = actions_timeout_s
-        changed.append("actions_timeout_s")
+    for name, value in (("target_accuracy", target_accuracy), ("actions_url", actions_url),
+                        ("actions_allow", actions_allow), ("actions_timeout_s", actions_timeout_s)):
+        if value is not None:
+            setattr(record, name, value)
+            changed.append(name)
     new_secret = rotate_actions_secret or (record.actions_url and not record.actions_secret)
     if new_secret:  # a tenant made before actions existed gets its secret with its URL
         record.actions_secret = new_actions_secret()
