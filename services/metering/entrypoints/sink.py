@@ -44,6 +44,9 @@ class SinkStats:
     months_closed: int = 0  # statements frozen (service_layer.close_months)
 
 
+CLOSE_CHECK_S = 10.0
+
+
 async def caught_up(consumer) -> bool:
     """Has the consumer read everything on its partitions (as far as the broker has told it)?"""
     for tp in consumer.assignment():
@@ -103,7 +106,7 @@ class MeteringSink:
         await producer.start()
         log.info("metering sink started", extra={"group": self.group_id})
         self.ready.set()
-        closing_due = False
+        closing_due, last_close = False, float("-inf")
         try:
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=self.max_wait_ms, max_records=self.batch_size)
@@ -116,9 +119,10 @@ class MeteringSink:
                     await consumer.commit()  # only now: ClickHouse has the batch
                     self.stats.last_commit_at = time.monotonic()
                     closing_due = True
-                if closing_due and await caught_up(consumer):
+                # Months close rarely: look at most every CLOSE_CHECK_S, off the per-batch path.
+                if closing_due and time.monotonic() - last_close >= CLOSE_CHECK_S and await caught_up(consumer):
                     await self._close_months()
-                    closing_due = False
+                    closing_due, last_close = False, time.monotonic()
             if closing_due and await caught_up(consumer):
                 await self._close_months()
         finally:
