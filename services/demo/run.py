@@ -96,7 +96,7 @@ QUICK_MODE = Mode("quick", QUICK, {**recipe_env(TINY_MODEL_RECIPE),
 # The full demo runs on the real base model (SmolLM2-135M-Instruct) within 20 minutes on two cores: each
 # run is budgeted to 32 steps of 8 samples, one pass at most (a first run sees 256 of its history's
 # samples, a refresh its new samples and half as many replayed), 4 turns of context, 160 tokens a sample,
-# 80 held-out turns scored per candidate, 40 tokens each (calibration and threshold are fitted on them; a
+# 80 held-out turns scored per candidate, 80 tokens each (a RentalCars call's header alone runs to 70; calibration and threshold are fitted on them; a
 # version's scores are kept and reused by the preview and the next refresh; the preview skips the base
 # model alone, which bench/quality.py reports). That budget trains adapters to
 # 70-80 % decision accuracy (bench/quality.py's default budget, 200 steps, reaches 85 %), so the demo's
@@ -108,7 +108,7 @@ FULL_MODE = Mode("full", FULL, {"CLONEDESK_TRAINER_MAX_STEPS": "32", "CLONEDESK_
                                 "CLONEDESK_TRAINER_CONTEXT_TURNS": "4",
                                 "CLONEDESK_TRAINER_THREADS": "1",
                                 "CLONEDESK_TRAINER_MAX_EVAL_TURNS": "80",
-                                "CLONEDESK_TRAINER_EVAL_MAX_NEW_TOKENS": "40",
+                                "CLONEDESK_TRAINER_EVAL_MAX_NEW_TOKENS": "80",
                                 "CLONEDESK_TRAINER_REPLAY_RATIO": "0.5",
                                 "CLONEDESK_TRAINER_PROMOTION_MARGIN": "0.05",
                                 "CLONEDESK_TRAINER_SETTLE_S": "8"},

@@ -19,7 +19,8 @@ class ResolverSettings(BaseSettings):
     max_lora_rank: int = Field(default=64, ge=1, description="vLLM: the largest LoRA rank it must serve.")
     max_batch_size: int = Field(default=8, ge=1, description="Requests generated together in one batch.")
     batch_wait_ms: float = Field(default=5.0, ge=0, description="How long a batch waits for company.")
-    max_new_tokens: int = Field(default=64, ge=1, description="Tokens generated per answer at most.")
+    # As the trainer's eval_max_new_tokens: a call's header alone runs to 70 tokens.
+    max_new_tokens: int = Field(default=128, ge=1, description="Tokens generated per answer at most.")
     max_prompt_tokens: int = Field(default=384, ge=16, description="Older turns are cut beyond this.")
     context_turns: int = Field(default=DEFAULT_CONTEXT_TURNS, ge=0,
                                description="Turns of conversation in a prompt (as the trainer's context_turns).")

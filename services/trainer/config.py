@@ -47,8 +47,10 @@ class TrainerSettings(BaseSettings):
                                         " trained on whole; 0 = at once).")
     settle_max_s: float = Field(default=300.0, gt=0,
                                 description="...but at the latest this long into a stream that never pauses.")
-    eval_max_new_tokens: int = Field(default=64, ge=8, description="Tokens generated per held-out turn when scoring"
-                                                                  " (the header and most of a reply).")
+    # 128, not 64: a call's header alone runs to 70 tokens (RentalCars_1: median 64), and a header cut
+    # short is unreadable, so an ACTION the model got right scored as an escalation.
+    eval_max_new_tokens: int = Field(default=128, ge=8, description="Tokens generated per held-out turn when"
+                                                                   " scoring (a call's header and a reply).")
     max_eval_turns: int = Field(default=200, ge=1, description="Held-out turns scored per candidate (the calibration"
                                                              " and the threshold are fitted on them).")
     # The LoRA recipe: defaults for the default base model (SmolLM2-135M-Instruct), measured in

@@ -43,3 +43,23 @@ def test_a_few_lora_steps_on_smollm2_give_replies_that_parse(smollm2, tmp_path):
     for text in parsed:
         turn = parse_target(text)
         assert turn.decision in DECISIONS_BY_NAME.values() and turn.reply, text
+
+
+def test_the_generation_budgets_fit_the_longest_call_header_of_a_history(smollm2):
+    """A header cut off before its `]` is unreadable and escalates: the answer budget of both the holdout
+    scoring and the resolver must hold the longest call an agent made (RentalCars_1's run to 70 tokens)."""
+    from transformers import AutoTokenizer
+
+    from clonedesk.core.conversation_format import format_target
+    from clonedesk.resolver.settings import ResolverSettings
+    from clonedesk.trainer.config import TrainerSettings
+    from clonedesk.v1 import common_pb2
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2)
+    samples = tenant_samples(find_sgd_dir() / "train_RentalCars_1.jsonl", "rentalcars-1", limit=200)
+    calls = [s for s in samples if s.decision == common_pb2.ACTION and s.action]
+    longest = max(len(tokenizer.encode(format_target(s.decision, s.action, ""))) for s in calls)
+    assert longest > 64  # the old budget, which cut these headers short
+    # Room for the end-of-turn token after the header as well.
+    assert TrainerSettings().eval_max_new_tokens > longest
+    assert ResolverSettings().max_new_tokens > longest

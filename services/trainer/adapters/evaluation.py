@@ -28,7 +28,7 @@ def scored(sample, answer: AgentTurn, confidence: float | None = None) -> Scored
 
 
 def score_model(base_model: str, adapter_dir: Path | None, holdout: Sequence, *,
-                max_new_tokens: int = 64, context_turns: int | None = None,
+                max_new_tokens: int = 128, context_turns: int | None = None,
                 action_names: Sequence[str] | None = None) -> list[ScoredTurn]:
     """What the model answers for each held-out turn, from the prompts the adapter was trained on (its
     recorded context turns, or `context_turns`), its header constrained to the four decisions and the
@@ -126,7 +126,7 @@ def load_scored(path: Path, holdout: Sequence) -> list[ScoredTurn] | None:
 
 
 def score_model_reusing(base_model: str, adapter_dir: Path, holdout: Sequence, *,
-                        max_new_tokens: int = 64) -> list[ScoredTurn]:
+                        max_new_tokens: int = 128) -> list[ScoredTurn]:
     """score_model of an adapter, generating only the turns its saved holdout scores lack (an adapter's
     weights never change, so a turn it was scored on keeps its answer); saves the union back."""
     path = Path(adapter_dir) / HOLDOUT_SCORES_FILE
