@@ -6,7 +6,7 @@ import dataclasses
 import json
 import logging
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Callable, Sequence
@@ -15,6 +15,7 @@ from clonedesk.core.tenants import TenantStore
 from clonedesk.metering.adapters.store import MeteringStore
 from clonedesk.metering.domain.events import AiReply, Outcome
 from clonedesk.metering.domain.billing import Month
+from clonedesk.metering.domain import disputes as dispute_rules
 from clonedesk.metering.domain.lifecycle import Lifecycle, settle
 from clonedesk.metering.domain.evidence import outcome_rows, state_history, statement_line
 from clonedesk.metering.domain.statements import closed_statement, closes_at, counts_at_month_end, open_statement
@@ -92,17 +93,23 @@ def close_months(store: MeteringStore, terms_for: TermsLookup) -> list[tuple[str
             continue
         terms = terms_for(tenant_id)
         for month in months_to_close(first, watermark, terms, store.closed_months(tenant_id)):
-            invoice = store.invoice(tenant_id, month, terms)
-            ids = store.resolution_ids_created(tenant_id, month)
-            replies, outcomes = store.histories({tenant_id: ids}) if ids else ({}, {})
-            counts = counts_at_month_end(month, replies.values(),
-                                         {rid: events for (_, rid), events in outcomes.items()}, terms)
-            statement = closed_statement(invoice, counts, terms)
-            store.write_statement(tenant_id, month, statement.to_json(), statement.closed_at)
+            with store.exclusive():  # a dispute accepted meanwhile lands in this statement or after it
+                statement = _close_month(store, tenant_id, month, terms)
             log.info("month closed", extra={"tenant": tenant_id, "month": str(month),
                                             "total_usd": statement.invoice.to_json()["total_usd"]})
             closed.append((tenant_id, month))
     return closed
+
+
+def _close_month(store: MeteringStore, tenant_id: str, month: Month, terms: Terms):
+    invoice = store.invoice(tenant_id, month, terms)
+    ids = store.resolution_ids_created(tenant_id, month)
+    replies, outcomes = store.histories({tenant_id: ids}) if ids else ({}, {})
+    counts = counts_at_month_end(month, replies.values(),
+                                 {rid: events for (_, rid), events in outcomes.items()}, terms)
+    statement = closed_statement(invoice, counts, terms)
+    store.write_statement(tenant_id, month, statement.to_json(), statement.closed_at)
+    return statement
 
 
 def statement_json(store: MeteringStore, tenant_id: str, month: Month, terms: Terms) -> dict:
@@ -122,6 +129,9 @@ def resolution_evidence(store: MeteringStore, tenant_id: str, resolution_id: str
         return None
     outcomes = store.outcomes_of(tenant_id, resolution_id)
     watermark = store.watermarks([tenant_id]).get(tenant_id, reply.created_at)
+    dispute = store.dispute(tenant_id, resolution_id)
+    if dispute is not None and dispute.status == dispute_rules.ACCEPTED:
+        life = dataclasses.replace(life, reopened_at=None)  # settled by the dispute (billing reads it so)
     line_terms, statement = terms, None
     if life.billed_at is not None:
         month = Month.of(life.billed_at)
@@ -153,4 +163,58 @@ def resolution_evidence(store: MeteringStore, tenant_id: str, resolution_id: str
                           for c in state_history(reply, outcomes, terms, watermark)],
         "outcomes": outcome_rows(outcomes, life.decided_by),
         "statement_line": line,
+        "dispute": dispute.to_json() if dispute is not None else None,
     }
+
+
+def _billed_terms(store: MeteringStore, tenant_id: str, month: Month, terms: Terms) -> Terms:
+    """The plan a month was billed on: as its closed statement froze it, else the tenant's now."""
+    statement = store.statement(tenant_id, month)
+    if statement is None:
+        return terms
+    return dataclasses.replace(terms, unit_price=Decimal(statement["unit_price_usd"]),
+                               free_units=int(statement["free_allowance"]))
+
+
+def _now() -> datetime:
+    """Wall-clock now at the store's precision (ms), so what the API answers is what it stored."""
+    moment = datetime.now(timezone.utc)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def open_dispute(store: MeteringStore, tenant_id: str, resolution_id: str, reason: str,
+                 now: datetime | None = None) -> tuple[dispute_rules.Dispute, bool]:
+    """Dispute a charge (domain/disputes.py); (the dispute, whether it is new). Raises DisputeRefused."""
+    with store.exclusive():  # one check-then-write at a time: two racing calls make one dispute
+        dispute, created = dispute_rules.open_dispute(
+            store.dispute(tenant_id, resolution_id), store.lifecycle_of(tenant_id, resolution_id), reason,
+            now or _now())
+        if created:
+            store.write_dispute(dispute)
+    if created:
+        log.info("dispute opened", extra={"tenant": tenant_id, "resolution": resolution_id})
+    return dispute, created
+
+
+def decide_dispute(store: MeteringStore, tenant_id: str, resolution_id: str, accept: bool, note: str,
+                   terms: Terms, now: datetime | None = None) -> tuple[dispute_rules.Dispute, bool]:
+    """Accept (credit what the charge cost, in the first open month from now) or reject a dispute;
+    (the dispute, whether this call decided it). Raises DisputeRefused."""
+    with store.exclusive():
+        life = store.lifecycle_of(tenant_id, resolution_id)
+        credit = Decimal("0")
+        if accept and life is not None and life.billed_at is not None:
+            month = Month.of(life.billed_at)
+            billed_on = _billed_terms(store, tenant_id, month, terms)
+            credit = dispute_rules.credit_for(store.charge_rank(tenant_id, resolution_id, month),
+                                              billed_on.free_units, billed_on.unit_price)
+        dispute, decided = dispute_rules.decide(
+            store.dispute(tenant_id, resolution_id), accept, note, now or _now(), life=life,
+            credit=credit, closed_months=store.closed_months(tenant_id))
+        if decided:
+            store.write_dispute(dispute)
+    if decided:
+        log.info("dispute decided", extra={"tenant": tenant_id, "resolution": resolution_id,
+                                           "status": dispute.status, "credit_usd": str(dispute.credit),
+                                           "credit_month": dispute.credit_month})
+    return dispute, decided

@@ -51,6 +51,7 @@ OCTOBER_INVOICE = {
     "resolutions": {"pending": 0, "confirmed": 2, "assumed": 1, "escalated": 0, "reopened": 3},
     "billable_units": 5, "free_units": 3, "charged_units": 2, "unit_price_usd": "0.99",
     "credit_units": 0, "credits_usd": "0.00", "total_usd": "1.98",
+    "dispute_credit_units": 0, "dispute_credits_usd": "0.00",
 }
 NOVEMBER_INVOICE = {
     "tenant_id": TENANT, "month": "2026-11",
@@ -58,6 +59,7 @@ NOVEMBER_INVOICE = {
     # r0000 (assumed Nov 1 23:00) and the four of Nov 3; r0002's October charge credited
     "billable_units": 5, "free_units": 3, "charged_units": 2, "unit_price_usd": "0.99",
     "credit_units": 1, "credits_usd": "0.99", "total_usd": "0.99",
+    "dispute_credit_units": 0, "dispute_credits_usd": "0.00",
 }
 # Before r0000's window closes (the tenant's latest event is Nov 1 22:59) it is still pending.
 OCTOBER_INVOICE_BEFORE_THE_WINDOW_CLOSES = {
@@ -65,6 +67,7 @@ OCTOBER_INVOICE_BEFORE_THE_WINDOW_CLOSES = {
     "resolutions": {"pending": 1, "confirmed": 5, "assumed": 0, "escalated": 0, "reopened": 0},
     "billable_units": 5, "free_units": 3, "charged_units": 2, "unit_price_usd": "0.99",
     "credit_units": 0, "credits_usd": "0.00", "total_usd": "1.98",
+    "dispute_credit_units": 0, "dispute_credits_usd": "0.00",
 }
 
 

@@ -80,7 +80,8 @@ def test_invoice_matches_the_store_and_plan(served):
     assert {k: v for k, v in body.items() if k not in statement} == store.invoice(
         tenant.id, Month(2026, 10), Terms(free_units=10)).to_json()
     assert set(body) == {"tenant_id", "month", "resolutions", "billable_units", "free_units", "charged_units",
-                         "unit_price_usd", "credit_units", "credits_usd", "total_usd"} | statement
+                         "unit_price_usd", "credit_units", "credits_usd", "total_usd",
+                         "dispute_credit_units", "dispute_credits_usd"} | statement
     # the scenario's watermark is before Nov 9 (Oct 31 + the 24 h assumed and 7 day reopen windows)
     assert (body["status"], body["closes_at"], body["closed_at"]) == ("open", "2026-11-09T00:00:00Z", None)
     assert set(body["resolutions"]) == {"confirmed", "assumed", "escalated", "reopened", "pending"}

@@ -51,3 +51,27 @@ def test_no_input_reaches_a_5xx(served, operation, tenant_id, month, params, as_
     response = httpx.get(server.url + path, params=params, headers={"Authorization": f"Bearer {key}"},
                          timeout=30)
     assert response.status_code < 500, (path, params, response.status_code, response.text[:300])
+
+
+BODIES = st.one_of(st.none(), st.binary(max_size=200), st.sampled_from([
+    b"{}", b"[]", b"null", b'{"reason": ""}', b'{"reason": 5}', b'{"reason": "\\u0000"}', b'{"note": [1]}',
+    b'{"reason": "' + b"x" * 3000 + b'"}', b'{"reason": {"a": {"b": {}}}}', b"\xff\xfe", b'{"reason": "ok"}']))
+DISPUTE_OPERATIONS = ["/v1/tenants/{t}/resolutions/{r}/dispute", "/v1/tenants/{t}/resolutions/{r}/dispute/accept",
+                      "/v1/tenants/{t}/resolutions/{r}/dispute/reject", "/v1/tenants/{t}/resolutions/{r}/dispute/{r}"]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(operation=st.sampled_from(DISPUTE_OPERATIONS), tenant_id=ODD, resolution_id=ODD, body=BODIES,
+       as_admin=st.booleans(), own_tenant=st.booleans(), status=st.one_of(st.none(), ODD))
+def test_no_dispute_request_reaches_a_5xx(served, operation, tenant_id, resolution_id, body, as_admin, own_tenant,
+                                         status):
+    server, tenant, admin = served
+    path = operation.format(t=quote("acme" if own_tenant else tenant_id, safe=""), r=quote(resolution_id, safe=""))
+    headers = {"Authorization": f"Bearer {admin if as_admin else tenant.api_key}",
+               "Content-Type": "application/json"}
+    response = httpx.post(server.url + path, content=body, headers=headers, timeout=30)
+    assert response.status_code < 500, (path, body, response.status_code, response.text[:300])
+    listing = httpx.get(server.url + ("/v1/disputes" if as_admin else "/v1/tenants/acme/disputes"),
+                        params={"status": status} if status is not None else None, headers=headers, timeout=30)
+    assert listing.status_code in (200, 422), (status, listing.status_code, listing.text[:300])

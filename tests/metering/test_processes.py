@@ -84,6 +84,27 @@ async def test_sink_and_api_processes_share_chdb_and_invoice_cli(settings, kafka
         last_line = table.splitlines()[-1]
         assert f"${want['total_usd']}" in last_line and last_line.split()[0] == "total"
         assert f"free units {want['free_units']:>14}" in table and "confirmed" in table
+
+        # a dispute through the public port (the api process forwards the POST), decided by the operator
+        # with `clonedesk dispute` through the metering process
+        base = f"http://127.0.0.1:{settings.api_port}/v1/tenants/{tenant.id}"
+        confirmed = httpx.get(f"{base}/resolutions", params={"state": "confirmed", "limit": 500}, headers=headers,
+                              timeout=10).json()["items"]
+        paid = max(confirmed, key=lambda item: (item["billed_at"], item["resolution_id"]))["resolution_id"]
+        opened = httpx.post(f"{base}/resolutions/{paid}/dispute", json={"reason": "not what we asked"},
+                            headers=headers, timeout=10)
+        assert opened.status_code == 201, opened.text
+        queue = clonedesk("dispute", "list", "--status", "open", "--json")
+        assert queue.returncode == 0, queue.stderr
+        assert [json.loads(line)["resolution_id"] for line in queue.stdout.splitlines()] == [paid]
+        decided = clonedesk("dispute", "accept", tenant.id, paid, "--note", "agreed")
+        assert decided.returncode == 0, decided.stderr
+        credit_month = datetime.now(timezone.utc).strftime("%Y-%m")
+        assert f"accepted: $0.99 credited to {tenant.id} in {credit_month}" in decided.stdout
+        again = clonedesk("dispute", "reject", tenant.id, paid)
+        assert again.returncode == 1 and "409" in again.stderr and "Traceback" not in again.stderr
+        credited = httpx.get(f"{base}/invoice", params={"month": credit_month}, headers=headers, timeout=10).json()
+        assert (credited["dispute_credit_units"], credited["dispute_credits_usd"]) == (1, "0.99")
     finally:
         for process in processes.values():
             process.send_signal(signal.SIGTERM)
@@ -98,6 +119,12 @@ async def test_sink_and_api_processes_share_chdb_and_invoice_cli(settings, kafka
     again = clonedesk("invoice", "--tenant", tenant.id, "--month", "2026-10", "--json")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout) == want
+
+    # and `dispute list` reads the same disputes from the data path itself
+    listed = clonedesk("dispute", "list", "--tenant", tenant.id, "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [(d["status"], d["credit_usd"], d["note"]) for d in map(json.loads, listed.stdout.splitlines())] == [
+        ("accepted", "0.99", "agreed")]
 
     bad = clonedesk("invoice", "--tenant", tenant.id, "--month", "2026-13")
     assert bad.returncode == 2 and "YYYY-MM" in bad.stderr

@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 from clonedesk.metering.adapters.migrations import migrate, validate_database
 from clonedesk.metering.domain.billing import Invoice, Month, invoice_from_figures
+from clonedesk.metering.domain.disputes import OPEN, Dispute
 from clonedesk.metering.domain.events import AiReply, Outcome, OutcomeKind
 from clonedesk.metering.domain.lifecycle import STATES, Lifecycle, State
 from clonedesk.metering.domain.terms import Terms
@@ -40,6 +41,12 @@ LIFECYCLE_COLUMNS = ["tenant_id", "resolution_id", "ticket_id", "state", "create
                      "decision", "version", "assumable_at"]
 
 BUCKETS = {"day": "toStartOfDay", "week": "toMonday", "month": "toStartOfMonth"}
+DISPUTE_COLUMNS = ["tenant_id", "resolution_id", "reason", "status", "opened_at", "decided_at", "note",
+                   "credit_month", "credit"]
+# reopened_at as billing reads it: a resolution whose dispute was accepted is settled, and a reopen of it
+# afterwards reverses nothing (domain/disputes.py; the core's billing.settled_by_disputes).
+BILLING_REOPENED_AT = ("if(resolution_id IN (SELECT resolution_id FROM {db}.disputes FINAL"
+                       " WHERE tenant_id = %(t)s AND status = 'accepted'), NULL, reopened_at)")
 
 
 class StoreUnavailable(RuntimeError):
@@ -119,6 +126,10 @@ class MeteringStore:
     def migrate(self) -> list[int]:
         with self._lock:
             return migrate(self.client, self.db)
+
+    def exclusive(self) -> threading.RLock:
+        """Hold to read and then write with no other use of the store in between (this process)."""
+        return self._lock
 
     def _query(self, sql: str, **parameters) -> list[tuple]:
         with self._lock:
@@ -266,7 +277,7 @@ class MeteringStore:
             "SELECT rank FROM (SELECT resolution_id, row_number() OVER (ORDER BY billed_at, resolution_id) AS rank"
             "  FROM {db}.resolution_lifecycles FINAL"
             f"  WHERE tenant_id = %(t)s AND {in_month.format(col='billed_at')}"
-            f"    AND NOT ifNull({in_month.format(col='reopened_at')}, 0))"
+            f"    AND NOT ifNull({in_month.format(col=BILLING_REOPENED_AT)}, 0))"
             " WHERE resolution_id = %(r)s", t=tenant_id, r=resolution_id, start=millis(month.start),
             end=millis(month.end))
         return int(rows[0][0]) if rows else None
@@ -304,6 +315,33 @@ class MeteringStore:
             f" WHERE tenant_id = %(t)s AND created_at >= {_ts('start')} AND created_at < {_ts('end')}",
             t=tenant_id, start=millis(month.start), end=millis(month.end))}
 
+    # -- disputes --------------------------------------------------------------------------------------
+
+    def write_dispute(self, dispute: Dispute) -> None:
+        row = [dispute.tenant_id, dispute.resolution_id, dispute.reason, dispute.status, dispute.opened_at,
+               dispute.decided_at, dispute.note, dispute.credit_month, dispute.credit,
+               0 if dispute.status == OPEN else 1]
+        with self._lock:
+            self.client.insert(f"{self.db}.disputes", [row], column_names=[*DISPUTE_COLUMNS, "stage"])
+
+    def dispute(self, tenant_id: str, resolution_id: str) -> Dispute | None:
+        found = self.disputes(tenant_id, resolution_id=resolution_id)
+        return found[0] if found else None
+
+    def disputes(self, tenant_id: str | None = None, *, status: str | None = None,
+                 resolution_id: str | None = None, limit: int = 500) -> list[Dispute]:
+        """Disputes, newest first; of one tenant, one status, one resolution when given."""
+        where, params = [], {"limit": limit}
+        for column, value in (("tenant_id", tenant_id), ("status", status), ("resolution_id", resolution_id)):
+            if value is not None:
+                where.append(f"{column} = %({column})s")
+                params[column] = value
+        rows = self._query(f"SELECT {', '.join(DISPUTE_COLUMNS)} FROM {{db}}.disputes FINAL"
+                           f" {'WHERE ' + ' AND '.join(where) if where else ''}"
+                           " ORDER BY opened_at DESC, tenant_id, resolution_id LIMIT %(limit)s", **params)
+        return [Dispute(tenant_id=r[0], resolution_id=r[1], reason=r[2], status=r[3], opened_at=utc(r[4]),
+                        decided_at=utc(r[5]), note=r[6], credit_month=r[7], credit=r[8]) for r in rows]
+
     # -- reads -----------------------------------------------------------------------------------------
 
     def lifecycles(self, tenant_id: str) -> list[Lifecycle]:
@@ -315,7 +353,7 @@ class MeteringStore:
         """The month's invoice: figures counted in SQL, the arithmetic in the core (Decimal)."""
         in_month = f"{{col}} >= {_ts('start')} AND {{col}} < {_ts('end')}"
         created, billed, reopened = (in_month.format(col=column)
-                                     for column in ("created_at", "billed_at", "reopened_at"))
+                                     for column in ("created_at", "billed_at", BILLING_REOPENED_AT))
         state_counts = ", ".join(f"countIf(({created}) AND state = '{s.value}')" for s in STATES)
         params = dict(t=tenant_id, start=millis(month.start), end=millis(month.end))
         row = self._query(
@@ -329,13 +367,17 @@ class MeteringStore:
         lookback = Month.of(month.start - terms.reopen_window).start
         paid_reversals = self._query(
             f"SELECT countIf(rank > %(free)s AND ifNull({reopened}, 0)) FROM ("
-            "  SELECT reopened_at, row_number() OVER (PARTITION BY toStartOfMonth(billed_at)"
-            "                                          ORDER BY billed_at, resolution_id) AS rank"
+            "  SELECT resolution_id, reopened_at,"
+            "    row_number() OVER (PARTITION BY toStartOfMonth(billed_at) ORDER BY billed_at, resolution_id) AS rank"
             "  FROM {db}.resolution_lifecycles FINAL"
             f"  WHERE tenant_id = %(t)s AND billed_at >= {_ts('lookback')} AND billed_at < {_ts('start')}"
-            "    AND (reopened_at IS NULL OR toStartOfMonth(reopened_at) != toStartOfMonth(billed_at)))",
+            f"    AND ({BILLING_REOPENED_AT} IS NULL"
+            f"         OR toStartOfMonth({BILLING_REOPENED_AT}) != toStartOfMonth(billed_at)))",
             free=terms.free_units, lookback=millis(lookback), **params)[0][0]
-        return invoice_from_figures(tenant_id, month, terms, counts, billable, int(paid_reversals))
+        dispute_credits = [row[0] for row in self._query(
+            "SELECT credit FROM {db}.disputes FINAL"
+            " WHERE tenant_id = %(t)s AND status = 'accepted' AND credit_month = %(m)s", t=tenant_id, m=str(month))]
+        return invoice_from_figures(tenant_id, month, terms, counts, billable, int(paid_reversals), dispute_credits)
 
     def usage(self, tenant_id: str, start: datetime, end: datetime, granularity: str) -> dict:
         """Resolutions by state, rates, CSAT and latency over [start, end), per period and per category."""

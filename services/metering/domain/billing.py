@@ -5,7 +5,9 @@ A month's invoice holds what happened in that month:
   same month (a charge reversed before the invoice closes never shows);
 - the first `free_units` of those charges, in event-time order (then resolution id), are free;
 - a resolution charged (not free) in an earlier month and reopened in this one is a credit here; the
-  earlier month's invoice keeps the charge.
+  earlier month's invoice keeps the charge;
+- a dispute accepted into this month credits what its charge cost (domain/disputes.py); a resolution
+  whose dispute was accepted is settled for good, so a reopen of it afterwards reverses nothing.
 
 `invoice_from_figures` is the arithmetic; `compute_invoice` also derives the figures from plain
 lifecycles (the store derives the same figures in SQL, and a test holds the two equal).
@@ -14,10 +16,10 @@ lifecycles (the store derives the same figures in SQL, and a test holds the two 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Iterable, Mapping
+from typing import Collection, Iterable, Mapping, Sequence
 
 from clonedesk.metering.domain.lifecycle import STATES, Lifecycle, State
 from clonedesk.metering.domain.terms import CENT, Terms
@@ -89,6 +91,9 @@ class Invoice:
     credits: Decimal
     total: Decimal
     free_allowance: int
+    # Of credit_units / credits: those of disputes accepted into this month.
+    dispute_credit_units: int = 0
+    dispute_credits: Decimal = Decimal("0")
 
     @property
     def free_units_left(self) -> int:
@@ -107,6 +112,8 @@ class Invoice:
             "credit_units": self.credit_units,
             "credits_usd": money(self.credits),
             "total_usd": money(self.total),
+            "dispute_credit_units": self.dispute_credit_units,
+            "dispute_credits_usd": money(self.dispute_credits),
         }
 
 
@@ -120,20 +127,27 @@ def invoice_from_json(body: dict, free_allowance: int | None = None) -> Invoice:
         credit_units=int(body["credit_units"]), credits=Decimal(body["credits_usd"]),
         total=Decimal(body["total_usd"]),
         free_allowance=int(body.get("free_allowance", free_allowance if free_allowance is not None
-                                    else body["free_units"])))
+                                    else body["free_units"])),
+        dispute_credit_units=int(body.get("dispute_credit_units", 0)),
+        dispute_credits=Decimal(body.get("dispute_credits_usd", "0")))
 
 
 def invoice_from_figures(tenant_id: str, month: Month, terms: Terms, resolutions: Mapping[State, int],
-                         billable_units: int, paid_reversals: int) -> Invoice:
-    """The invoice from the month's counted figures: billable charges and reopened paid charges."""
+                         billable_units: int, paid_reversals: int,
+                         dispute_credits: Sequence[Decimal] = ()) -> Invoice:
+    """The invoice from the month's counted figures: billable charges, reopened paid charges, and what
+    the disputes accepted into the month credit (one amount each; a free charge's is zero)."""
     free = min(billable_units, terms.free_units)
     charged = billable_units - free
-    credits = terms.unit_price * paid_reversals
+    paid_disputes = [Decimal(c) for c in dispute_credits if Decimal(c) > 0]
+    disputed = sum(paid_disputes, Decimal("0"))
+    credits = terms.unit_price * paid_reversals + disputed
     return Invoice(
         tenant_id=tenant_id, month=month, resolutions={s: int(resolutions.get(s, 0)) for s in STATES},
         billable_units=billable_units, free_units=free, charged_units=charged, unit_price=terms.unit_price,
-        credit_units=paid_reversals, credits=credits, total=terms.unit_price * charged - credits,
-        free_allowance=terms.free_units,
+        credit_units=paid_reversals + len(paid_disputes), credits=credits,
+        total=terms.unit_price * charged - credits, free_allowance=terms.free_units,
+        dispute_credit_units=len(paid_disputes), dispute_credits=disputed,
     )
 
 
@@ -149,8 +163,18 @@ def paid_charges(month: Month, lifecycles: Iterable[Lifecycle], terms: Terms) ->
     return charges_of(month, lifecycles)[terms.free_units:]
 
 
-def compute_invoice(tenant_id: str, month: Month, lifecycles: Iterable[Lifecycle], terms: Terms) -> Invoice:
-    lifecycles = [life for life in lifecycles if life.tenant_id == tenant_id]
+def settled_by_disputes(lifecycles: Iterable[Lifecycle], accepted: Collection[str]) -> list[Lifecycle]:
+    """The lifecycles as billing sees them: a resolution whose dispute was accepted is reopened for no one."""
+    return [replace(life, reopened_at=None) if life.resolution_id in accepted else life for life in lifecycles]
+
+
+def compute_invoice(tenant_id: str, month: Month, lifecycles: Iterable[Lifecycle], terms: Terms,
+                    disputes: Sequence = ()) -> Invoice:
+    """`disputes`: the tenant's (domain.disputes.Dispute); the accepted ones settle their resolutions and
+    credit the month they were accepted into."""
+    accepted = [d for d in disputes if d.status == "accepted" and d.tenant_id == tenant_id]
+    lifecycles = settled_by_disputes([life for life in lifecycles if life.tenant_id == tenant_id],
+                                     {d.resolution_id for d in accepted})
     counts = {state: 0 for state in STATES}
     for life in lifecycles:
         if month.contains(life.created_at):
@@ -163,4 +187,5 @@ def compute_invoice(tenant_id: str, month: Month, lifecycles: Iterable[Lifecycle
         paid_ids.update(life.resolution_id for life in paid_charges(earlier, lifecycles, terms))
     paid_reversals = sum(1 for life in reversed_here if life.resolution_id in paid_ids)
     billable = len(charges_of(month, lifecycles))
-    return invoice_from_figures(tenant_id, month, terms, counts, billable, paid_reversals)
+    return invoice_from_figures(tenant_id, month, terms, counts, billable, paid_reversals,
+                                [d.credit for d in accepted if d.credit_month == str(month)])

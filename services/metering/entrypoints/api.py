@@ -21,11 +21,13 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Tracer
 from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, Field
 
 from clonedesk.core.tenants import Tenant, TenantStore
 from clonedesk.metering.adapters.admin_key import admin_key_source
 from clonedesk.metering.adapters.store import MeteringStore, UsagePeriod
-from clonedesk.metering.service_layer import resolution_evidence, statement_json
+from clonedesk.metering.domain.disputes import MAX_NOTE_CHARS, MAX_REASON_CHARS, STATUSES, DisputeRefused
+from clonedesk.metering.service_layer import decide_dispute, open_dispute, resolution_evidence, statement_json
 from clonedesk.metering.domain.analytics import action_figures, escalation_rate, resolution_rate
 from clonedesk.metering.domain.billing import FIRST_YEAR, LAST_YEAR, Month, invoice_from_json
 from clonedesk.metering.domain.lifecycle import STATES, Lifecycle
@@ -37,6 +39,13 @@ MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 # A readiness probe wants an answer soon; a ClickHouse that takes longer than this is not ready.
 READY_TIMEOUT_S = 5.0
 RETRY_AFTER_S = 2
+# A dispute's reason or a decision's note, with room: anything bigger is not a request to this API.
+MAX_BODY_BYTES = 16 * 1024
+
+
+def body_too_large(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    return bool(length) and (not length.isdigit() or int(length) > MAX_BODY_BYTES)
 
 
 def _day(text: str | None, name: str) -> date | None:
@@ -92,6 +101,18 @@ def _json_times(value):
     return value
 
 
+class DisputeBody(BaseModel):
+    reason: str = Field(min_length=1, max_length=MAX_REASON_CHARS)
+
+
+class DecisionBody(BaseModel):
+    note: str = Field(default="", max_length=MAX_NOTE_CHARS)
+
+
+def dispute_json(dispute) -> dict:
+    return _json_times(dispute.to_json())
+
+
 def lifecycle_json(life: Lifecycle) -> dict:
     return {"resolution_id": life.resolution_id, "ticket_id": life.ticket_id, "state": life.state.value,
             "decision": life.decision, "category": life.category, "created_at": _iso(life.created_at),
@@ -145,6 +166,8 @@ def create_app(store: MeteringStore, data_dir: Path, *, admin_key: str | None = 
     async def traced(request: Request, call_next):
         # One server span per request, named by its route template (never by tenant id or key).
         with tracer.start_as_current_span(f"{request.method} request", kind=SpanKind.SERVER) as span:
+            if body_too_large(request):
+                return JSONResponse({"detail": f"the body is larger than {MAX_BODY_BYTES} bytes"}, status_code=413)
             response = await call_next(request)
             route = request.scope.get("route")
             if route is not None:
@@ -154,15 +177,30 @@ def create_app(store: MeteringStore, data_dir: Path, *, admin_key: str | None = 
             span.set_attribute("http.response.status_code", response.status_code)
             return response
 
-    def authorize(request: Request, tenant_id: str, allow_query_key: bool = False) -> Tenant:
+    def bearer(request: Request, allow_query_key: bool = False) -> str:
         header = request.headers.get("authorization", "")
         token = header[7:].strip() if header[:7].lower() == "bearer " else ""
         if not token and allow_query_key:
             token = request.query_params.get("key", "")
         if not token:
             raise HTTPException(401, "missing bearer API key", headers={"WWW-Authenticate": "Bearer"})
+        return token
+
+    def is_admin(token: str) -> bool:
         admin = current_admin_key()
-        if admin is not None and secrets.compare_digest(token.encode(), admin.encode()):
+        return admin is not None and secrets.compare_digest(token.encode(), admin.encode())
+
+    def require_admin(request: Request) -> None:
+        token = bearer(request)
+        if is_admin(token):
+            return
+        if tenants.by_api_key(token) is None:
+            raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(403, "only the operator (the admin key) decides disputes")
+
+    def authorize(request: Request, tenant_id: str, allow_query_key: bool = False) -> Tenant:
+        token = bearer(request, allow_query_key)
+        if is_admin(token):
             record = tenants.find(tenant_id)
             if record is None:
                 raise HTTPException(404, f"unknown tenant {tenant_id!r}")
@@ -239,6 +277,47 @@ def create_app(store: MeteringStore, data_dir: Path, *, admin_key: str | None = 
         if evidence is None:
             raise HTTPException(404, "unknown resolution")
         return _json_times(evidence)
+
+    def refused(exc: DisputeRefused) -> HTTPException:
+        return HTTPException(exc.status, str(exc))
+
+    def known_resolution(resolution_id: str) -> str:
+        if not RESOLUTION_ID.fullmatch(resolution_id):
+            raise HTTPException(404, "unknown resolution")
+        return resolution_id
+
+    @app.post("/v1/tenants/{tenant_id}/resolutions/{resolution_id}/dispute")
+    def dispute(tenant: ApiTenant, resolution_id: str, body: DisputeBody) -> JSONResponse:
+        """Dispute a billed resolution's charge: 201 with the dispute, 200 with the same dispute when it
+        was disputed before; 404 unknown, 409 nothing billed (or already reversed), 422 no reason."""
+        try:
+            found, created = open_dispute(store, tenant.id, known_resolution(resolution_id), body.reason)
+        except DisputeRefused as exc:
+            raise refused(exc) from None
+        return JSONResponse(dispute_json(found), status_code=201 if created else 200)
+
+    @app.post("/v1/tenants/{tenant_id}/resolutions/{resolution_id}/dispute/{verdict}",
+              dependencies=[Depends(require_admin)])
+    def decide(tenant: ApiTenant, resolution_id: str, verdict: Literal["accept", "reject"],
+               body: DecisionBody | None = None) -> dict:
+        """The operator's decision (admin key): accepting credits what the charge cost in the first open
+        month from now; deciding the same way again is the same answer, the other way 409."""
+        try:
+            found, _ = decide_dispute(store, tenant.id, known_resolution(resolution_id), verdict == "accept",
+                                      body.note if body else "", Terms.from_plan(tenant.plan))
+        except DisputeRefused as exc:
+            raise refused(exc) from None
+        return dispute_json(found)
+
+    @app.get("/v1/tenants/{tenant_id}/disputes")
+    def tenant_disputes(tenant: ApiTenant, status: Literal[STATUSES] | None = None) -> dict:
+        return {"tenant_id": tenant.id,
+                "items": [dispute_json(d) for d in store.disputes(tenant.id, status=status)]}
+
+    @app.get("/v1/disputes", dependencies=[Depends(require_admin)])
+    def all_disputes(status: Literal[STATUSES] | None = None) -> dict:
+        """Every tenant's disputes (admin key), newest first: the operator's queue."""
+        return {"items": [dispute_json(d) for d in store.disputes(None, status=status)]}
 
     @app.get("/tenants/{tenant_id}", response_class=HTMLResponse)
     def dashboard(request: Request, tenant: Annotated[Tenant, Depends(page_tenant)],

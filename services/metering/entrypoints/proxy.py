@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-FORWARDED_REQUEST_HEADERS = ("authorization", "accept", "user-agent")
+FORWARDED_REQUEST_HEADERS = ("authorization", "accept", "user-agent", "content-type")
 FORWARDED_RESPONSE_HEADERS = ("content-type", "www-authenticate")
 
 
@@ -29,9 +29,14 @@ def create_proxy_app(socket_path: Path) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def forward(request: Request) -> Response:
+        from clonedesk.metering.entrypoints.api import MAX_BODY_BYTES, body_too_large
+
+        if body_too_large(request):
+            return JSONResponse({"detail": f"the body is larger than {MAX_BODY_BYTES} bytes"}, status_code=413)
         headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_REQUEST_HEADERS}
         try:
-            upstream = await client.get(request.url.path, params=request.query_params, headers=headers)
+            upstream = await client.request(request.method, request.url.path, params=request.query_params,
+                                            headers=headers, content=await request.body())
         except httpx.TransportError:
             return JSONResponse({"detail": "metering is not running yet; try again shortly"}, status_code=503,
                                 headers={"Retry-After": "2"})
@@ -43,5 +48,5 @@ def create_proxy_app(socket_path: Path) -> Starlette:
         yield
         await client.aclose()
 
-    return Starlette(routes=[Route("/healthz", healthz), Route("/{path:path}", forward, methods=["GET"])],
+    return Starlette(routes=[Route("/healthz", healthz), Route("/{path:path}", forward, methods=["GET", "POST"])],
                      lifespan=lifespan)
