@@ -424,7 +424,7 @@ class Demo:
         script = live_script(dialogue, self.mode.sizes.live_turns, SEED, plan.tenant_id)
         secret = self.tenants[plan.tenant_id].zendesk_secret
         return LiveTicket(plan.tenant_id, secret, script, sender, simulator, watcher,
-                          self.mode.resolve_timeout_s, back_office, recorded_calls(dialogue))
+                          self.mode.resolve_timeout_s, back_office, recorded_calls(dialogue), judge_seed=SEED)
 
     async def open_back_offices(self, back_office: SimulatorBackOffice) -> None:
         """Each tenant's actions URL is the simulator's back office, which answers a live ticket's calls
@@ -499,6 +499,10 @@ class Demo:
                 actions.update(result.actions)
             self.summary[plan.tenant_id]["actions"] = {
                 "by_outcome": dict(actions), "replies_after_results": [a for r in mine for a in r.action_replies][:5]}
+            verdicts = [v for r in mine for v in r.verdicts]
+            self.summary[plan.tenant_id]["judged"] = {
+                "answers": len(verdicts), "right": sum(v.right for v in verdicts),
+                "push_backs": sum(r.push_backs for r in mine), "gave_up": sum(r.gave_up for r in mine)}
         self.print_action_replies()
 
     def print_versions(self) -> None:
@@ -523,6 +527,12 @@ class Demo:
                 table.add_row(reaction.value, str(reactions[reaction]), ORIGIN[reaction].value)
         table.add_row("AI replies posted to the helpdesk simulator", str(sum(r.replies for r in results)),
                       "the resolver, via the outbound poster")
+        verdicts = [v for r in results for v in r.verdicts]
+        if verdicts:
+            right = sum(v.right for v in verdicts)
+            table.add_row("AI answers judged right (decision and reply as the agent's)",
+                          f"{right} of {len(verdicts)} ({right / len(verdicts):.0%})",
+                          "judged: the AI's answer against the agent's")
         table.add_row("AI escalations", str(sum(r.ai_escalated for r in results)), "the resolver")
         for reason, count in sorted(escalation_kinds(results).items()):
             table.add_row(f"  escalated: {reason}", str(count), "the resolver")

@@ -4,9 +4,13 @@ From the dialogue, where it says: the customer's first message, their follow-ups
 and their closing message ("No thanks, that's all" reads as a confirmation), and the human agent's
 words when a human takes a ticket over (the dialogue's SYSTEM turns).
 
+Judged (domain/judge.py): how the customer takes each AI answer — compared with what the human agent
+did at that point of the dialogue (`answers`), a right one lets the dialogue go on, a wrong one makes the
+customer repeat themselves or ask for a human — and the rating, which follows how it went.
+
 Simulated, because SGD has none of it: whether a human takes the ticket over after an AI reply, the
-solve at the end, a reopen, and the satisfaction rating. Each ticket draws its fate from its own seeded
-generator, so a run is reproducible and adding a ticket changes no other ticket's fate.
+solve at the end, a reopen, and whether the customer rates at all. Each ticket draws its fate from its
+own seeded generator, so a run is reproducible and adding a ticket changes no other ticket's fate.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ import random
 from dataclasses import dataclass
 from enum import Enum
 
+from clonedesk.demo.domain.judge import AgentTurn
 from clonedesk.demo.domain.zendesk_events import intent_of
+from clonedesk.ingest.domain.sgd import decide
+from clonedesk.v1 import common_pb2
 
 TAKEOVER_PROBABILITY = 0.15
 REOPEN_PROBABILITY = 0.10
@@ -30,6 +37,7 @@ HUMAN_REQUESTS = ("Can I talk to a real person please?", "I'd like to speak to a
 class Origin(str, Enum):
     DIALOGUE = "from the dialogue"
     SIMULATED = "simulated (seeded)"
+    JUDGED = "judged: the AI's answer against the agent's"
 
 
 class Reaction(str, Enum):
@@ -43,6 +51,9 @@ class Reaction(str, Enum):
     REOPEN = "ticket reopened"
     CSAT = "CSAT rating"
     ASKS_FOR_HUMAN = "customer asks for a human"
+    ANSWER_RIGHT = "AI answer judged right"
+    REPEATS = "AI answer judged wrong: customer repeats"
+    FED_UP = "AI answer judged wrong: customer asks for a human"
 
 
 ORIGIN = {
@@ -50,7 +61,8 @@ ORIGIN = {
     Reaction.CLOSING_CONFIRMS: Origin.DIALOGUE, Reaction.CLOSING_OTHER: Origin.DIALOGUE,
     Reaction.AGENT_AFTER_ESCALATION: Origin.DIALOGUE, Reaction.TAKEOVER: Origin.SIMULATED,
     Reaction.SOLVE: Origin.SIMULATED, Reaction.REOPEN: Origin.SIMULATED, Reaction.CSAT: Origin.SIMULATED,
-    Reaction.ASKS_FOR_HUMAN: Origin.SIMULATED,
+    Reaction.ASKS_FOR_HUMAN: Origin.SIMULATED, Reaction.ANSWER_RIGHT: Origin.JUDGED,
+    Reaction.REPEATS: Origin.JUDGED, Reaction.FED_UP: Origin.JUDGED,
 }
 
 
@@ -71,10 +83,16 @@ class LiveScript:
     customer_messages: tuple[str, ...]  # first message, follow-ups, closing message
     agent_turns: tuple[str, ...]  # what the human agent said in the dialogue, in order
     fate: Fate
+    # What the agent did right after each customer message (decision, call, words): what an AI answer to
+    # it is judged against. Empty: the answers are not judged (the dialogue goes on whatever they say).
+    answers: tuple[AgentTurn, ...] = ()
 
     @property
     def requester_id(self) -> str:
         return f"customer-{self.ticket_id}"
+
+    def answer_to(self, index: int) -> AgentTurn | None:
+        return self.answers[index] if index < len(self.answers) else None
 
     def agent_turn(self, index: int) -> str:
         """The dialogue's agent turn answering customer message `index` (the last one past the end)."""
@@ -101,14 +119,28 @@ def live_script(dialogue: dict, max_messages: int, seed: int, tenant_id: str) ->
     """The script of one live ticket: at most `max_messages` customer messages, the closing one kept."""
     if max_messages < 2:
         raise ValueError("a live ticket needs room for a first and a closing message")
-    user = [t["utterance"] for t in dialogue["turns"] if t["speaker"] == "USER" and t["utterance"].strip()]
-    agent = [t["utterance"] for t in dialogue["turns"] if t["speaker"] == "SYSTEM" and t["utterance"].strip()]
-    if not user or not agent:
+    turns = dialogue["turns"]
+    spoken = [i for i, t in enumerate(turns) if t["speaker"] == "USER" and t["utterance"].strip()]
+    agent = [t["utterance"] for t in turns if t["speaker"] == "SYSTEM" and t["utterance"].strip()]
+    if not spoken or not agent:
         raise ValueError(f"dialogue {dialogue.get('dialogue_id')} has no customer or agent turn")
-    messages = user if len(user) <= max_messages else user[:max_messages - 1] + [user[-1]]
+    chosen = spoken if len(spoken) <= max_messages else spoken[:max_messages - 1] + [spoken[-1]]
+    messages = [turns[i]["utterance"] for i in chosen]
+    answers = tuple(_answer_after(turns, i) for i in chosen)
     ticket_id = str(dialogue["dialogue_id"])
     rng = random.Random(f"{seed}:{tenant_id}:{ticket_id}")
     fate = draw_fate(rng, len(messages))
-    if fate.asks_for_human_at is not None:
-        messages = messages[:fate.asks_for_human_at] + [fate.human_request] + messages[fate.asks_for_human_at + 1:]
-    return LiveScript(ticket_id, intent_of(dialogue), tuple(messages), tuple(agent), fate)
+    if fate.asks_for_human_at is not None:  # the right answer to a request for a person: hand it over
+        at = fate.asks_for_human_at
+        messages = messages[:at] + [fate.human_request] + messages[at + 1:]
+        answers = answers[:at] + (AgentTurn(common_pb2.ESCALATE, "", ""),) + answers[at + 1:]
+    return LiveScript(ticket_id, intent_of(dialogue), tuple(messages), tuple(agent), fate, answers)
+
+
+def _answer_after(turns: list, user_index: int) -> AgentTurn:
+    """The agent's turn right after the customer's (the dialogue's SYSTEM turn), as the trainer labels it."""
+    for turn in turns[user_index + 1:]:
+        if turn["speaker"] == "SYSTEM":
+            decision, action = decide(turn.get("frames") or [])
+            return AgentTurn(decision, action, turn["utterance"])
+    return AgentTurn(common_pb2.RESOLVE, "", "")
