@@ -98,3 +98,32 @@ def adapter_calibration(adapter_dir) -> dict | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def version_history(data_dir: Path, tenant_id: str) -> list[dict]:
+    """Every adapter version of a tenant, oldest first, as its meta.json (and preview.json, once a
+    preview was made) record it: when, why, its status and its holdout scores. Unreadable ones are left out."""
+    root = tenant_adapters_dir(data_dir, tenant_id)
+    current = current_version(data_dir, tenant_id)
+    rows = []
+    for folder in root.iterdir() if root.is_dir() else ():
+        match = _VERSION_DIR.match(folder.name)
+        if not match:
+            continue
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+        except (OSError, ValueError):
+            continue
+        metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
+        try:
+            preview = json.loads((folder / "preview.json").read_text()).get("adapter") or {}
+        except (OSError, ValueError, AttributeError):
+            preview = {}
+        version = int(match.group(1))
+        rows.append({"version": version, "name": adapter_name(tenant_id, version), "current": version == current,
+                     "created_at": meta.get("created_at"), "status": meta.get("status", ""),
+                     "trigger": meta.get("trigger", ""), "samples": meta.get("sample_count"),
+                     "decision_accuracy": metrics.get("decision_accuracy"), "reply_chrf": metrics.get("reply_chrf"),
+                     "answered_share": metrics.get("answered_share"),
+                     "preview_decision_accuracy": preview.get("decision_accuracy")})
+    return sorted(rows, key=lambda row: row["version"])

@@ -47,6 +47,7 @@ from clonedesk.demo.domain.reactions import ORIGIN, Reaction, live_script
 from clonedesk.demo.domain.report import invoice_cells, month_of, tenant_figures
 from clonedesk.demo.domain.split import FULL, QUICK, DemoSizes, TenantPlan, plan_tenant, trainer_thresholds
 from clonedesk.demo.live import LiveTicket, TicketResult
+from clonedesk.metering.domain.analytics import escalation_kind
 from clonedesk.trainer.config import TINY_MODEL_RECIPE, recipe_env
 
 BUSINESSES = ("Banks_1", "RentalCars_1", "Hotels_1")
@@ -628,20 +629,6 @@ PREVIEW_METRICS = {"decision_accuracy": "decision accuracy", "reply_chrf": "repl
                    "answered_share": "answered at threshold", "answered_accuracy": "accuracy of answered",
                    "escalation_precision": "escalation precision", "escalation_recall": "escalation recall",
                    "projected_resolution_rate": "projected resolution"}
-
-
-def escalation_kind(reason: str) -> str:
-    """The resolver's escalation reason, without its figures ("confidence 0.41 under threshold 0.62")."""
-    if reason.startswith("confidence"):
-        return "confidence under the threshold"
-    for words, kind in (("timed out", "action timed out"), ("not allowed", "action not allowed"),
-                        ("no actions URL", "no back office"), ("malformed action", "malformed call"),
-                        ("done, but the reply", "action done, no reply")):
-        if words in reason:
-            return kind
-    if reason.startswith("action "):
-        return "action failed"
-    return reason or "no reply"
 
 
 def escalation_kinds(results) -> Counter:

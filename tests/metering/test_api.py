@@ -41,6 +41,7 @@ def served(tmp_path, clickhouse_client, unique_database):
     telemetry = setup_telemetry("api-test", span_processors=[SimpleSpanProcessor(spans)], set_global=False)
     with ApiServer(create_app(store, data_dir, tracer=telemetry.tracer)) as server:
         server.spans = spans
+        server.data_dir = data_dir
         yield server, store, tenant, other, admin_api_key(data_dir), (replies, outcomes)
 
 
@@ -128,18 +129,71 @@ def test_dashboard_in_headless_chromium(served, tmp_path):
     invoice = store.invoice(tenant.id, Month(2026, 10), Terms(free_units=10))
     assert get(server, f"/tenants/{tenant.id}", month="2026-10").status_code == 401
     assert get(server, f"/tenants/{tenant.id}", other.api_key, month="2026-10").status_code == 403
+    _two_adapter_versions(server.data_dir, tenant.id)
     url = f"{server.url}/tenants/{tenant.id}?month=2026-10&key={tenant.api_key}"
-    dom = subprocess.run(
-        ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-         "--disable-dev-shm-usage",
-         f"--user-data-dir={tmp_path / 'chromium'}", "--dump-dom", url],
-        capture_output=True, text=True, timeout=120, check=True).stdout
+    dom = chromium(url, tmp_path, "--dump-dom")
     assert invoice.total > 0 and f'<div class="value" id="spend">${invoice.total}</div>' in dom
+    # October is over: its forecast is what it came to
+    assert f'<div class="value" id="forecast">${invoice.total}</div>' in dom
     assert '<div class="value" id="free-units-left">0 of 10</div>' in dom
     assert f'id="billable-units">{invoice.billable_units}<' in dom
-    assert dom.count("<polyline") == 2 and 'id="resolution-rate-chart"' in dom and 'id="csat-chart"' in dom
+    assert 'id="resolution-rate-chart"' in dom and 'id="csat-chart"' in dom and "Resolution rate by day" in dom
     assert "2026-10-31" in dom  # the x axis runs through the month
+    # the panels: resolution rate by category, escalations by reason, the adapter versions with their scores
+    categories = dom[dom.index('id="by-category"'):]
+    assert all(f"<th>{name}</th>" in categories for name in ("billing", "travel", "account"))
+    escalations = dom[dom.index('id="escalations"'):dom.index("</table>", dom.index('id="escalations"'))]
+    assert "a human took over" in escalations and "no reply" in escalations  # the scenario's two kinds
+    versions = dom[dom.index('id="adapter-versions"'):]
+    assert "v2 (current)" in versions and "62.5%" in versions and "71.0%" in versions
+    assert 'id="versions-chart"' in dom and dom.count("<polyline") == 3
+    shot = tmp_path / "dashboard.png"
+    chromium(url, tmp_path, f"--screenshot={shot}", "--window-size=1280,2600")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def chromium(url, tmp_path, *what) -> str:
+    return subprocess.run(
+        ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+         "--disable-dev-shm-usage", "--hide-scrollbars",
+         f"--user-data-dir={tmp_path / 'chromium'}", *what, url],
+        capture_output=True, text=True, timeout=120, check=True, cwd=tmp_path).stdout
+
+
+def _two_adapter_versions(data_dir, tenant_id):
+    """Two versions as the trainer's registry writes them (meta.json), the second current."""
+    import json
+
+    from clonedesk.core.adapters import set_current_version, version_dir
+
+    for version, accuracy, trigger in ((1, 0.625, "first"), (2, 0.71, "refresh:new-samples")):
+        folder = version_dir(data_dir, tenant_id, version)
+        folder.mkdir(parents=True)
+        (folder / "meta.json").write_text(json.dumps({
+            "version": version, "created_at": 1790000000.0 + version * 3600, "status": "promoted",
+            "trigger": trigger, "sample_count": 400 * version,
+            "metrics": {"decision_accuracy": accuracy, "reply_chrf": 30.0 + version, "answered_share": 0.6}}))
+    set_current_version(data_dir, tenant_id, 2)
+
+
+def test_the_dashboard_draws_hours_when_the_activity_spans_under_three_days(tmp_path, clickhouse_client,
+                                                                         unique_database):
+    data_dir = tmp_path / "data"
+    tenant = TenantStore(data_dir).add("demo-" + uuid.uuid4().hex[:6])
+    store = MeteringStore(clickhouse_client, unique_database)
+    store.migrate()
+    replies, outcomes = scenario(tenant.id, datetime(2026, 10, 5, 9, tzinfo=timezone.utc), 12, every_hours=0.5)
+    record_and_settle(store, replies, outcomes, terms_from_tenants(data_dir))
+    with ApiServer(create_app(store, data_dir)) as server:
+        page = get(server, f"/tenants/{tenant.id}", tenant.api_key, month="2026-10")
+        assert page.status_code == 200
+    assert "Resolution rate by hour" in page.text and "2026-10-05T09:00" in page.text
+    assert "2026-10-05T14:00" in page.text and "2026-10-31" not in page.text  # 09:00 to 14:30, by hour
+    figures = store.usage(tenant.id, datetime(2026, 10, 5, tzinfo=timezone.utc),
+                          datetime(2026, 10, 6, tzinfo=timezone.utc), "hour")
+    assert [p.period for p in figures["periods"]][:2] == ["2026-10-05T09:00", "2026-10-05T10:00"]
+    assert sum(sum(p.counts.values()) for p in figures["periods"]) == 12
 
 
 @pytest.fixture

@@ -40,7 +40,19 @@ LIFECYCLE_COLUMNS = ["tenant_id", "resolution_id", "ticket_id", "state", "create
                      "billed_at", "reopened_at", "decided_by", "csat_score", "category", "latency_ms",
                      "decision", "version", "assumable_at"]
 
-BUCKETS = {"day": "toStartOfDay", "week": "toMonday", "month": "toStartOfMonth"}
+BUCKETS = {"hour": "toStartOfHour", "day": "toStartOfDay", "week": "toMonday", "month": "toStartOfMonth"}
+
+
+def _period(bucket: str, column: str) -> str:
+    """A period's start: the hour itself (a DateTime) for hourly buckets, else its day (a Date)."""
+    return f"{bucket}({column})" if bucket == "toStartOfHour" else f"toDate({bucket}({column}))"
+
+
+def _period_key(value) -> str:
+    """ "2026-10-03" for a day, "2026-10-03T14:00" for an hour."""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M")
+    return value.isoformat()
 DISPUTE_COLUMNS = ["tenant_id", "resolution_id", "reason", "status", "opened_at", "decided_at", "note",
                    "credit_month", "credit"]
 # reopened_at as billing reads it: a resolution whose dispute was accepted is settled, and a reopen of it
@@ -386,7 +398,7 @@ class MeteringStore:
         where = f"tenant_id = %(t)s AND created_at >= {_ts('start')} AND created_at < {_ts('end')}"
         state_counts = ", ".join(f"countIf(state = '{s.value}')" for s in STATES)
         per_period = self._query(
-            f"SELECT toDate({bucket}(created_at)) AS period, {state_counts}"
+            f"SELECT {_period(bucket, 'created_at')} AS period, {state_counts}"
             " FROM {db}.resolution_lifecycles FINAL"
             f" WHERE {where} GROUP BY period ORDER BY period", **params)
         per_category = self._query(
@@ -400,7 +412,7 @@ class MeteringStore:
         csat_where = (f"tenant_id = %(t)s AND kind = 'csat' AND occurred_at >= {_ts('start')}"
                       f" AND occurred_at < {_ts('end')}")
         csat_periods = self._query(
-            f"SELECT toDate({bucket}(occurred_at)) AS period, avg(csat_score), count()"
+            f"SELECT {_period(bucket, 'occurred_at')} AS period, avg(csat_score), count()"
             " FROM {db}.outcome_events FINAL"
             f" WHERE {csat_where} GROUP BY period ORDER BY period", **params)
         csat_scores = dict(self._query(
@@ -411,17 +423,17 @@ class MeteringStore:
         def counts_of(values: Sequence[int]) -> dict[str, int]:
             return {state.value: int(n) for state, n in zip(STATES, values)}
 
-        csat_by_period = {p.isoformat(): (float(avg), int(n)) for p, avg, n in csat_periods}
+        csat_by_period = {_period_key(p): (float(avg), int(n)) for p, avg, n in csat_periods}
         periods: dict[str, UsagePeriod] = {}
         for row in per_period:
-            key = row[0].isoformat()
+            key = _period_key(row[0])
             avg, n = csat_by_period.get(key, (None, 0))
             periods[key] = UsagePeriod(key, counts_of(row[1:]), avg, n)
         for key, (avg, n) in csat_by_period.items():
             if key not in periods:
                 periods[key] = UsagePeriod(key, counts_of([0] * len(STATES)), avg, n)
         actions = self._query(
-            f"SELECT toDate({bucket}(created_at)) AS period, action_status, count(), avg(action_latency_ms)"
+            f"SELECT {_period(bucket, 'created_at')} AS period, action_status, count(), avg(action_latency_ms)"
             " FROM {db}.resolution_events FINAL"
             f" WHERE {where} AND action_status != '' GROUP BY period, action_status ORDER BY period", **params)
         csat_total = sum(csat_scores.values())
@@ -434,11 +446,30 @@ class MeteringStore:
                         "p50_ms": float(latency[2]) if latency[0] else None,
                         "p95_ms": float(latency[3]) if latency[0] else None,
                         "max_ms": int(latency[4]) if latency[0] else None},
-            "actions": [(period.isoformat(), status, int(n), float(avg)) for period, status, n, avg in actions],
+            "actions": [(_period_key(period), status, int(n), float(avg)) for period, status, n, avg in actions],
             "csat": {"count": csat_total,
                      "average": csat_sum / csat_total if csat_total else None,
                      "distribution": {str(score): int(csat_scores.get(score, 0)) for score in range(1, 6)}},
         }
+
+    def escalation_reasons(self, tenant_id: str, start: datetime, end: datetime) -> list[tuple[str, int]]:
+        """(reason, count) of the AI's own escalations over [start, end), and the human take-overs of
+        replies it had sent (reason "a human took over")."""
+        params = dict(t=tenant_id, start=millis(start), end=millis(end))
+        where = f"tenant_id = %(t)s AND created_at >= {_ts('start')} AND created_at < {_ts('end')}"
+        rows = [(reason, int(n)) for reason, n in self._query(
+            "SELECT escalation_reason, count() FROM {db}.resolution_events FINAL"
+            f" WHERE {where} AND decision = 'escalate' GROUP BY escalation_reason", **params)]
+        taken = self._query("SELECT count() FROM {db}.resolution_lifecycles FINAL"
+                            f" WHERE {where} AND state = 'escalated' AND decided_by != resolution_id", **params)[0][0]
+        return rows + ([("a human took over", int(taken))] if taken else [])
+
+    def activity_span(self, tenant_id: str, start: datetime, end: datetime) -> tuple[datetime | None, datetime | None]:
+        """The first and the last AI reply over [start, end)."""
+        row = self._query("SELECT min(created_at), max(created_at), count() FROM {db}.resolution_events"
+                          f" WHERE tenant_id = %(t)s AND created_at >= {_ts('start')} AND created_at < {_ts('end')}",
+                          t=tenant_id, start=millis(start), end=millis(end))[0]
+        return (utc(row[0]), utc(row[1])) if row[2] else (None, None)
 
     def resolutions(self, tenant_id: str, *, state: str | None, start: datetime | None, end: datetime | None,
                     limit: int, offset: int) -> tuple[int, list[Lifecycle]]:

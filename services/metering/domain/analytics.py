@@ -1,11 +1,15 @@
-"""Rates from counts by state (pure). A rate is over the resolutions whose outcome is known: pending
-ones have not had their chance yet, so they count in neither side."""
+"""The dashboard's figures (pure): rates from counts by state (a rate is over the resolutions whose
+outcome is known: pending ones have not had their chance yet, so they count in neither side), escalation
+reasons counted by kind, the month's spend forecast, and the charts' granularity."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Mapping
 
 from clonedesk.metering.domain.lifecycle import State
+from clonedesk.metering.domain.terms import CENT
 
 
 def settled(counts: Mapping[str, int]) -> int:
@@ -39,3 +43,48 @@ def action_figures(rows) -> dict:
             "failure_rate": round((total - ok) / total, 4) if total else None,
             "avg_latency_ms": round(latency_sum / total, 1) if total else None,
             "by_status": dict(sorted(by_status.items()))}
+
+
+def escalation_kind(reason: str) -> str:
+    """An escalation reason without its figures ("confidence 0.41 under threshold 0.62" → "confidence
+    under the threshold"), so that reasons can be counted together."""
+    if reason.startswith("confidence"):
+        return "confidence under the threshold"
+    for words, kind in (("timed out", "action timed out"), ("not allowed", "action not allowed"),
+                        ("no actions URL", "no back office"), ("malformed action", "malformed call"),
+                        ("done, but the reply", "action done, no reply")):
+        if words in reason:
+            return kind
+    if reason.startswith("action "):
+        return "action failed"
+    return reason or "no reply"
+
+
+def escalations_by_kind(rows) -> list[tuple[str, int]]:
+    """(reason, count) rows → (kind, count), the most frequent first."""
+    kinds: dict[str, int] = {}
+    for reason, n in rows:
+        kinds[escalation_kind(reason)] = kinds.get(escalation_kind(reason), 0) + int(n)
+    return sorted(kinds.items(), key=lambda item: (-item[1], item[0]))
+
+
+def month_forecast(spent: Decimal, month_start: datetime, month_end: datetime, now: datetime) -> Decimal | None:
+    """The month's total if it goes on as it went so far: the spend scaled by the share of the month
+    elapsed. The spend itself once the month is over; None before it began or in its first hour (too
+    little to go on)."""
+    if now >= month_end:
+        return spent
+    elapsed = (now - month_start).total_seconds()
+    if elapsed < 3600:
+        return None
+    return (spent * Decimal((month_end - month_start).total_seconds()) / Decimal(elapsed)).quantize(CENT)
+
+
+HOURLY_BELOW = timedelta(days=3)
+
+
+def chart_granularity(first: datetime | None, last: datetime | None) -> str:
+    """Hourly points when the activity spans under three days (a demo, a new tenant), else daily."""
+    if first is None or last is None or last - first >= HOURLY_BELOW:
+        return "day"
+    return "hour"

@@ -28,7 +28,9 @@ from clonedesk.metering.adapters.admin_key import admin_key_source
 from clonedesk.metering.adapters.store import MeteringStore, UsagePeriod
 from clonedesk.metering.domain.disputes import MAX_NOTE_CHARS, MAX_REASON_CHARS, STATUSES, DisputeRefused
 from clonedesk.metering.service_layer import decide_dispute, open_dispute, resolution_evidence, statement_json
-from clonedesk.metering.domain.analytics import action_figures, escalation_rate, resolution_rate
+from clonedesk.core.adapters import version_history
+from clonedesk.metering.domain.analytics import (action_figures, chart_granularity, escalation_rate,
+                                                 escalations_by_kind, month_forecast, resolution_rate)
 from clonedesk.metering.domain.billing import FIRST_YEAR, LAST_YEAR, Month, invoice_from_json
 from clonedesk.metering.domain.lifecycle import STATES, Lifecycle
 from clonedesk.metering.domain.terms import Terms
@@ -245,7 +247,7 @@ def create_app(store: MeteringStore, data_dir: Path, *, admin_key: str | None = 
     @app.get("/v1/tenants/{tenant_id}/usage")
     def usage(tenant: ApiTenant, start: Annotated[str | None, Query(alias="from")] = None,
               end: Annotated[str | None, Query(alias="to")] = None,
-              granularity: Literal["day", "week", "month"] = "day") -> dict:
+              granularity: Literal["hour", "day", "week", "month"] = "day") -> dict:
         first, last = _range(start, end)
         figures = store.usage(tenant.id, _midnight(first), _midnight(last + timedelta(days=1)), granularity)
         return usage_json(tenant.id, first, last, granularity, figures)
@@ -322,20 +324,33 @@ def create_app(store: MeteringStore, data_dir: Path, *, admin_key: str | None = 
     @app.get("/tenants/{tenant_id}", response_class=HTMLResponse)
     def dashboard(request: Request, tenant: Annotated[Tenant, Depends(page_tenant)],
                   month: Annotated[str | None, Query(pattern=MONTH_PATTERN)] = None) -> HTMLResponse:
-        chosen = _month(month) if month else Month.of(datetime.now(timezone.utc))
+        now = datetime.now(timezone.utc)
+        chosen = _month(month) if month else Month.of(now)
         terms = Terms.from_plan(tenant.plan)
         bill = invoice_from_json(statement_json(store, tenant.id, chosen, terms), terms.free_units)
-        last = (chosen.end - timedelta(days=1)).date()
-        figures = store.usage(tenant.id, chosen.start, chosen.end, "day")
-        # every day of the month on the x axis, so the charts read as a calendar
-        by_day = {p.period: p for p in figures["periods"]}
-        days = [(chosen.start + timedelta(days=i)).date().isoformat()
-                for i in range((last - chosen.start.date()).days + 1)]
+        first, latest_at = store.activity_span(tenant.id, chosen.start, chosen.end)
+        granularity = chart_granularity(first, latest_at)
+        if granularity == "hour":  # every hour of the activity on the x axis
+            start = first.replace(minute=0, second=0, microsecond=0)
+            labels = [(start + timedelta(hours=i)).strftime("%Y-%m-%dT%H:%M")
+                      for i in range(int((latest_at - start) / timedelta(hours=1)) + 1)]
+            figures = store.usage(tenant.id, start, start + timedelta(hours=len(labels)), "hour")
+            first_day, last_day = start.date(), latest_at.date()
+        else:  # every day of the month, so the charts read as a calendar
+            last_day = (chosen.end - timedelta(days=1)).date()
+            first_day = chosen.start.date()
+            labels = [(chosen.start + timedelta(days=i)).date().isoformat()
+                      for i in range((last_day - first_day).days + 1)]
+            figures = store.usage(tenant.id, chosen.start, chosen.end, "day")
+        by_period = {p.period: p for p in figures["periods"]}
         empty = {state.value: 0 for state in STATES}
-        figures["periods"] = [by_day.get(d, UsagePeriod(d, empty, None, 0)) for d in days]
-        body = usage_json(tenant.id, chosen.start.date(), last, "day", figures)
+        figures["periods"] = [by_period.get(label, UsagePeriod(label, empty, None, 0)) for label in labels]
+        body = usage_json(tenant.id, first_day, last_day, granularity, figures)
         _, latest = store.resolutions(tenant.id, state=None, start=chosen.start, end=chosen.end, limit=50, offset=0)
-        return HTMLResponse(render_dashboard(bill, body, [lifecycle_json(item) for item in latest],
-                                             request.query_params.get("key")))
+        escalations = escalations_by_kind(store.escalation_reasons(tenant.id, chosen.start, chosen.end))
+        return HTMLResponse(render_dashboard(
+            bill, body, [lifecycle_json(item) for item in latest], request.query_params.get("key"),
+            escalations=escalations, versions=version_history(data_dir, tenant.id),
+            forecast=month_forecast(bill.total, chosen.start, chosen.end, now), granularity=granularity))
 
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+from decimal import Decimal
 from html import escape
 from urllib.parse import quote
 from typing import Sequence
@@ -75,10 +77,60 @@ def resolution_table(tenant_id: str, items: list[dict], key: str | None) -> str:
             f"<th>state</th><th>decision</th><th>category</th><th>evidence</th></tr>{rows}</table>")
 
 
+def _share(value) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def category_table(categories: list[dict]) -> str:
+    if not categories:
+        return ""
+    rows = "".join(f"<tr><th>{escape(c['category'] or '(none)')}</th><td>{c['total']}</td>"
+                   f"<td>{_share(c['resolution_rate'])}</td><td>{_share(c['escalation_rate'])}</td>"
+                   f"<td>{'–' if c['csat_average'] is None else format(c['csat_average'], '.2f')}</td></tr>"
+                   for c in categories)
+    return ('<h2>Resolution rate by category</h2><table id="by-category"><tr><th>category</th><th>AI replies</th>'
+            f"<th>resolution rate</th><th>escalation rate</th><th>CSAT</th></tr>{rows}</table>")
+
+
+def escalation_table(escalations: Sequence[tuple[str, int]]) -> str:
+    if not escalations:
+        return ""
+    rows = "".join(f"<tr><th>{escape(kind)}</th><td>{n}</td></tr>" for kind, n in escalations)
+    return f'<h2>Escalations by reason</h2><table id="escalations"><tr><th>reason</th><th>count</th></tr>{rows}</table>'
+
+
+def _when(epoch) -> str:
+    if not isinstance(epoch, (int, float)):
+        return ""
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+def version_table(versions: Sequence[dict]) -> str:
+    """The adapter versions over time: when each was trained and why, whether it went live, its scores on
+    the held-out tickets, and a chart of its decision accuracy."""
+    if not versions:
+        return ""
+    rows = "".join(
+        f"<tr><th>v{v['version']}{' (current)' if v['current'] else ''}</th><td>{escape(_when(v['created_at']))}</td>"
+        f"<td>{escape(str(v['trigger']))}</td><td>{escape(str(v['status']))}</td>"
+        f"<td>{_share(v['decision_accuracy'])}</td>"
+        f"<td>{'–' if v['reply_chrf'] is None else format(v['reply_chrf'], '.1f')}</td>"
+        f"<td>{_share(v['answered_share'])}</td></tr>" for v in versions)
+    chart = line_chart("versions-chart", "Holdout decision accuracy by adapter version",
+                       [(f"v{v['version']}", v["decision_accuracy"]) for v in versions], 1.0)
+    return ('<h2>Adapter versions</h2><table id="adapter-versions"><tr><th>version</th><th>trained (UTC)</th>'
+            "<th>trigger</th><th>status</th><th>decision accuracy</th><th>reply chrF</th><th>answered</th></tr>"
+            f"{rows}</table>{chart}")
+
+
 def render_dashboard(invoice: Invoice, usage: dict, resolutions: list[dict] | None = None,
-                     key: str | None = None) -> str:
-    """`usage` is the API's usage body for the invoice's month, by day; `resolutions` the month's latest
-    (the API's listing items), linked to their evidence."""
+                     key: str | None = None, *, escalations: Sequence[tuple[str, int]] = (),
+                     versions: Sequence[dict] = (), forecast: Decimal | None = None,
+                     granularity: str = "day") -> str:
+    """`usage` is the API's usage body for the invoice's month, by `granularity` (day, or hour when the
+    month's activity spans under three days); `resolutions` the month's latest (the API's listing items),
+    linked to their evidence; `escalations` (kind, count); `versions` the tenant's adapter versions
+    (core.adapters.version_history); `forecast` the month's projected total."""
     tenant, month = escape(invoice.tenant_id), escape(str(invoice.month))
     series = usage["series"]
     rate_points = [(p["period"], p["resolution_rate"]) for p in series]
@@ -87,6 +139,7 @@ def render_dashboard(invoice: Invoice, usage: dict, resolutions: list[dict] | No
     csat = usage["csat"]["average"]
     tiles = [
         ("spend", "Spend this month", usd(invoice.total)),
+        ("forecast", "Forecast to month end", "–" if forecast is None else usd(forecast)),
         ("free-units-left", "Free units left", f"{invoice.free_units_left} of {invoice.free_allowance}"),
         ("billable-units", "Billable resolutions", str(invoice.billable_units)),
         ("resolution-rate", "Resolution rate", "–" if rate is None else f"{rate:.1%}"),
@@ -106,17 +159,21 @@ def render_dashboard(invoice: Invoice, usage: dict, resolutions: list[dict] | No
         ("billable units", "billable_units"), ("free units", "free_units"),
         ("charged units", "charged_units"),
         ("unit price (USD)", "unit_price_usd"), ("credits (units)", "credit_units"),
-        ("credits (USD)", "credits_usd"), ("total (USD)", "total_usd")))
+        ("credits (USD)", "credits_usd"), ("of them, accepted disputes (USD)", "dispute_credits_usd"),
+        ("total (USD)", "total_usd")))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>CloneDesk · {tenant} · {month}</title>
 <style>{STYLE}</style></head>
 <body>
 <h1>{tenant}</h1><p>Month <strong id="month">{month}</strong> (UTC)</p>
 <section class="tiles">{tiles_html}</section>
-<section>{line_chart("resolution-rate-chart", "Resolution rate by day", rate_points, 1.0)}
-{line_chart("csat-chart", "CSAT average by day", csat_points, 5.0, "{:.1f}")}</section>
+<section>{line_chart("resolution-rate-chart", f"Resolution rate by {granularity}", rate_points, 1.0)}
+{line_chart("csat-chart", f"CSAT average by {granularity}", csat_points, 5.0, "{:.1f}")}</section>
 <section><h2>Resolutions this month</h2><table id="states">{states}</table>
+{category_table(usage.get("by_category") or [])}
+{escalation_table(escalations)}
 {action_table(series)}
+{version_table(versions)}
 <h2>Invoice</h2><table id="invoice">{bill}</table>
 {resolution_table(invoice.tenant_id, resolutions or [], key)}</section>
 </body></html>"""
