@@ -64,7 +64,8 @@ def test_auth_and_bad_parameters(served):
         assert get(server, path, tenant.api_key, month=bad).status_code == 422, bad
     assert get(server, path, tenant.api_key).status_code == 422
     usage = f"/v1/tenants/{tenant.id}/usage"
-    assert get(server, usage, tenant.api_key, granularity="hour").status_code == 422
+    assert get(server, usage, tenant.api_key, granularity="minute").status_code == 422
+    assert get(server, usage, tenant.api_key, granularity="hour").status_code == 200
     assert get(server, usage, tenant.api_key, **{"from": "2026-10-09", "to": "2026-10-01"}).status_code == 422
     assert get(server, usage, tenant.api_key, **{"from": "2026-02-30"}).status_code == 422
     assert get(server, usage, tenant.api_key, **{"from": "0001-01-01", "to": "0001-02-01"}).status_code == 422
