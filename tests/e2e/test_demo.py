@@ -233,6 +233,10 @@ def test_quick_demo_runs_the_whole_loop_on_the_real_stack(tmp_path, demo_base_mo
 
         # The output says what came from the dialogues and what was simulated, and ends with the bill.
         assert "from the dialogue" in output and "simulated (seeded)" in output
+        # Each AI reply the customers got was judged against the agent's (demo/domain/judge.py).
+        judged = {t: summary[t]["judged"] for t in TENANTS}
+        assert 0 < sum(j["answers"] for j in judged.values()) <= replies_total, judged
+        assert "AI answers judged right (decision and reply as the agent's)" in words
         assert "invoices" in output and f"{api}/tenants/banks-1" in output
     finally:
         clonedesk(env, "down", timeout=90)
