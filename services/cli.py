@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import click
 from pydantic import ValidationError
 
-from clonedesk.core.adapters import current_version, tenant_adapters_dir
+from clonedesk.core.adapters import adapter_name, current_version, tenant_adapters_dir
 from clonedesk.core.kafka import BrokerUnavailable
 from clonedesk.core.progress import quiet_library_bars
 from clonedesk.core.settings import Settings
@@ -78,7 +78,7 @@ def tenant() -> None:
 def _tenant_view(settings: Settings, record, secrets: bool) -> dict:
     view = record.to_dict(secrets=secrets)
     version = current_version(settings.resolved_data_dir, record.id)
-    view["adapter_version"] = f"{record.id}@v{version}" if version is not None else None
+    view["adapter_version"] = adapter_name(record.id, version) if version is not None else None
     # What the resolver holds answers against now: the override, or the current adapter's holdout choice.
     from clonedesk.core.adapters import adapter_calibration, version_dir
     from clonedesk.core.confidence import choose_threshold
@@ -158,11 +158,11 @@ def tenant_go_live(ctx: click.Context, tenant_id: str) -> None:
         raise OperatorError(f"tenant {record.id} has no trained adapter yet: import history and let the trainer run")
     preview = tenant_adapters_dir(settings.resolved_data_dir, record.id) / f"v{version}" / "preview.json"
     if not preview.exists():
-        raise OperatorError(f"tenant {record.id} has no accuracy preview for {record.id}@v{version}:"
+        raise OperatorError(f"tenant {record.id} has no accuracy preview for {adapter_name(record.id, version)}:"
                             f" run `clonedesk preview --tenant {record.id}` first")
     record.live = True
     store.save(record)
-    click.echo(f"tenant {record.id} is live on {record.id}@v{version}")
+    click.echo(f"tenant {record.id} is live on {adapter_name(record.id, version)}")
 
 
 def _price(_ctx, _param, value: str | None) -> str | None:

@@ -33,7 +33,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
 from rich.table import Table
 
 from clonedesk.core.confidence import CURVE_THRESHOLDS
-from clonedesk.core.adapters import current_version
+from clonedesk.core.adapters import adapter_name, current_version
 from clonedesk.core.base_model import TINY, describe_base_model, ensure_base_model
 from clonedesk.core.settings import Settings
 from clonedesk.core.tenants import Tenant, TenantStore, admin_api_key
@@ -279,7 +279,7 @@ class Demo:
                 version = current_version(self.data_dir, tenant_id) or 0
                 rejected = self.rejected_version(tenant_id, wanted)
                 if version >= wanted or rejected:
-                    word = f"{tenant_id}@v{version} current"
+                    word = f"{adapter_name(tenant_id, version)} current"
                     if rejected:
                         word += f" (v{wanted} rejected: {rejected})"
                     progress.update(tasks[tenant_id], description=f"{tenant_id}: {word}",
@@ -293,7 +293,7 @@ class Demo:
             if not pending:
                 break
             if time.monotonic() > deadline:
-                raise DemoStepFailed(f"no adapter {', '.join(f'{t}@v{v}' for t, v in pending.items())} within"
+                raise DemoStepFailed(f"no adapter {', '.join(adapter_name(t, v) for t, v in pending.items())} within"
                                      f" {self.mode.training_timeout_s:.0f}s (see logs/trainer.log)")
             await asyncio.sleep(2.0)
 
@@ -396,7 +396,7 @@ class Demo:
             layers = f"top {config['layers_to_train']} layers" if config.get("layers_to_train") else "all layers"
             self.summary.setdefault(tenant_id, {}).setdefault("training", {})[f"v{version}"] = {
                 "samples": meta.get("sample_count"), **run, "config": config}
-            table.add_row(f"{tenant_id}@v{version}", str(meta.get("sample_count", "?")),
+            table.add_row(adapter_name(tenant_id, version), str(meta.get("sample_count", "?")),
                           f"{run.get('steps', '?')} × {config.get('batch_size', '?')}",
                           str(config.get("epochs", "?")), str(config.get("context_turns", "?")),
                           str(config.get("max_length", "?")),
@@ -418,7 +418,7 @@ class Demo:
             tenant.live = True
             store.save(tenant)
             self.live_versions[tenant_id] = version
-        self.done("tenants live: " + ", ".join(f"{t}@v{v}" for t, v in self.live_versions.items()))
+        self.done("tenants live: " + ", ".join(adapter_name(t, v) for t, v in self.live_versions.items()))
 
     def live_ticket(self, plan: TenantPlan, dialogue: dict, sender, simulator, watcher,
                     back_office: SimulatorBackOffice) -> LiveTicket:
