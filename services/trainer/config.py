@@ -65,7 +65,11 @@ class TrainerSettings(BaseSettings):
     final_lr_fraction: float = Field(default=0.1, gt=0, le=1,
                                      description="Learning rate at a run's end as a share of the peak (1 = constant).")
     max_grad_norm: float = Field(default=1.0, ge=0, description="Gradient clipping (0 = none).")
-    epochs: float = Field(default=2.0, gt=0, description="Passes over a run's samples (bounded by max_steps).")
+    # 3, not 2: only a small history stops short of max_steps. bench/quality.py, RentalCars_1 (74 dialogues:
+    # 2 epochs = 174 steps, 3 = 261), 30 unseen tickets: decision accuracy 89.0 % against 83.1 % (retrieval
+    # 73.7 %), 92 % of turns answered at 91 % against 49 % at 98 %. Hotels_2, Restaurants_1 and Banks_1 reach
+    # the 400-step cap either way.
+    epochs: float = Field(default=3.0, gt=0, description="Passes over a run's samples (bounded by max_steps).")
     max_steps: int = Field(default=400, ge=1, description="Optimizer steps of one run at most.")
     batch_size: int = Field(default=8, ge=1, description="Samples per optimizer step.")
     max_length: int = Field(default=256, ge=16, description="Tokens per sample; older turns are cut first.")

@@ -56,7 +56,7 @@ class LoraTrainingConfig:
     learning_rate: float = 1e-3
     final_lr_fraction: float = 0.1  # the learning rate at a run's end, as a share of the peak (1 = constant)
     max_grad_norm: float = 1.0  # gradient clipping (0 = none)
-    epochs: float = 2.0
+    epochs: float = 3.0  # as TrainerSettings.epochs (measured there)
     max_steps: int = 400
     batch_size: int = 8
     max_length: int = 256
