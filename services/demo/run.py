@@ -94,7 +94,7 @@ QUICK_MODE = Mode("quick", QUICK, {**recipe_env(TINY_MODEL_RECIPE),
                                    "CLONEDESK_TRAINER_SETTLE_S": "5", "CLONEDESK_TRAINER_THREADS": "1"},
                   training_timeout_s=420, resolve_timeout_s=120, base_model=TINY, target_accuracy=0.9,
                   threshold_override=0.2, preview_base=True)
-# The full demo runs on the real base model (SmolLM2-135M-Instruct) within 20 minutes on two cores: each
+# The full demo runs on the real base model (SmolLM2-135M-Instruct) in about 26 minutes on two cores: each
 # run is budgeted to 32 steps of 8 samples, one pass at most (a first run sees 256 of its history's
 # samples, a refresh its new samples and half as many replayed), 4 turns of context, 160 tokens a sample,
 # 80 held-out turns scored per candidate, 80 tokens each (a RentalCars call's header alone runs to 70; calibration and threshold are fitted on them; a
