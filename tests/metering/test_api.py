@@ -147,6 +147,7 @@ def test_dashboard_in_headless_chromium(served, tmp_path):
     assert "a human took over" in escalations and "no reply" in escalations  # the scenario's two kinds
     versions = dom[dom.index('id="adapter-versions"'):]
     assert "v2 (current)" in versions and "62.5%" in versions and "71.0%" in versions
+    assert "58.3%" in versions  # v1's accuracy preview
     assert 'id="versions-chart"' in dom and dom.count("<polyline") == 3
     shot = tmp_path / "dashboard.png"
     chromium(url, tmp_path, f"--screenshot={shot}", "--window-size=1280,2600")
@@ -175,6 +176,7 @@ def _two_adapter_versions(data_dir, tenant_id):
             "version": version, "created_at": 1790000000.0 + version * 3600, "status": "promoted",
             "trigger": trigger, "sample_count": 400 * version,
             "metrics": {"decision_accuracy": accuracy, "reply_chrf": 30.0 + version, "answered_share": 0.6}}))
+    (version_dir(data_dir, tenant_id, 1) / "preview.json").write_text(json.dumps({"adapter": {"decision_accuracy": 0.583}}))
     set_current_version(data_dir, tenant_id, 2)
 
 

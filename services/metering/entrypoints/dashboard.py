@@ -115,11 +115,13 @@ def version_table(versions: Sequence[dict]) -> str:
         f"<td>{escape(str(v['trigger']))}</td><td>{escape(str(v['status']))}</td>"
         f"<td>{_share(v['decision_accuracy'])}</td>"
         f"<td>{'–' if v['reply_chrf'] is None else format(v['reply_chrf'], '.1f')}</td>"
-        f"<td>{_share(v['answered_share'])}</td></tr>" for v in versions)
+        f"<td>{_share(v['answered_share'])}</td><td>{_share(v.get('preview_decision_accuracy'))}</td></tr>"
+        for v in versions)
     chart = line_chart("versions-chart", "Holdout decision accuracy by adapter version",
                        [(f"v{v['version']}", v["decision_accuracy"]) for v in versions], 1.0)
     return ('<h2>Adapter versions</h2><table id="adapter-versions"><tr><th>version</th><th>trained (UTC)</th>'
-            "<th>trigger</th><th>status</th><th>decision accuracy</th><th>reply chrF</th><th>answered</th></tr>"
+            "<th>trigger</th><th>status</th><th>decision accuracy</th><th>reply chrF</th><th>answered</th>"
+            "<th>preview decision accuracy</th></tr>"
             f"{rows}</table>{chart}")
 
 
