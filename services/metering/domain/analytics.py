@@ -64,7 +64,8 @@ def escalations_by_kind(rows) -> list[tuple[str, int]]:
     """(reason, count) rows → (kind, count), the most frequent first."""
     kinds: dict[str, int] = {}
     for reason, n in rows:
-        kinds[escalation_kind(reason)] = kinds.get(escalation_kind(reason), 0) + int(n)
+        kind = escalation_kind(reason)
+        kinds[kind] = kinds.get(kind, 0) + int(n)
     return sorted(kinds.items(), key=lambda item: (-item[1], item[0]))
 
 
