@@ -22,6 +22,7 @@ The figure of merit per business is the adapter's decision-accuracy lead over re
 
     .venv/bin/python bench/quality.py [--businesses Hotels_2,Banks_1] [--dialogues 300]
         [--test-tickets 30] [--set learning_rate=2e-3 --set decision_weight=3] [--no-base] [--json out.json]
+        [--keep DIR]
 
 `--set NAME=VALUE` sets any CLONEDESK_TRAINER_* setting (trainer.config.TrainerSettings) for every tenant:
 the recipe under test. Everything runs locally in a temp data dir; the base model is the product's
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -84,6 +86,8 @@ def run_business(business: str, args, base_model: str, overrides: dict) -> dict:
                                registry=registry, base_model=base_model, settings=settings)
         trained_s = time.monotonic() - started
         adapter = outcome.path
+        if args.keep:  # the adapter outlives the temp dir: decoding can be studied without retraining
+            adapter = Path(shutil.copytree(adapter, args.keep / tenant_id / outcome.name, dirs_exist_ok=True))
         record = adapter_calibration(adapter)
         threshold = choose_threshold(None, args.target_accuracy, record)
         test = [s for d in unseen for s in dialogue_samples(tenant_id, d)]
@@ -210,6 +214,7 @@ def main() -> None:
     parser.add_argument("--without-results", action="store_true",
                         help="also train without the calls' results (action_results=false) to compare replies")
     parser.add_argument("--json", type=Path, help="write every report here")
+    parser.add_argument("--keep", type=Path, help="copy each trained adapter under DIR/<tenant>/")
     args = parser.parse_args()
     from clonedesk.core.progress import quiet_library_bars
 

@@ -35,9 +35,12 @@ class Stack:
     streams: subprocess.Popen
     streams_args: list[str]
 
-    def restart_streams(self) -> None:
-        """Stop the faust worker and start it again under the same app id: its table is recovered from
-        the changelog topic, its offsets from the consumer group."""
+    def restart_streams(self, kill: bool = False) -> None:
+        """Stop the faust worker (SIGTERM, or SIGKILL if `kill`) and start it again under the same app id:
+        its table is recovered from the changelog topic, its offsets from the consumer group."""
+        if kill:
+            self.streams.kill()
+            self.streams.wait()
         stop_service(self.streams)
         self.streams = start_service(self.streams_args, self.settings.child_env(), self.root / "streams.log")
 

@@ -3,6 +3,8 @@ the restart is still recognised, and the conversation goes on where it was."""
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 
 import pytest
@@ -35,3 +37,26 @@ def test_state_survives_a_worker_restart(stack):
     assert [t.text for t in sample.context] == [p.zendesk_detail(tid)["description"]]
     assert len(records) == 1
     assert len(stack.recorder.matching(topics.TICKETS_TO_RESOLVE, keyed(tenant.id, tid))) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "sigkill"])
+def test_the_worker_resumes_after_every_restart_in_a_row(stack, kill):
+    """Once a restarted worker logged "Worker ready" and then processed nothing for 3 minutes: restart it
+    again and again (a clean stop or a SIGKILL) and require each restart to pick up new work promptly."""
+    tenant = stack.live
+    waits = []
+    for round_number in range(int(os.environ.get("CLONEDESK_TEST_RESTARTS", "4"))):
+        # Every other round restarts with a webhook in flight (sent, maybe not processed yet).
+        in_flight = uuid.uuid4().hex[:10] if round_number % 2 else None
+        if in_flight:
+            assert stack.zendesk(tenant, p.zendesk_created(in_flight)).status_code == 200
+        stack.restart_streams(kill=kill)
+        tid = uuid.uuid4().hex[:10]
+        started = time.monotonic()
+        assert stack.zendesk(tenant, p.zendesk_created(tid)).status_code == 200
+        for ticket in filter(None, (in_flight, tid)):
+            stack.recorder.wait_for(topics.TICKETS_TO_RESOLVE, keyed(tenant.id, ticket), 1, timeout=120)
+        waits.append(round(time.monotonic() - started, 1))
+    print(f"seconds from restart to the first new ticket processed: {waits}")
+    assert max(waits) < 60, waits
