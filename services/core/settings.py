@@ -39,6 +39,11 @@ class Settings(BaseSettings):
         default=None, description="OTLP/HTTP collector URL; unset = traces and metrics to files in the data dir."
     )
     topic_partitions: int = Field(default=4, ge=1, description="Partitions of each topic the stack creates.")
+    streams_stall_after_s: float = Field(
+        default=120.0, ge=0,
+        description="A conversation worker with records waiting and none processed this long exits, for its"
+        " supervisor to restart it; 0 = never.",
+    )
     log_level: str = Field(default="INFO", description="Level of the structured (JSON-line) logs.")
 
     @property

@@ -69,7 +69,8 @@ class Stack:
 def stack(kafka_bootstrap, tmp_path_factory):
     root = tmp_path_factory.mktemp("ingest")
     settings = Settings(data_dir=root / "data", kafka_bootstrap=kafka_bootstrap, gateway_port=free_port(),
-                        topic_partitions=2)
+                        topic_partitions=2,
+                        streams_stall_after_s=30)  # short: a false stall would stop the worker mid-package
     store = TenantStore(settings.resolved_data_dir)
     live = store.add("acme-live")
     live.live = True

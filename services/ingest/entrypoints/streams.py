@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import Awaitable, Callable, MutableMapping
 
@@ -25,7 +26,9 @@ from clonedesk.core.kafka import PoisonMessage, decode, encode
 from clonedesk.core.settings import Settings
 from clonedesk.core.telemetry import extract_context, inject_headers
 from clonedesk.core.tenants import TenantStore
+from clonedesk.ingest.adapters.backlog import GroupBacklog
 from clonedesk.ingest.domain.conversation import Context, Conversation, Emit, apply
+from clonedesk.ingest.domain.stall import StallWatch
 from clonedesk.v1 import events_pb2, resolver_pb2
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,9 @@ log = logging.getLogger(__name__)
 DEFAULT_APP_ID = "clonedesk-conversations"
 DEFAULT_TABLE = "conversations"
 OUTPUT_TOPICS = (topics.TRAINING_SAMPLES, topics.TICKETS_TO_RESOLVE, topics.RESOLUTION_OUTCOMES)
+INPUT_TOPICS = (topics.HELPDESK_EVENTS, topics.RESOLUTIONS)
+STALL_CHECK_INTERVAL_S = 10.0
+STALLED_EXIT_CODE = 75  # EX_TEMPFAIL: the supervisor restarts a child that exits
 
 
 def validate_event(event: events_pb2.HelpdeskEvent) -> events_pb2.HelpdeskEvent:
@@ -101,7 +107,7 @@ def create_app(settings: Settings, app_id: str = DEFAULT_APP_ID, table_name: str
         broker_commit_interval=0.5,
     )
     table = app.Table(table_name, default=None, partitions=partitions)
-    inputs = app.topic(topics.HELPDESK_EVENTS, topics.RESOLUTIONS, key_serializer="raw", value_serializer="raw",
+    inputs = app.topic(*INPUT_TOPICS, key_serializer="raw", value_serializer="raw",
                        partitions=partitions)
     outputs = {name: app.topic(name, key_serializer="raw", value_serializer="raw", partitions=partitions)
                for name in OUTPUT_TOPICS}
@@ -133,10 +139,12 @@ def create_app(settings: Settings, app_id: str = DEFAULT_APP_ID, table_name: str
         return await outputs[topic].send(key=key, value=value, headers=inject_headers())
 
     updater = ConversationUpdater(table, send_output, tenant_is_live)
+    progress = {"processed": 0}
 
     @app.agent(inputs, name=f"{app_id}-process")
     async def process(stream):
         async for record in stream.events():
+            progress["processed"] += 1
             message = record.message
             try:
                 if message.topic == topics.HELPDESK_EVENTS:
@@ -163,5 +171,37 @@ def create_app(settings: Settings, app_id: str = DEFAULT_APP_ID, table_name: str
                 if emits:
                     log.info("conversation updated", extra={"ticket": key, "emitted": len(emits)})
 
+    if settings.streams_stall_after_s > 0:
+        watch_for_stalls(app, settings, progress)
     app.conversations = table  # for tests and tools
     return app
+
+
+def watch_for_stalls(app: faust.App, settings: Settings, progress: dict) -> None:
+    """Every few seconds: records waiting for this worker's group and none processed for
+    `streams_stall_after_s` (domain/stall.py) → log it and exit, for the supervisor to start a fresh one."""
+    watch = StallWatch(settings.streams_stall_after_s)
+    backlog = GroupBacklog(settings.bootstrap, app.conf.id, INPUT_TOPICS)
+    started: list[bool] = []
+
+    @app.timer(interval=STALL_CHECK_INTERVAL_S, traced=False, name=f"{app.conf.id}-stall-watch")
+    async def check_for_a_stall():
+        if getattr(app, "rebalancing", False) or getattr(app, "in_recovery", False):
+            watch.reset()  # catching up or reassigning is not a stall
+            return
+        try:
+            if not started:
+                await backlog.start()
+                started.append(True)
+                log.info("watching for stalls", extra={"stall_after_s": watch.stall_after_s})
+            waiting = await backlog.records_waiting()
+        except Exception as exc:  # a broker away is the supervisor's business, not a stall
+            log.warning("could not read the backlog", extra={"error": repr(exc)})
+            watch.reset()
+            return
+        if watch.observe(time.monotonic(), waiting, progress["processed"]):
+            log.error("stalled: records are waiting and none was processed; exiting to be restarted",
+                      extra={"records_waiting": waiting, "stall_after_s": watch.stall_after_s,
+                             "processed": progress["processed"]})
+            logging.shutdown()
+            os._exit(STALLED_EXIT_CODE)  # a clean stop could hang on whatever stalled

@@ -1,0 +1,40 @@
+"""How many records wait for a consumer group: the end offsets of its topics' partitions minus the
+group's committed offsets (the beginning where it has committed none), read by a consumer that carries
+the group's id but never joins it (so it causes no rebalance)."""
+
+from __future__ import annotations
+
+from aiokafka import TopicPartition
+
+from clonedesk.core.kafka import make_consumer
+
+
+class GroupBacklog:
+    def __init__(self, bootstrap: str, group_id: str, topics: tuple[str, ...]):
+        self.bootstrap, self.group_id, self.topics = bootstrap, group_id, topics
+        self._consumer = None
+
+    async def start(self) -> None:
+        self._consumer = make_consumer(self.bootstrap, group_id=self.group_id)  # needs the running loop
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def records_waiting(self) -> int:
+        partitions = [TopicPartition(topic, p) for topic in self.topics
+                      for p in sorted(self._consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            await self._consumer.topics()  # refresh the metadata once: the topics may be new
+            partitions = [TopicPartition(topic, p) for topic in self.topics
+                          for p in sorted(self._consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            return 0
+        ends = await self._consumer.end_offsets(partitions)
+        starts = await self._consumer.beginning_offsets(partitions)
+        waiting = 0
+        for tp in partitions:
+            committed = await self._consumer.committed(tp)
+            waiting += max(0, ends[tp] - (committed if committed is not None else starts[tp]))
+        return waiting
