@@ -41,6 +41,12 @@ class Rejected(Exception):
         self.status, self.reason, self.headers = status, reason, headers or {}
 
 
+def _webhook_body(description: str) -> dict:
+    """The body in the OpenAPI document (the handlers read it raw, to check its signature on the bytes)."""
+    return {"requestBody": {"required": True, "description": description,
+                            "content": {"application/json": {"schema": {"type": "object"}}}}}
+
+
 async def _read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -157,11 +163,13 @@ def create_app(settings: Settings, *, writer: EventWriter | None = None,
     def verify_intercom_request(tenant: Tenant, headers, body: bytes) -> None:
         verify_intercom(tenant.intercom_secret, headers.get("x-hub-signature"), body)
 
-    @app.post("/webhooks/zendesk/{tenant_id}")
+    @app.post("/webhooks/zendesk/{tenant_id}", openapi_extra=_webhook_body(
+        "A Zendesk webhook, signed: X-Zendesk-Webhook-Signature over timestamp + body."))
     async def zendesk_webhook(tenant_id: str, request: Request) -> JSONResponse:
         return await handle("zendesk", tenant_id, request, verify_zendesk_request, zendesk.normalise_webhook)
 
-    @app.post("/webhooks/intercom/{tenant_id}")
+    @app.post("/webhooks/intercom/{tenant_id}", openapi_extra=_webhook_body(
+        "An Intercom notification, signed: X-Hub-Signature (sha1) over the body."))
     async def intercom_webhook(tenant_id: str, request: Request) -> JSONResponse:
         return await handle("intercom", tenant_id, request, verify_intercom_request, intercom.normalise_webhook)
 
