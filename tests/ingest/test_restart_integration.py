@@ -45,7 +45,7 @@ def test_the_worker_resumes_after_every_restart_in_a_row(stack, kill):
     """Once a restarted worker logged "Worker ready" and then processed nothing for 3 minutes: restart it
     again and again (a clean stop or a SIGKILL) and require each restart to pick up new work promptly."""
     tenant = stack.live
-    waits = []
+    waits, stalls = [], []
     for round_number in range(int(os.environ.get("CLONEDESK_TEST_RESTARTS", "4"))):
         # Every other round restarts with a webhook in flight (sent, maybe not processed yet).
         in_flight = uuid.uuid4().hex[:10] if round_number % 2 else None
@@ -56,7 +56,13 @@ def test_the_worker_resumes_after_every_restart_in_a_row(stack, kill):
         started = time.monotonic()
         assert stack.zendesk(tenant, p.zendesk_created(tid)).status_code == 200
         for ticket in filter(None, (in_flight, tid)):
-            stack.recorder.wait_for(topics.TICKETS_TO_RESOLVE, keyed(tenant.id, ticket), 1, timeout=120)
+            deadline = time.monotonic() + 150
+            while not stack.recorder.matching(topics.TICKETS_TO_RESOLVE, keyed(tenant.id, ticket)):
+                assert time.monotonic() < deadline, f"ticket {ticket} never processed"
+                if stack.streams.poll() is not None:  # its stall watch made it exit: restart it, as the
+                    stalls.append(round_number)  # supervisor does
+                    stack.restart_streams()
+                time.sleep(0.2)
         waits.append(round(time.monotonic() - started, 1))
-    print(f"seconds from restart to the first new ticket processed: {waits}")
-    assert max(waits) < 60, waits
+    print(f"seconds from restart to the new tickets processed: {waits}; stalls restarted in rounds {stalls}")
+    assert max(waits) < 90, waits  # a stall costs its watch's 30 s plus a restart
