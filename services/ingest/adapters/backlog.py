@@ -22,13 +22,18 @@ class GroupBacklog:
         if self._consumer is not None:
             await self._consumer.stop()
 
+    def _partitions(self) -> list[TopicPartition]:
+        return [TopicPartition(topic, p) for topic in self.topics
+                for p in sorted(self._consumer.partitions_for_topic(topic) or ())]
+
     async def records_waiting(self) -> int:
-        partitions = [TopicPartition(topic, p) for topic in self.topics
-                      for p in sorted(self._consumer.partitions_for_topic(topic) or ())]
+        """Started on first use."""
+        if self._consumer is None:
+            await self.start()
+        partitions = self._partitions()
         if not partitions:
             await self._consumer.topics()  # refresh the metadata once: the topics may be new
-            partitions = [TopicPartition(topic, p) for topic in self.topics
-                          for p in sorted(self._consumer.partitions_for_topic(topic) or ())]
+            partitions = self._partitions()
         if not partitions:
             return 0
         ends = await self._consumer.end_offsets(partitions)

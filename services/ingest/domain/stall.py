@@ -1,8 +1,8 @@
 """When is a running stream worker stalled (pure; no I/O)?
 
-A faust worker was once seen to log "Worker ready" and then process nothing for minutes while records
-waited for it; the cause did not reproduce (tests/ingest/test_restart_integration.py restarts it again and
-again under load). Whatever the cause, the cure is the supervisor's: a fresh process. The rule: records
+A restarted faust worker has been seen, rarely, to log "Worker ready" and then leave records waiting
+(tests/ingest/test_restart_integration.py restarts it again and again); the cause is not known. Whatever
+it is, the cure is the supervisor's: a fresh process. The rule: records
 are waiting for the worker's group (its backlog) and it has processed none of them for `stall_after_s`.
 Recovery and rebalances are not stalls: the caller resets the watch while the worker is not ready.
 """

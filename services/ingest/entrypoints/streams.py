@@ -182,7 +182,7 @@ def watch_for_stalls(app: faust.App, settings: Settings, progress: dict) -> None
     `streams_stall_after_s` (domain/stall.py) → log it and exit, for the supervisor to start a fresh one."""
     watch = StallWatch(settings.streams_stall_after_s)
     backlog = GroupBacklog(settings.bootstrap, app.conf.id, INPUT_TOPICS)
-    started: list[bool] = []
+    log.info("watching for stalls", extra={"stall_after_s": watch.stall_after_s})
 
     @app.timer(interval=STALL_CHECK_INTERVAL_S, traced=False, name=f"{app.conf.id}-stall-watch")
     async def check_for_a_stall():
@@ -190,10 +190,6 @@ def watch_for_stalls(app: faust.App, settings: Settings, progress: dict) -> None
             watch.reset()  # catching up or reassigning is not a stall
             return
         try:
-            if not started:
-                await backlog.start()
-                started.append(True)
-                log.info("watching for stalls", extra={"stall_after_s": watch.stall_after_s})
             waiting = await backlog.records_waiting()
         except Exception as exc:  # a broker away is the supervisor's business, not a stall
             log.warning("could not read the backlog", extra={"error": repr(exc)})
