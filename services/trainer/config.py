@@ -72,7 +72,8 @@ class TrainerSettings(BaseSettings):
     epochs: float = Field(default=3.0, gt=0, description="Passes over a run's samples (bounded by max_steps).")
     max_steps: int = Field(default=400, ge=1, description="Optimizer steps of one run at most.")
     batch_size: int = Field(default=8, ge=1, description="Samples per optimizer step.")
-    max_length: int = Field(default=256, ge=16, description="Tokens per sample; older turns are cut first.")
+    # 384: the resolver's prompt budget, so 16 turns of context fit as they will be served.
+    max_length: int = Field(default=384, ge=16, description="Tokens per sample; older turns are cut first.")
     context_turns: int = Field(default=DEFAULT_CONTEXT_TURNS, ge=0,
                                description="Turns of conversation before the agent's turn in a prompt.")
     target_only_logits: bool = Field(default=True, description="Project onto the vocabulary only where the"

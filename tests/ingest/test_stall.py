@@ -7,7 +7,7 @@ import pytest
 
 from clonedesk.core.kafka import make_consumer, make_producer
 from clonedesk.ingest.adapters.backlog import GroupBacklog
-from clonedesk.ingest.domain.stall import StallWatch
+from clonedesk.ingest.domain.stall import DroppedFetchWatch, StallWatch, fetched_past_commit
 
 
 def test_waiting_records_and_no_progress_for_the_whole_period_is_a_stall():
@@ -38,6 +38,26 @@ def test_a_reset_and_a_zero_period_never_call_a_stall():
     never = StallWatch(stall_after_s=0)
     never.observe(0, backlog=5, processed=0)
     assert not never.observe(10_000, backlog=5, processed=0)
+
+
+def test_records_handed_over_past_the_commit_with_none_in_processing_were_dropped():
+    waiting = {"events:0": (97, 98), "events:1": (10, 12)}
+    positions = {"events:0": 98, "events:1": 10, "events:2": 50}
+    assert fetched_past_commit(positions, waiting, in_processing=0) == {"events:0"}
+    assert fetched_past_commit(positions, waiting, in_processing=1) == set()  # still being worked on
+    assert fetched_past_commit({"events:1": 10}, waiting, in_processing=0) == set()  # not fetched yet
+
+
+def test_a_seek_back_needs_the_same_drop_twice_in_a_row_without_progress():
+    watch = DroppedFetchWatch()
+    assert watch.observe({"events:0"}, processed=5) == set()  # first sight: it may be on its way
+    assert watch.observe({"events:0"}, processed=6) == set()  # it processed one meanwhile: look again
+    assert watch.observe({"events:0", "events:1"}, processed=6) == {"events:0"}
+    assert watch.observe({"events:1"}, processed=6) == set()  # after a seek, start over
+    assert watch.observe({"events:1"}, processed=6) == {"events:1"}
+    watch.reset()  # a rebalance came in between
+    assert watch.observe({"events:1"}, processed=6) == set()
+    assert watch.observe(set(), processed=6) == set()
 
 
 @pytest.mark.integration

@@ -28,6 +28,11 @@ class GroupBacklog:
 
     async def records_waiting(self) -> int:
         """Started on first use."""
+        return sum(end - committed for committed, end in (await self.waiting_by_partition()).values())
+
+    async def waiting_by_partition(self) -> dict[str, tuple[int, int]]:
+        """"topic:partition" → (the group's committed offset, the end offset), for each partition with
+        records waiting."""
         if self._consumer is None:
             await self.start()
         partitions = self._partitions()
@@ -35,11 +40,13 @@ class GroupBacklog:
             await self._consumer.topics()  # refresh the metadata once: the topics may be new
             partitions = self._partitions()
         if not partitions:
-            return 0
+            return {}
         ends = await self._consumer.end_offsets(partitions)
         starts = await self._consumer.beginning_offsets(partitions)
-        waiting = 0
+        waiting = {}
         for tp in partitions:
             committed = await self._consumer.committed(tp)
-            waiting += max(0, ends[tp] - (committed if committed is not None else starts[tp]))
+            committed = committed if committed is not None else starts[tp]
+            if ends[tp] > committed:
+                waiting[f"{tp.topic}:{tp.partition}"] = (committed, ends[tp])
         return waiting

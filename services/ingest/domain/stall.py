@@ -1,15 +1,22 @@
 """When is a running stream worker stalled (pure; no I/O)?
 
-A restarted faust worker has been seen, rarely, to log "Worker ready" and then leave records waiting
-(tests/ingest/test_restart_integration.py restarts it again and again); the cause is not known. Whatever
-it is, the cure is the supervisor's: a fresh process. The rule: records
-are waiting for the worker's group (its backlog) and it has processed none of them for `stall_after_s`.
-Recovery and rebalances are not stalls: the caller resets the watch while the worker is not ready.
+Two rules, the first a cure for a known cause, the second a last resort for any other:
+
+- **Dropped fetches.** Right after a rebalance faust can take records from the Kafka client and drop them
+  before they reach the agent (its stream skips a message fetched while flow control or the generation
+  was changing, without seeking back), so the client's position is past the group's committed offset
+  with nothing in processing, and those records wait until the next restart (seen in
+  tests/ingest/test_restart_integration.py, which restarts the worker again and again). Seen twice in a row
+  with no progress in between, the worker seeks back to the committed offsets and reads them again
+  (every consumer downstream is idempotent, so a record read twice is harmless).
+- **No progress.** Records are waiting for the worker's group (its backlog) and it has processed none of
+  them for `stall_after_s`: the cure is the supervisor's, a fresh process. Recovery and rebalances are not
+  stalls: the caller resets the watch while the worker is not ready.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -29,3 +36,31 @@ class StallWatch:
             self._processed_then = processed
             return False
         return self.stall_after_s > 0 and now - self._waiting_since >= self.stall_after_s
+
+
+def fetched_past_commit(positions: dict[str, int], waiting: dict[str, tuple[int, int]],
+                        in_processing: int) -> set[str]:
+    """The partitions whose records the client handed over (its position is past the group's committed
+    offset) while none is being processed: records taken and dropped. `waiting` maps a partition with a
+    backlog to (committed, end)."""
+    if in_processing:
+        return set()
+    return {tp for tp, (committed, _end) in waiting.items() if positions.get(tp, committed) > committed}
+
+
+@dataclass
+class DroppedFetchWatch:
+    """Two looks in a row that find the same partitions fetched past their commit, with nothing processed
+    in between, call for a seek back to the committed offsets."""
+    _suspects: set[str] = field(default_factory=set)
+    _processed_then: int = -1
+
+    def reset(self) -> None:
+        self._suspects = set()
+
+    def observe(self, dropped: set[str], processed: int) -> set[str]:
+        """The partitions to seek back now (empty: none)."""
+        confirmed = dropped & self._suspects if processed == self._processed_then else set()
+        self._suspects = set() if confirmed else set(dropped)
+        self._processed_then = processed
+        return confirmed

@@ -28,7 +28,7 @@ from clonedesk.core.telemetry import extract_context, inject_headers
 from clonedesk.core.tenants import TenantStore
 from clonedesk.ingest.adapters.backlog import GroupBacklog
 from clonedesk.ingest.domain.conversation import Context, Conversation, Emit, apply
-from clonedesk.ingest.domain.stall import StallWatch
+from clonedesk.ingest.domain.stall import DroppedFetchWatch, StallWatch, fetched_past_commit
 from clonedesk.v1 import events_pb2, resolver_pb2
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ DEFAULT_APP_ID = "clonedesk-conversations"
 DEFAULT_TABLE = "conversations"
 OUTPUT_TOPICS = (topics.TRAINING_SAMPLES, topics.TICKETS_TO_RESOLVE, topics.RESOLUTION_OUTCOMES)
 INPUT_TOPICS = (topics.HELPDESK_EVENTS, topics.RESOLUTIONS)
-STALL_CHECK_INTERVAL_S = 10.0
+STALL_CHECK_INTERVAL_S = 5.0
 STALLED_EXIT_CODE = 75  # EX_TEMPFAIL: the supervisor restarts a child that exits
 
 
@@ -139,7 +139,7 @@ def create_app(settings: Settings, app_id: str = DEFAULT_APP_ID, table_name: str
         return await outputs[topic].send(key=key, value=value, headers=inject_headers())
 
     updater = ConversationUpdater(table, send_output, tenant_is_live)
-    progress = {"processed": 0}
+    progress = {"processed": 0, "seeks_back": 0}
 
     @app.agent(inputs, name=f"{app_id}-process")
     async def process(stream):
@@ -178,9 +178,11 @@ def create_app(settings: Settings, app_id: str = DEFAULT_APP_ID, table_name: str
 
 
 def watch_for_stalls(app: faust.App, settings: Settings, progress: dict) -> None:
-    """Every few seconds: records waiting for this worker's group and none processed for
-    `streams_stall_after_s` (domain/stall.py) → log it and exit, for the supervisor to start a fresh one."""
+    """Every few seconds, the two rules of domain/stall.py: records faust fetched and dropped → seek back to
+    the committed offsets; records waiting and none processed for `streams_stall_after_s` → log it and
+    exit, for the supervisor to start a fresh one."""
     watch = StallWatch(settings.streams_stall_after_s)
+    dropped_watch = DroppedFetchWatch()
     backlog = GroupBacklog(settings.bootstrap, app.conf.id, INPUT_TOPICS)
     log.info("watching for stalls", extra={"stall_after_s": watch.stall_after_s})
 
@@ -188,16 +190,92 @@ def watch_for_stalls(app: faust.App, settings: Settings, progress: dict) -> None
     async def check_for_a_stall():
         if getattr(app, "rebalancing", False) or getattr(app, "in_recovery", False):
             watch.reset()  # catching up or reassigning is not a stall
+            dropped_watch.reset()
             return
         try:
-            waiting = await backlog.records_waiting()
+            waiting_by_partition = await backlog.waiting_by_partition()
         except Exception as exc:  # a broker away is the supervisor's business, not a stall
             log.warning("could not read the backlog", extra={"error": repr(exc)})
+            watch.reset()
+            return
+        waiting = sum(end - committed for committed, end in waiting_by_partition.values())
+        dropped = fetched_past_commit(client_positions(app), waiting_by_partition,
+                                      in_processing=len(app.consumer._unacked_messages))
+        to_seek = dropped_watch.observe(dropped, progress["processed"])
+        if to_seek:
+            log.warning("records were fetched and never processed: reading them again from the committed offsets",
+                        extra={"partitions": sorted(to_seek), "waiting_by_partition": waiting_by_partition})
+            assigned = {f"{tp.topic}:{tp.partition}": tp for tp in app.consumer.assignment()}
+            for name in sorted(to_seek & assigned.keys()):
+                await app.consumer.seek(assigned[name], waiting_by_partition[name][0])  # and faust's read offset
+            progress["seeks_back"] += 1
             watch.reset()
             return
         if watch.observe(time.monotonic(), waiting, progress["processed"]):
             log.error("stalled: records are waiting and none was processed; exiting to be restarted",
                       extra={"records_waiting": waiting, "stall_after_s": watch.stall_after_s,
-                             "processed": progress["processed"]})
+                             "processed": progress["processed"], "waiting_by_partition": waiting_by_partition,
+                             **describe_consumer(app)})
+            dump_stacks()  # where each task and thread waits: the clue to a cause not yet known
             logging.shutdown()
             os._exit(STALLED_EXIT_CODE)  # a clean stop could hang on whatever stalled
+
+
+def client_positions(app: faust.App) -> dict[str, int]:
+    """"topic:partition" → the Kafka client's next offset to hand over, for each assigned partition with a
+    position (read across threads without a lock: a int per partition, looked at, never changed)."""
+    kafka = app.consumer._thread._consumer
+    subscription = kafka._subscription.subscription if kafka is not None else None
+    assignment = subscription.assignment if subscription is not None else None
+    if assignment is None:
+        return {}
+    positions = {}
+    for tp in assignment.tps:
+        state = assignment.state_value(tp)
+        if state is not None and state.has_valid_position:
+            positions[f"{tp.topic}:{tp.partition}"] = state.position
+    return positions
+
+
+def describe_consumer(app: faust.App) -> dict:
+    """What faust's consumer believes when the watch fires (read without locks: a diagnostic only)."""
+    facts: dict = {}
+    try:
+        consumer = app.consumer
+        facts["assigned"] = sorted(f"{tp.topic}:{tp.partition}" for tp in consumer.assignment())
+        facts["paused"] = sorted(f"{tp.topic}:{tp.partition}" for tp in consumer._paused_partitions)
+        facts["buffered"] = sorted(f"{tp.topic}:{tp.partition}" for tp in consumer._buffered_partitions)
+        facts["active"] = sorted(f"{tp.topic}:{tp.partition}" for tp in (consumer._active_partitions or ()))
+        facts["read_offsets"] = {f"{tp.topic}:{tp.partition}": offset for tp, offset in consumer._read_offset.items()}
+        facts["committed_offsets"] = {f"{tp.topic}:{tp.partition}": offset
+                                      for tp, offset in consumer._committed_offset.items()}
+        facts["flow_suspended"] = consumer.suspend_flow.is_set()
+        facts["unacked"] = len(consumer._unacked_messages)
+        facts["waiting_for_ack"] = consumer._waiting_for_ack is not None
+        facts["flow_control_active"] = app.flow_control.is_active()
+        kafka = consumer._thread._consumer
+        if kafka is not None:
+            facts["kafka_paused"] = sorted(f"{tp.topic}:{tp.partition}" for tp in kafka.paused())
+            facts["fetcher_holds"] = {f"{tp.topic}:{tp.partition}": repr(records)
+                                      for tp, records in kafka._fetcher._records.items()}
+            facts["fetches_in_flight"] = sorted(kafka._fetcher._in_flight)
+            state = kafka._subscription.subscription.assignment if kafka._subscription.subscription else None
+            if state is not None:
+                facts["positions"] = {f"{tp.topic}:{tp.partition}": repr(state.state_value(tp))
+                                      for tp in state.tps}
+    except Exception as exc:  # diagnostics must never hide the stall itself
+        facts["describe_failed"] = repr(exc)
+    return facts
+
+
+def dump_stacks() -> None:
+    import faulthandler
+    import io
+    import sys
+
+    for task in asyncio.all_tasks():
+        buffer = io.StringIO()
+        task.print_stack(limit=12, file=buffer)
+        sys.stderr.write(f"--- task {task.get_name()}\n{buffer.getvalue()}")
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    sys.stderr.flush()

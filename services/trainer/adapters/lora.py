@@ -59,7 +59,7 @@ class LoraTrainingConfig:
     epochs: float = 3.0  # as TrainerSettings.epochs (measured there)
     max_steps: int = 400
     batch_size: int = 8
-    max_length: int = 256
+    max_length: int = 384
     context_turns: int = DEFAULT_CONTEXT_TURNS
     seed: int = 0
     target_only_logits: bool = True
