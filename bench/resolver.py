@@ -1,7 +1,9 @@
 """Resolver latency and throughput: p50/p99 and requests/s for 1, 4 and 16 tenants' adapters, through
 gRPC (Resolver/Resolve on a loopback socket: validation, tenant lookup, adapter lease, decision) against
 direct engine calls on the same engine, measured in the same run; the service's overhead is printed as
-ratios. Then multi-LoRA serving (all tenants' adapters on one base model, mixed batches) against one
+ratios. Then the HF engine's mixed-adapter batches: stacked adapters in one pass (the default) against
+peft's sub-batch per adapter, for 1 and 16 tenants (the 16 / 1 throughput ratio is the target: near 1).
+Then multi-LoRA serving (all tenants' adapters on one base model, mixed batches) against one
 merged model per tenant (batches only within a tenant): vLLM where a GPU and vLLM are available, else
 the HF engine on CPU.
 
@@ -117,6 +119,43 @@ async def grpc_against_direct(zoo, root: Path, requests: int, concurrency: int) 
     return rows
 
 
+async def engine_scaling(zoo, root: Path, requests: int, concurrency: int, multi_lora: str) -> dict[int, dict]:
+    """Direct HF engine calls for 1 and 16 tenants' adapters (mixed batches), under one multi-LoRA scheme."""
+    sources = list(BEHAVIOUR)
+    results = {}
+    for count in (TENANT_COUNTS[0], TENANT_COUNTS[-1]):
+        settings = ResolverSettings(max_loras=count, max_batch_size=concurrency, max_new_tokens=40,
+                                    hf_multi_lora=multi_lora)
+        engine = HFEngine(str(zoo.base_model), settings)
+        await engine.start()
+        tenants = tenant_names(count)
+        for i, tenant in enumerate(tenants):
+            await engine.load_adapter(f"{tenant}@v1", zoo.adapters[sources[i % len(sources)]])
+        jobs = [(tenants[i % count], CUSTOMER_LINES[i % len(CUSTOMER_LINES)]) for i in range(requests)]
+
+        async def direct(job):
+            await engine.generate(GenerationRequest(f"{job[0]}@v1", chat_messages(conversation(job[1]))))
+
+        await drive(direct, jobs[:concurrency], concurrency)  # warm-up
+        results[count] = await drive(direct, jobs, concurrency)
+        await engine.close()
+        console.print(f"  {multi_lora}: {count:>2} tenants {results[count]['rps']:.1f} req/s")
+    return results
+
+
+def print_scaling(scaling: dict[str, dict[int, dict]]) -> None:
+    one, many = TENANT_COUNTS[0], TENANT_COUNTS[-1]
+    table = Table("multi-LoRA", f"{one} tenant req/s", f"{many} tenants req/s", f"{many} tenants p50 ms",
+                  f"{many} / {one} throughput",
+                  title="HF engine, mixed-adapter batches: stacked adapters in one pass vs peft's sub-batch per adapter")
+    for scheme, results in scaling.items():
+        table.add_row(scheme, f"{results[one]['rps']:.1f}", f"{results[many]['rps']:.1f}",
+                      f"{results[many]['p50_ms']:.1f}", f"{results[many]['rps'] / results[one]['rps']:.2f}x")
+    console.print(table)
+    stacked, peft = scaling["stacked"][many], scaling["peft"][many]
+    console.print(f"stacked / peft throughput at {many} tenants: {stacked['rps'] / peft['rps']:.2f}x")
+
+
 class MergedModels:
     """One merged model per tenant (adapter folded into a full copy of the base): each tenant batches
     only with itself. The baseline multi-LoRA serving is compared with."""
@@ -204,7 +243,7 @@ async def multi_lora_against_merged(zoo, root: Path, requests: int, concurrency:
 
         engine, kind = VLLMEngine(str(zoo.base_model), settings, gpu_memory_utilization=0.3), "vLLM (GPU)"
     else:
-        engine, kind = HFEngine(str(zoo.base_model), settings), "HF + peft (CPU)"
+        engine, kind = HFEngine(str(zoo.base_model), settings), "HF, stacked multi-LoRA (CPU)"
     await engine.start()
     for i, tenant in enumerate(tenants):
         await engine.load_adapter(f"{tenant}@v1", zoo.adapters[sources[i % len(sources)]])
@@ -336,7 +375,11 @@ def main() -> None:
             comparison = asyncio.run(
                 multi_lora_against_merged(zoo, root, args.requests, args.concurrency, TENANT_COUNTS[1])
             )
+        with console.status("stacked vs peft multi-LoRA…"):
+            scaling = {scheme: asyncio.run(engine_scaling(zoo, root, args.requests, args.concurrency, scheme))
+                       for scheme in ("stacked", "peft")}
         print_results(rows, comparison)
+        print_scaling(scaling)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

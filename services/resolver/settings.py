@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -17,6 +19,9 @@ class ResolverSettings(BaseSettings):
     max_cpu_loras: int = Field(default=32, ge=1, description="vLLM: adapters kept in CPU memory.")
     # Above the trainer's default rank (32); vLLM accepts only some values (8, 16, 32, 64, 128, ...).
     max_lora_rank: int = Field(default=64, ge=1, description="vLLM: the largest LoRA rank it must serve.")
+    hf_multi_lora: Literal["stacked", "peft"] = Field(
+        default="stacked", description="hf engine: a mixed batch in one pass over stacked adapters, or peft's"
+                                       " sub-batch per adapter (for comparison).")
     max_batch_size: int = Field(default=8, ge=1, description="Requests generated together in one batch.")
     batch_wait_ms: float = Field(default=5.0, ge=0, description="How long a batch waits for company.")
     # As the trainer's eval_max_new_tokens: a call's header alone runs to 70 tokens.

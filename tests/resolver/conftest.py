@@ -159,7 +159,7 @@ def available_engines() -> list:
     """Engine kinds to run the engine tests on: `hf` always, `vllm` where it is installed."""
     from clonedesk.resolver.engines.vllm import vllm_available
 
-    kinds = [pytest.param("hf", id="hf")]
+    kinds = [pytest.param("hf", id="hf"), pytest.param("hf-peft", id="hf-peft")]  # stacked / peft multi-LoRA
     if vllm_available():
         kinds.append(pytest.param("vllm", id="vllm", marks=pytest.mark.vllm))
     return kinds
@@ -182,6 +182,9 @@ def make_test_engine(kind: str, zoo: Zoo, **overrides):
         # On the CPU build "gpu" memory is RAM: reserve a little, the machine is shared.
         overrides.setdefault("vllm_memory_utilization", 0.1)
         return VLLMEngine(str(zoo.base_model), engine_settings(**overrides), enforce_eager=True)
+    if kind == "hf-peft":
+        kind = "hf"
+        overrides.setdefault("hf_multi_lora", "peft")
     return make_engine(kind, str(zoo.base_model), engine_settings(**overrides))
 
 

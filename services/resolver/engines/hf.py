@@ -1,6 +1,7 @@
-"""The `hf` engine: transformers + peft on CPU. Every tenant adapter is loaded on one base model under
-its own name, and concurrent requests of different tenants run in one batch (`adapter_names=`), each
-row through its own adapter."""
+"""The `hf` engine: transformers on CPU. Every tenant adapter is loaded on one base model under its own
+name, and concurrent requests of different tenants run in one batch, each row through its own adapter:
+by default in one pass with every adapter's weights stacked by slot (engines/stacked_lora.py), or with
+`CLONEDESK_HF_MULTI_LORA=peft` through peft's `adapter_names=` (a sub-batch per adapter at every layer)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,9 @@ class HFEngine(ModelThreadEngine):
         self.max_prompt_tokens = resolver_settings.max_prompt_tokens
         self._tokenizer = None
         self._base = None
-        self._model = None  # the PeftModel, once the first adapter is loaded
+        self.multi_lora = resolver_settings.hf_multi_lora
+        self._model = None  # peft: the PeftModel, once the first adapter is loaded
+        self._stack = None  # stacked: the adapters' slots on the base model
         # Replaced, never mutated: the event loop may read it while the model thread changes it.
         self._loaded: frozenset[str] = frozenset()
         self._constraints: HeaderConstraints | None = None
@@ -59,6 +62,10 @@ class HFEngine(ModelThreadEngine):
         model = AutoModelForCausalLM.from_pretrained(self.base_model_path, dtype=torch.float32)
         model.eval()
         self._tokenizer, self._base = tokenizer, model
+        if self.multi_lora == "stacked":
+            from clonedesk.resolver.engines.stacked_lora import StackedLora
+
+            self._stack = StackedLora(model)
         self._constraints = HeaderConstraints(tokenizer)  # the header tries, one per set of action names
         log.info("base model loaded", extra={"base_model": self.base_model_path})
 
@@ -79,6 +86,13 @@ class HFEngine(ModelThreadEngine):
 
         if adapter_name in self._loaded:
             return
+        if self._stack is not None:
+            from clonedesk.resolver.engines.stacked_lora import read_adapter
+
+            self._stack.load(adapter_name, read_adapter(path))
+            self._loaded = self._loaded | {adapter_name}
+            log.info("adapter loaded", extra={"adapter": adapter_name, "path": str(path), "multi_lora": "stacked"})
+            return
         if self._model is None:
             self._model = PeftModel.from_pretrained(
                 self._base, str(path), adapter_name=adapter_name, is_trainable=False
@@ -97,6 +111,10 @@ class HFEngine(ModelThreadEngine):
         if adapter_name not in self._loaded:
             return
         self._loaded = self._loaded - {adapter_name}
+        if self._stack is not None:
+            self._stack.unload(adapter_name)
+            log.info("adapter unloaded", extra={"adapter": adapter_name})
+            return
         self._keep_active_adapter_valid()  # move "active" off it first, so peft need not (and warn)
         self._model.delete_adapter(adapter_name)
         log.info("adapter unloaded", extra={"adapter": adapter_name})
@@ -115,10 +133,15 @@ class HFEngine(ModelThreadEngine):
         tokenizer = self._tokenizer
         input_ids, attention_mask = left_padded(
             [prompt_token_ids(tokenizer, r.messages, self.max_prompt_tokens) for r in requests], tokenizer.pad_token_id)
-        answers = generate_answers(self._model, tokenizer, input_ids, attention_mask,
-                                   [self._constraints.get(r.action_names) for r in requests],
-                                   max_new_tokens=self.max_new_tokens,
-                                   adapter_names=[r.adapter_name for r in requests])
+        constraints = [self._constraints.get(r.action_names) for r in requests]
+        names = [r.adapter_name for r in requests]
+        if self._stack is not None:
+            with self._stack.routed(names):
+                answers = generate_answers(self._base, tokenizer, input_ids, attention_mask, constraints,
+                                           max_new_tokens=self.max_new_tokens)
+        else:
+            answers = generate_answers(self._model, tokenizer, input_ids, attention_mask, constraints,
+                                       max_new_tokens=self.max_new_tokens, adapter_names=names)
         return [Generation(r.adapter_name, a.text, a.token_logprobs, a.header_logprob)
                 for r, a in zip(requests, answers)]
 
