@@ -1,5 +1,7 @@
 """Webhooks/s through the real gateway (uvicorn, signature verification, normalisation, acks=all write)
-against raw aiokafka producer sends of the same bytes, measured in the same run, printed as a ratio.
+against raw aiokafka producer sends of the same bytes and against a bare FastAPI endpoint on uvicorn that
+only produces the body (bench/bare_gateway.py: the web stack and the write, nothing of ours), measured in
+the same run, printed as ratios.
 
     .venv/bin/python bench/ingest.py [--webhooks 2000] [--concurrency 32]
     .venv/bin/python bench/ingest.py --broker-kill [--webhooks 1500] [--concurrency 8]
@@ -77,7 +79,7 @@ async def timed(count: int, concurrency: int, send) -> tuple[float, list[float]]
     return time.perf_counter() - started, latencies
 
 
-async def bench(bootstrap: str, url: str, tenant, count: int, concurrency: int) -> None:
+async def bench(bootstrap: str, url: str, bare_url: str, tenant, count: int, concurrency: int) -> None:
     bodies = [payloads.body_of(payloads.zendesk_comment(f"bench-{i % 200}", f"bench-c{i}",
                                                         f"Where is my order {i}?", staff=False))
               for i in range(count)]
@@ -96,38 +98,46 @@ async def bench(bootstrap: str, url: str, tenant, count: int, concurrency: int) 
 
     # A minimal keep-alive HTTP/1.1 client with the requests signed beforehand: the gateway, not the
     # client library or the signing, is what is measured (the client shares the machine's cores).
-    host, port = url.removeprefix("http://").split(":")
-    requests = [_request(host, port, f"/webhooks/zendesk/{tenant.id}", bodies[i],
-                         sign_zendesk(tenant.zendesk_secret, bodies[i])) for i in range(count)]
-    connections = [await asyncio.open_connection(host, int(port)) for _ in range(concurrency)]
-    free = asyncio.Queue()
-    for connection in connections:
-        free.put_nowait(connection)
+    async def through_http(target: str) -> tuple[float, list[float]]:
+        host, port = target.removeprefix("http://").split(":")
+        requests = [_request(host, port, f"/webhooks/zendesk/{tenant.id}", bodies[i],
+                             sign_zendesk(tenant.zendesk_secret, bodies[i])) for i in range(count)]
+        connections = [await asyncio.open_connection(host, int(port)) for _ in range(concurrency)]
+        free = asyncio.Queue()
+        for connection in connections:
+            free.put_nowait(connection)
 
-    async def post(i: int) -> None:
-        reader, writer = await free.get()
-        try:
-            writer.write(requests[i])
-            status, body = await _response(reader)
-            if status != 200:
-                raise RuntimeError(f"gateway answered {status}: {body[:200]!r}")
-        finally:
-            free.put_nowait((reader, writer))
+        async def post(i: int) -> None:
+            reader, writer = await free.get()
+            try:
+                writer.write(requests[i])
+                status, body = await _response(reader)
+                if status != 200:
+                    raise RuntimeError(f"{target} answered {status}: {body[:200]!r}")
+            finally:
+                free.put_nowait((reader, writer))
 
-    await timed(min(200, count), concurrency, post)  # warm-up
-    gateway_s, gateway_lat = await timed(count, concurrency, post)
-    for _, writer in connections:
-        writer.close()
+        await timed(min(200, count), concurrency, post)  # warm-up
+        result = await timed(count, concurrency, post)
+        for _, writer in connections:
+            writer.close()
+        return result
+
+    bare_s, bare_lat = await through_http(bare_url)
+    gateway_s, gateway_lat = await through_http(url)
 
     def p(latencies, q):
         return statistics.quantiles(latencies, n=100)[q - 1] * 1000
 
-    raw_rate, gateway_rate = count / raw_s, count / gateway_s
+    raw_rate, bare_rate, gateway_rate = count / raw_s, count / bare_s, count / gateway_s
     print(f"webhooks: {count}, concurrency: {concurrency}, partitions: {PARTITIONS}")
     print(f"raw aiokafka send_and_wait : {raw_rate:9.1f} msg/s   p50 {p(raw_lat, 50):6.1f} ms   p99 {p(raw_lat, 99):6.1f} ms")
+    print(f"bare FastAPI + produce     : {bare_rate:9.1f} webhooks/s   p50 {p(bare_lat, 50):6.1f} ms"
+          f"   p99 {p(bare_lat, 99):6.1f} ms")
     print(f"gateway (verify+normalise) : {gateway_rate:9.1f} webhooks/s   p50 {p(gateway_lat, 50):6.1f} ms"
           f"   p99 {p(gateway_lat, 99):6.1f} ms")
     print(f"ratio gateway / raw        : {gateway_rate / raw_rate:9.3f}")
+    print(f"ratio gateway / bare       : {gateway_rate / bare_rate:9.3f}   (target: at least 0.5)")
 
 
 def broker_kill(count: int, threads: int) -> None:
@@ -259,7 +269,7 @@ def main() -> None:
         broker = subprocess.Popen([tansu_binary(), "broker", "--listener-url", url_of_broker,
                                    "--advertised-listener-url", url_of_broker, "--storage-engine", "memory://tansu/"],
                                   stdout=open(root / "tansu.log", "ab"), stderr=subprocess.STDOUT)
-        gateway = None
+        gateway = bare = None
         try:
             asyncio.run(wait_for_broker(bootstrap))
             asyncio.run(ensure_topics(bootstrap, all_topic_specs(PARTITIONS)))
@@ -269,10 +279,17 @@ def main() -> None:
             gateway = start_service(["ingest"], settings.child_env(), root / "gateway.log")
             url = f"http://127.0.0.1:{settings.gateway_port}"
             wait_for_http(f"{url}/healthz", gateway)
-            asyncio.run(bench(bootstrap, url, tenant, args.webhooks, args.concurrency))
+            bare_port = free_port()
+            bare = subprocess.Popen([sys.executable, str(REPO / "bench" / "bare_gateway.py"), "--port", str(bare_port),
+                                     "--bootstrap", bootstrap], stdout=open(root / "bare.log", "ab"),
+                                    stderr=subprocess.STDOUT)
+            bare_url = f"http://127.0.0.1:{bare_port}"
+            wait_for_http(f"{bare_url}/healthz", bare)
+            asyncio.run(bench(bootstrap, url, bare_url, tenant, args.webhooks, args.concurrency))
         finally:
-            if gateway is not None:
-                stop_service(gateway)
+            for process in (gateway, bare):
+                if process is not None:
+                    stop_service(process)
             broker.terminate()
             broker.wait(timeout=10)
 
