@@ -137,6 +137,10 @@ def _write_private(path: Path, payload: str, exclusive: bool) -> None:
 class TenantStore:
     def __init__(self, data_dir: Path):
         self.root = Path(data_dir) / "tenants"
+        # tenant id → (the file's inode, mtime and size, its text): the gateway and the stream worker look a
+        # tenant up per request, and a stat is cheaper than an open and a read. Every write replaces the
+        # file (a new inode), so a changed tenant is never served from here.
+        self._texts: dict[str, tuple[tuple[int, int, int], str]] = {}
 
     def _file(self, tenant_id: str) -> Path:
         return self.root / f"{validate_tenant_id(tenant_id)}.json"
@@ -155,9 +159,16 @@ class TenantStore:
         except InvalidTenantId:
             raise UnknownTenant(f"unknown tenant {tenant_id!r}") from None
         try:
-            return Tenant.from_dict(json.loads(path.read_text()))
+            stat = path.stat()
+            version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            cached = self._texts.get(tenant_id)
+            if cached is None or cached[0] != version:
+                cached = (version, path.read_text())
+                self._texts[tenant_id] = cached
         except FileNotFoundError:
+            self._texts.pop(tenant_id, None)
             raise UnknownTenant(f"unknown tenant {tenant_id!r}") from None
+        return Tenant.from_dict(json.loads(cached[1]))  # parsed each time: a caller may change what it gets
 
     def find(self, tenant_id: str) -> Tenant | None:
         try:

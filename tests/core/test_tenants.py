@@ -65,3 +65,19 @@ def test_admin_key_is_stable_and_private(tmp_path):
     key = admin_api_key(tmp_path)
     assert key == admin_api_key(tmp_path) and key.startswith("cdk_admin_")
     assert stat.S_IMODE((tmp_path / "admin_key").stat().st_mode) == 0o600
+
+
+def test_a_lookup_sees_every_change_at_once_and_hands_out_its_own_copy(tmp_path):
+    reader, writer = TenantStore(tmp_path), TenantStore(tmp_path)  # as the gateway and the CLI
+    writer.add("acme")
+    first = reader.get("acme")
+    assert not first.live
+    first.live = True  # changed by a caller, not saved: no other lookup may see it
+    assert not reader.get("acme").live
+    changed = writer.get("acme")
+    changed.live = True
+    writer.save(changed)
+    assert reader.get("acme").live  # the file was replaced: read again
+    (tmp_path / "tenants" / "acme.json").unlink()
+    with pytest.raises(UnknownTenant):
+        reader.get("acme")
