@@ -259,10 +259,7 @@ def describe_consumer(app: faust.App) -> dict:
             facts["fetcher_holds"] = {f"{tp.topic}:{tp.partition}": repr(records)
                                       for tp, records in kafka._fetcher._records.items()}
             facts["fetches_in_flight"] = sorted(kafka._fetcher._in_flight)
-            state = kafka._subscription.subscription.assignment if kafka._subscription.subscription else None
-            if state is not None:
-                facts["positions"] = {f"{tp.topic}:{tp.partition}": repr(state.state_value(tp))
-                                      for tp in state.tps}
+            facts["positions"] = client_positions(app)
     except Exception as exc:  # diagnostics must never hide the stall itself
         facts["describe_failed"] = repr(exc)
     return facts
