@@ -15,6 +15,7 @@ from clonedesk.core.tenants import TenantStore
 from clonedesk.metering.adapters.store import MeteringStore
 from clonedesk.metering.domain.events import AiReply, Outcome
 from clonedesk.metering.domain.billing import Month
+from clonedesk.metering.domain import counters
 from clonedesk.metering.domain import disputes as dispute_rules
 from clonedesk.metering.domain.lifecycle import Lifecycle, settle
 from clonedesk.metering.domain.evidence import outcome_rows, state_history, statement_line
@@ -40,10 +41,8 @@ def terms_from_tenants(data_dir: Path) -> TermsLookup:
 def record_and_settle(store: MeteringStore, replies: Sequence[AiReply], outcomes: Sequence[Outcome],
                       terms_for: TermsLookup) -> list[Lifecycle]:
     """Store the raw events (idempotent on their ids) and raise the tenants' watermarks, then re-settle
-    every resolution the events touched and every pending one whose quiet window a watermark closed.
-    Returns the lifecycles written."""
-    store.insert_replies(replies)
-    store.insert_outcomes(outcomes)
+    every resolution the events touched and every pending one whose quiet window a watermark closed,
+    and move the usage counters by what each of them changed. Returns the lifecycles settled."""
     touched: dict[str, set[str]] = defaultdict(set)
     latest: dict[str, datetime] = {}
     for event in [*replies, *outcomes]:
@@ -52,21 +51,60 @@ def record_and_settle(store: MeteringStore, replies: Sequence[AiReply], outcomes
         latest[event.tenant_id] = max(moment, latest.get(event.tenant_id, moment))
     if not touched:
         return []
+    batch = store.begin_batch(touched)
+    # What was known before this batch: the counters hold what it added up to.
+    known_replies, known_outcomes = store.histories(touched)
+    store.insert_replies(replies)
+    store.insert_outcomes(outcomes)
     store.advance_watermarks(latest)
     watermarks = store.watermarks(touched)
+    due_only: dict[str, set[str]] = defaultdict(set)
     for tenant_id, due in store.pending_due(watermarks).items():
-        touched[tenant_id] |= due
-    replies_by_key, outcomes_by_key = store.histories(touched)
+        due_only[tenant_id] = due - touched[tenant_id]
+    due_replies, due_outcomes = store.histories({t: ids for t, ids in due_only.items() if ids})
+    wanted = {t: touched.get(t, set()) | due_only.get(t, set()) for t in set(touched) | set(due_only)}
+    stored = store.stored_lifecycles(wanted)
+    new_replies, new_outcomes = _with_batch(known_replies, known_outcomes, replies, outcomes)
     settled: list[Lifecycle] = []
-    for tenant_id in sorted(touched):
+    changed: list[Lifecycle] = []
+    counts: dict[str, list] = defaultdict(list)
+    for tenant_id in sorted(wanted):
         terms = terms_for(tenant_id)
-        for resolution_id in sorted(touched[tenant_id]):
+        for resolution_id in sorted(wanted[tenant_id]):
             key = (tenant_id, resolution_id)
-            life = settle(replies_by_key.get(key), outcomes_by_key.get(key, ()), terms, watermarks[tenant_id])
+            if resolution_id in touched.get(tenant_id, ()):
+                before = (known_replies.get(key), known_outcomes.get(key, ()))
+                after = (new_replies.get(key), new_outcomes.get(key, ()))
+            else:  # only its quiet window closed: no new event
+                before = after = (due_replies.get(key), due_outcomes.get(key, ()))
+            life = settle(after[0], after[1], terms, watermarks[tenant_id])
             if life is not None:
                 settled.append(life)
-    store.write_lifecycles(settled)
+                if life != stored.get(key):
+                    changed.append(life)
+            counts[tenant_id].append(counters.change(counters.resolution_counts(stored.get(key), *before),
+                                                     counters.resolution_counts(life, *after)))
+    store.write_settled(batch, touched, changed,
+                        {tenant: counters.merge(parts) for tenant, parts in counts.items()})
     return settled
+
+
+def _with_batch(known_replies: dict, known_outcomes: dict, replies: Sequence[AiReply],
+                outcomes: Sequence[Outcome]) -> tuple[dict, dict]:
+    """The histories once the batch is stored, as the tables will read them: the earliest copy of a
+    reply (a later-stored copy wins a tie, as ReplacingMergeTree keeps it), each outcome event once."""
+    merged_replies = dict(known_replies)
+    for reply in replies:
+        key = (reply.tenant_id, reply.resolution_id)
+        kept = merged_replies.get(key)
+        if kept is None or reply.created_at <= kept.created_at:
+            merged_replies[key] = reply
+    by_id: dict[tuple[str, str], dict[str, Outcome]] = defaultdict(dict)
+    for key, events in known_outcomes.items():
+        by_id[key].update((o.event_id, o) for o in events)
+    for outcome in outcomes:
+        by_id[(outcome.tenant_id, outcome.resolution_id)][outcome.event_id] = outcome
+    return merged_replies, {key: list(events.values()) for key, events in by_id.items()}
 
 
 def months_to_close(first: Month, watermark: datetime, terms: Terms, closed: set[str]) -> list[Month]:

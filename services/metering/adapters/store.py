@@ -12,6 +12,7 @@ import fcntl
 import json
 import logging
 import threading
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -21,6 +22,8 @@ from urllib.parse import urlparse
 
 from clonedesk.metering.adapters.migrations import migrate, validate_database
 from clonedesk.metering.domain.billing import Invoice, Month, invoice_from_figures
+from clonedesk.metering.domain.counters import (ACTION, CHARGE, CSAT, LATENCY, STATE, Charge, Counts,
+                                                charge_figures, exact_quantile)
 from clonedesk.metering.domain.disputes import OPEN, Dispute
 from clonedesk.metering.domain.events import AiReply, Outcome, OutcomeKind
 from clonedesk.metering.domain.lifecycle import STATES, Lifecycle, State
@@ -59,6 +62,39 @@ DISPUTE_COLUMNS = ["tenant_id", "resolution_id", "reason", "status", "opened_at"
 # afterwards reverses nothing (domain/disputes.py; the core's billing.settled_by_disputes).
 BILLING_REOPENED_AT = ("if(resolution_id IN (SELECT resolution_id FROM {db}.disputes FINAL"
                        " WHERE tenant_id = %(t)s AND status = 'accepted'), NULL, reopened_at)")
+
+
+COUNTERS_MIGRATION = 8  # migrations/0008_usage_counters.sql
+COUNTER_COLUMNS = ["tenant_id", "kind", "period", "label", "category", "value", "n", "total", "total2"]
+_COUNTER_KEY = "tenant_id, kind, period, label, category, value"
+# The counters as the raw rows define them (domain/counters.py computes the same per resolution): what
+# the migration backfills and what a repair compares against. `{where}` picks the tenants.
+_HOUR = "toDateTime(toStartOfHour({col}), 'UTC')"
+COUNTERS_FROM_ROWS = f"""
+    SELECT tenant_id, '{STATE}' AS kind, {_HOUR.format(col='created_at')} AS period, toString(state) AS label,
+           toString(category) AS category, toInt64(0) AS value, toInt64(count()) AS n,
+           toInt64(sumIf(csat_score, csat_score > 0)) AS total, toInt64(countIf(csat_score > 0)) AS total2
+    FROM {{db}}.resolution_lifecycles FINAL WHERE {{where}} GROUP BY tenant_id, period, label, category
+    UNION ALL
+    SELECT tenant_id, '{LATENCY}', {_HOUR.format(col='created_at')} AS period, '', '', toInt64(latency_ms) AS value,
+           toInt64(count()), toInt64(0), toInt64(0)
+    FROM {{db}}.resolution_lifecycles FINAL WHERE {{where}} GROUP BY tenant_id, period, value
+    UNION ALL
+    SELECT tenant_id, '{CHARGE}', {_HOUR.format(col='assumeNotNull(billed_at)')} AS period, '', '',
+           toInt64(if(reopened_at IS NULL, 0, toYear(assumeNotNull(reopened_at)) * 100
+                                                + toMonth(assumeNotNull(reopened_at)))) AS value,
+           toInt64(count()), toInt64(0), toInt64(0)
+    FROM {{db}}.resolution_lifecycles FINAL WHERE {{where}} AND billed_at IS NOT NULL
+    GROUP BY tenant_id, period, value
+    UNION ALL
+    SELECT tenant_id, '{CSAT}', {_HOUR.format(col='occurred_at')} AS period, '', '', toInt64(csat_score) AS value,
+           toInt64(count()), toInt64(0), toInt64(0)
+    FROM {{db}}.outcome_events FINAL WHERE {{where}} AND kind = 'csat' GROUP BY tenant_id, period, value
+    UNION ALL
+    SELECT tenant_id, '{ACTION}', {_HOUR.format(col='created_at')} AS period, toString(action_status) AS label, '',
+           toInt64(0), toInt64(count()), toInt64(sum(action_latency_ms)), toInt64(0)
+    FROM {{db}}.resolution_events FINAL WHERE {{where}} AND action_status != '' GROUP BY tenant_id, period, label
+"""
 
 
 class StoreUnavailable(RuntimeError):
@@ -117,6 +153,7 @@ class MeteringStore:
         self.db = validate_database(database)
         # chDB is one in-process engine: the sink and the API take turns on it.
         self._lock = threading.RLock()
+        self._backfilled = False
 
     @classmethod
     def connect(cls, dsn: str, database: str = DEFAULT_DATABASE,
@@ -137,7 +174,10 @@ class MeteringStore:
 
     def migrate(self) -> list[int]:
         with self._lock:
-            return migrate(self.client, self.db)
+            done = migrate(self.client, self.db)
+            if COUNTERS_MIGRATION in done:  # backfill them now (a crash leaves it to the sink's start)
+                self.repair_counters()
+            return done
 
     def exclusive(self) -> threading.RLock:
         """Hold to read and then write with no other use of the store in between (this process)."""
@@ -252,6 +292,106 @@ class MeteringStore:
                         kind=OutcomeKind(row[4]), csat_score=row[5], occurred_at=utc(row[6]), category=row[7])
         return replies, {key: list(by_id.values()) for key, by_id in outcomes.items()}
 
+    def stored_lifecycles(self, wanted: dict[str, set[str]]) -> dict[tuple[str, str], Lifecycle]:
+        """The lifecycles as stored now, by (tenant, resolution id), of the wanted resolutions."""
+        found: dict[tuple[str, str], Lifecycle] = {}
+        tenants = sorted(wanted)
+        ids = sorted(set().union(*wanted.values())) if wanted else []
+        for start in range(0, len(ids), 5000):
+            for row in self._query(
+                    f"SELECT {', '.join(LIFECYCLE_COLUMNS)} FROM {{db}}.resolution_lifecycles FINAL"
+                    " WHERE tenant_id IN %(ts)s AND resolution_id IN %(ids)s", ts=tenants, ids=ids[start:start + 5000]):
+                if row[1] in wanted.get(row[0], ()):
+                    found[(row[0], row[1])] = _lifecycle(row)
+        return found
+
+    # -- usage counters (domain/counters.py) -------------------------------------------------------------
+
+    def begin_batch(self, tenant_ids: Iterable[str]) -> str:
+        """Open a repair marker for the tenants a batch is about to write: its raw events, lifecycles and
+        counters take several inserts that ClickHouse cannot make one, and a sink that dies among them
+        leaves the marker open for the next start to repair (`repair_counters`). The batch's id."""
+        batch_id = uuid.uuid4().hex
+        with self._lock:
+            self._mark_repair(sorted(set(tenant_ids)), batch_id, closed=0)
+        return batch_id
+
+    def write_settled(self, batch_id: str, tenant_ids: Iterable[str], lifecycles: Sequence[Lifecycle],
+                      counts: dict[str, Counts]) -> None:
+        """Write a batch's settled lifecycles and, per tenant, what they changed in the counters; then
+        close the batch's repair marker."""
+        rows = [[tenant, key.kind, key.period, key.label, key.category, key.value, n, total, total2]
+                for tenant, changed in sorted(counts.items())
+                for key, (n, total, total2) in sorted(changed.items())]
+        with self._lock:
+            self.write_lifecycles(lifecycles)
+            if rows:
+                self.client.insert(f"{self.db}.usage_counters", rows, column_names=COUNTER_COLUMNS)
+            self._mark_repair(sorted(set(tenant_ids)), batch_id, closed=1)
+
+    def _mark_repair(self, tenants: Sequence[str], batch_id: str, closed: int) -> None:
+        self.client.insert(f"{self.db}.counter_repairs", [[t, batch_id, closed] for t in tenants],
+                           column_names=["tenant_id", "batch_id", "closed"])
+
+    def open_repairs(self) -> list[tuple[str, str]]:
+        """(tenant or '*', batch id) of every repair marker left open."""
+        return [(t, b) for t, b in self._query(
+            "SELECT tenant_id, batch_id FROM {db}.counter_repairs FINAL WHERE closed = 0 ORDER BY tenant_id, batch_id")]
+
+    def counters_backfilled(self) -> bool:
+        """False until the counters have been built from the rows stored before them (once true, it
+        stays true for this store: only a migration or an operator's rebuild opens that marker)."""
+        if not self._backfilled:
+            self._backfilled = not any(tenant == "*" for tenant, _ in self.open_repairs())
+        return self._backfilled
+
+    def repair_counters(self) -> list[str]:
+        """Bring the counters of every tenant with an open repair marker to what the raw rows say, then
+        close the markers; the tenants repaired ('*' for all). Run by the sink before it consumes: it is
+        the counters' only writer (with several sink replicas over one server, one repairs at a time)."""
+        with self._lock:
+            markers = self.open_repairs()
+            if not markers:
+                return []
+            tenants = sorted({t for t, _ in markers})
+            where = "1" if "*" in tenants else "tenant_id IN %(ts)s"
+            moved = self.client.query(
+                f"SELECT count() FROM ({self._counter_difference(where)})".replace("{db}", self.db),
+                parameters={"ts": tenants}).result_rows[0][0]
+            self.client.command(
+                f"INSERT INTO {self.db}.usage_counters ({', '.join(COUNTER_COLUMNS)}) "
+                + self._counter_difference(where).replace("{db}", self.db), parameters={"ts": tenants})
+            self.client.insert(f"{self.db}.counter_repairs", [[t, b, 1] for t, b in markers],
+                               column_names=["tenant_id", "batch_id", "closed"])
+            log.info("usage counters repaired from the raw rows", extra={"tenants": tenants, "keys": int(moved)})
+            return ["*"] if "*" in tenants else tenants
+
+    def rebuild_counters(self) -> None:
+        """Recount every tenant's counters from the raw rows (after rows were written around the sink)."""
+        with self._lock:
+            self._mark_repair(["*"], "rebuild-" + uuid.uuid4().hex, closed=0)
+            self._backfilled = False
+            self.repair_counters()
+
+    @staticmethod
+    def _counter_difference(where: str) -> str:
+        """Per counter key, what the raw rows say minus what the counters hold, where they differ."""
+        raw = COUNTERS_FROM_ROWS.replace("{where}", where)
+        return (
+            f"SELECT {_COUNTER_KEY}, raw.n - kept.n AS n, raw.total - kept.total AS total,"
+            " raw.total2 - kept.total2 AS total2"
+            f" FROM ({raw}) AS raw FULL OUTER JOIN"
+            f" (SELECT {_COUNTER_KEY}, sum(n) AS n, sum(total) AS total, sum(total2) AS total2"
+            f"  FROM {{db}}.usage_counters WHERE {where} GROUP BY {_COUNTER_KEY}) AS kept"
+            f" USING ({_COUNTER_KEY})"
+            " WHERE raw.n != kept.n OR raw.total != kept.total OR raw.total2 != kept.total2"
+            " SETTINGS join_use_nulls = 0")
+
+    def counter_difference(self, tenant_id: str | None = None) -> list[tuple]:
+        """The keys where the counters and the raw rows disagree (empty when they agree)."""
+        where = "1" if tenant_id is None else "tenant_id = %(t)s"
+        return self._query(self._counter_difference(where), t=tenant_id or "")
+
     # -- one resolution's evidence --------------------------------------------------------------------
 
     def evidence_reply(self, tenant_id: str, resolution_id: str) -> AiReply | None:
@@ -362,7 +502,57 @@ class MeteringStore:
         return [_lifecycle(r) for r in rows]
 
     def invoice(self, tenant_id: str, month: Month, terms: Terms) -> Invoice:
-        """The month's invoice: figures counted in SQL, the arithmetic in the core (Decimal)."""
+        """The month's invoice from the hourly counters (domain/counters.py), the arithmetic in the core
+        (Decimal); the same figures as `invoice_from_rows`, which it falls back to until the counters
+        are backfilled."""
+        if not self.counters_backfilled():
+            return self.invoice_from_rows(tenant_id, month, terms)
+        counts = {State(label): int(n) for label, n in self._query(
+            "SELECT label, sum(n) AS n FROM {db}.usage_counters"
+            f" WHERE tenant_id = %(t)s AND kind = '{STATE}' AND period >= {_ts('start')} AND period < {_ts('end')}"
+            " GROUP BY label HAVING n != 0", t=tenant_id, start=millis(month.start), end=millis(month.end))}
+        lookback = Month.of(month.start - terms.reopen_window)
+        charges = {(utc(period), int(value)): int(n) for period, value, n in self._query(
+            "SELECT period, value, sum(n) AS n FROM {db}.usage_counters"
+            f" WHERE tenant_id = %(t)s AND kind = '{CHARGE}' AND period >= {_ts('start')} AND period < {_ts('end')}"
+            " GROUP BY period, value HAVING n != 0", t=tenant_id, start=millis(lookback.start),
+            end=millis(month.end))}
+        settled = [Charge(utc(billed), utc(reopened)) for billed, reopened in self._query(
+            "SELECT billed_at, reopened_at FROM {db}.resolution_lifecycles FINAL"
+            " WHERE tenant_id = %(t)s AND resolution_id IN (SELECT resolution_id FROM {db}.disputes FINAL"
+            "   WHERE tenant_id = %(t)s AND status = 'accepted')"
+            f" AND billed_at >= {_ts('start')} AND billed_at < {_ts('end')}",
+            t=tenant_id, start=millis(lookback.start), end=millis(month.end))]
+        billable, paid_reversals = charge_figures(month, terms, charges, settled)
+        if paid_reversals is None:  # the free allowance ran out within a reversed charge's hour
+            paid_reversals = self._paid_reversals_from_rows(tenant_id, month, terms)
+        return invoice_from_figures(tenant_id, month, terms, counts, billable, paid_reversals,
+                                    self._dispute_credits(tenant_id, month))
+
+    def _dispute_credits(self, tenant_id: str, month: Month) -> list:
+        return [row[0] for row in self._query(
+            "SELECT credit FROM {db}.disputes FINAL"
+            " WHERE tenant_id = %(t)s AND status = 'accepted' AND credit_month = %(m)s", t=tenant_id, m=str(month))]
+
+    def _paid_reversals_from_rows(self, tenant_id: str, month: Month, terms: Terms) -> int:
+        """A reopen in this month credits a charge of an earlier month if that charge was past the free
+        allowance in its own month: rank the earlier months' charges the way their invoices did."""
+        in_month = f"{{col}} >= {_ts('start')} AND {{col}} < {_ts('end')}"
+        reopened = in_month.format(col=BILLING_REOPENED_AT)
+        lookback = Month.of(month.start - terms.reopen_window).start
+        return int(self._query(
+            f"SELECT countIf(rank > %(free)s AND ifNull({reopened}, 0)) FROM ("
+            "  SELECT resolution_id, reopened_at,"
+            "    row_number() OVER (PARTITION BY toStartOfMonth(billed_at) ORDER BY billed_at, resolution_id) AS rank"
+            "  FROM {db}.resolution_lifecycles FINAL"
+            f"  WHERE tenant_id = %(t)s AND billed_at >= {_ts('lookback')} AND billed_at < {_ts('start')}"
+            f"    AND ({BILLING_REOPENED_AT} IS NULL"
+            f"         OR toStartOfMonth({BILLING_REOPENED_AT}) != toStartOfMonth(billed_at)))",
+            free=terms.free_units, lookback=millis(lookback), t=tenant_id, start=millis(month.start),
+            end=millis(month.end))[0][0])
+
+    def invoice_from_rows(self, tenant_id: str, month: Month, terms: Terms) -> Invoice:
+        """The month's invoice counted from every lifecycle row (what the counters must agree with)."""
         in_month = f"{{col}} >= {_ts('start')} AND {{col}} < {_ts('end')}"
         created, billed, reopened = (in_month.format(col=column)
                                      for column in ("created_at", "billed_at", BILLING_REOPENED_AT))
@@ -374,25 +564,69 @@ class MeteringStore:
             f" WHERE tenant_id = %(t)s AND (({created}) OR ifNull({billed}, 0))", **params)[0]
         counts = {state: int(n) for state, n in zip(STATES, row)}
         billable = int(row[len(STATES)])
-        # A reopen in this month credits a charge of an earlier month if that charge was past the free
-        # allowance in its own month: rank the earlier months' charges the way their invoices did.
-        lookback = Month.of(month.start - terms.reopen_window).start
-        paid_reversals = self._query(
-            f"SELECT countIf(rank > %(free)s AND ifNull({reopened}, 0)) FROM ("
-            "  SELECT resolution_id, reopened_at,"
-            "    row_number() OVER (PARTITION BY toStartOfMonth(billed_at) ORDER BY billed_at, resolution_id) AS rank"
-            "  FROM {db}.resolution_lifecycles FINAL"
-            f"  WHERE tenant_id = %(t)s AND billed_at >= {_ts('lookback')} AND billed_at < {_ts('start')}"
-            f"    AND ({BILLING_REOPENED_AT} IS NULL"
-            f"         OR toStartOfMonth({BILLING_REOPENED_AT}) != toStartOfMonth(billed_at)))",
-            free=terms.free_units, lookback=millis(lookback), **params)[0][0]
-        dispute_credits = [row[0] for row in self._query(
-            "SELECT credit FROM {db}.disputes FINAL"
-            " WHERE tenant_id = %(t)s AND status = 'accepted' AND credit_month = %(m)s", t=tenant_id, m=str(month))]
-        return invoice_from_figures(tenant_id, month, terms, counts, billable, int(paid_reversals), dispute_credits)
+        return invoice_from_figures(tenant_id, month, terms, counts, billable,
+                                    self._paid_reversals_from_rows(tenant_id, month, terms),
+                                    self._dispute_credits(tenant_id, month))
 
     def usage(self, tenant_id: str, start: datetime, end: datetime, granularity: str) -> dict:
-        """Resolutions by state, rates, CSAT and latency over [start, end), per period and per category."""
+        """Resolutions by state, rates, CSAT and latency over [start, end), per period and per category:
+        from the hourly counters when the range is whole hours (every caller's is), else from the rows."""
+        whole_hours = all(moment == moment.replace(minute=0, second=0, microsecond=0) for moment in (start, end))
+        if not whole_hours or not self.counters_backfilled():
+            return self.usage_from_rows(tenant_id, start, end, granularity)
+        bucket = BUCKETS[granularity]
+        params = dict(t=tenant_id, start=millis(start), end=millis(end))
+
+        period = f"{_period(bucket, 'period')} AS p"
+
+        def summed(kind: str, keys: str, names: str) -> list[tuple]:
+            return self._query(
+                f"SELECT {keys}, sum(n) AS n, sum(total), sum(total2) FROM {{db}}.usage_counters"
+                f" WHERE tenant_id = %(t)s AND kind = '{kind}' AND period >= {_ts('start')} AND period < {_ts('end')}"
+                f" GROUP BY {names} HAVING n != 0 ORDER BY {names}", **params)
+
+        by_period: dict[str, dict[str, int]] = defaultdict(lambda: {s.value: 0 for s in STATES})
+        for moment, label, n, _, _ in summed(STATE, f"{period}, label", "p, label"):
+            by_period[_period_key(moment)][label] += int(n)
+        by_category: dict[str, list] = {}
+        for category, label, n, rating_sum, rated in summed(STATE, "category, label", "category, label"):
+            entry = by_category.setdefault(category, [{s.value: 0 for s in STATES}, 0, 0])
+            entry[0][label] += int(n)
+            entry[1] += int(rating_sum)
+            entry[2] += int(rated)
+        histogram = [(int(value), int(n)) for value, _, n, _, _ in summed(LATENCY, "value, label", "value, label")]
+        count = sum(n for _, n in histogram)
+        ratings: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        scores: dict[int, int] = defaultdict(int)
+        for moment, score, n, _, _ in summed(CSAT, f"{period}, value", "p, value"):
+            ratings[_period_key(moment)][0] += int(score) * int(n)
+            ratings[_period_key(moment)][1] += int(n)
+            scores[int(score)] += int(n)
+        periods = {key: UsagePeriod(key, by_period.get(key, {s.value: 0 for s in STATES}),
+                                    ratings[key][0] / ratings[key][1] if ratings.get(key) else None,
+                                    ratings[key][1] if ratings.get(key) else 0)
+                   for key in set(by_period) | set(ratings)}
+        actions = [(_period_key(moment), status, int(n), int(latency) / int(n))
+                   for moment, status, n, latency, _ in summed(ACTION, f"{period}, label", "p, label")]
+        csat_total = sum(scores.values())
+        return {
+            "periods": [periods[k] for k in sorted(periods)],
+            "categories": [(name, counts, rating_sum / rated if rated else None, rated)
+                           for name, (counts, rating_sum, rated) in sorted(by_category.items())],
+            "latency": {"count": count,
+                        "avg_ms": sum(v * n for v, n in histogram) / count if count else None,
+                        "p50_ms": float(exact_quantile(histogram, 0.5)) if count else None,
+                        "p95_ms": float(exact_quantile(histogram, 0.95)) if count else None,
+                        "max_ms": max(v for v, _ in histogram) if count else None},
+            "actions": actions,
+            "csat": {"count": csat_total,
+                     "average": sum(s * n for s, n in scores.items()) / csat_total if csat_total else None,
+                     "distribution": {str(score): int(scores.get(score, 0)) for score in range(1, 6)}},
+        }
+
+    def usage_from_rows(self, tenant_id: str, start: datetime, end: datetime, granularity: str) -> dict:
+        """Resolutions by state, rates, CSAT and latency over [start, end), per period and per category,
+        counted from every row."""
         bucket = BUCKETS[granularity]
         params = dict(t=tenant_id, start=millis(start), end=millis(end))
         where = f"tenant_id = %(t)s AND created_at >= {_ts('start')} AND created_at < {_ts('end')}"
@@ -435,7 +669,7 @@ class MeteringStore:
         actions = self._query(
             f"SELECT {_period(bucket, 'created_at')} AS period, action_status, count(), avg(action_latency_ms)"
             " FROM {db}.resolution_events FINAL"
-            f" WHERE {where} AND action_status != '' GROUP BY period, action_status ORDER BY period", **params)
+            f" WHERE {where} AND action_status != '' GROUP BY period, action_status ORDER BY period, action_status", **params)
         csat_total = sum(csat_scores.values())
         csat_sum = sum(int(score) * n for score, n in csat_scores.items())
         return {

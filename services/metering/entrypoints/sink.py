@@ -102,6 +102,9 @@ class MeteringSink:
                                  max_poll_records=self.batch_size,
                                  partition_assignment_strategy=(RangePartitionAssignor,))
         producer = make_producer(self.bootstrap)
+        # Counters a previous run may have left short (it died mid-batch), or never built (the migration
+        # that added them): from the raw rows, before anything else writes them.
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.store.repair_counters)
         await consumer.start()
         await producer.start()
         log.info("metering sink started", extra={"group": self.group_id})
