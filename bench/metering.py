@@ -31,6 +31,7 @@ from clonedesk.core.kafka import ensure_topics, make_consumer, wait_for_broker
 from clonedesk.core.topics import RESOLUTION_OUTCOMES, RESOLUTIONS, all_topic_specs
 from clonedesk.metering.adapters.codec import outcome_from_record, reply_from_record
 from clonedesk.metering.adapters.store import MeteringStore
+from clonedesk.metering.config import MeteringSettings
 from clonedesk.metering.domain.billing import Month
 from clonedesk.metering.domain.terms import Terms
 from clonedesk.metering.entrypoints.sink import MeteringSink
@@ -87,7 +88,7 @@ def bench_ingest(client, bootstrap: str, events: int) -> dict:
     store = MeteringStore(client, "bench_sink")
     store.migrate()
     sink = MeteringSink(bootstrap, store, lambda _t: Terms(), group_id="bench-" + uuid.uuid4().hex[:8],
-                        batch_size=2000)
+                        batch_size=MeteringSettings.model_fields["metering_batch_size"].default)
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -17,7 +17,7 @@ MAX_SOCKET_PATH = 100
 class MeteringSettings(Settings):
     clickhouse_database: str = Field(default="clonedesk",
                                      description="ClickHouse database of metering's tables.")
-    metering_batch_size: int = Field(default=2000, ge=1, description="Records per ClickHouse write.")
+    metering_batch_size: int = Field(default=10000, ge=1, description="Records per ClickHouse write (at most).")
     admin_api_key: str | None = Field(
         default=None,
         description="The analytics API's admin key (reads every tenant); unset = `<data_dir>/admin_key`,"

@@ -51,7 +51,7 @@ def record_and_settle(store: MeteringStore, replies: Sequence[AiReply], outcomes
         latest[event.tenant_id] = max(moment, latest.get(event.tenant_id, moment))
     if not touched:
         return []
-    batch = store.begin_batch(touched)
+    store.begin_batch(touched)
     # What was known before this batch: the counters hold what it added up to.
     known_replies, known_outcomes = store.histories(touched)
     store.insert_replies(replies)
@@ -77,15 +77,18 @@ def record_and_settle(store: MeteringStore, replies: Sequence[AiReply], outcomes
                 after = (new_replies.get(key), new_outcomes.get(key, ()))
             else:  # only its quiet window closed: no new event
                 before = after = (due_replies.get(key), due_outcomes.get(key, ()))
-            life = settle(after[0], after[1], terms, watermarks[tenant_id])
+            life, kept = settle(after[0], after[1], terms, watermarks[tenant_id]), stored.get(key)
+            if life is not None and kept is not None and kept.version > life.version:
+                life = kept  # settled on more knowledge than this batch has (the newest knowledge wins)
             if life is not None:
                 settled.append(life)
-                if life != stored.get(key):
+                if life != kept:
                     changed.append(life)
-            counts[tenant_id].append(counters.change(counters.resolution_counts(stored.get(key), *before),
+            if life == kept and before[0] == after[0] and len(before[1]) == len(after[1]):
+                continue  # nothing new about it (a replay): it adds what it added
+            counts[tenant_id].append(counters.change(counters.resolution_counts(kept, *before),
                                                      counters.resolution_counts(life, *after)))
-    store.write_settled(batch, touched, changed,
-                        {tenant: counters.merge(parts) for tenant, parts in counts.items()})
+    store.write_settled(changed, {tenant: counters.merge(parts) for tenant, parts in counts.items()})
     return settled
 
 

@@ -154,6 +154,7 @@ class MeteringStore:
         # chDB is one in-process engine: the sink and the API take turns on it.
         self._lock = threading.RLock()
         self._backfilled = False
+        self._open_batch: tuple[str, list[str]] | None = None  # (id, tenants) of the batch being written
 
     @classmethod
     def connect(cls, dsn: str, database: str = DEFAULT_DATABASE,
@@ -310,24 +311,33 @@ class MeteringStore:
     def begin_batch(self, tenant_ids: Iterable[str]) -> str:
         """Open a repair marker for the tenants a batch is about to write: its raw events, lifecycles and
         counters take several inserts that ClickHouse cannot make one, and a sink that dies among them
-        leaves the marker open for the next start to repair (`repair_counters`). The batch's id."""
+        leaves the marker open for the next start to repair (`repair_counters`). The same insert closes
+        the previous batch's marker (that batch wrote everything before this one began): one insert a
+        batch. Returns the batch's id."""
         batch_id = uuid.uuid4().hex
+        rows = [[tenant, batch_id, 0] for tenant in sorted(set(tenant_ids))]
         with self._lock:
-            self._mark_repair(sorted(set(tenant_ids)), batch_id, closed=0)
+            previous, self._open_batch = self._open_batch, (batch_id, [row[0] for row in rows])
+            if previous is not None:
+                rows += [[tenant, previous[0], 1] for tenant in previous[1]]
+            self.client.insert(f"{self.db}.counter_repairs", rows, column_names=["tenant_id", "batch_id", "closed"])
         return batch_id
 
-    def write_settled(self, batch_id: str, tenant_ids: Iterable[str], lifecycles: Sequence[Lifecycle],
-                      counts: dict[str, Counts]) -> None:
-        """Write a batch's settled lifecycles and, per tenant, what they changed in the counters; then
-        close the batch's repair marker."""
+    def end_batches(self) -> None:
+        """Close the last batch's marker (a sink that stops cleanly)."""
+        with self._lock:
+            previous, self._open_batch = self._open_batch, None
+            if previous is not None:
+                self._mark_repair(previous[1], previous[0], closed=1)
+
+    def write_settled(self, lifecycles: Sequence[Lifecycle], counts: dict[str, Counts]) -> None:
+        """Write a batch's settled lifecycles and, per tenant, what they changed in the counters."""
         rows = [[tenant, key.kind, key.period, key.label, key.category, key.value, n, total, total2]
-                for tenant, changed in sorted(counts.items())
-                for key, (n, total, total2) in sorted(changed.items())]
+                for tenant, changed in counts.items() for key, (n, total, total2) in changed.items()]
         with self._lock:
             self.write_lifecycles(lifecycles)
             if rows:
                 self.client.insert(f"{self.db}.usage_counters", rows, column_names=COUNTER_COLUMNS)
-            self._mark_repair(sorted(set(tenant_ids)), batch_id, closed=1)
 
     def _mark_repair(self, tenants: Sequence[str], batch_id: str, closed: int) -> None:
         self.client.insert(f"{self.db}.counter_repairs", [[t, batch_id, closed] for t in tenants],
@@ -350,7 +360,8 @@ class MeteringStore:
         close the markers; the tenants repaired ('*' for all). Run by the sink before it consumes: it is
         the counters' only writer (with several sink replicas over one server, one repairs at a time)."""
         with self._lock:
-            markers = self.open_repairs()
+            mine = self._open_batch[0] if self._open_batch else None
+            markers = [(t, b) for t, b in self.open_repairs() if b != mine]
             if not markers:
                 return []
             tenants = sorted({t for t, _ in markers})

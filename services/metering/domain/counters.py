@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, NamedTuple
 
 from clonedesk.metering.domain.billing import Month
 from clonedesk.metering.domain.events import AiReply, Outcome, OutcomeKind
@@ -30,8 +30,7 @@ from clonedesk.metering.domain.terms import Terms
 STATE, LATENCY, CHARGE, CSAT, ACTION = "state", "latency", "charge", "csat", "action"
 
 
-@dataclass(frozen=True, order=True)
-class CounterKey:
+class CounterKey(NamedTuple):  # a tuple: hashed by C, and the sink makes a few per resolution
     kind: str
     period: datetime  # the hour, UTC
     label: str = ""  # a state (state), an action outcome (action)
@@ -89,11 +88,11 @@ def csat_counts(outcomes: Iterable[Outcome]) -> Counts:
 
 def resolution_counts(life: Lifecycle | None, reply: AiReply | None, outcomes: Iterable[Outcome]) -> Counts:
     """Everything one resolution adds to the counters."""
-    counts: Counts = defaultdict(lambda: (0, 0, 0))
-    for part in (lifecycle_counts(life), reply_counts(reply), csat_counts(outcomes)):
+    counts = lifecycle_counts(life)
+    for part in (reply_counts(reply), csat_counts(outcomes)):
         for key, (n, total, total2) in part.items():
             _add(counts, key, n, total, total2)
-    return dict(counts)
+    return counts
 
 
 def change(before: Mapping[CounterKey, tuple[int, int, int]],

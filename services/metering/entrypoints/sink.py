@@ -58,7 +58,7 @@ async def caught_up(consumer) -> bool:
 
 class MeteringSink:
     def __init__(self, bootstrap: str, store: MeteringStore, terms_for: TermsLookup, *,
-                 group_id: str = DEFAULT_GROUP, batch_size: int = 2000, max_wait_ms: int = 500,
+                 group_id: str = DEFAULT_GROUP, batch_size: int = 10000, max_wait_ms: int = 500,
                  telemetry: Telemetry | None = None):
         self.bootstrap = bootstrap
         self.store = store
@@ -131,6 +131,10 @@ class MeteringSink:
         finally:
             await consumer.stop()
             await producer.stop()
+            try:  # the last batch was written whole: its repair marker can close
+                await asyncio.get_running_loop().run_in_executor(self._executor, self.store.end_batches)
+            except Exception:  # noqa: BLE001 - the store is gone: the next start repairs what it must
+                log.warning("could not close the last batch's repair marker", exc_info=True)
             self._executor.shutdown(wait=True)
             log.info("metering sink stopped", extra=vars(self.stats))
         return self.stats
