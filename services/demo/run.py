@@ -144,6 +144,7 @@ class Demo:
         self.watcher: ResolutionWatcher | None = None  # what the resolver answered, kept for the bill
         # What the demo showed, per tenant, written to <data>/demo/summary.json at the end.
         self.summary: dict[str, dict] = {}
+        self.senders: list[WebhookSender] = []  # each acknowledged webhook's event id goes in the summary
         self.base_model = settings.base_model or ""
         self.started = time.monotonic()
 
@@ -235,6 +236,7 @@ class Demo:
 
         self.step(2, "history arrives: signed webhooks through the gateway, the bulk through the importer")
         sender = WebhookSender(client, f"http://127.0.0.1:{self.settings.gateway_port}")
+        self.senders.append(sender)
         at = datetime.now(timezone.utc) - timedelta(days=30)
         with self.progress() as progress:
             for plan in self.plans:
@@ -457,6 +459,7 @@ class Demo:
         self.step(4, "go-live: live tickets answered by each tenant's adapter")
         self.go_live()
         sender = WebhookSender(client, f"http://127.0.0.1:{self.settings.gateway_port}")
+        self.senders.append(sender)
         simulator = SimulatorReplies(client, f"http://127.0.0.1:{self.settings.helpdesk_sim_port}")
         back_office = SimulatorBackOffice(client, f"http://127.0.0.1:{self.settings.helpdesk_sim_port}")
         await self.open_back_offices(back_office)
@@ -613,7 +616,9 @@ class Demo:
                 "history": len(plan.history), "refresh": len(plan.refresh), "live": len(plan.live),
                 "live_played": live[plan.tenant_id]}
         path = self.settings.path("demo", "summary.json")
-        path.write_text(json.dumps({"mode": self.mode.name, "tenants": self.summary}, indent=2, default=str))
+        acknowledged = [event_id for sender in self.senders for event_id in sender.acknowledged]
+        path.write_text(json.dumps({"mode": self.mode.name, "tenants": self.summary,
+                                    "webhooks_acknowledged": acknowledged}, indent=2, default=str))
         return path
 
     def run(self) -> None:

@@ -9,8 +9,6 @@ must stop that stack and start clean, which the exact counts checked afterwards 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import inspect
 import json
 import os
 import subprocess
@@ -32,32 +30,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TENANTS = ("banks-1", "rentalcars-1", "hotels-1")
 DEMO_TIMEOUT_S = 540
-
-
-@pytest.fixture(scope="session")
-def demo_base_model(request, tmp_path_factory) -> Path:
-    """The offline base model, built from the project's SGD subset; kept in pytest's cache between runs
-    (keyed by the builder's source and its texts), since building it is the slowest part of a run."""
-    from clonedesk.core.base_model import IDENTITY_FILE
-    from clonedesk.trainer.adapters import base_model
-    from clonedesk.trainer.adapters.base_model import build_base_model, render_conversation
-    from clonedesk.trainer.adapters.sgd import read_dialogues
-    from clonedesk.trainer.domain.holdout import may_be_pretrained_on
-
-    texts = []
-    for business in ("Banks_1", "RentalCars_1", "Hotels_1"):
-        for dialogue in read_dialogues(REPO / "data" / "sgd" / f"train_{business}.jsonl"):
-            if may_be_pretrained_on(dialogue["dialogue_id"]):  # never a holdout or live ticket
-                texts.append(render_conversation([("user" if t["speaker"] == "USER" else "assistant",
-                                                   t["utterance"]) for t in dialogue["turns"]]))
-    source = inspect.getsource(base_model).encode() + "\x00".join(texts).encode()
-    key = hashlib.sha256(source).hexdigest()[:16]
-    cache = getattr(request.config, "cache", None)
-    root = Path(cache.mkdir("clonedesk-demo-base-model")) if cache else tmp_path_factory.mktemp("base")
-    target = root / key
-    if not (target / IDENTITY_FILE).exists():
-        build_base_model(target, texts, seed=0, progress=False)
-    return target
 
 
 def demo_env(data_dir: Path, base_model: Path) -> dict[str, str]:

@@ -15,9 +15,24 @@ class AnalyticsClient:
         self.url = api_url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {api_key}"}
 
-    async def _get(self, path: str, params: dict) -> dict:
-        response = await self.client.get(f"{self.url}{path}", params=params, headers=self.headers,
-                                         timeout=30.0)
+    async def _get(self, path: str, params: dict, unavailable_for_s: float = 90.0) -> dict:
+        """GET, waiting out a 503 (metering restarting) or no answer (the API restarting) for a while, as
+        a client reads `Retry-After`."""
+        deadline = asyncio.get_running_loop().time() + unavailable_for_s
+        while True:
+            try:
+                response = await self.client.get(f"{self.url}{path}", params=params, headers=self.headers,
+                                                 timeout=30.0)
+            except httpx.TransportError as exc:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise DemoStepFailed(f"analytics API {path}: no answer ({type(exc).__name__})"
+                                         " (see logs/api.log)") from None
+                await asyncio.sleep(1.0)
+                continue
+            if response.status_code != 503 or asyncio.get_running_loop().time() > deadline:
+                break
+            retry_after = response.headers.get("retry-after", "")
+            await asyncio.sleep(min(float(retry_after) if retry_after.isdigit() else 1.0, 5.0))
         if response.status_code != 200:
             raise DemoStepFailed(f"analytics API {path}: HTTP {response.status_code}: {response.text[:200]}"
                                  " (see logs/api.log, logs/metering.log)")

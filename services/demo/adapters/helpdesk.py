@@ -19,13 +19,15 @@ class DemoStepFailed(RuntimeError):
 
 class WebhookSender:
     """POSTs webhooks to `/webhooks/zendesk/{tenant}`, signed with the tenant's secret the way Zendesk signs
-    (HMAC-SHA256 over timestamp + body). A 503 (broker busy) is retried, as Zendesk retries."""
+    (HMAC-SHA256 over timestamp + body). A 503 (broker busy) or no answer (a gateway restarting) is retried
+    with backoff, as Zendesk retries a failed delivery."""
 
-    def __init__(self, client: httpx.AsyncClient, gateway_url: str, attempts: int = 5):
+    def __init__(self, client: httpx.AsyncClient, gateway_url: str, attempts: int = 8):
         self.client = client
         self.gateway_url = gateway_url.rstrip("/")
         self.attempts = attempts
         self.sent = 0
+        self.acknowledged: list[str] = []  # the event id of every webhook the gateway answered 2xx
 
     async def send(self, tenant_id: str, secret: str, webhook: Webhook) -> None:
         body = json.dumps(webhook.payload).encode()
@@ -42,6 +44,7 @@ class WebhookSender:
             else:
                 if response.status_code in (200, 202):
                     self.sent += 1
+                    self.acknowledged.append(webhook.event_id)
                     return
                 problem = f"HTTP {response.status_code}: {response.text[:200]}"
                 if response.status_code != 503:
