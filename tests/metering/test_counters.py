@@ -269,3 +269,21 @@ def test_the_migration_backfills_the_counters_of_rows_stored_before_them(clickho
     assert old.migrate() == [8]
     assert old.open_repairs() == []
     assert_counters_agree_with_rows(old, "acme", terms)
+
+
+@pytest.mark.integration
+def test_a_lifecycle_settled_on_more_knowledge_stays_and_the_counters_follow_it(store):
+    terms = Terms(free_units=0)
+    at = datetime(2026, 10, 5, 9, tzinfo=UTC)
+    record_and_settle(store, [AiReply("r1", "acme", "t1", "resolve", at)], [], lambda _t: terms)
+    stored = store.lifecycle_of("acme", "r1")
+    # as a sink that had seen a later watermark wrote it (the newest knowledge wins in the table)
+    newer = Lifecycle("r1", "acme", "t1", at, State.ASSUMED, at + timedelta(hours=24),
+                      billed_at=at + timedelta(hours=24), version=stored.version * 2)
+    store.write_lifecycles([newer])
+    store.rebuild_counters()
+    record_and_settle(store, [], [Outcome("c1", "r0", "acme", "t0", OutcomeKind.CSAT, at, csat_score=2)],
+                      lambda _t: terms)
+    record_and_settle(store, [AiReply("r1", "acme", "t1", "resolve", at)], [], lambda _t: terms)  # a replay
+    assert store.lifecycle_of("acme", "r1") == newer
+    assert_counters_agree_with_rows(store, "acme", terms)
