@@ -161,7 +161,10 @@ def create_app(store: MeteringStore, data_dir: Path, *, admin_key: str | None = 
     current_admin_key = admin_key_source(data_dir, admin_key)
     # One thread for readiness queries: a hung ClickHouse queues them there instead of piling up threads.
     readiness = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metering-readyz")
-    app = FastAPI(title="CloneDesk analytics", version="1", lifespan=lifespan)
+    # Our `traced` middleware below is the one server span per request; FastAPI's own would be a second,
+    # plus one per operation (its request metrics stay).
+    app = FastAPI(title="CloneDesk analytics", version="1", lifespan=lifespan,
+                  telemetry={"tracing": False, "operation_spans": False})
     tracer = tracer or trace.get_tracer("clonedesk.metering.api")
 
     @app.middleware("http")
