@@ -14,6 +14,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from clonedesk.core.files import write_atomically
+
 TENANT_ID_PATTERN = re.compile(r"^[a-z0-9-]{1,40}$")
 
 
@@ -125,13 +127,7 @@ def _write_private(path: Path, payload: str, exclusive: bool) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         return
-    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_atomically(path, payload, mode=0o600)
 
 
 class TenantStore:

@@ -8,6 +8,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from clonedesk.core.files import write_atomically
 from clonedesk.core.settings import Settings
 
 
@@ -23,10 +24,7 @@ def read_state(settings: Settings) -> dict | None:
 
 
 def write_state(settings: Settings, state: dict) -> None:
-    path = state_file(settings)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2))
-    os.replace(tmp, path)
+    write_atomically(state_file(settings), json.dumps(state, indent=2))
 
 
 def pid_alive(pid: int | None) -> bool:

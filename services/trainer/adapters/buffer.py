@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
 
+from clonedesk.core.files import write_atomically
 from clonedesk.trainer.domain.holdout import DEFAULT_HOLDOUT_FRACTION, is_holdout
 from clonedesk.v1 import training_pb2
 
@@ -171,10 +172,4 @@ class ProgressStore:
             return TrainerProgressRecord()
 
     def save(self, tenant_id: str, record: TrainerProgressRecord) -> None:
-        target = self.dir / f"{tenant_id}.json"
-        tmp = target.with_suffix(f".tmp{os.getpid()}")
-        with open(tmp, "w") as handle:
-            json.dump(asdict(record), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        write_atomically(self.dir / f"{tenant_id}.json", json.dumps(asdict(record)))

@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 from clonedesk.core.adapters import current_version, set_current_version, tenant_adapters_dir, version_dir
+from clonedesk.core.files import write_atomically
 
 PROMOTED = "promoted"
 REJECTED = "rejected"
@@ -43,12 +44,7 @@ def _fsync_path(path: Path) -> None:
 
 
 def _write_json_atomically(path: Path, value: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    with open(tmp, "w") as handle:
-        json.dump(value, handle, indent=2, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(value, indent=2, sort_keys=True))
 
 
 class AdapterRegistry:
