@@ -97,6 +97,15 @@ COUNTERS_FROM_ROWS = f"""
 """
 
 
+def _id_chunks(wanted: dict[str, set[str]], size: int = 5000):
+    """(tenants, a chunk of resolution ids) to read the wanted resolutions in: IN lists small enough for
+    ClickHouse's query size limit."""
+    tenants = sorted(wanted)
+    ids = sorted(set().union(*wanted.values())) if wanted else []
+    for start in range(0, len(ids), size):
+        yield tenants, ids[start:start + size]
+
+
 class StoreUnavailable(RuntimeError):
     """ClickHouse could not be opened (a server that does not answer, a chDB path another process holds)."""
 
@@ -268,10 +277,7 @@ class MeteringStore:
         """Every stored event of the wanted resolutions, by (tenant, resolution id); duplicates collapse."""
         replies: dict[tuple[str, str], AiReply] = {}
         outcomes: dict[tuple[str, str], dict[str, Outcome]] = defaultdict(dict)
-        tenants = sorted(wanted)
-        ids = sorted(set().union(*wanted.values())) if wanted else []
-        for start in range(0, len(ids), 5000):
-            chunk = ids[start:start + 5000]
+        for tenants, chunk in _id_chunks(wanted):
             for row in self._query(
                     f"SELECT {', '.join(REPLY_COLUMNS)} FROM {{db}}.resolution_events"
                     " WHERE tenant_id IN %(ts)s AND resolution_id IN %(ids)s", ts=tenants, ids=chunk):
@@ -296,12 +302,10 @@ class MeteringStore:
     def stored_lifecycles(self, wanted: dict[str, set[str]]) -> dict[tuple[str, str], Lifecycle]:
         """The lifecycles as stored now, by (tenant, resolution id), of the wanted resolutions."""
         found: dict[tuple[str, str], Lifecycle] = {}
-        tenants = sorted(wanted)
-        ids = sorted(set().union(*wanted.values())) if wanted else []
-        for start in range(0, len(ids), 5000):
+        for tenants, chunk in _id_chunks(wanted):
             for row in self._query(
                     f"SELECT {', '.join(LIFECYCLE_COLUMNS)} FROM {{db}}.resolution_lifecycles FINAL"
-                    " WHERE tenant_id IN %(ts)s AND resolution_id IN %(ids)s", ts=tenants, ids=ids[start:start + 5000]):
+                    " WHERE tenant_id IN %(ts)s AND resolution_id IN %(ids)s", ts=tenants, ids=chunk):
                 if row[1] in wanted.get(row[0], ()):
                     found[(row[0], row[1])] = _lifecycle(row)
         return found
@@ -320,7 +324,7 @@ class MeteringStore:
             previous, self._open_batch = self._open_batch, (batch_id, [row[0] for row in rows])
             if previous is not None:
                 rows += [[tenant, previous[0], 1] for tenant in previous[1]]
-            self.client.insert(f"{self.db}.counter_repairs", rows, column_names=["tenant_id", "batch_id", "closed"])
+            self._write_markers(rows)
         return batch_id
 
     def end_batches(self) -> None:
@@ -328,7 +332,7 @@ class MeteringStore:
         with self._lock:
             previous, self._open_batch = self._open_batch, None
             if previous is not None:
-                self._mark_repair(previous[1], previous[0], closed=1)
+                self._write_markers([[tenant, previous[0], 1] for tenant in previous[1]])
 
     def write_settled(self, lifecycles: Sequence[Lifecycle], counts: dict[str, Counts]) -> None:
         """Write a batch's settled lifecycles and, per tenant, what they changed in the counters."""
@@ -339,9 +343,9 @@ class MeteringStore:
             if rows:
                 self.client.insert(f"{self.db}.usage_counters", rows, column_names=COUNTER_COLUMNS)
 
-    def _mark_repair(self, tenants: Sequence[str], batch_id: str, closed: int) -> None:
-        self.client.insert(f"{self.db}.counter_repairs", [[t, batch_id, closed] for t in tenants],
-                           column_names=["tenant_id", "batch_id", "closed"])
+    def _write_markers(self, rows: list[list]) -> None:
+        """Repair markers as (tenant or '*', batch id, closed)."""
+        self.client.insert(f"{self.db}.counter_repairs", rows, column_names=["tenant_id", "batch_id", "closed"])
 
     def open_repairs(self) -> list[tuple[str, str]]:
         """(tenant or '*', batch id) of every repair marker left open."""
@@ -366,21 +370,17 @@ class MeteringStore:
                 return []
             tenants = sorted({t for t, _ in markers})
             where = "1" if "*" in tenants else "tenant_id IN %(ts)s"
-            moved = self.client.query(
-                f"SELECT count() FROM ({self._counter_difference(where)})".replace("{db}", self.db),
-                parameters={"ts": tenants}).result_rows[0][0]
             self.client.command(
                 f"INSERT INTO {self.db}.usage_counters ({', '.join(COUNTER_COLUMNS)}) "
                 + self._counter_difference(where).replace("{db}", self.db), parameters={"ts": tenants})
-            self.client.insert(f"{self.db}.counter_repairs", [[t, b, 1] for t, b in markers],
-                               column_names=["tenant_id", "batch_id", "closed"])
-            log.info("usage counters repaired from the raw rows", extra={"tenants": tenants, "keys": int(moved)})
+            self._write_markers([[t, b, 1] for t, b in markers])
+            log.info("usage counters repaired from the raw rows", extra={"tenants": tenants, "markers": len(markers)})
             return ["*"] if "*" in tenants else tenants
 
     def rebuild_counters(self) -> None:
         """Recount every tenant's counters from the raw rows (after rows were written around the sink)."""
         with self._lock:
-            self._mark_repair(["*"], "rebuild-" + uuid.uuid4().hex, closed=0)
+            self._write_markers([["*", "rebuild-" + uuid.uuid4().hex, 0]])
             self._backfilled = False
             self.repair_counters()
 
@@ -397,6 +397,16 @@ class MeteringStore:
             f" USING ({_COUNTER_KEY})"
             " WHERE raw.n != kept.n OR raw.total != kept.total OR raw.total2 != kept.total2"
             " SETTINGS join_use_nulls = 0")
+
+    def _counter_sums(self, tenant_id: str, kind: str, start: datetime, end: datetime, keys: str,
+                      names: str) -> list[tuple]:
+        """(keys..., n, total, total2) of one kind of counter over [start, end), grouped by `names`,
+        what summed to nothing left out."""
+        return self._query(
+            f"SELECT {keys}, sum(n) AS n, sum(total), sum(total2) FROM {{db}}.usage_counters"
+            f" WHERE tenant_id = %(t)s AND kind = %(kind)s AND period >= {_ts('start')} AND period < {_ts('end')}"
+            f" GROUP BY {names} HAVING n != 0 ORDER BY {names}",
+            t=tenant_id, kind=kind, start=millis(start), end=millis(end))
 
     def counter_difference(self, tenant_id: str | None = None) -> list[tuple]:
         """The keys where the counters and the raw rows disagree (empty when they agree)."""
@@ -518,16 +528,11 @@ class MeteringStore:
         are backfilled."""
         if not self.counters_backfilled():
             return self.invoice_from_rows(tenant_id, month, terms)
-        counts = {State(label): int(n) for label, n in self._query(
-            "SELECT label, sum(n) AS n FROM {db}.usage_counters"
-            f" WHERE tenant_id = %(t)s AND kind = '{STATE}' AND period >= {_ts('start')} AND period < {_ts('end')}"
-            " GROUP BY label HAVING n != 0", t=tenant_id, start=millis(month.start), end=millis(month.end))}
+        counts = {State(label): int(n) for label, n, _, _ in self._counter_sums(
+            tenant_id, STATE, month.start, month.end, "label", "label")}
         lookback = Month.of(month.start - terms.reopen_window)
-        charges = {(utc(period), int(value)): int(n) for period, value, n in self._query(
-            "SELECT period, value, sum(n) AS n FROM {db}.usage_counters"
-            f" WHERE tenant_id = %(t)s AND kind = '{CHARGE}' AND period >= {_ts('start')} AND period < {_ts('end')}"
-            " GROUP BY period, value HAVING n != 0", t=tenant_id, start=millis(lookback.start),
-            end=millis(month.end))}
+        charges = {(utc(period), int(value)): int(n) for period, value, n, _, _ in self._counter_sums(
+            tenant_id, CHARGE, lookback.start, month.end, "period, value", "period, value")}
         settled = [Charge(utc(billed), utc(reopened)) for billed, reopened in self._query(
             "SELECT billed_at, reopened_at FROM {db}.resolution_lifecycles FINAL"
             " WHERE tenant_id = %(t)s AND resolution_id IN (SELECT resolution_id FROM {db}.disputes FINAL"
@@ -585,16 +590,10 @@ class MeteringStore:
         whole_hours = all(moment == moment.replace(minute=0, second=0, microsecond=0) for moment in (start, end))
         if not whole_hours or not self.counters_backfilled():
             return self.usage_from_rows(tenant_id, start, end, granularity)
-        bucket = BUCKETS[granularity]
-        params = dict(t=tenant_id, start=millis(start), end=millis(end))
-
-        period = f"{_period(bucket, 'period')} AS p"
+        period = f"{_period(BUCKETS[granularity], 'period')} AS p"
 
         def summed(kind: str, keys: str, names: str) -> list[tuple]:
-            return self._query(
-                f"SELECT {keys}, sum(n) AS n, sum(total), sum(total2) FROM {{db}}.usage_counters"
-                f" WHERE tenant_id = %(t)s AND kind = '{kind}' AND period >= {_ts('start')} AND period < {_ts('end')}"
-                f" GROUP BY {names} HAVING n != 0 ORDER BY {names}", **params)
+            return self._counter_sums(tenant_id, kind, start, end, keys, names)
 
         by_period: dict[str, dict[str, int]] = defaultdict(lambda: {s.value: 0 for s in STATES})
         for moment, label, n, _, _ in summed(STATE, f"{period}, label", "p, label"):

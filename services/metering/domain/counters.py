@@ -88,11 +88,7 @@ def csat_counts(outcomes: Iterable[Outcome]) -> Counts:
 
 def resolution_counts(life: Lifecycle | None, reply: AiReply | None, outcomes: Iterable[Outcome]) -> Counts:
     """Everything one resolution adds to the counters."""
-    counts = lifecycle_counts(life)
-    for part in (reply_counts(reply), csat_counts(outcomes)):
-        for key, (n, total, total2) in part.items():
-            _add(counts, key, n, total, total2)
-    return counts
+    return merge((lifecycle_counts(life), reply_counts(reply), csat_counts(outcomes)))
 
 
 def change(before: Mapping[CounterKey, tuple[int, int, int]],
