@@ -67,7 +67,7 @@ def record_and_settle(store: MeteringStore, replies: Sequence[AiReply], outcomes
     new_replies, new_outcomes = _with_batch(known_replies, known_outcomes, replies, outcomes)
     settled: list[Lifecycle] = []
     changed: list[Lifecycle] = []
-    counts: dict[str, list] = defaultdict(list)
+    counts: dict[str, dict] = defaultdict(dict)  # per tenant: what the batch moves in its counters
     for tenant_id in sorted(wanted):
         terms = terms_for(tenant_id)
         for resolution_id in sorted(wanted[tenant_id]):
@@ -86,9 +86,9 @@ def record_and_settle(store: MeteringStore, replies: Sequence[AiReply], outcomes
                     changed.append(life)
             if life == kept and before[0] == after[0] and len(before[1]) == len(after[1]):
                 continue  # nothing new about it (a replay): it adds what it added
-            counts[tenant_id].append(counters.change(counters.resolution_counts(kept, *before),
-                                                     counters.resolution_counts(life, *after)))
-    store.write_settled(changed, {tenant: counters.merge(parts) for tenant, parts in counts.items()})
+            counters.count_resolution(counts[tenant_id], kept, *before, sign=-1)
+            counters.count_resolution(counts[tenant_id], life, *after)
+    store.write_settled(changed, {tenant: counters.moved(moves) for tenant, moves in counts.items()})
     return settled
 
 

@@ -197,6 +197,13 @@ class MeteringStore:
         with self._lock:
             return self.client.query(sql.replace("{db}", self.db), parameters=parameters).result_rows
 
+    def _insert(self, table: str, rows: Sequence[Sequence], column_names: Sequence[str]) -> None:
+        """Insert rows column by column: clickhouse-connect then skips its own per-row transposition
+        (about a third of a bulk insert's client time)."""
+        with self._lock:
+            self.client.insert(f"{self.db}.{table}", list(zip(*rows)), column_names=list(column_names),
+                               column_oriented=True)
+
     def close(self) -> None:
         with self._lock:
             self.client.close()
@@ -220,17 +227,14 @@ class MeteringStore:
                  r.latency_ms, r.category, r.confidence, r.action_name, r.action_status, r.action_latency_ms,
                  r.conversation, r.reply, r.action, r.action_answer, r.escalation_reason]
                 for r in replies]
-        with self._lock:
-            self.client.insert(f"{self.db}.resolution_events", rows,
-                               column_names=REPLY_COLUMNS + EVIDENCE_COLUMNS)
+        self._insert("resolution_events", rows, REPLY_COLUMNS + EVIDENCE_COLUMNS)
 
     def insert_outcomes(self, outcomes: Sequence[Outcome]) -> None:
         if not outcomes:
             return
         rows = [[o.event_id, o.resolution_id, o.tenant_id, o.ticket_id, o.kind.value, o.csat_score,
                  o.occurred_at, o.category] for o in outcomes]
-        with self._lock:
-            self.client.insert(f"{self.db}.outcome_events", rows, column_names=OUTCOME_COLUMNS)
+        self._insert("outcome_events", rows, OUTCOME_COLUMNS)
 
     def write_lifecycles(self, lifecycles: Sequence[Lifecycle]) -> None:
         if not lifecycles:
@@ -239,8 +243,7 @@ class MeteringStore:
                  x.billed_at, x.reopened_at, x.decided_by, x.csat_score, x.category, x.latency_ms, x.decision,
                  x.version, x.assumable_at]
                 for x in lifecycles]
-        with self._lock:
-            self.client.insert(f"{self.db}.resolution_lifecycles", rows, column_names=LIFECYCLE_COLUMNS)
+        self._insert("resolution_lifecycles", rows, LIFECYCLE_COLUMNS)
 
     # -- what settling needs ---------------------------------------------------------------------------
 
@@ -341,7 +344,7 @@ class MeteringStore:
         with self._lock:
             self.write_lifecycles(lifecycles)
             if rows:
-                self.client.insert(f"{self.db}.usage_counters", rows, column_names=COUNTER_COLUMNS)
+                self._insert("usage_counters", rows, COUNTER_COLUMNS)
 
     def _write_markers(self, rows: list[list]) -> None:
         """Repair markers as (tenant or '*', batch id, closed)."""

@@ -52,43 +52,60 @@ def month_number(moment: datetime | None) -> int:
 
 
 def _add(counts: dict, key: CounterKey, n: int, total: int = 0, total2: int = 0) -> None:
-    was = counts.get(key, (0, 0, 0))
-    counts[key] = (was[0] + n, was[1] + total, was[2] + total2)
+    was = counts.get(key)
+    counts[key] = (n, total, total2) if was is None else (was[0] + n, was[1] + total, was[2] + total2)
+
+
+def count_lifecycle(counts: dict, life: Lifecycle | None, sign: int = 1) -> None:
+    """Add what a lifecycle contributes to `counts`, `sign` times (-1 takes it out again)."""
+    if life is None:
+        return
+    created = hour_of(life.created_at)
+    rated = life.csat_score > 0
+    _add(counts, CounterKey(STATE, created, life.state.value, life.category), sign,
+         sign * life.csat_score if rated else 0, sign if rated else 0)
+    _add(counts, CounterKey(LATENCY, created, value=life.latency_ms), sign)
+    if life.billed_at is not None:
+        _add(counts, CounterKey(CHARGE, hour_of(life.billed_at), value=month_number(life.reopened_at)), sign)
+
+
+def count_reply(counts: dict, reply: AiReply | None, sign: int = 1) -> None:
+    if reply is not None and reply.action_status:
+        _add(counts, CounterKey(ACTION, hour_of(reply.created_at), reply.action_status), sign,
+             sign * reply.action_latency_ms)
+
+
+def count_csat(counts: dict, outcomes: Iterable[Outcome], sign: int = 1) -> None:
+    for outcome in {o.event_id: o for o in outcomes}.values():  # an event counts once
+        if outcome.kind is OutcomeKind.CSAT:
+            _add(counts, CounterKey(CSAT, hour_of(outcome.occurred_at), value=outcome.csat_score), sign)
+
+
+def count_resolution(counts: dict, life: Lifecycle | None, reply: AiReply | None, outcomes: Iterable[Outcome],
+                     sign: int = 1) -> None:
+    """Add everything one resolution contributes to `counts`, `sign` times. A batch adds each settled
+    resolution's counts now and takes out what it counted before: the sum is what the batch moved."""
+    count_lifecycle(counts, life, sign)
+    count_reply(counts, reply, sign)
+    count_csat(counts, outcomes, sign)
 
 
 def lifecycle_counts(life: Lifecycle | None) -> Counts:
     counts: Counts = {}
-    if life is None:
-        return counts
-    created = hour_of(life.created_at)
-    rated = life.csat_score > 0
-    _add(counts, CounterKey(STATE, created, life.state.value, life.category), 1,
-         life.csat_score if rated else 0, 1 if rated else 0)
-    _add(counts, CounterKey(LATENCY, created, value=life.latency_ms), 1)
-    if life.billed_at is not None:
-        _add(counts, CounterKey(CHARGE, hour_of(life.billed_at), value=month_number(life.reopened_at)), 1)
-    return counts
-
-
-def reply_counts(reply: AiReply | None) -> Counts:
-    counts: Counts = {}
-    if reply is not None and reply.action_status:
-        _add(counts, CounterKey(ACTION, hour_of(reply.created_at), reply.action_status), 1,
-             reply.action_latency_ms)
-    return counts
-
-
-def csat_counts(outcomes: Iterable[Outcome]) -> Counts:
-    counts: Counts = {}
-    for outcome in {o.event_id: o for o in outcomes}.values():  # an event counts once
-        if outcome.kind is OutcomeKind.CSAT:
-            _add(counts, CounterKey(CSAT, hour_of(outcome.occurred_at), value=outcome.csat_score), 1)
+    count_lifecycle(counts, life)
     return counts
 
 
 def resolution_counts(life: Lifecycle | None, reply: AiReply | None, outcomes: Iterable[Outcome]) -> Counts:
     """Everything one resolution adds to the counters."""
-    return merge((lifecycle_counts(life), reply_counts(reply), csat_counts(outcomes)))
+    counts: Counts = {}
+    count_resolution(counts, life, reply, outcomes)
+    return counts
+
+
+def moved(counts: Mapping[CounterKey, tuple[int, int, int]]) -> Counts:
+    """The counts that do not sum to nothing: what to write."""
+    return {key: value for key, value in counts.items() if value != (0, 0, 0)}
 
 
 def change(before: Mapping[CounterKey, tuple[int, int, int]],
