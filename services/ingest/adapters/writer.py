@@ -53,7 +53,9 @@ class EventWriter:
                                            key=message_key(event.tenant_id, event.ticket_id),
                                            headers=inject_headers())
                        for event in events]
-            await asyncio.wait_for(asyncio.gather(*futures), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):  # no task per write, unlike wait_for(gather(...))
+                for future in futures:
+                    await future
         except (KafkaError, OSError, asyncio.TimeoutError) as exc:
             log.warning("write to the broker failed", extra={"error": type(exc).__name__})
             raise BrokerUnavailable(f"the broker did not acknowledge the write ({type(exc).__name__})") from None

@@ -101,15 +101,17 @@ MAX_JSON_DEPTH = 32
 def payload_problem(payload) -> str:
     """Why a parsed JSON body cannot be a webhook at all ("" when it may be one): nested deeper than
     MAX_JSON_DEPTH, or a number that is not finite (Python's JSON reads NaN and Infinity)."""
-    stack = [(payload, 1)]
+    # Only containers go on the stack: a webhook is mostly strings, and each is looked at once, here.
+    stack = [(payload, 1)] if isinstance(payload, (dict, list)) else []
+    if isinstance(payload, float) and not math.isfinite(payload):
+        return "a number that is not finite"
     while stack:
         value, depth = stack.pop()
-        if isinstance(value, (dict, list)) and depth > MAX_JSON_DEPTH:
+        if depth > MAX_JSON_DEPTH:
             return f"nested deeper than {MAX_JSON_DEPTH} levels"
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)
-        elif isinstance(value, float) and not math.isfinite(value):
-            return "a number that is not finite"
+        for item in value.values() if isinstance(value, dict) else value:
+            if isinstance(item, (dict, list)):
+                stack.append((item, depth + 1))
+            elif isinstance(item, float) and not math.isfinite(item):
+                return "a number that is not finite"
     return ""
