@@ -5,7 +5,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from clonedesk.core.settings import Settings
-from clonedesk.core.telemetry import extract_context, inject_headers, read_span_file, setup_telemetry
+from clonedesk.core.telemetry import TallyCounter, extract_context, inject_headers, read_span_file, setup_telemetry
 
 
 def test_trace_context_crosses_kafka_headers(tmp_path):
@@ -47,3 +47,35 @@ def test_default_exporters_write_json_lines_into_the_data_dir(tmp_path):
     assert [s["name"] for s in spans] == ["work"] and spans[0]["attributes"]["tenant_id"] == "acme"
     metric_lines = (tmp_path / "telemetry" / "filetest.metrics.jsonl").read_text().splitlines()
     assert any("things" in json.dumps(json.loads(line)) for line in metric_lines)
+
+
+def test_tally_counter_reports_running_totals_per_attribute_set(tmp_path):
+    reader = InMemoryMetricReader()
+    telemetry = setup_telemetry("tally", Settings(data_dir=tmp_path), metric_readers=[reader], set_global=False)
+    webhooks = TallyCounter(telemetry.meter, "webhooks")
+    for result in ("accepted", "accepted", "401"):
+        webhooks.add(1, {"vendor": "zendesk", "result": result})
+
+    def totals():
+        points = [point for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics
+                  for metric in sm.metrics if metric.name == "webhooks" for point in metric.data.data_points]
+        return {point.attributes["result"]: point.value for point in points}
+
+    assert totals() == {"accepted": 2, "401": 1}
+    webhooks.add(3, {"vendor": "zendesk", "result": "401"})
+    assert totals() == {"accepted": 2, "401": 4}  # cumulative, like a synchronous counter's sum
+    telemetry.shutdown()
+
+
+def test_span_lines_keep_parent_links_and_events(tmp_path):
+    telemetry = setup_telemetry("lines", Settings(data_dir=tmp_path), set_global=False)
+    with telemetry.tracer.start_as_current_span("outer"):
+        with telemetry.tracer.start_as_current_span("inner") as inner:
+            inner.add_event("retried", {"attempt": 2})
+    telemetry.shutdown()
+    spans = {s["name"]: s for s in read_span_file(tmp_path / "telemetry" / "lines.spans.jsonl")}
+    assert spans["inner"]["parent_id"] == spans["outer"]["context"]["span_id"]
+    assert spans["inner"]["context"]["trace_id"] == spans["outer"]["context"]["trace_id"]
+    assert spans["outer"]["parent_id"] is None and spans["inner"]["service"] == "clonedesk-lines"
+    assert spans["inner"]["events"][0]["attributes"] == {"attempt": 2}
+    assert spans["inner"]["end_time_unix_nano"] >= spans["inner"]["start_time_unix_nano"]
