@@ -18,7 +18,7 @@ import uvicorn  # noqa: E402
 from fastapi import FastAPI, Request  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402
 
-from clonedesk.core import topics  # noqa: E402
+from clonedesk.core.domain import topics  # noqa: E402
 from clonedesk.core.kafka import make_producer  # noqa: E402
 
 

@@ -31,11 +31,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from clonedesk.core import topics  # noqa: E402
+from clonedesk.core.domain import topics  # noqa: E402
 from clonedesk.core.kafka import ensure_topics, make_producer, wait_for_broker  # noqa: E402
 from clonedesk.core.settings import Settings  # noqa: E402
 from clonedesk.core.tenants import TenantStore  # noqa: E402
-from clonedesk.core.topics import all_topic_specs  # noqa: E402
+from clonedesk.core.domain.topics import all_topic_specs  # noqa: E402
 from clonedesk.stack.infra import tansu_binary  # noqa: E402
 from tests.ingest import payloads  # noqa: E402
 from tests.ingest.harness import sign_zendesk, start_service, stop_service, wait_for_http  # noqa: E402

@@ -28,7 +28,7 @@ from rich.table import Table
 from tqdm import tqdm
 
 from clonedesk.core.kafka import ensure_topics, make_consumer, wait_for_broker
-from clonedesk.core.topics import RESOLUTION_OUTCOMES, RESOLUTIONS, all_topic_specs
+from clonedesk.core.domain.topics import RESOLUTION_OUTCOMES, RESOLUTIONS, all_topic_specs
 from clonedesk.metering.adapters.codec import outcome_from_record, reply_from_record
 from clonedesk.metering.adapters.store import MeteringStore
 from clonedesk.metering.config import MeteringSettings

@@ -41,12 +41,13 @@ from pathlib import Path
 
 from clonedesk.core.adapters import adapter_calibration, trained_action_names, trained_context_turns
 from clonedesk.core.base_model import ensure_base_model
-from clonedesk.core.confidence import Calibration, choose_threshold
+from clonedesk.core.domain.confidence import Calibration, choose_threshold
 from clonedesk.core.settings import Settings
 from clonedesk.trainer.adapters.buffer import ProgressStore, SampleBuffer
 from clonedesk.trainer.adapters.evaluation import calibrated, score_model, score_retrieval
 from clonedesk.trainer.adapters.registry import AdapterRegistry
-from clonedesk.trainer.adapters.sgd import dialogue_samples, find_sgd_dir, read_dialogues
+from clonedesk.ingest.domain.sgd import dialogue_samples
+from clonedesk.core.sgd import find_sgd_dir, read_dialogues
 from clonedesk.trainer.config import TrainerSettings
 from clonedesk.trainer.domain.metrics import chrf, decision_correct
 from clonedesk.trainer.domain.preview import preview_report
@@ -148,7 +149,7 @@ def confusion(turns) -> dict[str, int]:
     """`TRUE->PREDICTED` counts of the decisions (`ACTION:name` where the call's name was wrong)."""
     from collections import Counter
 
-    from clonedesk.core.conversation_format import DECISION_NAMES
+    from clonedesk.core.domain.conversation_format import DECISION_NAMES
     from clonedesk.trainer.domain.metrics import action_name
 
     counts: Counter = Counter()

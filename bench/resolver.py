@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
-from clonedesk.core.conversation_format import chat_messages  # noqa: E402
+from clonedesk.core.domain.conversation_format import chat_messages  # noqa: E402
 from clonedesk.resolver.engines.base import Generation, GenerationRequest  # noqa: E402
 from clonedesk.resolver.engines.batching import MicroBatcher  # noqa: E402
 from clonedesk.resolver.engines.hf import HFEngine  # noqa: E402

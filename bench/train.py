@@ -45,14 +45,15 @@ from rich.table import Table
 from clonedesk.core.base_model import TINY, ensure_base_model
 from clonedesk.core.kafka import decode, encode, ensure_topics, make_consumer, make_producer, wait_for_broker
 from clonedesk.core.settings import Settings
-from clonedesk.core.topics import ADAPTERS_PUBLISHED, TRAINING_SAMPLES, all_topic_specs, message_key
+from clonedesk.core.domain.topics import ADAPTERS_PUBLISHED, TRAINING_SAMPLES, all_topic_specs, message_key
 from clonedesk.stack.infra import tansu_binary
 from clonedesk.trainer.adapters.lora import LoraTrainingConfig, load_base, lora_layers, set_threads
-from clonedesk.trainer.adapters.sgd import find_sgd_dir, tenant_samples
+from clonedesk.core.sgd import find_sgd_dir
+from clonedesk.ingest.adapters.sgd_history import tenant_samples
 from clonedesk.trainer.adapters.training_batches import IGNORE, collate, encode_sample, make_batches
 from clonedesk.trainer.adapters.training_loop import train_on_batches
 from clonedesk.trainer.config import TrainerSettings
-from clonedesk.trainer.domain.holdout import is_holdout
+from clonedesk.core.domain.holdout import is_holdout
 from clonedesk.trainer.entrypoints.worker import TrainerWorker
 from clonedesk.v1 import adapters_pb2
 

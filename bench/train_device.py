@@ -26,11 +26,12 @@ import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from clonedesk.trainer.adapters.base_model import build_base_model, default_texts  # noqa: E402
+from clonedesk.core.tiny_model import build_base_model, default_texts  # noqa: E402
 from clonedesk.trainer.adapters.evaluation import evaluation_sample, score_model  # noqa: E402
 from clonedesk.trainer.adapters.lora import LoraTrainingConfig, train_adapter  # noqa: E402
-from clonedesk.trainer.adapters.sgd import find_sgd_dir, tenant_samples  # noqa: E402
-from clonedesk.trainer.domain.holdout import is_holdout  # noqa: E402
+from clonedesk.core.sgd import find_sgd_dir  # noqa: E402
+from clonedesk.ingest.adapters.sgd_history import tenant_samples  # noqa: E402
+from clonedesk.core.domain.holdout import is_holdout  # noqa: E402
 from clonedesk.trainer.domain.metrics import compute_metrics  # noqa: E402
 
 console = Console(width=140)

@@ -13,50 +13,11 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
 
 import click
-from pydantic import ValidationError
-
 from clonedesk.core.adapters import adapter_name, current_version, tenant_adapters_dir
-from clonedesk.core.kafka import BrokerUnavailable
-from clonedesk.core.progress import quiet_library_bars
+from clonedesk.core.command_line import CloneDeskGroup, OperatorError, settings_from
 from clonedesk.core.settings import Settings
-from clonedesk.core.tenants import (InvalidTenantId, TenantExists, TenantStore, UnknownTenant, new_actions_secret,
+from clonedesk.core.tenants import (TenantStore, new_actions_secret,
                                     validate_tenant_id)
-
-
-class OperatorError(click.ClickException):
-    """An error worded for the operator: printed as one line, exit code 1, no traceback."""
-
-
-# Errors that are the operator's to fix: each becomes one clear line instead of a traceback.
-_ONE_LINE_ERRORS: tuple[type[BaseException], ...] = (
-    InvalidTenantId, TenantExists, UnknownTenant, BrokerUnavailable, FileNotFoundError, PermissionError,
-)
-
-
-def one_line_errors(*types: type[BaseException]) -> None:
-    """Let a package declare more exception types that should print as one line."""
-    global _ONE_LINE_ERRORS
-    _ONE_LINE_ERRORS = tuple(dict.fromkeys(_ONE_LINE_ERRORS + types))
-
-
-class CloneDeskGroup(click.Group):
-    def invoke(self, ctx: click.Context):
-        quiet_library_bars()  # in a log, library bars are only carriage-return frames
-        try:
-            return super().invoke(ctx)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ()))
-            raise OperatorError(f"bad setting CLONEDESK_{where.upper()}: {first.get('msg')}") from None
-        except _ONE_LINE_ERRORS as exc:
-            raise OperatorError(str(exc)) from None
-
-
-def settings_from(ctx: click.Context) -> Settings:
-    obj = ctx.ensure_object(dict)
-    if "settings" not in obj:
-        obj["settings"] = Settings()
-    return obj["settings"]
 
 
 @click.group(cls=CloneDeskGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -81,7 +42,7 @@ def _tenant_view(settings: Settings, record, secrets: bool) -> dict:
     view["adapter_version"] = adapter_name(record.id, version) if version is not None else None
     # What the resolver holds answers against now: the override, or the current adapter's holdout choice.
     from clonedesk.core.adapters import adapter_calibration, version_dir
-    from clonedesk.core.confidence import choose_threshold
+    from clonedesk.core.domain.confidence import choose_threshold
 
     record_of_adapter = (adapter_calibration(version_dir(settings.resolved_data_dir, record.id, version))
                          if version is not None else None)

@@ -15,7 +15,7 @@ import pytest
 
 from clonedesk.core.kafka import ensure_topics, wait_for_broker
 from clonedesk.core.settings import Settings
-from clonedesk.core.topics import all_topic_specs
+from clonedesk.core.domain.topics import all_topic_specs
 from clonedesk.stack.infra import tansu_binary
 
 REPO = Path(__file__).resolve().parents[1]

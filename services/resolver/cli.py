@@ -16,7 +16,7 @@ def register(main: click.Group) -> None:
 
 
 def _settings(ctx: click.Context) -> Settings:
-    from clonedesk.cli import settings_from
+    from clonedesk.core.command_line import settings_from
 
     return settings_from(ctx)
 
@@ -55,7 +55,7 @@ def resolver(ctx: click.Context) -> None:
         from clonedesk.resolver.engines.vllm import vllm_available
 
         if not vllm_available():
-            from clonedesk.cli import OperatorError
+            from clonedesk.core.command_line import OperatorError
 
             raise OperatorError(
                 "CLONEDESK_ENGINE=vllm but vLLM is not installed in this environment "

@@ -9,12 +9,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from clonedesk.core.conversation_format import (DEFAULT_CONTEXT_TURNS, after_action_messages, chat_messages,
+from clonedesk.core.domain.conversation_format import (DEFAULT_CONTEXT_TURNS, after_action_messages, chat_messages,
                                                 reply_after_action,
                                                 system_prompt)
 from clonedesk.core.tenants import TenantStore, UnknownTenant
 from clonedesk.resolver.adapter_cache import AdapterCache, NoLiveAdapter
-from clonedesk.core.confidence import choose_threshold
+from clonedesk.core.domain.confidence import choose_threshold
 from clonedesk.resolver.back_office import BackOffice
 from clonedesk.resolver.domain.actions import Refusal, Status, allowed_names, plan_call
 from clonedesk.resolver.domain.decisions import Decided, answer_confidence, decide, escalate

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from clonedesk.core.conversation_format import DEFAULT_CONTEXT_TURNS
+from clonedesk.core.domain.conversation_format import DEFAULT_CONTEXT_TURNS
 
 
 class ResolverSettings(BaseSettings):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from clonedesk.core.settings import Settings
 from clonedesk.resolver.settings import ResolverSettings
-from clonedesk.stack.component import Component, clonedesk_command
+from clonedesk.core.components import Component, clonedesk_command
 
 REPO = Path(__file__).resolve().parents[2]
 

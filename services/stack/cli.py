@@ -12,14 +12,14 @@ import time
 import click
 
 from clonedesk.core.settings import Settings
-from clonedesk.stack.component import clonedesk_command, discover_components
+from clonedesk.core.components import clonedesk_command, discover_components
 from clonedesk.stack.infra import MissingTool, infrastructure
 from clonedesk.stack.state import pid_alive, read_state, stack_status
 from clonedesk.stack.supervisor import StackError, Supervisor
 
 
 def register(main: click.Group) -> None:
-    from clonedesk.cli import one_line_errors
+    from clonedesk.core.command_line import one_line_errors
 
     one_line_errors(StackError, MissingTool)
     for command in (up, down, status, demo, topics):
@@ -27,7 +27,7 @@ def register(main: click.Group) -> None:
 
 
 def _settings(ctx: click.Context) -> Settings:
-    from clonedesk.cli import settings_from
+    from clonedesk.core.command_line import settings_from
 
     return settings_from(ctx)
 
@@ -150,7 +150,7 @@ def topics(ctx: click.Context) -> None:
     import asyncio
 
     from clonedesk.core.kafka import ensure_topics, wait_for_broker
-    from clonedesk.core.topics import all_topic_specs
+    from clonedesk.core.domain.topics import all_topic_specs
 
     settings = _settings(ctx)
     asyncio.run(wait_for_broker(settings.bootstrap, timeout=30))

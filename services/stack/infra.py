@@ -12,7 +12,7 @@ from pathlib import Path
 
 from clonedesk.core.kafka import BrokerUnavailable, wait_for_broker
 from clonedesk.core.settings import Settings
-from clonedesk.stack.component import Component
+from clonedesk.core.components import Component
 
 S3_BUCKET = "tansu"
 S3_CREDENTIALS = {

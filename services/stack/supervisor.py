@@ -18,8 +18,8 @@ from typing import Callable, TextIO
 from clonedesk.core.broker_hold import hold, hold_marker, release
 from clonedesk.core.kafka import ensure_topics, wait_for_broker, warm_up_partitions
 from clonedesk.core.settings import Settings
-from clonedesk.core.topics import all_topic_specs
-from clonedesk.stack.component import Component, discover_components
+from clonedesk.core.domain.topics import all_topic_specs
+from clonedesk.core.components import Component, discover_components
 from clonedesk.stack.infra import infrastructure
 from clonedesk.stack.state import port_accepts, write_state
 

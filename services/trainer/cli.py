@@ -13,7 +13,7 @@ import click
 
 
 def register(main: click.Group) -> None:
-    from clonedesk.cli import one_line_errors
+    from clonedesk.core.command_line import one_line_errors
     from clonedesk.core.base_model import BaseModelMissing
     from clonedesk.trainer.domain.rollback import RollbackRefused
     from clonedesk.trainer.entrypoints.preview import PreviewUnavailable
@@ -30,7 +30,7 @@ def register(main: click.Group) -> None:
 @click.pass_context
 def trainer(ctx: click.Context, progress: bool) -> None:
     """Consume training.samples, train each tenant's adapter, publish promoted versions."""
-    from clonedesk.cli import settings_from
+    from clonedesk.core.command_line import settings_from
     from clonedesk.core.logs import configure_logging
     from clonedesk.trainer.entrypoints.worker import TrainerWorker
 
@@ -53,7 +53,7 @@ def trainer(ctx: click.Context, progress: bool) -> None:
 @click.pass_context
 def preview(ctx: click.Context, tenant_id: str, as_json: bool) -> None:
     """Score the current adapter on the tenant's holdout beside the base model and retrieval."""
-    from clonedesk.cli import settings_from
+    from clonedesk.core.command_line import settings_from
     from clonedesk.trainer.entrypoints.preview import make_preview, render_curve, render_table
 
     from transformers.utils import logging as hf_logging
@@ -80,7 +80,7 @@ def base_model() -> None:
 @click.pass_context
 def show(ctx: click.Context) -> None:
     """The base model the services use, and what it is (imported or built first if need be)."""
-    from clonedesk.cli import settings_from
+    from clonedesk.core.command_line import settings_from
     from clonedesk.core.base_model import describe_base_model, ensure_base_model
 
     name_or_dir = ensure_base_model(settings_from(ctx), progress=True)
@@ -113,7 +113,7 @@ def build(tiny: bool, out_dir: Path, seed: int, steps: int | None) -> None:
     """Build the tiny offline test model (2 layers, 128 wide) and its tokenizer in about half a
     minute, from the SGD dialogues outside every holdout: what CLONEDESK_BASE_MODEL=tiny builds into
     the data dir."""
-    from clonedesk.trainer.adapters.base_model import DEFAULT_STEPS, build_base_model
+    from clonedesk.core.tiny_model import DEFAULT_STEPS, build_base_model
 
     path = build_base_model(out_dir, seed=seed, steps=steps or DEFAULT_STEPS, progress=True)
     click.echo(f"base model built at {path}")
@@ -141,7 +141,7 @@ def _metas(registry, tenant_id: str) -> dict[int, dict]:
 @click.pass_context
 def list_adapters(ctx: click.Context, tenant_id: str, as_json: bool) -> None:
     """Every version of TENANT_ID's adapter: status, trigger, samples, holdout score; * marks current."""
-    from clonedesk.cli import settings_from
+    from clonedesk.core.command_line import settings_from
     from clonedesk.trainer.adapters.registry import AdapterRegistry
 
     registry = AdapterRegistry(settings_from(ctx).resolved_data_dir)
@@ -173,7 +173,7 @@ def rollback(ctx: click.Context, tenant_id: str, to_version: int | None) -> None
     adapters.published so that running resolvers swap to it at once.
 
     The trainer's next refresh continues from the version made current here."""
-    from clonedesk.cli import settings_from
+    from clonedesk.core.command_line import settings_from
     from clonedesk.core.adapters import adapter_name
     from clonedesk.core.kafka import make_producer
     from clonedesk.trainer.adapters.publication import announcement, send_announcement

@@ -7,9 +7,9 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from clonedesk.core.conversation_format import DEFAULT_CONTEXT_TURNS
+from clonedesk.core.domain.conversation_format import DEFAULT_CONTEXT_TURNS
 from clonedesk.trainer.adapters.lora import LoraTrainingConfig
-from clonedesk.trainer.domain.holdout import DEFAULT_HOLDOUT_FRACTION
+from clonedesk.core.domain.holdout import DEFAULT_HOLDOUT_FRACTION
 from clonedesk.trainer.domain.policy import BufferPolicy
 from clonedesk.trainer.domain.promotion import DEFAULT_MARGIN
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from clonedesk.core.settings import Settings
-from clonedesk.stack.component import Component, clonedesk_command
+from clonedesk.core.components import Component, clonedesk_command
 
 
 def components(settings: Settings) -> list[Component]:

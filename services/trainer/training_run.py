@@ -17,7 +17,7 @@ from clonedesk.core.base_model import (
     describe_base_model,
     same_base_model,
 )
-from clonedesk.core.confidence import Calibration, threshold_from_record
+from clonedesk.core.domain.confidence import Calibration, threshold_from_record
 from clonedesk.trainer.adapters.buffer import ProgressStore, SampleBuffer
 from clonedesk.trainer.adapters.evaluation import (
     HOLDOUT_SCORES_FILE,

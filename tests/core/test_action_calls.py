@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from clonedesk.core.action_calls import (ActionAnswer, ActionCall, MalformedCall, format_action_call,
+from clonedesk.core.domain.action_calls import (ActionAnswer, ActionCall, MalformedCall, format_action_call,
                                          parse_action_call, result_text)
-from clonedesk.core.conversation_format import (after_action_messages, format_target, has_action_result,
+from clonedesk.core.domain.conversation_format import (after_action_messages, format_target, has_action_result,
                                                 parse_target, prompt_targets)
 from clonedesk.v1 import common_pb2, training_pb2
 from hypothesis import given

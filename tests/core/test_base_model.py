@@ -22,7 +22,7 @@ from clonedesk.core.base_model import (
 from clonedesk.core.settings import Settings
 from clonedesk.resolver.engines.base import GenerationRequest
 from clonedesk.resolver.engines.hf import HFEngine
-from clonedesk.trainer.adapters.base_model import build_base_model, default_texts, render_conversation
+from clonedesk.core.tiny_model import build_base_model, default_texts, render_conversation
 from tests.resolver.conftest import engine_settings
 
 PROMPTS = [
@@ -186,7 +186,7 @@ def test_the_import_records_where_it_came_from(tiny_gguf, imported):
 
 
 def test_tiny_is_built_once_into_the_data_dir(tmp_path, monkeypatch):
-    import clonedesk.trainer.adapters.base_model as builder
+    import clonedesk.core.tiny_model as builder
 
     calls = []
 

@@ -1,11 +1,11 @@
-"""Calibration, its error, the answer curve and the threshold choice (core.confidence)."""
+"""Calibration, its error, the answer curve and the threshold choice (core.domain.confidence)."""
 
 import math
 import random
 
 import pytest
 
-from clonedesk.core.confidence import (FALLBACK_THRESHOLD, IDENTITY, Calibration, answer_curve, calibration_error,
+from clonedesk.core.domain.confidence import (FALLBACK_THRESHOLD, IDENTITY, Calibration, answer_curve, calibration_error,
                                        choose_threshold, fit_calibration, threshold_for_accuracy,
                                        threshold_from_record, wilson_lower_bound)
 

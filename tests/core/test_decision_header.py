@@ -1,9 +1,9 @@
-"""The constrained decision header (core.decision_header), on a real tokenizer and on a toy one."""
+"""The constrained decision header (core.domain.decision_header), on a real tokenizer and on a toy one."""
 
 from types import SimpleNamespace
 
-from clonedesk.core.conversation_format import format_target
-from clonedesk.core.decision_header import (HeaderConstraint, decision_prefix, header_logprob, header_texts,
+from clonedesk.core.domain.conversation_format import format_target
+from clonedesk.core.domain.decision_header import (HeaderConstraint, decision_prefix, header_logprob, header_texts,
                                             history_action_names)
 from clonedesk.v1 import common_pb2
 

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from clonedesk.core import topics
+from clonedesk.core.domain import topics
 from clonedesk.core.kafka import (
     BrokerUnavailable, PoisonMessage, decode, encode, make_consumer, make_producer, send_dead_letter, wait_for_broker,
 )

@@ -1,6 +1,6 @@
-from clonedesk.core import topics
+from clonedesk.core.domain import topics
 from clonedesk.core.adapters import adapter_name, current_version, parse_adapter_name, set_current_version
-from clonedesk.core.conversation_format import chat_messages, format_target, parse_target
+from clonedesk.core.domain.conversation_format import chat_messages, format_target, parse_target
 from clonedesk.v1 import common_pb2
 
 

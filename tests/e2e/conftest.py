@@ -17,9 +17,9 @@ def demo_base_model(request, tmp_path_factory) -> Path:
     (keyed by the builder's source and its texts), since building it is the slowest part of a run."""
     from clonedesk.core.base_model import IDENTITY_FILE
     from clonedesk.trainer.adapters import base_model
-    from clonedesk.trainer.adapters.base_model import build_base_model, render_conversation
-    from clonedesk.trainer.adapters.sgd import read_dialogues
-    from clonedesk.trainer.domain.holdout import may_be_pretrained_on
+    from clonedesk.core.tiny_model import build_base_model, render_conversation
+    from clonedesk.core.sgd import read_dialogues
+    from clonedesk.core.domain.holdout import may_be_pretrained_on
 
     texts = []
     for business in ("Banks_1", "RentalCars_1", "Hotels_1"):

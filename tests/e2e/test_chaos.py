@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from clonedesk.core.topics import HELPDESK_EVENTS, RESOLUTION_OUTCOMES, RESOLUTIONS
+from clonedesk.core.domain.topics import HELPDESK_EVENTS, RESOLUTION_OUTCOMES, RESOLUTIONS
 from clonedesk.metering.adapters.codec import outcome_from_record, reply_from_record
 from clonedesk.metering.adapters.store import MeteringStore
 from clonedesk.metering.domain.billing import Month

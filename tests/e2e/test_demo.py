@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from clonedesk.core.kafka import decode, make_consumer
-from clonedesk.core.topics import ADAPTERS_PUBLISHED, RESOLUTIONS
+from clonedesk.core.domain.topics import ADAPTERS_PUBLISHED, RESOLUTIONS
 from clonedesk.v1 import adapters_pb2, resolver_pb2
 from tests.conftest import REPO, free_port
 

@@ -12,8 +12,8 @@ import random
 
 import pytest
 
-from clonedesk.core.conversation_format import chat_messages, parse_target, system_prompt
-from clonedesk.core.decision_header import history_action_names
+from clonedesk.core.domain.conversation_format import chat_messages, parse_target, system_prompt
+from clonedesk.core.domain.decision_header import history_action_names
 from clonedesk.demo.domain import judge as judging
 from clonedesk.demo.domain.judge import AgentTurn, Move, judge, react
 from clonedesk.demo.domain.reactions import Fate, LiveScript, Reaction, live_script
@@ -168,7 +168,7 @@ def test_the_base_model_in_the_adapters_place_gets_a_clearly_lower_resolution_ra
     from clonedesk.core.settings import Settings
     from clonedesk.demo.live import LiveTicket
     from clonedesk.trainer.adapters.lora import LoraTrainingConfig, load_model, train_adapter
-    from clonedesk.trainer.adapters.sgd import dialogue_samples
+    from clonedesk.ingest.domain.sgd import dialogue_samples
     from clonedesk.trainer.config import TINY_MODEL_RECIPE
 
     chosen = dialogues("Banks_1")[:10]

@@ -19,9 +19,9 @@ from clonedesk.demo.domain.reactions import CSAT_WEIGHTS, live_script
 from clonedesk.demo.domain.report import invoice_cells, tenant_figures
 from clonedesk.demo.domain.split import (FULL, QUICK, DemoSizes, NotEnoughDialogues, agent_samples,
                                          plan_tenant, trainer_thresholds)
-from clonedesk.ingest.domain.confirmation import is_confirmation
+from clonedesk.core.domain.confirmation import is_confirmation
 from clonedesk.ingest.domain.zendesk import normalise_webhook
-from clonedesk.trainer.domain.holdout import is_holdout, may_be_pretrained_on
+from clonedesk.core.domain.holdout import is_holdout, may_be_pretrained_on
 from clonedesk.v1 import common_pb2, events_pb2
 from tests.conftest import REPO
 

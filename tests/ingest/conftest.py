@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from clonedesk.core import topics
+from clonedesk.core.domain import topics
 from clonedesk.core.kafka import make_producer
 from clonedesk.core.settings import Settings
 from clonedesk.core.tenants import Tenant, TenantStore

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from clonedesk.core import topics
-from clonedesk.ingest.domain.confirmation import is_confirmation
+from clonedesk.core.domain import topics
+from clonedesk.core.domain.confirmation import is_confirmation
 from clonedesk.ingest.domain.conversation import Context, Conversation, apply
 from clonedesk.ingest.domain import intercom
 from clonedesk.ingest.domain.events import Kind, new_event

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from clonedesk.core import topics
+from clonedesk.core.domain import topics
 from clonedesk.ingest.domain.pii import scrub
 from clonedesk.ingest.domain.sgd import decide
 from clonedesk.v1 import events_pb2, training_pb2

@@ -186,7 +186,7 @@ def test_zendesk_export_with_comments_and_audits():
 @pytest.mark.parametrize("value", [10**30, 1e30, -1e30, "9999-12-31T23:59:59Z", "1999-12-31T23:59:59Z", 0,
                                    True, ["2026-11-21"], "x" * 100, "2026-13-01T00:00:00Z"])
 def test_a_time_no_helpdesk_sends_is_refused(value):
-    from clonedesk.ingest.domain.ids import parse_time
+    from clonedesk.core.domain.ids import parse_time
 
     with pytest.raises(ValueError):
         parse_time(value)
@@ -195,7 +195,7 @@ def test_a_time_no_helpdesk_sends_is_refused(value):
 def test_times_in_range_read_as_utc():
     from datetime import datetime, timezone
 
-    from clonedesk.ingest.domain.ids import parse_time
+    from clonedesk.core.domain.ids import parse_time
 
     assert parse_time(1763719200) == datetime(2025, 11, 21, 10, 0, tzinfo=timezone.utc)
     assert parse_time("2026-11-21T10:00:00Z") == datetime(2026, 11, 21, 10, tzinfo=timezone.utc)

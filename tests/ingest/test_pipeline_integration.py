@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from clonedesk.core import topics
+from clonedesk.core.domain import topics
 from clonedesk.core.kafka import encode
 from clonedesk.core.settings import Settings
 from clonedesk.v1 import common_pb2, events_pb2, outcomes_pb2, resolver_pb2, training_pb2

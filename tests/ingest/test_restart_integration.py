@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from clonedesk.core import topics
+from clonedesk.core.domain import topics
 from clonedesk.v1 import training_pb2
 from tests.ingest import payloads as p
 from tests.ingest.harness import keyed

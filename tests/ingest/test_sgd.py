@@ -88,8 +88,8 @@ def test_real_histories_give_every_decision_and_escalate_exactly_at_failures(sgd
 
 
 def test_a_calls_recorded_results_travel_with_its_turn_into_the_training_sample(sgd_dir):
-    from clonedesk.core.action_calls import ActionAnswer, parse_action_call
-    from clonedesk.trainer.adapters.sgd import dialogue_samples
+    from clonedesk.core.domain.action_calls import ActionAnswer, parse_action_call
+    from clonedesk.ingest.domain.sgd import dialogue_samples
 
     dialogue = json.loads((sgd_dir / "train_Hotels_2.jsonl").open().readline())
     events = normalise_dialogue("hotels", dialogue)[1:-1]
@@ -122,7 +122,7 @@ def test_results_are_scrubbed_value_by_value_and_stay_json():
 
 
 def test_values_with_commas_are_quoted_so_the_call_reads_back():
-    from clonedesk.core.action_calls import parse_action_call
+    from clonedesk.core.domain.action_calls import parse_action_call
 
     _, action = decide([frame("OFFER", call={"method": "FindHouse", "parameters": {"where_to": "Sydney, Australia"}})])
     assert action == 'FindHouse(where_to="Sydney, Australia")'

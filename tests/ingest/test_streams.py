@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from clonedesk.core import topics
+from clonedesk.core.domain import topics
 from clonedesk.core.settings import Settings
 from clonedesk.ingest.domain.events import Kind, new_event
 from clonedesk.ingest.entrypoints.streams import ConversationUpdater, create_app

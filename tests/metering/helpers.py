@@ -10,7 +10,7 @@ from datetime import datetime
 import uvicorn
 
 from clonedesk.core.kafka import encode, make_producer
-from clonedesk.core.topics import RESOLUTION_OUTCOMES, RESOLUTIONS, message_key
+from clonedesk.core.domain.topics import RESOLUTION_OUTCOMES, RESOLUTIONS, message_key
 from clonedesk.metering.domain.events import AiReply, Outcome
 from clonedesk.metering.entrypoints.sink import MeteringSink
 from clonedesk.v1 import common_pb2, outcomes_pb2, resolver_pb2

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from clonedesk.core.kafka import make_consumer
 from clonedesk.core.telemetry import setup_telemetry
 from clonedesk.core.tenants import Plan, TenantStore, admin_api_key
-from clonedesk.core.topics import RESOLUTION_OUTCOMES, RESOLUTIONS, dlq
+from clonedesk.core.domain.topics import RESOLUTION_OUTCOMES, RESOLUTIONS, dlq
 from clonedesk.metering.adapters.store import MeteringStore
 from clonedesk.metering.domain.events import OutcomeKind
 from clonedesk.metering.domain.lifecycle import State

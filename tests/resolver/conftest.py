@@ -37,7 +37,7 @@ def hotel_reply(hotel: str) -> str:
 
 
 def action_result(hotel: str) -> str:
-    from clonedesk.core.action_calls import ActionAnswer
+    from clonedesk.core.domain.action_calls import ActionAnswer
 
     return ActionAnswer(True, ({"hotel": hotel, "day": "Friday"},)).to_json()
 
@@ -65,7 +65,7 @@ def conversation(text: str):
 def tenant_messages(tenant: str, text: str) -> list[dict[str, str]]:
     """The prompt messages the resolver sends for `tenant` (its system prompt, then the customer's line):
     what the zoo's adapters were trained on."""
-    from clonedesk.core.conversation_format import chat_messages, system_prompt
+    from clonedesk.core.domain.conversation_format import chat_messages, system_prompt
 
     return chat_messages(conversation(text), system_prompt(tenant))
 
@@ -100,11 +100,11 @@ class Zoo:
 
 
 def build_zoo(root: Path) -> Zoo:
-    from clonedesk.core.conversation_format import format_target
-    from clonedesk.trainer.adapters.base_model import build_base_model, render_conversation
+    from clonedesk.core.domain.conversation_format import format_target
+    from clonedesk.core.tiny_model import build_base_model, render_conversation
     from clonedesk.trainer.adapters.lora import LoraTrainingConfig, train_adapter
 
-    from clonedesk.core.action_calls import ActionAnswer, result_text
+    from clonedesk.core.domain.action_calls import ActionAnswer, result_text
 
     texts = []
     for (_, _), (decision, action, reply) in BEHAVIOUR.items():

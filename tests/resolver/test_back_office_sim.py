@@ -8,7 +8,7 @@ import json
 
 import httpx
 import pytest
-from clonedesk.core.action_calls import ActionCall
+from clonedesk.core.domain.action_calls import ActionCall
 from clonedesk.core.tenants import Tenant
 from clonedesk.resolver.back_office import BackOffice
 from clonedesk.resolver.domain.actions import Status, request_body

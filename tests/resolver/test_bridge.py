@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 from clonedesk.core.kafka import decode, encode, make_producer
-from clonedesk.core.topics import HELPDESK_OUTBOUND, RESOLUTIONS, TICKETS_TO_RESOLVE, dlq, message_key
+from clonedesk.core.domain.topics import HELPDESK_OUTBOUND, RESOLUTIONS, TICKETS_TO_RESOLVE, dlq, message_key
 from clonedesk.resolver.entrypoints.bridge import Bridge
 from clonedesk.resolver.entrypoints.outbound import OutboundPoster
 from clonedesk.resolver.settings import ResolverSettings

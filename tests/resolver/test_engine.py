@@ -11,7 +11,7 @@ import math
 import pytest
 import pytest_asyncio
 from clonedesk.core.adapters import set_current_version, version_dir
-from clonedesk.core.conversation_format import parse_target
+from clonedesk.core.domain.conversation_format import parse_target
 from clonedesk.resolver.adapter_cache import AdapterCache, NoLiveAdapter
 from clonedesk.resolver.domain.adapters import AdapterRankTooHigh
 from clonedesk.resolver.domain.decisions import sequence_confidence

@@ -10,9 +10,9 @@ import time
 
 import pytest
 from clonedesk.core.adapters import set_current_version, version_dir
-from clonedesk.core.conversation_format import parse_target
+from clonedesk.core.domain.conversation_format import parse_target
 from clonedesk.core.kafka import encode, make_producer
-from clonedesk.core.topics import ADAPTERS_PUBLISHED
+from clonedesk.core.domain.topics import ADAPTERS_PUBLISHED
 from clonedesk.resolver.adapter_cache import AdapterCache
 from clonedesk.resolver.engines.base import GenerationRequest
 from clonedesk.resolver.entrypoints.grpc_server import follow_publications
@@ -179,7 +179,7 @@ async def test_bad_publications_are_dead_lettered_and_later_ones_still_apply(eng
     """Undecodable, pointing nowhere, pointing at another tenant's registry (directly or through a
     symlink inside this tenant's folder): each dead-lettered; none loads another tenant's weights as
     `beta@v2`, and the good publication after them applies."""
-    from clonedesk.core.topics import dlq
+    from clonedesk.core.domain.topics import dlq
     from clonedesk.resolver.service import ResolverService
 
     from .conftest import read_topic

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from clonedesk.core.kafka import encode, make_producer
 from clonedesk.core.tenants import TenantStore
-from clonedesk.core.topics import HELPDESK_OUTBOUND, dlq, message_key
+from clonedesk.core.domain.topics import HELPDESK_OUTBOUND, dlq, message_key
 from clonedesk.resolver.domain.outbound import body_digest, delivery_key, reply_id
 from clonedesk.resolver.entrypoints.outbound import OutboundPoster
 from clonedesk.resolver.settings import ResolverSettings

@@ -15,7 +15,7 @@ import pytest
 
 from clonedesk.core.kafka import make_consumer, make_producer
 from clonedesk.core.settings import Settings
-from clonedesk.stack.component import Component
+from clonedesk.core.components import Component
 from clonedesk.stack.state import pid_alive
 from clonedesk.stack.supervisor import Supervisor
 from clonedesk.v1 import events_pb2

@@ -10,9 +10,9 @@ import pytest
 
 from clonedesk.core.kafka import encode, make_producer
 from clonedesk.core.settings import Settings
-from clonedesk.core.topics import TRAINING_SAMPLES, message_key
-from clonedesk.trainer.adapters.base_model import build_base_model, default_texts
-from clonedesk.trainer.adapters.sgd import tenant_samples
+from clonedesk.core.domain.topics import TRAINING_SAMPLES, message_key
+from clonedesk.core.tiny_model import build_base_model, default_texts
+from clonedesk.ingest.adapters.sgd_history import tenant_samples
 from clonedesk.trainer.config import TINY_MODEL_RECIPE, TrainerSettings
 
 

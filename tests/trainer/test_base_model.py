@@ -10,8 +10,8 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from clonedesk.core.base_model import base_model_identity
-from clonedesk.trainer.adapters.base_model import build_base_model, default_texts
-from clonedesk.trainer.domain.holdout import ticket_bucket
+from clonedesk.core.tiny_model import build_base_model, default_texts
+from clonedesk.core.domain.holdout import ticket_bucket
 
 
 def _weights_sha(path) -> str:
@@ -46,7 +46,7 @@ def test_builds_a_loadable_llama_with_chat_template_and_is_deterministic(tmp_pat
 
 
 def test_pretraining_text_never_holds_a_holdout_ticket(texts):
-    from clonedesk.trainer.adapters.sgd import find_sgd_dir, read_dialogues, sgd_files
+    from clonedesk.core.sgd import find_sgd_dir, read_dialogues, sgd_files
 
     first_file = sgd_files(find_sgd_dir())[0]
     low_bucket = [d for d in read_dialogues(first_file, 40) if ticket_bucket(d["dialogue_id"]) < 0.5]

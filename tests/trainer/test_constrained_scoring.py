@@ -7,8 +7,8 @@ from __future__ import annotations
 import math
 
 from clonedesk.core.constrained_generation import header_constraint
-from clonedesk.core.conversation_format import DECISIONS_BY_NAME, format_target, parse_target
-from clonedesk.core.decision_header import action_call_name, history_action_names
+from clonedesk.core.domain.conversation_format import DECISIONS_BY_NAME, format_target, parse_target
+from clonedesk.core.domain.decision_header import action_call_name, history_action_names
 from clonedesk.trainer.adapters.lora import generate_samples, generate_targets, load_model
 from clonedesk.v1 import common_pb2
 
@@ -28,7 +28,7 @@ def test_headers_are_token_prefixes_of_whole_targets(base_model_dir):
 
 
 def test_constrained_answers_always_have_a_valid_header(base_model_dir, sgd_dir):
-    from clonedesk.trainer.adapters.sgd import tenant_samples
+    from clonedesk.ingest.adapters.sgd_history import tenant_samples
 
     samples = tenant_samples(sgd_dir / "train_Hotels_2.jsonl", "hotels-2", limit=6)[:16]
     names = history_action_names(tenant_samples(sgd_dir / "train_Hotels_2.jsonl", "hotels-2", limit=40))

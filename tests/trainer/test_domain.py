@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from clonedesk.trainer.domain.holdout import is_holdout, ticket_bucket
+from clonedesk.core.domain.holdout import is_holdout, ticket_bucket
 from clonedesk.trainer.domain.metrics import ScoredTurn, compute_metrics, metrics_by_category
 from clonedesk.trainer.domain.policy import (
     FIRST, REFRESH_NEW_SAMPLES, REFRESH_TIME_LIMIT, BufferPolicy, TenantProgress, next_due,

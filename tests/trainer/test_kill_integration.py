@@ -15,7 +15,7 @@ import pytest
 
 from clonedesk.trainer.adapters.buffer import ProgressStore, SampleBuffer
 from clonedesk.trainer.adapters.registry import META_FILE, AdapterRegistry
-from clonedesk.trainer.domain.holdout import is_holdout
+from clonedesk.core.domain.holdout import is_holdout
 
 from ..conftest import wait_until
 from .conftest import produce_samples, sgd_tenant

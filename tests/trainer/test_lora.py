@@ -10,9 +10,9 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from clonedesk.core.conversation_format import format_target, parse_target, system_prompt
+from clonedesk.core.domain.conversation_format import format_target, parse_target, system_prompt
 from clonedesk.core.prompt import prompt_token_ids
-from clonedesk.trainer.adapters.base_model import build_base_model, default_texts
+from clonedesk.core.tiny_model import build_base_model, default_texts
 from clonedesk.trainer.adapters.lora import LoraTrainingConfig, load_base, lora_layers
 from clonedesk.trainer.adapters.training_batches import (IGNORE, batch_order, encode_sample, make_batches,
                                                          sample_messages)
@@ -57,7 +57,7 @@ def test_loss_only_on_the_decision_header_and_reply(tokenizer):
 
 
 def test_a_call_with_its_result_is_two_targets_the_header_then_the_reply_after_the_tool_turn(tokenizer):
-    from clonedesk.core.action_calls import ActionAnswer
+    from clonedesk.core.domain.action_calls import ActionAnswer
 
     sample = _sample()
     sample.action_result = ActionAnswer(True, ({"restaurant": "Rustic House"},)).to_json()
@@ -164,8 +164,8 @@ def test_the_decision_header_weighs_more_in_the_loss(base_dir):
     weighted mean over the target tokens; the reply's count once."""
     import torch.nn.functional as F
 
-    from clonedesk.core.conversation_format import format_target
-    from clonedesk.core.decision_header import decision_prefix
+    from clonedesk.core.domain.conversation_format import format_target
+    from clonedesk.core.domain.decision_header import decision_prefix
 
     model, tokenizer = _peft(base_dir, layers_to_train=0)
     samples = [_sample(turns=n) for n in (1, 3)]

@@ -9,11 +9,12 @@ import dataclasses
 import pytest
 
 from clonedesk.core.base_model import DEFAULT_BASE_MODEL, ensure_base_model
-from clonedesk.core.conversation_format import DECISIONS_BY_NAME, parse_target, well_formed
+from clonedesk.core.domain.conversation_format import DECISIONS_BY_NAME, parse_target, well_formed
 from clonedesk.core.settings import Settings
 from clonedesk.trainer.adapters.lora import LoraTrainingConfig, generate_targets, load_model, train_adapter
-from clonedesk.trainer.adapters.sgd import find_sgd_dir, tenant_samples
-from clonedesk.trainer.domain.holdout import is_holdout
+from clonedesk.core.sgd import find_sgd_dir
+from clonedesk.ingest.adapters.sgd_history import tenant_samples
+from clonedesk.core.domain.holdout import is_holdout
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +51,7 @@ def test_the_generation_budgets_fit_the_longest_call_header_of_a_history(smollm2
     scoring and the resolver must hold the longest call an agent made (RentalCars_1's run to 70 tokens)."""
     from transformers import AutoTokenizer
 
-    from clonedesk.core.conversation_format import format_target
+    from clonedesk.core.domain.conversation_format import format_target
     from clonedesk.resolver.settings import ResolverSettings
     from clonedesk.trainer.config import TrainerSettings
     from clonedesk.v1 import common_pb2

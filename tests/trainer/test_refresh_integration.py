@@ -12,7 +12,7 @@ from clonedesk.trainer.adapters.buffer import ProgressStore, SampleBuffer
 from clonedesk.trainer.adapters.evaluation import HOLDOUT_SCORES_FILE
 from clonedesk.trainer.adapters.lora import adapter_weights_digest, load_model
 from clonedesk.trainer.adapters.registry import AdapterRegistry
-from clonedesk.trainer.domain.holdout import is_holdout
+from clonedesk.core.domain.holdout import is_holdout
 from clonedesk.trainer.domain.policy import FIRST, REFRESH_NEW_SAMPLES
 from clonedesk.trainer.training_run import run_training
 

@@ -10,8 +10,8 @@ from clonedesk.core.adapters import current_version
 from clonedesk.trainer.adapters.buffer import ProgressStore, SampleBuffer, TrainerProgressRecord
 from clonedesk.trainer.adapters.registry import AdapterRegistry
 from clonedesk.trainer.adapters.retrieval import RetrievalBaseline
-from clonedesk.trainer.adapters.sgd import tenant_samples
-from clonedesk.trainer.domain.holdout import is_holdout
+from clonedesk.ingest.adapters.sgd_history import tenant_samples
+from clonedesk.core.domain.holdout import is_holdout
 from clonedesk.v1 import common_pb2, training_pb2
 
 

@@ -17,11 +17,11 @@ from clonedesk.cli import main
 from clonedesk.core.kafka import decode, make_consumer
 from clonedesk.core.telemetry import setup_telemetry
 from clonedesk.core.tenants import TenantStore
-from clonedesk.core.topics import ADAPTERS_PUBLISHED
+from clonedesk.core.domain.topics import ADAPTERS_PUBLISHED
 from clonedesk.trainer.adapters.evaluation import evaluation_sample, score_model
 from clonedesk.trainer.adapters.lora import adapter_weights_digest, load_model
 from clonedesk.trainer.adapters.registry import AdapterRegistry
-from clonedesk.trainer.domain.holdout import is_holdout
+from clonedesk.core.domain.holdout import is_holdout
 from clonedesk.trainer.domain.metrics import compute_metrics
 from clonedesk.trainer.domain.promotion import holdout_score
 from clonedesk.trainer.entrypoints.worker import TrainerWorker

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from clonedesk.cli import main
 from clonedesk.core.kafka import encode, make_consumer, make_producer
-from clonedesk.core.topics import TRAINING_SAMPLES, dlq, message_key
+from clonedesk.core.domain.topics import TRAINING_SAMPLES, dlq, message_key
 from clonedesk.trainer.adapters.buffer import SampleBuffer
 from clonedesk.trainer.entrypoints.worker import TrainerWorker
 from clonedesk.v1 import training_pb2
@@ -95,7 +95,7 @@ def test_preview_without_an_adapter_is_a_one_line_error(tmp_path, monkeypatch):
 
 
 def test_stack_declares_the_trainer_component(settings):
-    from clonedesk.stack.component import discover_components
+    from clonedesk.core.components import discover_components
 
     trainer = [c for c in discover_components(settings) if c.name == "trainer"]
     assert len(trainer) == 1 and trainer[0].port is None and trainer[0].argv[-1] == "trainer"

@@ -9,7 +9,7 @@ import logging
 from collections import Counter
 
 from clonedesk.core.kafka import PoisonMessage, decode, make_consumer
-from clonedesk.core.topics import RESOLUTIONS
+from clonedesk.core.domain.topics import RESOLUTIONS
 from clonedesk.demo.adapters.helpdesk import DemoStepFailed
 from clonedesk.v1 import resolver_pb2
 

@@ -16,7 +16,8 @@ import random
 from dataclasses import dataclass
 from enum import Enum
 
-from clonedesk.core.decision_header import action_call_name
+from clonedesk.core.domain.chrf import sentence_chrf
+from clonedesk.core.domain.decision_header import action_call_name
 from clonedesk.v1 import common_pb2
 
 # A reply this close to the agent's words (chrF 0..100) reads as the same answer: SGD's agents word the
@@ -65,11 +66,9 @@ class Reaction:
 
 
 def reply_similarity(reply: str, reference: str) -> float:
-    import sacrebleu
-
     if not reply.strip() or not reference.strip():
         return 0.0
-    return float(sacrebleu.sentence_chrf(reply, [reference]).score)
+    return sentence_chrf(reply, reference)
 
 
 def judge(decision: int, action: str, reply: str, agent: AgentTurn) -> Verdict:

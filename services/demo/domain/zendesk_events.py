@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from clonedesk.ingest.domain.ids import event_id
+from clonedesk.core.domain.ids import event_id
 
 AI_AUTHOR_ID = "clonedesk-ai"  # the author CloneDesk's replies come back under (the outbound poster's)
 ACCOUNT_ID = 1

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 from datetime import datetime, timezone
 
-from clonedesk.ingest.domain.ids import parse_time
+from clonedesk.core.domain.ids import parse_time
 
 DEFAULT_TOLERANCE_S = 300.0
 

@@ -8,10 +8,10 @@ import logging
 
 from aiokafka.errors import KafkaError
 
-from clonedesk.core import topics
+from clonedesk.core.domain import topics
 from clonedesk.core.kafka import BrokerUnavailable, encode, make_producer
 from clonedesk.core.telemetry import inject_headers
-from clonedesk.core.topics import message_key
+from clonedesk.core.domain.topics import message_key
 
 log = logging.getLogger(__name__)
 

@@ -30,10 +30,10 @@ from dataclasses import asdict, dataclass, field
 
 from google.protobuf.message import Message
 
-from clonedesk.core import topics
-from clonedesk.core.topics import message_key
-from clonedesk.ingest.domain.confirmation import is_confirmation
-from clonedesk.ingest.domain.ids import sample_id
+from clonedesk.core.domain import topics
+from clonedesk.core.domain.topics import message_key
+from clonedesk.core.domain.confirmation import is_confirmation
+from clonedesk.core.domain.ids import sample_id
 from clonedesk.ingest.domain.pii import scrub
 from clonedesk.v1 import common_pb2, events_pb2, outcomes_pb2, resolver_pb2, training_pb2
 

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from html import unescape
 
-from clonedesk.ingest.domain.ids import timestamp
+from clonedesk.core.domain.ids import timestamp
 from clonedesk.v1 import common_pb2, events_pb2
 
 Kind = events_pb2.HelpdeskEvent.Kind

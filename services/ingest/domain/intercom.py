@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from clonedesk.ingest.domain.events import (AI_AUTHOR_IDS, Kind, Normalised, WrongShape, html_to_text, new_event,
                                             optional, require)
-from clonedesk.ingest.domain.ids import event_id
+from clonedesk.core.domain.ids import event_id
 from clonedesk.v1 import common_pb2
 
 SOURCE = "intercom"

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from clonedesk.core.action_calls import ActionAnswer, format_action_call
+from clonedesk.core.domain.action_calls import ActionAnswer, format_action_call
 from clonedesk.ingest.domain.events import Kind, WrongShape, new_event, require
-from clonedesk.ingest.domain.ids import event_id, stable_id
-from clonedesk.v1 import common_pb2
+from clonedesk.core.domain.ids import event_id, stable_id
+from clonedesk.core.domain.topics import TRAINING_SAMPLES
+from clonedesk.ingest.domain.conversation import apply
+from clonedesk.v1 import common_pb2, training_pb2
 
 SOURCE = "sgd"
 # Dialogues carry no times; each gets a fixed, id-derived start so a re-import writes identical events.
@@ -34,7 +36,7 @@ def format_call(service_call: dict) -> str:
 
 
 def call_result(frames: list) -> str:
-    """The recorded answer to the turn's call (`service_results`), as core.action_calls.ActionAnswer JSON;
+    """The recorded answer to the turn's call (`service_results`), as core.domain.action_calls.ActionAnswer JSON;
     "" when the turn made no call. SGD records no failed answers: a NOTIFY_FAILURE turn escalates."""
     for frame in frames or ():
         if frame.get("service_call"):
@@ -108,3 +110,13 @@ def normalise_dialogue(tenant_id: str, dialogue: dict) -> list:
                             author_role=common_pb2.SYSTEM, status=common_pb2.SOLVED,
                             occurred_at=start + timedelta(seconds=30 * (len(turns) + 1)), **common))
     return events
+
+
+def dialogue_samples(tenant_id: str, dialogue: dict) -> list[training_pb2.TrainingSample]:
+    """One TrainingSample per agent turn, exactly as the product makes them: the dialogue normalised to
+    helpdesk events and run through ingest's conversation reducer (same decisions, same PII scrubbing)."""
+    state, samples = None, []
+    for event in normalise_dialogue(tenant_id, dialogue):
+        state, emits = apply(state, event)
+        samples += [emit.message for emit in emits if emit.topic == TRAINING_SAMPLES]
+    return samples

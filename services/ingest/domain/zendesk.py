@@ -16,7 +16,7 @@ import re
 
 from clonedesk.ingest.domain.events import (AI_AUTHOR_IDS, Kind, Normalised, WrongShape, new_event, optional,
                                             require, status_from)
-from clonedesk.ingest.domain.ids import event_id, parse_time
+from clonedesk.core.domain.ids import event_id, parse_time
 from clonedesk.v1 import common_pb2
 
 SOURCE = "zendesk"

@@ -21,7 +21,7 @@ from typing import Awaitable, Callable, MutableMapping
 import faust
 from opentelemetry import metrics, trace
 
-from clonedesk.core import topics
+from clonedesk.core.domain import topics
 from clonedesk.core.kafka import PoisonMessage, decode, encode
 from clonedesk.core.settings import Settings
 from clonedesk.core.telemetry import extract_context, inject_headers

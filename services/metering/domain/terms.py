@@ -1,4 +1,4 @@
-"""A tenant's billing terms, read from its plan (core.tenants.Plan) into exact types."""
+"""A tenant's billing terms, read from its plan (core.domain.tenants.Plan) into exact types."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from clonedesk.core.tenants import Plan
+from clonedesk.core.domain.tenants import Plan
 
 CENT = Decimal("0.01")
 

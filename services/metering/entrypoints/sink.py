@@ -19,7 +19,7 @@ from opentelemetry.trace import Link
 
 from clonedesk.core.kafka import PoisonMessage, make_consumer, make_producer, send_dead_letter
 from clonedesk.core.telemetry import ConsumerLag, Telemetry, extract_context
-from clonedesk.core.topics import RESOLUTION_OUTCOMES, RESOLUTIONS
+from clonedesk.core.domain.topics import RESOLUTION_OUTCOMES, RESOLUTIONS
 from clonedesk.metering.adapters.codec import outcome_from_record, reply_from_record
 from clonedesk.metering.adapters.store import MeteringStore
 from clonedesk.metering.service_layer import TermsLookup, close_months, record_and_settle

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Iterable
 
-from clonedesk.core.action_calls import ActionAnswer, ActionCall, MalformedCall, parse_action_call
+from clonedesk.core.domain.action_calls import ActionAnswer, ActionCall, MalformedCall, parse_action_call
 from clonedesk.v1 import resolver_pb2
 
 SIGNATURE_HEADER = "X-CloneDesk-Signature"

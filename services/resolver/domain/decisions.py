@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Sequence
 
-from clonedesk.core.confidence import Calibration
-from clonedesk.core.conversation_format import parse_target
+from clonedesk.core.domain.confidence import Calibration
+from clonedesk.core.domain.conversation_format import parse_target
 from clonedesk.v1 import common_pb2
 
 

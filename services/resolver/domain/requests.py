@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from clonedesk.core.tenants import TENANT_ID_PATTERN
+from clonedesk.core.domain.tenants import TENANT_ID_PATTERN
 from clonedesk.v1 import common_pb2
 
 MAX_TICKET_ID_CHARS = 200

@@ -13,8 +13,8 @@ from clonedesk.resolver.domain.adapters import lora_rank
 @dataclass(frozen=True)
 class GenerationRequest:
     adapter_name: str  # `tenant@vN`: the adapter this request must be generated with, and no other
-    messages: Sequence[dict[str, str]]  # chat-template messages (core.conversation_format.chat_messages)
-    # The calls the decision header may name (core.decision_header); None: the header is not constrained.
+    messages: Sequence[dict[str, str]]  # chat-template messages (core.domain.conversation_format.chat_messages)
+    # The calls the decision header may name (core.domain.decision_header); None: the header is not constrained.
     action_names: tuple[str, ...] | None = None
 
 

@@ -10,7 +10,7 @@ import grpc
 from clonedesk.core.base_model import describe_base_model, ensure_base_model
 from clonedesk.core.kafka import PoisonMessage, decode, make_consumer, make_producer, send_dead_letter
 from clonedesk.core.settings import Settings
-from clonedesk.core.topics import ADAPTERS_PUBLISHED
+from clonedesk.core.domain.topics import ADAPTERS_PUBLISHED
 from clonedesk.resolver.domain.requests import TENANT_HEADER, InvalidRequest
 from clonedesk.resolver.engines.base import Engine, make_engine
 from clonedesk.resolver.service import (

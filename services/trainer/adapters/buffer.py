@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterable
 
 from clonedesk.core.files import write_atomically
-from clonedesk.trainer.domain.holdout import DEFAULT_HOLDOUT_FRACTION, is_holdout
+from clonedesk.core.domain.holdout import DEFAULT_HOLDOUT_FRACTION, is_holdout
 from clonedesk.v1 import training_pb2
 
 _LENGTH = struct.Struct(">I")

@@ -9,10 +9,10 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from clonedesk.core.action_calls import ActionAnswer, MalformedCall, parse_action_call
+from clonedesk.core.domain.action_calls import ActionAnswer, MalformedCall, parse_action_call
 from clonedesk.core.adapters import answers_from_results, trained_action_names, trained_context_turns
-from clonedesk.core.confidence import Calibration
-from clonedesk.core.conversation_format import (DEFAULT_CONTEXT_TURNS, AgentTurn, after_action_messages,
+from clonedesk.core.domain.confidence import Calibration
+from clonedesk.core.domain.conversation_format import (DEFAULT_CONTEXT_TURNS, AgentTurn, after_action_messages,
                                                 has_action_result, parse_target, reply_after_action)
 from clonedesk.trainer.adapters.lora import generate_for_messages, generate_samples, load_model
 from clonedesk.trainer.adapters.training_batches import sample_messages

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Sequence
 
 from clonedesk.core.adapters import answers_from_results, trained_action_names
-from clonedesk.core.conversation_format import DEFAULT_CONTEXT_TURNS, has_action_result
-from clonedesk.core.decision_header import history_action_names
+from clonedesk.core.domain.conversation_format import DEFAULT_CONTEXT_TURNS, has_action_result
+from clonedesk.core.domain.decision_header import history_action_names
 from clonedesk.core.prompt import prompt_token_ids
 from clonedesk.trainer.adapters.training_batches import (IGNORE, Batch, EncodedSample, encode_sample,  # noqa: F401
                                                          make_batches, sample_messages)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from clonedesk.core import topics
+from clonedesk.core.domain import topics
 from clonedesk.core.adapters import adapter_name
 from clonedesk.core.kafka import encode
 from clonedesk.core.telemetry import inject_headers

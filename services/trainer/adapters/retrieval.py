@@ -9,7 +9,7 @@ import re
 from collections import Counter
 from typing import Sequence
 
-from clonedesk.core.conversation_format import AgentTurn
+from clonedesk.core.domain.conversation_format import AgentTurn
 from clonedesk.v1 import common_pb2
 
 _WORD = re.compile(r"[a-z0-9$]+")

@@ -5,7 +5,7 @@ The prompt is `core.prompt.prompt_token_ids` of the tenant's system prompt and t
 `context_turns` turns: the very prompt the resolver sends. The target is
 `format_target(decision, action, reply)` then the tokenizer's end-of-turn token, so generation stops
 where the agent's turn ends; a call with a recorded result is two targets, the header alone and the
-reply after the result's tool turn (core.conversation_format.prompt_targets), as the resolver asks.
+reply after the result's tool turn (core.domain.conversation_format.prompt_targets), as the resolver asks.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import random
 from dataclasses import dataclass
 from typing import Sequence
 
-from clonedesk.core.conversation_format import (DEFAULT_CONTEXT_TURNS, PromptTarget, chat_messages, prompt_targets,
+from clonedesk.core.domain.conversation_format import (DEFAULT_CONTEXT_TURNS, PromptTarget, chat_messages, prompt_targets,
                                                 system_prompt)
-from clonedesk.core.decision_header import decision_prefix
+from clonedesk.core.domain.decision_header import decision_prefix
 from clonedesk.core.prompt import prompt_token_ids
 
 IGNORE = -100
@@ -30,7 +30,7 @@ BUCKET_BATCHES = 16
 class EncodedSample:
     input_ids: list[int]
     labels: list[int]
-    header_tokens: int = 0  # the target's first tokens that fix the decision (core.decision_header)
+    header_tokens: int = 0  # the target's first tokens that fix the decision (core.domain.decision_header)
 
 
 @dataclass
@@ -54,7 +54,7 @@ def sample_messages(sample, context_turns: int = DEFAULT_CONTEXT_TURNS) -> list[
 
 def sample_prompt_targets(sample, context_turns: int = DEFAULT_CONTEXT_TURNS,
                           action_results: bool = True) -> list[PromptTarget]:
-    """What a sample teaches (core.conversation_format.prompt_targets): with `action_results`, a call
+    """What a sample teaches (core.domain.conversation_format.prompt_targets): with `action_results`, a call
     whose result the history recorded teaches its header, then the reply after the result."""
     return prompt_targets(sample_messages(sample, context_turns), sample.decision, sample.action, sample.reply,
                           sample.action_result if action_results else "")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from clonedesk.core.confidence import (
+from clonedesk.core.domain.confidence import (
     CURVE_THRESHOLDS,
     Calibration,
     answer_curve,

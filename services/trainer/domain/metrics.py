@@ -19,6 +19,8 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Iterable, Sequence
 
+from clonedesk.core.domain.chrf import chrf_score, corpus_chrf
+from clonedesk.core.domain.chrf import chrf_statistics as pair_statistics
 from clonedesk.v1 import common_pb2
 
 METRIC_NAMES = ("decision_accuracy", "reply_chrf", "escalation_precision", "escalation_recall",
@@ -83,26 +85,18 @@ def _ratio(numerator: int, denominator: int) -> float | None:
 
 def chrf_statistics(hypotheses: Sequence[str], references: Sequence[str]) -> list[list[int]]:
     """Per-turn chrF n-gram statistics, which sum over any resample of turns to that resample's corpus
-    chrF (sacrebleu's own statistics, so the figures are its corpus_chrf to the digit)."""
-    from sacrebleu.metrics import CHRF
-
-    return [list(row) for row in CHRF()._extract_corpus_statistics(list(hypotheses), [list(references)])]
+    chrF (sacrebleu's statistics and figures, core/domain/chrf.py)."""
+    return [pair_statistics(h, r) for h, r in zip(hypotheses, references, strict=True)]
 
 
 def chrf_from_statistics(rows: Sequence[Sequence[int]]) -> float:
-    from sacrebleu.metrics import CHRF
-
     if not rows:
         return 0.0
-    return float(CHRF()._compute_score_from_stats([sum(column) for column in zip(*rows)]).score)
+    return chrf_score([sum(column) for column in zip(*rows)])
 
 
 def chrf(hypotheses: Sequence[str], references: Sequence[str]) -> float:
-    import sacrebleu
-
-    if not hypotheses:
-        return 0.0
-    return float(sacrebleu.corpus_chrf(list(hypotheses), [list(references)]).score)
+    return corpus_chrf(hypotheses, references)
 
 
 def compute_metrics(turns: Iterable[ScoredTurn], threshold: float | None = None, *,
@@ -145,7 +139,7 @@ def metrics_by_category(turns: Iterable[ScoredTurn], threshold: float | None = N
 
 def answerable_confidences(turns: Sequence[ScoredTurn]) -> tuple[list[float | None], list[bool]]:
     """(confidence, or None for a turn the model handed over itself; decision right) per turn: what
-    core.confidence's curve and threshold choice read."""
+    core.domain.confidence's curve and threshold choice read."""
     return ([None if t.predicted_decision == common_pb2.ESCALATE else
              (t.confidence if t.confidence is not None else 1.0) for t in turns],
             [decision_correct(t) for t in turns])

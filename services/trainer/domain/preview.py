@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from clonedesk.core.confidence import CURVE_THRESHOLDS, answer_curve, calibration_error
+from clonedesk.core.domain.confidence import CURVE_THRESHOLDS, answer_curve, calibration_error
 from clonedesk.trainer.domain.intervals import bootstrap_interval
 from clonedesk.trainer.domain.metrics import (ANSWER_METRIC_NAMES, METRIC_NAMES, Metrics, ScoredTurn,
                                               answerable_confidences, answered, chrf_from_statistics,

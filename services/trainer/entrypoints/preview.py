@@ -12,7 +12,7 @@ from clonedesk.core.adapters import (
     trained_action_names,
     trained_context_turns,
 )
-from clonedesk.core.confidence import Calibration, choose_threshold
+from clonedesk.core.domain.confidence import Calibration, choose_threshold
 from clonedesk.core.settings import Settings
 from clonedesk.core.tenants import TenantStore, validate_tenant_id
 from clonedesk.trainer.adapters.buffer import SampleBuffer

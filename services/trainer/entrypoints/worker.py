@@ -16,7 +16,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from clonedesk.core import topics
+from clonedesk.core.domain import topics
 from clonedesk.core.base_model import describe_base_model, ensure_base_model
 from clonedesk.core.kafka import PoisonMessage, decode, make_consumer, make_producer, send_dead_letter
 from clonedesk.core.settings import Settings

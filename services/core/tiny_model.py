@@ -3,7 +3,7 @@
 Which base model a service uses is decided in `clonedesk.core.base_model` (`ensure_base_model`); this
 builder makes the one selected by `CLONEDESK_BASE_MODEL=tiny` (and the tests' own small models):
 
-    from clonedesk.trainer.adapters.base_model import build_base_model
+    from clonedesk.core.tiny_model import build_base_model
     path = build_base_model(out_dir)          # or: clonedesk base-model build --tiny --out DIR
 
 The built model is a normal HF directory: `LlamaForCausalLM` (hidden 128, 2 layers, vocab 2048) and a
@@ -30,11 +30,9 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-# (base_model_identity and ensure_base_model: the old import path of what now lives in core)
-from clonedesk.core.base_model import (  # noqa: F401
-    IDENTITY_FILE, TINY, base_model_identity, ensure_base_model, staging_dir, swap_into_place)
+from clonedesk.core.domain.holdout import may_be_pretrained_on
+from clonedesk.core.model_dirs import IDENTITY_FILE, TINY, staging_dir, swap_into_place
 from clonedesk.core.progress import progress_bar
-from clonedesk.trainer.domain.holdout import may_be_pretrained_on
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +60,7 @@ def render_conversation(turns: Iterable[tuple[str, str]]) -> str:
 
 def default_texts(dialogues_per_file: int = DEFAULT_DIALOGUES_PER_FILE) -> list[str]:
     """Pre-training text: SGD dialogues outside every holdout (hash bucket >= 0.5), in file order."""
-    from clonedesk.trainer.adapters.sgd import find_sgd_dir, read_dialogues, sgd_files
+    from clonedesk.core.sgd import find_sgd_dir, read_dialogues, sgd_files
 
     sgd_dir = find_sgd_dir()
     if sgd_dir is None:

@@ -1,6 +1,6 @@
 """The decision header a model may write, as token sequences (pure; no I/O).
 
-A generated answer starts with `[decision=… action=Name(…)]` (core.conversation_format). Left free, a
+A generated answer starts with `[decision=… action=Name(…)]` (core.domain.conversation_format). Left free, a
 model can write a decision that does not exist or call an action the tenant never used; constrained, it
 chooses between the only headers there are:
 

@@ -1,7 +1,7 @@
 """What a confidence means (pure; no I/O): calibration on a tenant's holdout, its error, the
 answer-rate / accuracy curve and the escalation threshold that reaches a target accuracy.
 
-The raw confidence is the model's probability of the decision header it wrote (core.decision_header).
+The raw confidence is the model's probability of the decision header it wrote (core.domain.decision_header).
 Small fine-tuned models are over- or under-confident in ways that differ per tenant, so the probability
 is calibrated on the tenant's own held-out turns by Platt scaling of its log-odds,
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from clonedesk.core.action_calls import ActionAnswer, result_text
+from clonedesk.core.domain.action_calls import ActionAnswer, result_text
 from clonedesk.v1 import common_pb2
 
 ROLE_NAMES = {common_pb2.CUSTOMER: "customer", common_pb2.AGENT: "agent", common_pb2.AI: "agent",
@@ -71,7 +71,7 @@ def format_target(decision: int, action: str, reply: str) -> str:
     return f"{header}\n{reply.strip()}"
 
 
-# The role of the turn that shows a back-office call's result to the model (core.action_calls.result_text).
+# The role of the turn that shows a back-office call's result to the model (core.domain.action_calls.result_text).
 TOOL_ROLE = "tool"
 
 
