@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
 
 import click
-from clonedesk.core.adapters import adapter_name, current_version, tenant_adapters_dir
+from clonedesk.core.adapters import NotReadyToGoLive, adapter_name, current_version, go_live
 from clonedesk.core.command_line import CloneDeskGroup, OperatorError, settings_from
 from clonedesk.core.settings import Settings
 from clonedesk.core.tenants import (TenantStore, new_actions_secret,
@@ -112,18 +112,11 @@ def tenant_show(ctx: click.Context, tenant_id: str, secrets: bool, as_json: bool
 def tenant_go_live(ctx: click.Context, tenant_id: str) -> None:
     """Let the resolver answer this tenant's tickets (needs a current adapter and its preview)."""
     settings = settings_from(ctx)
-    store = TenantStore(settings.resolved_data_dir)
-    record = store.get(validate_tenant_id(tenant_id))
-    version = current_version(settings.resolved_data_dir, record.id)
-    if version is None:
-        raise OperatorError(f"tenant {record.id} has no trained adapter yet: import history and let the trainer run")
-    preview = tenant_adapters_dir(settings.resolved_data_dir, record.id) / f"v{version}" / "preview.json"
-    if not preview.exists():
-        raise OperatorError(f"tenant {record.id} has no accuracy preview for {adapter_name(record.id, version)}:"
-                            f" run `clonedesk preview --tenant {record.id}` first")
-    record.live = True
-    store.save(record)
-    click.echo(f"tenant {record.id} is live on {adapter_name(record.id, version)}")
+    try:
+        version = go_live(settings.resolved_data_dir, validate_tenant_id(tenant_id))
+    except NotReadyToGoLive as exc:
+        raise OperatorError(str(exc)) from None
+    click.echo(f"tenant {tenant_id} is live on {adapter_name(tenant_id, version)}")
 
 
 def _price(_ctx, _param, value: str | None) -> str | None:

@@ -1,6 +1,7 @@
 """Where a tenant's adapter versions live, and how their names are spelled (`tenant@vN`).
 
-The trainer writes the registry; everything else only reads `current` through these helpers.
+The trainer writes the registry; everything else reads it through these helpers (a version's meta and
+preview documents, the current version) and goes live through `go_live`.
 Layout: `<data>/adapters/<tenant>/v<N>/` (immutable) and `<data>/adapters/<tenant>/current`, a symlink
 to the current version's folder, swapped with an atomic rename.
 """
@@ -11,6 +12,8 @@ import json
 import os
 import re
 from pathlib import Path
+
+from clonedesk.core.tenants import TenantStore
 
 _VERSION_DIR = re.compile(r"^v(\d+)$")
 
@@ -127,3 +130,56 @@ def version_history(data_dir: Path, tenant_id: str) -> list[dict]:
                      "answered_share": metrics.get("answered_share"),
                      "preview_decision_accuracy": preview.get("decision_accuracy")})
     return sorted(rows, key=lambda row: row["version"])
+
+
+# -- the read side every service and the demo use: a version's documents, and going live ---------------
+
+META_FILE = "meta.json"
+PREVIEW_FILE = "preview.json"
+
+
+def _document(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def version_meta(data_dir: Path, tenant_id: str, version: int) -> dict | None:
+    """The version's meta.json (how it was trained, its holdout scores, its status), None if unreadable."""
+    return _document(version_dir(data_dir, tenant_id, version) / META_FILE)
+
+
+def version_preview(data_dir: Path, tenant_id: str, version: int) -> dict | None:
+    """The version's accuracy preview (preview.json), None before a preview was made."""
+    return _document(version_dir(data_dir, tenant_id, version) / PREVIEW_FILE)
+
+
+def rejection_reason(data_dir: Path, tenant_id: str, version: int) -> str | None:
+    """Why the trainer rejected this version (it never became current), None if it did not."""
+    meta = version_meta(data_dir, tenant_id, version)
+    if meta is None or meta.get("status") != "rejected":
+        return None
+    return str(meta.get("reason") or "rejected")
+
+
+class NotReadyToGoLive(Exception):
+    """A tenant without a current adapter, or without its accuracy preview, cannot go live."""
+
+
+def go_live(data_dir: Path, tenant_id: str) -> int:
+    """Mark the tenant live on its current adapter; return that version. Only a tenant whose current
+    adapter has a preview may go live: the operator has seen what it will do on unseen tickets."""
+    store = TenantStore(data_dir)
+    record = store.get(tenant_id)
+    version = current_version(data_dir, record.id)
+    if version is None:
+        raise NotReadyToGoLive(f"tenant {record.id} has no trained adapter yet: import history and let the"
+                               " trainer run")
+    if not (version_dir(data_dir, record.id, version) / PREVIEW_FILE).exists():
+        raise NotReadyToGoLive(f"tenant {record.id} has no accuracy preview for {adapter_name(record.id, version)}:"
+                               f" run `clonedesk preview --tenant {record.id}` first")
+    record.live = True
+    store.save(record)
+    return version

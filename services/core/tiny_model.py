@@ -36,6 +36,17 @@ from clonedesk.core.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
+# The LoRA recipe of the tiny model (2 layers, 128 wide), which the trainer's defaults (made for a real
+# 30-layer model) under-train: a tenth of its rank learns too slowly at the real model's rate. Tests and
+# the quick demo set it through the trainer's CLONEDESK_TRAINER_* settings.
+TINY_MODEL_RECIPE = dict(lora_rank=32, lora_alpha=64, lora_layers=0, learning_rate=1e-2, final_lr_fraction=0.05,
+                         epochs=3.0, max_length=192, mixed_precision="no")
+
+
+def recipe_env(recipe: dict) -> dict[str, str]:
+    """A recipe as the CLONEDESK_TRAINER_* variables a trainer process reads."""
+    return {f"CLONEDESK_TRAINER_{name.upper()}": str(value) for name, value in recipe.items()}
+
 PAD, END, SYSTEM, USER, ASSISTANT = "<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"
 SPECIAL_TOKENS = [PAD, END, SYSTEM, USER, ASSISTANT]
 

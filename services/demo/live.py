@@ -16,7 +16,7 @@ from clonedesk.demo.domain import zendesk_events as zd
 from clonedesk.demo.domain.judge import Move, Verdict, course_of, judge, judge_rng, rating, react
 from clonedesk.demo.domain.reactions import LiveScript, Reaction
 from clonedesk.core.domain.confirmation import is_confirmation
-from clonedesk.resolver.domain.outbound import reply_id
+from clonedesk.core.domain.ids import reply_id
 from clonedesk.v1 import common_pb2, resolver_pb2
 
 HUMAN_AGENT_ID = "agent-7"

@@ -33,22 +33,26 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
 from rich.table import Table
 
 from clonedesk.core.domain.confidence import CURVE_THRESHOLDS
-from clonedesk.core.adapters import adapter_name, current_version
+from clonedesk.core.adapters import (NotReadyToGoLive, adapter_name, current_version, go_live, rejection_reason,
+                                     version_meta)
+from clonedesk.core.domain.holdout import DEFAULT_HOLDOUT_FRACTION, is_holdout, may_be_pretrained_on
 from clonedesk.core.base_model import TINY, describe_base_model, ensure_base_model
 from clonedesk.core.settings import Settings
 from clonedesk.core.tenants import Tenant, TenantStore, admin_api_key
 from clonedesk.demo.adapters.analytics import AnalyticsClient
 from clonedesk.demo.adapters.helpdesk import DemoStepFailed, SimulatorBackOffice, SimulatorReplies, WebhookSender
+from clonedesk.demo.adapters.product import ProductCommands
 from clonedesk.demo.adapters.resolutions import ResolutionWatcher
-from clonedesk.resolver.entrypoints.back_office_sim import recorded_calls
+from clonedesk.demo.adapters.samples import TrainableSamples
+from clonedesk.core.domain.sgd import recorded_calls
 from clonedesk.demo.adapters.workspace import prepare, write_marker
 from clonedesk.demo.domain import zendesk_events as zd
 from clonedesk.demo.domain.reactions import ORIGIN, Reaction, live_script
 from clonedesk.demo.domain.report import invoice_cells, month_of, tenant_figures
 from clonedesk.demo.domain.split import FULL, QUICK, DemoSizes, TenantPlan, plan_tenant, trainer_thresholds
 from clonedesk.demo.live import LiveTicket, TicketResult
-from clonedesk.metering.domain.analytics import escalation_kind
-from clonedesk.trainer.config import TINY_MODEL_RECIPE, recipe_env
+from clonedesk.core.domain.escalations import escalation_kind
+from clonedesk.core.tiny_model import TINY_MODEL_RECIPE, recipe_env
 
 BUSINESSES = ("Banks_1", "RentalCars_1", "Hotels_1")
 SEED = 7
@@ -147,6 +151,10 @@ class Demo:
         self.senders: list[WebhookSender] = []  # each acknowledged webhook's event id goes in the summary
         self.base_model = settings.base_model or ""
         self.started = time.monotonic()
+        self.commands = ProductCommands(settings)
+        self.samples: TrainableSamples | None = None  # each tenant's trainable samples, for the progress
+        # The trainer's holdout (its CLONEDESK_TRAINER_HOLDOUT_FRACTION): the demo plans around the same one.
+        self.holdout_fraction = float(os.environ.get("CLONEDESK_TRAINER_HOLDOUT_FRACTION", DEFAULT_HOLDOUT_FRACTION))
 
     # -- output -------------------------------------------------------------------------------------
 
@@ -166,16 +174,13 @@ class Demo:
     def configure_trainer(self) -> dict[str, int]:
         """Plan every tenant's dialogues and export the trainer settings that fit them, before `up`
         (the stack passes the environment to its children)."""
-        from clonedesk.trainer.config import TrainerSettings
-        from clonedesk.core.domain.holdout import is_holdout, may_be_pretrained_on
-
         for name, value in self.mode.trainer_env.items():
             os.environ.setdefault(name, value)
         os.environ.setdefault("CLONEDESK_TRAINER_REFRESH_MAX_INTERVAL_S", "86400")  # refresh on new data only
         # Two cores for a dozen processes: torch's worker threads in the trainer, the resolver and this
         # process would spin against each other (several times slower); one thread each.
         os.environ.setdefault("OMP_NUM_THREADS", "1")
-        fraction = TrainerSettings().holdout_fraction
+        fraction = self.holdout_fraction
         sgd = find_dialogues()
         self.plans = [plan_tenant(b, read_dialogues(sgd / f"train_{b}.jsonl"), self.mode.sizes, SEED,
                                   lambda ticket: is_holdout(ticket, fraction), pretrained_on=may_be_pretrained_on)
@@ -186,10 +191,8 @@ class Demo:
         return thresholds
 
     def start_stack(self) -> None:
-        from clonedesk.stack.cli import _print_status, start_detached, stop_detached
-
         self.step(1, "the embedded stack and three tenants")
-        found = prepare(self.settings, stop_detached)
+        found = prepare(self.settings, lambda _settings: self.commands.down())
         self.console.print(f"data dir {self.data_dir}: {found}")
         thresholds = self.configure_trainer()
         self.console.print(f"trainer: first adapter at {thresholds['first_min_samples']} samples, refresh"
@@ -203,8 +206,8 @@ class Demo:
             self.base_model = ensure_base_model(self.settings, progress=True)
         self.console.print(f"base model: {describe_base_model(self.base_model)}")
         with self.console.status("starting broker, S3 store and every service (`clonedesk up --detach`)…"):
-            start_detached(self.settings, ephemeral=self.ephemeral)
-        _print_status(self.settings)
+            status = self.commands.up(self.ephemeral)
+        self.console.print(status.rstrip())
         store = TenantStore(self.data_dir)
         table = Table("tenant", "SGD business", "dialogues", "history (webhooks + import)", "trainable samples",
                       "refresh tickets", "live tickets", title="tenants and their dialogues (seeded split)")
@@ -232,8 +235,6 @@ class Demo:
     # -- 2: history ---------------------------------------------------------------------------------
 
     async def send_history(self, client: httpx.AsyncClient) -> None:
-        from clonedesk.ingest.entrypoints.importer import run_import
-
         self.step(2, "history arrives: signed webhooks through the gateway, the bulk through the importer")
         sender = WebhookSender(client, f"http://127.0.0.1:{self.settings.gateway_port}")
         self.senders.append(sender)
@@ -247,10 +248,10 @@ class Demo:
                     progress.advance(task)
         for plan in self.plans:
             path = self.write_export(plan.tenant_id, "history", plan.history_import)
-            report = await run_import(self.settings, "sgd", path, plan.tenant_id, progress=True)
-            if report.rejected:
-                raise DemoStepFailed(f"the importer rejected {report.rejected} dialogues of {plan.tenant_id}:"
-                                     f" {report.problems[:3]}")
+            report = await asyncio.to_thread(self.commands.import_history, "sgd", path, plan.tenant_id)
+            if report["rejected"]:
+                raise DemoStepFailed(f"the importer rejected {report['rejected']} dialogues of {plan.tenant_id}:"
+                                     f" {report['problems'][:3]}")
         self.done(f"{sender.sent} signed webhooks accepted by the gateway;"
                   f" {sum(len(p.history_import) for p in self.plans)} dialogues imported")
 
@@ -260,13 +261,6 @@ class Demo:
         return path
 
     # -- 3: training and preview --------------------------------------------------------------------
-
-    def buffered(self, tenant_id: str) -> int:
-        from clonedesk.trainer.adapters.buffer import SampleBuffer
-        from clonedesk.trainer.config import TrainerSettings
-
-        buffer = SampleBuffer(self.data_dir / "trainer", TrainerSettings().holdout_fraction)
-        return buffer.counts(tenant_id).trainable
 
     async def wait_for_versions(self, target: dict[str, int], samples: dict[str, int], progress: Progress,
                                 label: str, on_ready=None) -> None:
@@ -279,7 +273,7 @@ class Demo:
         while pending:
             for tenant_id, wanted in list(pending.items()):
                 version = current_version(self.data_dir, tenant_id) or 0
-                rejected = self.rejected_version(tenant_id, wanted)
+                rejected = rejection_reason(self.data_dir, tenant_id, wanted)
                 if version >= wanted or rejected:
                     word = f"{adapter_name(tenant_id, version)} current"
                     if rejected:
@@ -290,7 +284,7 @@ class Demo:
                     if on_ready is not None:
                         on_ready(tenant_id)
                 else:
-                    count = await asyncio.to_thread(self.buffered, tenant_id)
+                    count = self.samples.count(tenant_id) if self.samples else 0
                     progress.update(tasks[tenant_id], completed=min(count, samples[tenant_id]))
             if not pending:
                 break
@@ -299,23 +293,10 @@ class Demo:
                                      f" {self.mode.training_timeout_s:.0f}s (see logs/trainer.log)")
             await asyncio.sleep(2.0)
 
-    def rejected_version(self, tenant_id: str, version: int) -> str | None:
-        meta = self.data_dir / "adapters" / tenant_id / f"v{version}" / "meta.json"
-        try:
-            data = json.loads(meta.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
-        return data.get("reason", "rejected") if data.get("status") == "rejected" else None
-
     async def train_and_preview(self) -> None:
         """Wait for each first adapter and preview it as soon as it is there, while the trainer goes on
         with the next tenant: each process keeps to one thread, so the two share the two cores without
         oversubscribing them (a preview beside a two-thread run slowed both several times over)."""
-        from clonedesk.trainer.config import TrainerSettings
-        from clonedesk.trainer.entrypoints.preview import make_preview
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
         self.step(3, "the trainer builds each tenant's adapter; the accuracy preview")
         ready: asyncio.Queue[str] = asyncio.Queue()
         reports: dict[str, dict] = {}
@@ -334,8 +315,8 @@ class Demo:
                         continue
                     tenant_id = getter.result()
                     task = progress.add_task(f"{tenant_id}: accuracy preview", total=None)
-                    reports[tenant_id] = await asyncio.to_thread(make_preview, self.settings, tenant_id,
-                                                                 TrainerSettings(), score_base=self.mode.preview_base)
+                    reports[tenant_id] = await asyncio.to_thread(self.commands.preview, tenant_id,
+                                                                 self.mode.preview_base)
                     progress.update(task, description=f"{tenant_id}: accuracy preview of"
                                                       f" {reports[tenant_id]['adapter_version']} done",
                                     total=1, completed=1)
@@ -390,9 +371,8 @@ class Demo:
         table = Table("adapter", "samples", "steps × batch", "epochs", "context turns", "max tokens", "LoRA",
                       "tokens/s", "training s", title=f"{title} (base model: {describe_base_model(self.base_model)})")
         for tenant_id, version in versions.items():
-            try:
-                meta = json.loads((self.data_dir / "adapters" / tenant_id / f"v{version}" / "meta.json").read_text())
-            except (OSError, json.JSONDecodeError):
+            meta = version_meta(self.data_dir, tenant_id, version)
+            if meta is None:
                 continue
             config, run = meta.get("training_config", {}), meta.get("training", {})
             layers = f"top {config['layers_to_train']} layers" if config.get("layers_to_train") else "all layers"
@@ -410,16 +390,11 @@ class Demo:
     # -- 4 and 5: live traffic and the refresh ------------------------------------------------------
 
     def go_live(self) -> None:
-        store = TenantStore(self.data_dir)
         for tenant_id in self.tenants:
-            version = current_version(self.data_dir, tenant_id)
-            preview = self.data_dir / "adapters" / tenant_id / f"v{version}" / "preview.json"
-            if version is None or not preview.exists():
-                raise DemoStepFailed(f"{tenant_id} cannot go live: no adapter with a preview")
-            tenant = store.get(tenant_id)
-            tenant.live = True
-            store.save(tenant)
-            self.live_versions[tenant_id] = version
+            try:
+                self.live_versions[tenant_id] = go_live(self.data_dir, tenant_id)
+            except NotReadyToGoLive as exc:
+                raise DemoStepFailed(str(exc)) from None
         self.done("tenants live: " + ", ".join(adapter_name(t, v) for t, v in self.live_versions.items()))
 
     def live_ticket(self, plan: TenantPlan, dialogue: dict, sender, simulator, watcher,
@@ -454,8 +429,6 @@ class Demo:
         return list(results)
 
     async def live_and_refresh(self, client: httpx.AsyncClient) -> None:
-        from clonedesk.ingest.entrypoints.importer import run_import
-
         self.step(4, "go-live: live tickets answered by each tenant's adapter")
         self.go_live()
         sender = WebhookSender(client, f"http://127.0.0.1:{self.settings.gateway_port}")
@@ -480,7 +453,7 @@ class Demo:
             self.step(5, "more resolved tickets; the adapters refresh and hot-swap under live traffic")
             for plan in self.plans:
                 path = self.write_export(plan.tenant_id, "refresh", plan.refresh)
-                await run_import(self.settings, "sgd", path, plan.tenant_id, progress=True)
+                await asyncio.to_thread(self.commands.import_history, "sgd", path, plan.tenant_id)
             with self.progress() as progress:
                 wanted = {t: v + 1 for t, v in self.live_versions.items()}
                 during = asyncio.create_task(
@@ -601,7 +574,9 @@ class Demo:
     # -- all of it ----------------------------------------------------------------------------------
 
     async def run_async(self) -> None:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient() as client, TrainableSamples(self.settings.bootstrap,
+                                                                   self.holdout_fraction) as samples:
+            self.samples = samples
             await self.send_history(client)
             await self.train_and_preview()
             await self.live_and_refresh(client)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -78,7 +79,7 @@ def import_group() -> None:
     """Backfill a tenant's resolved-ticket history into helpdesk.events."""
 
 
-def _import(ctx: click.Context, kind: str, file: Path, tenant_id: str) -> None:
+def _import(ctx: click.Context, kind: str, file: Path, tenant_id: str, as_json: bool = False) -> None:
     import asyncio
 
     from clonedesk.core.tenants import TenantStore, validate_tenant_id
@@ -86,7 +87,12 @@ def _import(ctx: click.Context, kind: str, file: Path, tenant_id: str) -> None:
 
     settings = _settings(ctx)
     TenantStore(settings.resolved_data_dir).get(validate_tenant_id(tenant_id))
-    report = asyncio.run(run_import(settings, kind, file, tenant_id))
+    report = asyncio.run(run_import(settings, kind, file, tenant_id))  # its bar goes to stderr
+    if as_json:
+        click.echo(json.dumps({"kind": kind, "tenant": tenant_id, "records": report.records,
+                               "written": report.written, "rejected": report.rejected,
+                               "problems": report.problems[:50]}))
+        return
     for problem in report.problems[:50]:
         click.echo(f"{file}:{problem}", err=True)
     if len(report.problems) > 50:
@@ -101,25 +107,28 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 @import_group.command("zendesk")
 @click.argument("file", type=_FILE)
 @click.option("--tenant", "tenant_id", required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.pass_context
-def import_zendesk(ctx: click.Context, file: Path, tenant_id: str) -> None:
+def import_zendesk(ctx: click.Context, file: Path, tenant_id: str, as_json: bool) -> None:
     """A Zendesk incremental ticket export (tickets with comments/audits; JSON or JSONL)."""
-    _import(ctx, "zendesk", file, tenant_id)
+    _import(ctx, "zendesk", file, tenant_id, as_json)
 
 
 @import_group.command("intercom")
 @click.argument("file", type=_FILE)
 @click.option("--tenant", "tenant_id", required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.pass_context
-def import_intercom(ctx: click.Context, file: Path, tenant_id: str) -> None:
+def import_intercom(ctx: click.Context, file: Path, tenant_id: str, as_json: bool) -> None:
     """An Intercom conversations export (conversations with their parts; JSON or JSONL)."""
-    _import(ctx, "intercom", file, tenant_id)
+    _import(ctx, "intercom", file, tenant_id, as_json)
 
 
 @import_group.command("sgd")
 @click.argument("file", type=_FILE)
 @click.option("--tenant", "tenant_id", required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.pass_context
-def import_sgd(ctx: click.Context, file: Path, tenant_id: str) -> None:
+def import_sgd(ctx: click.Context, file: Path, tenant_id: str, as_json: bool) -> None:
     """SGD dialogues (JSONL, one dialogue a line): each dialogue one resolved ticket."""
-    _import(ctx, "sgd", file, tenant_id)
+    _import(ctx, "sgd", file, tenant_id, as_json)

@@ -1,17 +1,15 @@
-"""CLI: `clonedesk resolver | bridge | outbound | helpdesk-sim` (found by the `clonedesk` command)."""
+"""CLI: `clonedesk resolver | bridge | outbound` (found by the `clonedesk` command)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
-
 import click
+
+from clonedesk.core.service_runner import run_service
 from clonedesk.core.settings import Settings
 
 
 def register(main: click.Group) -> None:
-    for command in (resolver, bridge, outbound, helpdesk_sim):
+    for command in (resolver, bridge, outbound):
         main.add_command(command)
 
 
@@ -19,27 +17,6 @@ def _settings(ctx: click.Context) -> Settings:
     from clonedesk.core.command_line import settings_from
 
     return settings_from(ctx)
-
-
-def _run_until_signalled(service: str, settings: Settings, work) -> None:
-    """Logs, telemetry, then `work(stop)` until SIGTERM/SIGINT sets `stop`."""
-    from clonedesk.core.logs import configure_logging
-    from clonedesk.core.telemetry import setup_telemetry
-
-    configure_logging(service, settings.log_level)
-    telemetry = setup_telemetry(service, settings)
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await work(stop)
-
-    try:
-        asyncio.run(main())
-    finally:
-        telemetry.shutdown()
 
 
 @click.command()
@@ -61,7 +38,7 @@ def resolver(ctx: click.Context) -> None:
                 "CLONEDESK_ENGINE=vllm but vLLM is not installed in this environment "
                 "(install the vllm extra, or set CLONEDESK_VLLM_PYTHON for `clonedesk up`)"
             )
-    _run_until_signalled("resolver", settings, lambda stop: run_resolver(settings, resolver_settings, stop))
+    run_service("resolver", settings, lambda stop: run_resolver(settings, resolver_settings, stop))
 
 
 @click.command()
@@ -72,7 +49,7 @@ def bridge(ctx: click.Context) -> None:
     from clonedesk.resolver.settings import ResolverSettings
 
     settings = _settings(ctx)
-    _run_until_signalled("bridge", settings, Bridge(settings, ResolverSettings()).run)
+    run_service("bridge", settings, Bridge(settings, ResolverSettings()).run)
 
 
 @click.command()
@@ -83,32 +60,4 @@ def outbound(ctx: click.Context) -> None:
     from clonedesk.resolver.settings import ResolverSettings
 
     settings = _settings(ctx)
-    _run_until_signalled("outbound", settings, OutboundPoster(settings, ResolverSettings()).run)
-
-
-@click.command("helpdesk-sim")
-@click.pass_context
-def helpdesk_sim(ctx: click.Context) -> None:
-    """A local helpdesk (Zendesk and Intercom reply APIs) that records replies; GET /replies lists them."""
-    import uvicorn
-    from clonedesk.resolver.entrypoints.helpdesk_sim import create_app
-
-    class Server(uvicorn.Server):
-        # Signals are ours (see _run_until_signalled); uvicorn's own would re-raise SIGTERM after a
-        # graceful shutdown, turning a clean stop into exit code -15.
-        def capture_signals(self):
-            return contextlib.nullcontext()
-
-    settings = _settings(ctx)
-    app = create_app(settings.path("helpdesk-sim", "replies.jsonl"))
-    server = Server(
-        uvicorn.Config(app, host=settings.bind_host, port=settings.helpdesk_sim_port, log_level="warning")
-    )
-
-    async def serve(stop: asyncio.Event) -> None:
-        task = asyncio.create_task(server.serve())
-        await asyncio.wait({task, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
-        server.should_exit = True
-        await task
-
-    _run_until_signalled("helpdesk-sim", settings, serve)
+    run_service("outbound", settings, OutboundPoster(settings, ResolverSettings()).run)

@@ -1,5 +1,4 @@
-"""The resolver's part of `clonedesk up`: the gRPC resolver, the stream bridge, the outbound poster and
-the local helpdesk simulator."""
+"""The resolver's part of `clonedesk up`: the gRPC resolver, the stream bridge and the outbound poster."""
 
 from __future__ import annotations
 
@@ -29,13 +28,6 @@ def components(settings: Settings) -> list[Component]:
     # vLLM cannot share the main environment (click pins clash with faust): run the resolver from its own.
     python = vllm_interpreter(resolver_settings) if settings.engine == "vllm" else None
     return [
-        Component(
-            "helpdesk-sim",
-            clonedesk_command("helpdesk-sim"),
-            port=settings.helpdesk_sim_port,
-            port_env="CLONEDESK_HELPDESK_SIM_PORT",
-            order=110,
-        ),
         Component(
             "resolver",
             clonedesk_command("resolver", python=python),

@@ -1,4 +1,5 @@
-"""Stack commands: `up`, `down`, `status`, `demo`."""
+"""Stack commands: `up`, `down`, `status`, `topics`, and `helpdesk-sim` (the stand-in for Zendesk and
+Intercom the embedded stack runs)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import click
@@ -22,7 +22,7 @@ def register(main: click.Group) -> None:
     from clonedesk.core.command_line import one_line_errors
 
     one_line_errors(StackError, MissingTool)
-    for command in (up, down, status, demo, topics):
+    for command in (up, down, status, topics, helpdesk_sim):
         main.add_command(command)
 
 
@@ -132,18 +132,6 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="A shortened run (what the end-to-end test uses).")
-@click.option("--ephemeral", is_flag=True, help="Run the stack on memory storage.")
-@click.pass_context
-def demo(ctx: click.Context, quick: bool, ephemeral: bool) -> None:
-    """Run the product end to end on the embedded stack."""
-    from clonedesk.stack.demo import run_demo
-
-    run_demo(_settings(ctx), quick=quick, ephemeral=ephemeral)
-    sys.stdout.flush()
-
-
-@click.command()
 @click.pass_context
 def topics(ctx: click.Context) -> None:
     """Create every CloneDesk topic (with its partition count) on the configured Kafka."""
@@ -156,3 +144,36 @@ def topics(ctx: click.Context) -> None:
     asyncio.run(wait_for_broker(settings.bootstrap, timeout=30))
     created = asyncio.run(ensure_topics(settings.bootstrap, all_topic_specs(settings.topic_partitions)))
     click.echo(f"{len(created)} topics created on {settings.bootstrap}" + (f": {', '.join(created)}" if created else ""))
+
+
+@click.command("helpdesk-sim")
+@click.pass_context
+def helpdesk_sim(ctx: click.Context) -> None:
+    """A local helpdesk (Zendesk and Intercom reply APIs) that records replies; GET /replies lists them."""
+    import asyncio
+    import contextlib
+
+    import uvicorn
+
+    from clonedesk.core.service_runner import run_service
+    from clonedesk.stack.helpdesk_sim import create_app
+
+    class Server(uvicorn.Server):
+        # Signals are ours (see core/service_runner.py); uvicorn's own would re-raise SIGTERM after a
+        # graceful shutdown, turning a clean stop into exit code -15.
+        def capture_signals(self):
+            return contextlib.nullcontext()
+
+    settings = _settings(ctx)
+    app = create_app(settings.path("helpdesk-sim", "replies.jsonl"))
+    server = Server(
+        uvicorn.Config(app, host=settings.bind_host, port=settings.helpdesk_sim_port, log_level="warning")
+    )
+
+    async def serve(stop: asyncio.Event) -> None:
+        task = asyncio.create_task(server.serve())
+        await asyncio.wait({task, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        await task
+
+    run_service("helpdesk-sim", settings, serve)

@@ -50,8 +50,10 @@ def trainer(ctx: click.Context, progress: bool) -> None:
 @click.command()
 @click.option("--tenant", "tenant_id", required=True, help="The tenant to preview.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--base/--no-base", "score_base", default=True, show_default=True,
+              help="Also score the base model alone (the slowest third of a preview).")
 @click.pass_context
-def preview(ctx: click.Context, tenant_id: str, as_json: bool) -> None:
+def preview(ctx: click.Context, tenant_id: str, as_json: bool, score_base: bool) -> None:
     """Score the current adapter on the tenant's holdout beside the base model and retrieval."""
     from clonedesk.core.command_line import settings_from
     from clonedesk.trainer.entrypoints.preview import make_preview, render_curve, render_table
@@ -59,7 +61,7 @@ def preview(ctx: click.Context, tenant_id: str, as_json: bool) -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # keep stdout/stderr to the report
-    report = make_preview(settings_from(ctx), tenant_id)
+    report = make_preview(settings_from(ctx), tenant_id, score_base=score_base)
     if as_json:
         click.echo(json.dumps(report))
         return

@@ -13,17 +13,6 @@ from clonedesk.core.domain.holdout import DEFAULT_HOLDOUT_FRACTION
 from clonedesk.trainer.domain.policy import BufferPolicy
 from clonedesk.trainer.domain.promotion import DEFAULT_MARGIN
 
-# The recipe of the tiny offline test model (2 layers, 128 wide), which the defaults (made for a real
-# 30-layer model) under-train: a tenth of its rank learns too slowly at the real model's rate.
-TINY_MODEL_RECIPE = dict(lora_rank=32, lora_alpha=64, lora_layers=0, learning_rate=1e-2, final_lr_fraction=0.05,
-                         epochs=3.0, max_length=192, mixed_precision="no")
-
-
-def recipe_env(recipe: dict) -> dict[str, str]:
-    """A recipe as the CLONEDESK_TRAINER_* variables a trainer process reads."""
-    return {f"CLONEDESK_TRAINER_{name.upper()}": str(value) for name, value in recipe.items()}
-
-
 class TrainerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLONEDESK_TRAINER_", extra="ignore")
 

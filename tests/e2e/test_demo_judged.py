@@ -169,7 +169,7 @@ def test_the_base_model_in_the_adapters_place_gets_a_clearly_lower_resolution_ra
     from clonedesk.demo.live import LiveTicket
     from clonedesk.trainer.adapters.lora import LoraTrainingConfig, load_model, train_adapter
     from clonedesk.ingest.domain.sgd import dialogue_samples
-    from clonedesk.trainer.config import TINY_MODEL_RECIPE
+    from clonedesk.core.tiny_model import TINY_MODEL_RECIPE
 
     chosen = dialogues("Banks_1")[:10]
     samples = [s for d in chosen for s in dialogue_samples(TENANT, d)]

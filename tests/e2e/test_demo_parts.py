@@ -346,7 +346,7 @@ class ScriptedResolver:
 
 class PostedReplies:
     async def wait_for(self, tenant_id, ticket_id, key, timeout):
-        from clonedesk.resolver.domain.outbound import reply_id
+        from clonedesk.core.domain.ids import reply_id
 
         return {"body": {reply_id(f"r{n}"): f"reply {n}" for n in range(1, 9)}[key], "id": 1}
 

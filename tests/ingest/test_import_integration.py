@@ -12,7 +12,7 @@ import pytest
 
 from clonedesk.core.domain import topics
 from clonedesk.ingest.domain.pii import scrub
-from clonedesk.ingest.domain.sgd import decide
+from clonedesk.core.domain.sgd import decide
 from clonedesk.v1 import events_pb2, training_pb2
 from tests.ingest import payloads as p
 from tests.ingest.harness import REPO

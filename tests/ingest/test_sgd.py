@@ -4,7 +4,8 @@ import pytest
 
 from clonedesk.ingest.domain.events import Kind, WrongShape
 from clonedesk.ingest.domain.pii import scrub
-from clonedesk.ingest.domain.sgd import decide, normalise_dialogue
+from clonedesk.core.domain.sgd import decide
+from clonedesk.ingest.domain.sgd import normalise_dialogue
 from clonedesk.v1 import common_pb2
 
 

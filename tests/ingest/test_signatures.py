@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from clonedesk.ingest.adapters.signatures import BadSignature, verify_intercom, verify_zendesk
+from clonedesk.core.signatures import BadSignature, verify_intercom, verify_zendesk
 
 SECRET = "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3RpbmdfcHVycG9zZXNfb25seQ=="
 BODY = b'{"type":"zen:event-type:ticket.created","id":"abc","detail":{"id":"35436"}}'

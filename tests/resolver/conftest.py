@@ -174,7 +174,7 @@ def engine_settings(**overrides):
 
 
 def make_test_engine(kind: str, zoo: Zoo, **overrides):
-    from clonedesk.resolver.engines.base import make_engine
+    from clonedesk.resolver.bootstrap import make_engine
 
     if kind == "vllm":
         from clonedesk.resolver.engines.vllm import VLLMEngine
@@ -260,7 +260,7 @@ class SimulatorServer:
 
     def __init__(self, port: int, log_path: Path | None = None):
         import uvicorn
-        from clonedesk.resolver.entrypoints.helpdesk_sim import create_app
+        from clonedesk.stack.helpdesk_sim import create_app
 
         self.app = create_app(log_path)
         self.url = f"http://127.0.0.1:{port}"

@@ -12,7 +12,7 @@ from clonedesk.core.domain.action_calls import ActionCall
 from clonedesk.core.tenants import Tenant
 from clonedesk.resolver.back_office import BackOffice
 from clonedesk.resolver.domain.actions import Status, request_body
-from clonedesk.resolver.entrypoints.back_office_sim import recorded_calls
+from clonedesk.core.domain.sgd import recorded_calls
 from tests.conftest import free_port
 
 from .conftest import SimulatorServer

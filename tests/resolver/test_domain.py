@@ -29,8 +29,8 @@ from clonedesk.resolver.domain.outbound import (
     delivery_key,
     helpdesk_request,
     is_retryable,
-    reply_id,
 )
+from clonedesk.core.domain.ids import reply_id
 from clonedesk.resolver.domain.requests import (
     InvalidRequest,
     idempotency_key,

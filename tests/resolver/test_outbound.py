@@ -11,7 +11,8 @@ import pytest
 from clonedesk.core.kafka import encode, make_producer
 from clonedesk.core.tenants import TenantStore
 from clonedesk.core.domain.topics import HELPDESK_OUTBOUND, dlq, message_key
-from clonedesk.resolver.domain.outbound import body_digest, delivery_key, reply_id
+from clonedesk.resolver.domain.outbound import body_digest, delivery_key
+from clonedesk.core.domain.ids import reply_id
 from clonedesk.resolver.entrypoints.outbound import OutboundPoster
 from clonedesk.resolver.settings import ResolverSettings
 from clonedesk.v1 import common_pb2, outbound_pb2

@@ -13,7 +13,8 @@ from clonedesk.core.settings import Settings
 from clonedesk.core.domain.topics import TRAINING_SAMPLES, message_key
 from clonedesk.core.tiny_model import build_base_model, default_texts
 from clonedesk.ingest.adapters.sgd_history import tenant_samples
-from clonedesk.trainer.config import TINY_MODEL_RECIPE, TrainerSettings
+from clonedesk.core.tiny_model import TINY_MODEL_RECIPE
+from clonedesk.trainer.config import TrainerSettings
 
 
 @pytest.fixture(scope="session")

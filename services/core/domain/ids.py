@@ -4,6 +4,7 @@ yields the same event id (and every consumer can be idempotent on it)."""
 from __future__ import annotations
 
 import hashlib
+import uuid
 from datetime import datetime, timezone
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -62,3 +63,13 @@ def timestamp(value) -> Timestamp:
     if moment is not None:
         stamp.FromDatetime(moment.astimezone(timezone.utc))
     return stamp
+
+
+# The outbound reply's id space (uuid5 of the resolution id): the helpdesk's Idempotency-Key, and how the
+# demo and the simulator recognise a reply as one resolution's.
+REPLY_NAMESPACE = uuid.UUID("0d9f2c4e-8f61-4a6b-b0d2-2c7f3b9e41a7")
+
+
+def reply_id(resolution_id: str) -> str:
+    """One reply per resolution: the same id on every redelivery, sent as the Idempotency-Key."""
+    return str(uuid.uuid5(REPLY_NAMESPACE, resolution_id))

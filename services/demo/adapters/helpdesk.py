@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import httpx
 
 from clonedesk.demo.domain.zendesk_events import Webhook
-from clonedesk.ingest.adapters.signatures import zendesk_signature
+from clonedesk.core.signatures import zendesk_signature
 
 
 class DemoStepFailed(RuntimeError):
@@ -86,7 +86,7 @@ class SimulatorReplies:
 
 
 class SimulatorBackOffice:
-    """The simulator's back office (resolver/entrypoints/back_office_sim.py): the demo tells it each
+    """The simulator's back office (stack/back_office_sim.py): the demo tells it each
     tenant's actions secret and each live ticket's recorded calls; the resolver then calls it."""
 
     def __init__(self, client: httpx.AsyncClient, simulator_url: str):

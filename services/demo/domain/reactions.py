@@ -21,7 +21,7 @@ from enum import Enum
 
 from clonedesk.demo.domain.judge import AgentTurn
 from clonedesk.demo.domain.zendesk_events import intent_of
-from clonedesk.ingest.domain.sgd import decide
+from clonedesk.core.domain.sgd import decide
 from clonedesk.v1 import common_pb2
 
 TAKEOVER_PROBABILITY = 0.15

@@ -1,4 +1,4 @@
-"""Building normalised `HelpdeskEvent`s, and the errors normalisation raises on a wrong shape."""
+"""Building normalised `HelpdeskEvent`s (a wrong shape raises core.domain.payloads.WrongShape)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,10 @@ from dataclasses import dataclass, field
 from html import unescape
 
 from clonedesk.core.domain.ids import timestamp
+from clonedesk.core.domain.payloads import WrongShape, optional, require
 from clonedesk.v1 import common_pb2, events_pb2
 
 Kind = events_pb2.HelpdeskEvent.Kind
-
-
-class WrongShape(ValueError):
-    """A payload that parsed as JSON but is not shaped like the vendor's event (HTTP 422)."""
 
 
 @dataclass
@@ -40,27 +37,6 @@ def new_event(*, event_id: str, tenant_id: str, ticket_id: str, source: int, kin
     if attributes:
         event.attributes.update({k: str(v) for k, v in attributes.items() if v is not None})
     return event
-
-
-def require(mapping, *path: str):
-    """mapping[path[0]][path[1]]...; a missing key or a non-object on the way raises WrongShape."""
-    value = mapping
-    walked = []
-    for key in path:
-        walked.append(key)
-        if not isinstance(value, dict) or key not in value or value[key] is None:
-            raise WrongShape(f"missing field {'.'.join(walked)}")
-        value = value[key]
-    return value
-
-
-def optional(mapping, *path: str, default=None):
-    value = mapping
-    for key in path:
-        if not isinstance(value, dict) or value.get(key) is None:
-            return default
-        value = value[key]
-    return value
 
 
 _TAG = re.compile(r"<[^>]+>")
@@ -115,3 +91,7 @@ def payload_problem(payload) -> str:
             elif isinstance(item, float) and not math.isfinite(item):
                 return "a number that is not finite"
     return ""
+
+
+__all__ = ["AI_AUTHOR_IDS", "MAX_JSON_DEPTH", "Kind", "Normalised", "WrongShape", "html_to_text", "new_event",
+           "optional", "payload_problem", "require", "status_from"]

@@ -1,23 +1,14 @@
-"""SGD dialogues → HelpdeskEvents (one dialogue = one resolved ticket), and the rules that turn the
-annotated SYSTEM acts into the agent's decision.
-
-Decision rules, first match wins (unit-tested in tests/ingest/test_sgd.py):
-  1. NOTIFY_FAILURE                             → ESCALATE, action the call that failed (if any): the
-                                                  back office refused, so a human has to take it from here
-                                                  (SGD has no other escalation signal; this gives the
-                                                  adapters one to learn)
-  2. the turn made a `service_call`            → ACTION, action `Method(slot=value, ...)`
-  3. REQUEST, CONFIRM or OFFER_INTENT           → ASK (the agent needs information or a yes/no)
-  4. anything else (OFFER, INFORM, INFORM_COUNT, NOTIFY_SUCCESS, REQ_MORE, GOODBYE) → RESOLVE
-"""
+"""SGD dialogues → HelpdeskEvents (one dialogue = one resolved ticket); the decision each SYSTEM turn
+stands for follows the rules in core/domain/sgd.py."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from clonedesk.core.domain.action_calls import ActionAnswer, format_action_call
+from clonedesk.core.domain.action_calls import ActionAnswer
 from clonedesk.ingest.domain.events import Kind, WrongShape, new_event, require
 from clonedesk.core.domain.ids import event_id, stable_id
+from clonedesk.core.domain.sgd import decide
 from clonedesk.core.domain.topics import TRAINING_SAMPLES
 from clonedesk.ingest.domain.conversation import apply
 from clonedesk.v1 import common_pb2, training_pb2
@@ -25,14 +16,6 @@ from clonedesk.v1 import common_pb2, training_pb2
 SOURCE = "sgd"
 # Dialogues carry no times; each gets a fixed, id-derived start so a re-import writes identical events.
 _EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)
-_ASK_ACTS = {"REQUEST", "CONFIRM", "OFFER_INTENT"}
-
-
-def format_call(service_call: dict) -> str:
-    parameters = service_call.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise WrongShape("service_call.parameters must be an object")
-    return format_action_call(str(require(service_call, "method")), parameters)
 
 
 def call_result(frames: list) -> str:
@@ -45,23 +28,6 @@ def call_result(frames: list) -> str:
                 raise WrongShape("service_results must be a list of objects")
             return ActionAnswer(True, tuple({str(k): str(v) for k, v in r.items()} for r in results)).to_json()
     return ""
-
-
-def decide(frames: list) -> tuple[int, str]:
-    """(decision, action) of one SYSTEM turn from its frames."""
-    acts = set()
-    call = ""
-    for frame in frames or ():
-        if frame.get("service_call") and not call:
-            call = format_call(frame["service_call"])
-        acts.update(action.get("act") for action in frame.get("actions") or ())
-    if "NOTIFY_FAILURE" in acts:
-        return common_pb2.ESCALATE, call
-    if call:
-        return common_pb2.ACTION, call
-    if acts & _ASK_ACTS:
-        return common_pb2.ASK, ""
-    return common_pb2.RESOLVE, ""
 
 
 def _intent(turns: list) -> str:

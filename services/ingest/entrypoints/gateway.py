@@ -25,7 +25,7 @@ from clonedesk.core.kafka import BrokerUnavailable
 from clonedesk.core.settings import Settings
 from clonedesk.core.telemetry import TallyCounter
 from clonedesk.core.tenants import Tenant, TenantStore, UnknownTenant
-from clonedesk.ingest.adapters.signatures import DEFAULT_TOLERANCE_S, BadSignature, verify_intercom, verify_zendesk
+from clonedesk.core.signatures import DEFAULT_TOLERANCE_S, BadSignature, verify_intercom, verify_zendesk
 from clonedesk.ingest.adapters.writer import EventWriter
 from clonedesk.ingest.domain import intercom, zendesk
 from clonedesk.ingest.domain.events import MAX_JSON_DEPTH, Normalised, WrongShape, payload_problem

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Mapping
 
+from clonedesk.core.domain.escalations import escalation_kind
 from clonedesk.metering.domain.lifecycle import State
 from clonedesk.metering.domain.terms import CENT
 
@@ -43,21 +44,6 @@ def action_figures(rows) -> dict:
             "failure_rate": round((total - ok) / total, 4) if total else None,
             "avg_latency_ms": round(latency_sum / total, 1) if total else None,
             "by_status": dict(sorted(by_status.items()))}
-
-
-def escalation_kind(reason: str) -> str:
-    """An escalation reason without its figures ("confidence 0.41 under threshold 0.62" → "confidence
-    under the threshold"), so that reasons can be counted together."""
-    if reason.startswith("confidence"):
-        return "confidence under the threshold"
-    for words, kind in (("timed out", "action timed out"), ("not allowed", "action not allowed"),
-                        ("no actions URL", "no back office"), ("malformed action", "malformed call"),
-                        ("done, but the reply", "action done, no reply")):
-        if words in reason:
-            return kind
-    if reason.startswith("action "):
-        return "action failed"
-    return reason or "no reply"
 
 
 def escalations_by_kind(rows) -> list[tuple[str, int]]:

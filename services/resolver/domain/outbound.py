@@ -5,13 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 from urllib.parse import urlsplit
-import uuid
 from dataclasses import dataclass, field
 
+from clonedesk.core.domain.ids import reply_id
 from clonedesk.v1 import common_pb2
 
 AI_AUTHOR_ID = "clonedesk-ai"
-REPLY_NAMESPACE = uuid.UUID("0d9f2c4e-8f61-4a6b-b0d2-2c7f3b9e41a7")
 
 
 class NotDeliverable(ValueError):
@@ -24,11 +23,6 @@ class HttpPost:
     url: str
     json: dict
     headers: dict[str, str] = field(default_factory=dict)
-
-
-def reply_id(resolution_id: str) -> str:
-    """One reply per resolution: the same id on every redelivery, sent as the Idempotency-Key."""
-    return str(uuid.uuid5(REPLY_NAMESPACE, resolution_id))
 
 
 def delivery_key(reply) -> str:

@@ -60,16 +60,3 @@ class Engine(Protocol):
 
     async def generate(self, request: GenerationRequest) -> Generation:
         """Greedy-decode a reply; concurrent calls (of any tenants) may be batched together."""
-
-
-def make_engine(kind: str, base_model: str, resolver_settings) -> "Engine":
-    """The engine the settings choose; vLLM is imported only when chosen."""
-    if kind == "hf":
-        from clonedesk.resolver.engines.hf import HFEngine
-
-        return HFEngine(base_model, resolver_settings)
-    if kind == "vllm":
-        from clonedesk.resolver.engines.vllm import VLLMEngine
-
-        return VLLMEngine(base_model, resolver_settings)
-    raise ValueError(f"unknown engine {kind!r}: use 'hf' or 'vllm'")

@@ -15,7 +15,7 @@ from clonedesk.core.kafka import (
 from clonedesk.core.settings import Settings
 from clonedesk.core.telemetry import ConsumerLag, extract_context, inject_headers
 from clonedesk.core.domain.topics import HELPDESK_OUTBOUND, RESOLUTIONS, TICKETS_TO_RESOLVE, message_key
-from clonedesk.resolver.domain.outbound import reply_id
+from clonedesk.core.domain.ids import reply_id
 from clonedesk.resolver.domain.requests import TENANT_HEADER, idempotency_key
 from clonedesk.resolver.settings import ResolverSettings
 from clonedesk.v1 import common_pb2, outbound_pb2, resolver_pb2, resolver_pb2_grpc

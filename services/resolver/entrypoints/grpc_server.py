@@ -12,7 +12,8 @@ from clonedesk.core.kafka import PoisonMessage, decode, make_consumer, make_prod
 from clonedesk.core.settings import Settings
 from clonedesk.core.domain.topics import ADAPTERS_PUBLISHED
 from clonedesk.resolver.domain.requests import TENANT_HEADER, InvalidRequest
-from clonedesk.resolver.engines.base import Engine, make_engine
+from clonedesk.resolver.bootstrap import build_service, make_engine
+from clonedesk.resolver.engines.base import Engine
 from clonedesk.resolver.service import (
     NoLiveAdapter,
     Overloaded,
@@ -176,10 +177,7 @@ async def run_resolver(
                 return
             engine = make_engine(settings.engine, base, resolver_settings)
             await engine.start()
-        service = ResolverService(
-            engine, settings.resolved_data_dir, resolver_settings.max_loras, resolver_settings.max_pending,
-            context_turns=resolver_settings.context_turns,
-        )
+        service = build_service(engine, settings, resolver_settings)
         await server.attach(service)
         follower = asyncio.create_task(follow_publications(service, settings.bootstrap, stop,
                                                            resolver_settings.registry_check_s))

@@ -23,7 +23,7 @@ from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from clonedesk.resolver.entrypoints.back_office_sim import add_back_office_routes
+from clonedesk.stack.back_office_sim import add_back_office_routes
 
 MAX_BODY_CHARS = 65_536
 

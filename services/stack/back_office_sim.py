@@ -40,19 +40,6 @@ class TicketCalls(BaseModel):
     calls: list[RecordedCall] = Field(default_factory=list, max_length=200)
 
 
-def recorded_calls(dialogue: dict) -> list[dict]:
-    """Every service call of an SGD dialogue, in order, with the results it got back."""
-    calls = []
-    for index, turn in enumerate(dialogue.get("turns") or ()):
-        for frame in turn.get("frames") or ():
-            call = frame.get("service_call")
-            if call:
-                calls.append({"action": str(call.get("method", "")),
-                              "parameters": {str(k): str(v) for k, v in (call.get("parameters") or {}).items()},
-                              "results": list(frame.get("service_results") or []), "turn": index})
-    return calls
-
-
 class RecordedBackOffice:
     def __init__(self):
         self._lock = threading.Lock()
