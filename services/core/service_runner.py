@@ -10,13 +10,15 @@ from typing import Awaitable, Callable
 from clonedesk.core.settings import Settings
 
 
-def run_service(service: str, settings: Settings, work: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Logs, telemetry, then `await work(stop)`; SIGTERM/SIGINT set `stop`, and `work` returns on it."""
+def run_service(service: str, settings: Settings, work: Callable[[asyncio.Event], Awaitable[None]], *,
+                telemetry: bool = True) -> None:
+    """Logs, telemetry (unless the work sets up its own), then `await work(stop)`; SIGTERM/SIGINT set
+    `stop`, and `work` returns on it."""
     from clonedesk.core.logs import configure_logging
     from clonedesk.core.telemetry import setup_telemetry
 
     configure_logging(service, settings.log_level)
-    telemetry = setup_telemetry(service, settings)
+    providers = setup_telemetry(service, settings) if telemetry else None
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -28,4 +30,5 @@ def run_service(service: str, settings: Settings, work: Callable[[asyncio.Event]
     try:
         asyncio.run(main())
     finally:
-        telemetry.shutdown()
+        if providers is not None:
+            providers.shutdown()

@@ -104,31 +104,24 @@ def _import(ctx: click.Context, kind: str, file: Path, tenant_id: str, as_json: 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
-@import_group.command("zendesk")
-@click.argument("file", type=_FILE)
-@click.option("--tenant", "tenant_id", required=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-@click.pass_context
-def import_zendesk(ctx: click.Context, file: Path, tenant_id: str, as_json: bool) -> None:
-    """A Zendesk incremental ticket export (tickets with comments/audits; JSON or JSONL)."""
-    _import(ctx, "zendesk", file, tenant_id, as_json)
+# One subcommand per export format, all taking the same arguments.
+IMPORT_FORMATS = {
+    "zendesk": "A Zendesk incremental ticket export (tickets with comments/audits; JSON or JSONL).",
+    "intercom": "An Intercom conversations export (conversations with their parts; JSON or JSONL).",
+    "sgd": "SGD dialogues (JSONL, one dialogue a line): each dialogue one resolved ticket.",
+}
 
 
-@import_group.command("intercom")
-@click.argument("file", type=_FILE)
-@click.option("--tenant", "tenant_id", required=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-@click.pass_context
-def import_intercom(ctx: click.Context, file: Path, tenant_id: str, as_json: bool) -> None:
-    """An Intercom conversations export (conversations with their parts; JSON or JSONL)."""
-    _import(ctx, "intercom", file, tenant_id, as_json)
+def _import_command(kind: str, help_text: str) -> click.Command:
+    @click.argument("file", type=_FILE)
+    @click.option("--tenant", "tenant_id", required=True)
+    @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+    @click.pass_context
+    def command(ctx: click.Context, file: Path, tenant_id: str, as_json: bool) -> None:
+        _import(ctx, kind, file, tenant_id, as_json)
+
+    return click.command(kind, help=help_text)(command)
 
 
-@import_group.command("sgd")
-@click.argument("file", type=_FILE)
-@click.option("--tenant", "tenant_id", required=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-@click.pass_context
-def import_sgd(ctx: click.Context, file: Path, tenant_id: str, as_json: bool) -> None:
-    """SGD dialogues (JSONL, one dialogue a line): each dialogue one resolved ticket."""
-    _import(ctx, "sgd", file, tenant_id, as_json)
+for _kind, _help in IMPORT_FORMATS.items():
+    import_group.add_command(_import_command(_kind, _help))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 from pathlib import Path
 
 import click
@@ -31,20 +30,13 @@ def register(main: click.Group) -> None:
 def trainer(ctx: click.Context, progress: bool) -> None:
     """Consume training.samples, train each tenant's adapter, publish promoted versions."""
     from clonedesk.core.command_line import settings_from
-    from clonedesk.core.logs import configure_logging
+    from clonedesk.core.service_runner import run_service
     from clonedesk.trainer.entrypoints.worker import TrainerWorker
 
     settings = settings_from(ctx)
-    configure_logging("trainer", settings.log_level)
-
-    async def serve() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        await TrainerWorker(settings, progress_bars=progress).run(stop)
-
-    asyncio.run(serve())
+    # The worker sets up its own telemetry (tests hand it theirs).
+    run_service("trainer", settings, lambda stop: TrainerWorker(settings, progress_bars=progress).run(stop),
+                telemetry=False)
 
 
 @click.command()

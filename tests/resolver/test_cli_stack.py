@@ -14,15 +14,18 @@ import httpx
 import pytest
 from clonedesk.core.settings import Settings
 from clonedesk.resolver.stack import components
+from clonedesk.stack.stack import components as stack_components
 from clonedesk.v1 import common_pb2, resolver_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .conftest import CUSTOMER_LINES, resolve_request
 
 
-def test_the_stack_gets_four_components_with_their_ports(settings, monkeypatch):
+def test_the_stack_gets_three_resolver_components_and_the_simulator_with_their_ports(settings, monkeypatch):
     found = {c.name: c for c in components(settings)}
-    assert set(found) == {"resolver", "bridge", "outbound", "helpdesk-sim"}
+    assert set(found) == {"resolver", "bridge", "outbound"}
+    # The helpdesk simulator stands in for Zendesk and Intercom: the stack's own component.
+    found.update({c.name: c for c in stack_components(settings)})
     assert (found["resolver"].port, found["resolver"].port_env) == (
         settings.resolver_port,
         "CLONEDESK_RESOLVER_PORT",

@@ -19,19 +19,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
 
-from clonedesk.core.files import write_atomically
+from clonedesk.core.files import fsync_path, write_atomically
 from clonedesk.core.domain.holdout import DEFAULT_HOLDOUT_FRACTION, is_holdout
 from clonedesk.v1 import training_pb2
 
 _LENGTH = struct.Struct(">I")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _read_records(path: Path) -> tuple[list[bytes], int]:
@@ -120,7 +112,7 @@ class SampleBuffer:
                     handle.flush()
                     os.fsync(handle.fileno())
                 if created:
-                    _fsync_dir(self.buffers_dir)
+                    fsync_path(self.buffers_dir)
                 counts = self._counts.setdefault(tenant_id, TenantCounts())
                 for sample in new:
                     self._count(counts, sample)

@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 from clonedesk.core.adapters import current_version, set_current_version, tenant_adapters_dir, version_dir
-from clonedesk.core.files import write_atomically
+from clonedesk.core.files import fsync_path, write_atomically
 
 PROMOTED = "promoted"
 REJECTED = "rejected"
@@ -32,15 +32,7 @@ def _fsync_tree(root: Path) -> None:
         if path.is_file():
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
-    _fsync_path(root)
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(root)
 
 
 def _write_json_atomically(path: Path, value: dict) -> None:
@@ -94,12 +86,12 @@ class AdapterRegistry:
         if target.exists():
             raise FileExistsError(f"adapter version {target} exists already")
         os.rename(staging, target)
-        _fsync_path(target.parent)
+        fsync_path(target.parent)
         return version
 
     def promote(self, tenant_id: str, version: int) -> None:
         set_current_version(self.data_dir, tenant_id, version)
-        _fsync_path(self.tenant_dir(tenant_id))
+        fsync_path(self.tenant_dir(tenant_id))
 
     def write_preview(self, tenant_id: str, version: int, report: dict) -> Path:
         path = self.path(tenant_id, version) / PREVIEW_FILE
