@@ -31,7 +31,7 @@ from clonedesk.core.kafka import ensure_topics, make_consumer, wait_for_broker
 from clonedesk.core.domain.topics import RESOLUTION_OUTCOMES, RESOLUTIONS, all_topic_specs
 from clonedesk.metering.adapters.codec import outcome_from_record, reply_from_record
 from clonedesk.metering.adapters.store import MeteringStore
-from clonedesk.metering.config import MeteringSettings
+from clonedesk.metering.settings import MeteringSettings
 from clonedesk.metering.domain.billing import Month
 from clonedesk.metering.domain.terms import Terms
 from clonedesk.metering.entrypoints.sink import MeteringSink

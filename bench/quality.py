@@ -45,14 +45,14 @@ from clonedesk.core.domain.confidence import Calibration, choose_threshold
 from clonedesk.core.settings import Settings
 from clonedesk.trainer.adapters.buffer import ProgressStore, SampleBuffer
 from clonedesk.trainer.adapters.evaluation import calibrated, score_model, score_retrieval
-from clonedesk.trainer.adapters.registry import AdapterRegistry
+from clonedesk.trainer.adapters.version_registry import AdapterRegistry
 from clonedesk.ingest.domain.sgd import dialogue_samples
 from clonedesk.core.sgd import find_sgd_dir, read_dialogues
-from clonedesk.trainer.config import TrainerSettings
+from clonedesk.trainer.settings import TrainerSettings
 from clonedesk.trainer.domain.metrics import chrf, decision_correct
 from clonedesk.trainer.domain.preview import preview_report
 from clonedesk.v1 import common_pb2
-from clonedesk.trainer.training_run import run_training
+from clonedesk.trainer.service_layer.training_run import run_training
 from rich.console import Console
 from rich.table import Table
 

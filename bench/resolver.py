@@ -33,7 +33,7 @@ from clonedesk.resolver.engines.base import Generation, GenerationRequest  # noq
 from clonedesk.resolver.engines.batching import MicroBatcher  # noqa: E402
 from clonedesk.resolver.engines.hf import HFEngine  # noqa: E402
 from clonedesk.resolver.entrypoints.grpc_server import ResolverServer  # noqa: E402
-from clonedesk.resolver.service import ResolverService  # noqa: E402
+from clonedesk.resolver.service_layer.resolve import ResolverService  # noqa: E402
 from clonedesk.resolver.settings import ResolverSettings  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402

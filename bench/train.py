@@ -52,7 +52,7 @@ from clonedesk.core.sgd import find_sgd_dir
 from clonedesk.ingest.adapters.sgd_history import tenant_samples
 from clonedesk.trainer.adapters.training_batches import IGNORE, collate, encode_sample, make_batches
 from clonedesk.trainer.adapters.training_loop import train_on_batches
-from clonedesk.trainer.config import TrainerSettings
+from clonedesk.trainer.settings import TrainerSettings
 from clonedesk.core.domain.holdout import is_holdout
 from clonedesk.trainer.entrypoints.worker import TrainerWorker
 from clonedesk.v1 import adapters_pb2

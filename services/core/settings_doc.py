@@ -10,9 +10,9 @@ from pydantic_settings import BaseSettings
 # Every settings class of the project: the shared one, then each service's own.
 SETTINGS_CLASSES = (
     "clonedesk.core.settings:Settings",
-    "clonedesk.trainer.config:TrainerSettings",
+    "clonedesk.trainer.settings:TrainerSettings",
     "clonedesk.resolver.settings:ResolverSettings",
-    "clonedesk.metering.config:MeteringSettings",
+    "clonedesk.metering.settings:MeteringSettings",
 )
 
 

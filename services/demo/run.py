@@ -37,6 +37,7 @@ from clonedesk.core.adapters import (NotReadyToGoLive, adapter_name, current_ver
                                      version_meta)
 from clonedesk.core.domain.holdout import DEFAULT_HOLDOUT_FRACTION, is_holdout, may_be_pretrained_on
 from clonedesk.core.base_model import TINY, describe_base_model, ensure_base_model
+from clonedesk.core.domain.preview_figures import CANDIDATES, METRIC_LABELS, candidate_figure, figure
 from clonedesk.core.settings import Settings
 from clonedesk.core.tenants import Tenant, TenantStore, admin_api_key
 from clonedesk.demo.adapters.analytics import AnalyticsClient
@@ -329,13 +330,12 @@ class Demo:
         for plan in self.plans:
             report = reports[plan.tenant_id]
             self.summary.setdefault(plan.tenant_id, {})["preview"] = report
-            for index, metric in enumerate(PREVIEW_METRICS):
-                cells = [_cell(metric, report[name][metric], ((report.get("intervals") or {}).get(name) or {}).get(metric))
-                         if report.get(name) is not None else "not scored" for name in ("adapter", "base", "retrieval")]
+            for index, metric in enumerate(METRIC_LABELS):
+                cells = [candidate_figure(report, name, metric) for name in CANDIDATES]
                 first = index == 0
                 table.add_row(report["adapter_version"] if first else "",
-                              str(report["holdout_tickets"]) if first else "", PREVIEW_METRICS[metric],
-                              *cells, end_section=index == len(PREVIEW_METRICS) - 1)
+                              str(report["holdout_tickets"]) if first else "", METRIC_LABELS[metric],
+                              *cells, end_section=index == len(METRIC_LABELS) - 1)
         self.console.print(table)
         self.console.print("[dim][low–high]: bootstrap 95% interval over held-out tickets. — : undefined"
                            " (escalation precision when nothing was escalated, recall when no held-out turn was an"
@@ -357,7 +357,7 @@ class Demo:
             for t in CURVE_THRESHOLDS:
                 point = points.get(t)
                 cells.append("—" if point is None else f"{point['answered_share']:.0%} / "
-                             + _cell("answered_accuracy", point["answered_accuracy"]))
+                             + figure("answered_accuracy", point["answered_accuracy"]))
             threshold = confidence.get("threshold")
             table.add_row(reports[plan.tenant_id]["adapter_version"],
                           f"{threshold:.2f} (holdout)" if confidence.get("threshold_source", "").startswith("holdout")
@@ -605,22 +605,10 @@ class Demo:
         self.console.print("The stack keeps running: `clonedesk status` shows it, `clonedesk down` stops it.")
 
 
-PREVIEW_METRICS = {"decision_accuracy": "decision accuracy", "reply_chrf": "reply chrF",
-                   "answered_share": "answered at threshold", "answered_accuracy": "accuracy of answered",
-                   "escalation_precision": "escalation precision", "escalation_recall": "escalation recall",
-                   "projected_resolution_rate": "projected resolution"}
-
 
 def escalation_kinds(results) -> Counter:
     return Counter(escalation_kind(r.escalation_reason) for r in results if r.ai_escalated)
 
-
-def _cell(metric: str, value, interval=None) -> str:
-    if value is None:
-        return "—"
-    if metric == "reply_chrf":  # chrF is 0-100, the rest shares
-        return f"{value:.1f}" + (f" [{interval[0]:.0f}–{interval[1]:.0f}]" if interval else "")
-    return f"{value:.1%}" + (f" [{interval[0]:.0%}–{interval[1]:.0%}]" if interval else "")
 
 
 def run(settings: Settings, quick: bool = False, ephemeral: bool = False,

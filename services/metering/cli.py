@@ -11,7 +11,7 @@ import click
 import httpx
 
 from clonedesk.core.tenants import TenantStore, validate_tenant_id
-from clonedesk.metering.config import MeteringSettings
+from clonedesk.metering.settings import MeteringSettings
 from clonedesk.metering.domain.billing import Month, usd
 
 
@@ -78,7 +78,7 @@ def fetch_invoice(settings: MeteringSettings, tenant_id: str, month: Month) -> d
 
     store = MeteringStore.connect(settings.clickhouse, settings.clickhouse_database)
     try:
-        from clonedesk.metering.service_layer import statement_json
+        from clonedesk.metering.service_layer.statements import statement_json
 
         return statement_json(store, record.id, month, Terms.from_plan(record.plan))
     finally:
@@ -169,7 +169,7 @@ class _DisputeDesk:
         from clonedesk.metering.domain.disputes import DisputeRefused
         from clonedesk.metering.domain.terms import Terms
         from clonedesk.metering.entrypoints.api import dispute_json
-        from clonedesk.metering.service_layer import decide_dispute
+        from clonedesk.metering.service_layer.disputes import decide_dispute
 
         record = self.tenants.get(tenant_id)
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from clonedesk.core.settings import Settings
 from clonedesk.resolver.engines.base import Engine
-from clonedesk.resolver.service import ResolverService
+from clonedesk.resolver.service_layer.resolve import ResolverService
 from clonedesk.resolver.settings import ResolverSettings
 
 

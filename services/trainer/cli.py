@@ -48,7 +48,8 @@ def trainer(ctx: click.Context, progress: bool) -> None:
 def preview(ctx: click.Context, tenant_id: str, as_json: bool, score_base: bool) -> None:
     """Score the current adapter on the tenant's holdout beside the base model and retrieval."""
     from clonedesk.core.command_line import settings_from
-    from clonedesk.trainer.entrypoints.preview import make_preview, render_curve, render_table
+    from clonedesk.core.preview_report import curve_table, preview_table
+    from clonedesk.trainer.entrypoints.preview import make_preview
 
     from transformers.utils import logging as hf_logging
 
@@ -60,8 +61,8 @@ def preview(ctx: click.Context, tenant_id: str, as_json: bool, score_base: bool)
     from rich.console import Console
 
     console = Console()
-    console.print(render_table(report))
-    console.print(render_curve(report))
+    console.print(preview_table(report))
+    console.print(curve_table(report))
 
 
 @click.group("base-model")
@@ -136,7 +137,7 @@ def _metas(registry, tenant_id: str) -> dict[int, dict]:
 def list_adapters(ctx: click.Context, tenant_id: str, as_json: bool) -> None:
     """Every version of TENANT_ID's adapter: status, trigger, samples, holdout score; * marks current."""
     from clonedesk.core.command_line import settings_from
-    from clonedesk.trainer.adapters.registry import AdapterRegistry
+    from clonedesk.trainer.adapters.version_registry import AdapterRegistry
 
     registry = AdapterRegistry(settings_from(ctx).resolved_data_dir)
     current = registry.current(tenant_id)
@@ -171,7 +172,7 @@ def rollback(ctx: click.Context, tenant_id: str, to_version: int | None) -> None
     from clonedesk.core.adapters import adapter_name
     from clonedesk.core.kafka import make_producer
     from clonedesk.trainer.adapters.publication import announcement, send_announcement
-    from clonedesk.trainer.adapters.registry import AdapterRegistry
+    from clonedesk.trainer.adapters.version_registry import AdapterRegistry
     from clonedesk.trainer.domain.rollback import rollback_target
 
     settings = settings_from(ctx)

@@ -32,7 +32,8 @@ from clonedesk.core.domain.topics import HELPDESK_EVENTS, RESOLUTION_OUTCOMES, R
 from clonedesk.metering.adapters.codec import outcome_from_record, reply_from_record
 from clonedesk.metering.adapters.store import MeteringStore
 from clonedesk.metering.domain.billing import Month
-from clonedesk.metering.service_layer import record_and_settle, statement_json, terms_from_tenants
+from clonedesk.metering.service_layer.settlement import record_and_settle, terms_from_tenants
+from clonedesk.metering.service_layer.statements import statement_json
 from clonedesk.v1 import events_pb2, resolver_pb2
 from tests.conftest import REPO
 from tests.e2e.test_demo import TENANTS, clonedesk, demo_env, read_topic

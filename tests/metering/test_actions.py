@@ -16,7 +16,7 @@ from clonedesk.metering.domain.analytics import action_figures
 from clonedesk.metering.domain.billing import Month
 from clonedesk.metering.domain.events import Outcome, OutcomeKind
 from clonedesk.metering.entrypoints.api import create_app
-from clonedesk.metering.service_layer import record_and_settle, terms_from_tenants
+from clonedesk.metering.service_layer.settlement import record_and_settle, terms_from_tenants
 from clonedesk.v1 import common_pb2, resolver_pb2
 from tests.metering.helpers import ApiServer
 

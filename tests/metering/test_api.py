@@ -17,7 +17,7 @@ from clonedesk.metering.adapters.store import MeteringStore
 from clonedesk.metering.domain.billing import Month
 from clonedesk.metering.domain.terms import Terms
 from clonedesk.metering.entrypoints.api import create_app
-from clonedesk.metering.service_layer import record_and_settle, terms_from_tenants
+from clonedesk.metering.service_layer.settlement import record_and_settle, terms_from_tenants
 from tests.metering.helpers import ApiServer, scenario
 
 pytestmark = pytest.mark.integration
@@ -207,7 +207,7 @@ def empty_store(clickhouse_client, unique_database):
 
 
 def test_admin_key_from_the_setting_writes_nothing_to_the_data_dir(tmp_path, empty_store, monkeypatch):
-    from clonedesk.metering.config import MeteringSettings
+    from clonedesk.metering.settings import MeteringSettings
     from clonedesk.metering.entrypoints.service import analytics_app
 
     data_dir = tmp_path / "data"
@@ -296,7 +296,7 @@ def test_readiness_follows_clickhouse(tmp_path, empty_store, clickhouse_client, 
 def test_embedded_readiness_is_the_metering_process_answering_through_its_socket(tmp_path, empty_store):
     import uvicorn
 
-    from clonedesk.metering.config import MeteringSettings
+    from clonedesk.metering.settings import MeteringSettings
     from clonedesk.metering.entrypoints.proxy import create_proxy_app
     from clonedesk.metering.entrypoints.service import ThreadedServer
 

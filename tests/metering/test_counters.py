@@ -17,7 +17,7 @@ from clonedesk.metering.domain.disputes import Dispute
 from clonedesk.metering.domain.events import AiReply, Outcome, OutcomeKind
 from clonedesk.metering.domain.lifecycle import Lifecycle, State, settle
 from clonedesk.metering.domain.terms import Terms
-from clonedesk.metering.service_layer import record_and_settle
+from clonedesk.metering.service_layer.settlement import record_and_settle
 
 UTC = timezone.utc
 MONTHS = [Month(2026, 9), Month(2026, 10), Month(2026, 11)]

@@ -12,7 +12,7 @@ from clonedesk.metering.adapters.store import MeteringStore
 from clonedesk.metering.domain.billing import Month
 from clonedesk.metering.domain.terms import Terms
 from clonedesk.metering.entrypoints.sink import MeteringSink
-from clonedesk.metering.service_layer import statement_json
+from clonedesk.metering.service_layer.statements import statement_json
 from tests.metering.helpers import expected_invoices, produce, scenario
 
 pytestmark = pytest.mark.integration

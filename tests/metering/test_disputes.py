@@ -21,7 +21,7 @@ from clonedesk.metering.domain.events import AiReply, Outcome, OutcomeKind
 from clonedesk.metering.domain.lifecycle import settle
 from clonedesk.metering.domain.terms import Terms
 from clonedesk.metering.entrypoints.api import create_app
-from clonedesk.metering.service_layer import close_months, record_and_settle, terms_from_tenants
+from clonedesk.metering.service_layer.settlement import close_months, record_and_settle, terms_from_tenants
 from tests.metering.helpers import ApiServer
 
 UTC = timezone.utc

@@ -17,7 +17,7 @@ from clonedesk.metering.domain.evidence import state_history, statement_line
 from clonedesk.metering.domain.lifecycle import State, settle
 from clonedesk.metering.domain.terms import Terms
 from clonedesk.metering.entrypoints.api import create_app
-from clonedesk.metering.service_layer import record_and_settle, terms_from_tenants
+from clonedesk.metering.service_layer.settlement import record_and_settle, terms_from_tenants
 from clonedesk.v1 import common_pb2, resolver_pb2
 from tests.metering.helpers import ApiServer
 

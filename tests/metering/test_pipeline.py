@@ -22,7 +22,7 @@ from clonedesk.metering.domain.lifecycle import State
 from clonedesk.metering.domain.terms import Terms
 from clonedesk.metering.entrypoints.api import create_app
 from clonedesk.metering.entrypoints.sink import MeteringSink
-from clonedesk.metering.service_layer import terms_from_tenants
+from clonedesk.metering.service_layer.settlement import terms_from_tenants
 from clonedesk.v1 import outcomes_pb2
 from tests.metering.helpers import (ApiServer, expected_invoices, outcome_message, produce,
                                     run_sink_until_idle, scenario)

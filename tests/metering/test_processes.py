@@ -33,7 +33,7 @@ def test_stack_components(settings):
 
 
 def test_the_metering_socket_fits_a_unix_socket_path(settings, tmp_path):
-    from clonedesk.metering.config import MeteringSettings
+    from clonedesk.metering.settings import MeteringSettings
 
     short = MeteringSettings.from_settings(settings)
     assert short.embedded_clickhouse and short.clickhouse_database == "clonedesk"

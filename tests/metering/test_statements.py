@@ -91,7 +91,8 @@ async def test_later_events_a_new_plan_and_a_replay_leave_a_closed_statement_unc
     from clonedesk.core.tenants import TenantStore
     from clonedesk.metering.adapters.store import MeteringStore
     from clonedesk.metering.entrypoints.sink import MeteringSink
-    from clonedesk.metering.service_layer import statement_json, terms_from_tenants
+    from clonedesk.metering.service_layer.statements import statement_json
+    from clonedesk.metering.service_layer.settlement import terms_from_tenants
     from tests.metering.helpers import produce, run_sink_until_idle
 
     data_dir = tmp_path / "data"

@@ -12,7 +12,7 @@ from clonedesk.metering.domain.billing import Month, compute_invoice
 from clonedesk.metering.domain.events import AiReply, Outcome, OutcomeKind
 from clonedesk.metering.domain.lifecycle import State
 from clonedesk.metering.domain.terms import Terms
-from clonedesk.metering.service_layer import record_and_settle
+from clonedesk.metering.service_layer.settlement import record_and_settle
 
 pytestmark = pytest.mark.integration
 

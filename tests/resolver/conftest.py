@@ -204,7 +204,7 @@ class RunningResolver:
     async def __aenter__(self):
         import grpc
         from clonedesk.resolver.entrypoints.grpc_server import ResolverServer
-        from clonedesk.resolver.service import ResolverService
+        from clonedesk.resolver.service_layer.resolve import ResolverService
         from clonedesk.v1 import resolver_pb2_grpc
 
         settings = engine_settings(**self.overrides)

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from clonedesk.core.domain.action_calls import ActionCall
 from clonedesk.core.tenants import Tenant
-from clonedesk.resolver.back_office import BackOffice
+from clonedesk.resolver.adapters.back_office import BackOffice
 from clonedesk.resolver.domain.actions import (Refusal, Status, allowed_names, idempotency_key, plan_call,
                                                request_body, signature)
 from clonedesk.core.domain.conversation_format import reply_after_action

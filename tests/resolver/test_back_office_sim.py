@@ -10,7 +10,7 @@ import httpx
 import pytest
 from clonedesk.core.domain.action_calls import ActionCall
 from clonedesk.core.tenants import Tenant
-from clonedesk.resolver.back_office import BackOffice
+from clonedesk.resolver.adapters.back_office import BackOffice
 from clonedesk.resolver.domain.actions import Status, request_body
 from clonedesk.core.domain.sgd import recorded_calls
 from tests.conftest import free_port

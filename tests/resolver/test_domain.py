@@ -9,7 +9,7 @@ from pathlib import PurePosixPath
 
 import pytest
 from clonedesk.core.tenants import HelpdeskAccess
-from clonedesk.resolver.domain.adapters import (
+from clonedesk.resolver.domain.lora_adapters import (
     AdapterRankTooHigh,
     ResidentAdapter,
     check_lora_rank,
@@ -189,7 +189,7 @@ class TestLoraRank:
 
     def test_the_default_limit_serves_the_trainers_default_rank(self, monkeypatch):
         from clonedesk.resolver.settings import ResolverSettings
-        from clonedesk.trainer.config import TrainerSettings
+        from clonedesk.trainer.settings import TrainerSettings
 
         monkeypatch.delenv("CLONEDESK_MAX_LORA_RANK", raising=False)
         monkeypatch.delenv("CLONEDESK_TRAINER_LORA_RANK", raising=False)

@@ -12,8 +12,8 @@ import pytest
 import pytest_asyncio
 from clonedesk.core.adapters import set_current_version, version_dir
 from clonedesk.core.domain.conversation_format import parse_target
-from clonedesk.resolver.adapter_cache import AdapterCache, NoLiveAdapter
-from clonedesk.resolver.domain.adapters import AdapterRankTooHigh
+from clonedesk.resolver.adapters.lora_cache import AdapterCache, NoLiveAdapter
+from clonedesk.resolver.domain.lora_adapters import AdapterRankTooHigh
 from clonedesk.resolver.domain.decisions import sequence_confidence
 from clonedesk.resolver.engines.base import AdapterNotLoaded, GenerationRequest
 from clonedesk.resolver.engines.vllm import VLLMEngine

@@ -170,7 +170,7 @@ async def test_deadlines_are_honoured_and_the_server_carries_on(resolver, zoo):
 async def test_the_server_itself_gives_up_at_the_deadline_and_carries_on(zoo, data_dir, caplog):
     """Slow adapter load, then slow generation: each time the server abandons the request at its
     deadline (logged, counted), frees its slot long before the slow work would end, and serves the next."""
-    caplog.set_level(logging.WARNING, logger="clonedesk.resolver.service")
+    caplog.set_level(logging.WARNING, logger="clonedesk.resolver.service_layer.resolve")
     async with RunningResolver(zoo, data_dir, wrap=SlowEngine) as running:
         service, engine = running.service, running.engine
         engine.load_delay_s = 6.0  # alpha's adapter is not loaded yet: the lease itself is slow

@@ -13,7 +13,7 @@ from clonedesk.core.adapters import set_current_version, version_dir
 from clonedesk.core.domain.conversation_format import parse_target
 from clonedesk.core.kafka import encode, make_producer
 from clonedesk.core.domain.topics import ADAPTERS_PUBLISHED
-from clonedesk.resolver.adapter_cache import AdapterCache
+from clonedesk.resolver.adapters.lora_cache import AdapterCache
 from clonedesk.resolver.engines.base import GenerationRequest
 from clonedesk.resolver.entrypoints.grpc_server import follow_publications
 from clonedesk.v1 import adapters_pb2, common_pb2, resolver_pb2
@@ -180,7 +180,7 @@ async def test_bad_publications_are_dead_lettered_and_later_ones_still_apply(eng
     symlink inside this tenant's folder): each dead-lettered; none loads another tenant's weights as
     `beta@v2`, and the good publication after them applies."""
     from clonedesk.core.domain.topics import dlq
-    from clonedesk.resolver.service import ResolverService
+    from clonedesk.resolver.service_layer.resolve import ResolverService
 
     from .conftest import read_topic
 
@@ -246,7 +246,7 @@ async def test_the_rollback_command_swaps_a_running_resolver_back_at_once(engine
     from click.testing import CliRunner
 
     from clonedesk.cli import main
-    from clonedesk.resolver.service import ResolverService
+    from clonedesk.resolver.service_layer.resolve import ResolverService
 
     data = settings.resolved_data_dir
     zoo.install(data, "alpha", [1, 2], current=2)
@@ -284,7 +284,7 @@ async def test_the_rollback_command_swaps_a_running_resolver_back_at_once(engine
 async def test_a_registry_moved_by_hand_is_followed_without_an_announcement(engine, zoo, settings):
     """An operator re-points `current` by hand (or an announcement never reached the broker): the
     follower's registry check swaps the running resolver within one interval."""
-    from clonedesk.resolver.service import ResolverService
+    from clonedesk.resolver.service_layer.resolve import ResolverService
 
     data = settings.resolved_data_dir
     zoo.install(data, "beta", [1, 2], current=2)

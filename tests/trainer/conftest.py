@@ -14,7 +14,7 @@ from clonedesk.core.domain.topics import TRAINING_SAMPLES, message_key
 from clonedesk.core.tiny_model import build_base_model, default_texts
 from clonedesk.ingest.adapters.sgd_history import tenant_samples
 from clonedesk.core.tiny_model import TINY_MODEL_RECIPE
-from clonedesk.trainer.config import TrainerSettings
+from clonedesk.trainer.settings import TrainerSettings
 
 
 @pytest.fixture(scope="session")

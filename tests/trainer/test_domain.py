@@ -1,13 +1,15 @@
-"""The trainer's pure core: holdout split, buffer policy and fairness, metrics, promotion, preview."""
+"""The trainer's pure core: holdout split, training schedule and fairness, metrics, promotion, preview."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 
 from clonedesk.core.domain.holdout import is_holdout, ticket_bucket
 from clonedesk.trainer.domain.metrics import ScoredTurn, compute_metrics, metrics_by_category
-from clonedesk.trainer.domain.policy import (
-    FIRST, REFRESH_NEW_SAMPLES, REFRESH_TIME_LIMIT, BufferPolicy, TenantProgress, next_due,
+from clonedesk.trainer.domain.schedule import (
+    FIRST, REFRESH_NEW_SAMPLES, REFRESH_TIME_LIMIT, TrainingSchedule, TenantProgress, next_due,
     select_training_samples, training_due)
 from clonedesk.trainer.domain.preview import preview_report
 from clonedesk.trainer.domain.rollback import RollbackRefused, rollback_target
@@ -33,8 +35,8 @@ def test_holdout_is_a_stable_hash_of_the_ticket_and_near_the_fraction():
 
 # -- policy --------------------------------------------------------------------------------------------
 
-POLICY = BufferPolicy(first_min_samples=100, refresh_min_new_samples=50, refresh_max_interval_s=600,
-                      max_samples_per_run=300, replay_ratio=1.0)
+POLICY = TrainingSchedule(first_min_samples=100, refresh_min_new_samples=50, refresh_max_interval_s=600,
+                          max_samples_per_run=300, replay_ratio=1.0, settle_s=0.0)  # due at once
 
 
 def _progress(tenant, trainable, trained=0, has_adapter=False, last=None, retry=None):
@@ -57,7 +59,7 @@ def test_refresh_on_new_samples_or_time_limit():
 
 
 def test_a_due_tenant_waits_for_its_samples_to_settle_but_not_forever():
-    settling = BufferPolicy(first_min_samples=100, settle_s=10, settle_max_s=120)
+    settling = TrainingSchedule(first_min_samples=100, settle_s=10, settle_max_s=120)
     streaming = TenantProgress("a", 500, 0, False, last_sample_at=1000.0, burst_started_at=950.0)
     assert training_due(streaming, settling, now=1005) is None  # an import is still arriving
     assert training_due(streaming, settling, now=1010) == FIRST  # ten quiet seconds
@@ -177,3 +179,15 @@ def test_a_rollback_goes_to_a_promoted_version_only():
         rollback_target(statuses, current=1)
     with pytest.raises(RollbackRefused, match="no current adapter"):
         rollback_target({}, current=None)
+
+
+def test_the_settings_defaults_are_the_schedules_and_the_recipes():
+    """One place for each default: what TrainerSettings says is what the schedule and the LoRA recipe use
+    when built without settings."""
+    from clonedesk.trainer.adapters.lora import LoraTrainingConfig
+    from clonedesk.trainer.settings import TrainerSettings
+
+    settings = TrainerSettings()
+    assert settings.schedule() == TrainingSchedule()
+    assert dataclasses.replace(settings.lora(), target_modules=LoraTrainingConfig().target_modules) == \
+        LoraTrainingConfig()

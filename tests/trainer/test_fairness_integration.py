@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from clonedesk.core.telemetry import setup_telemetry
-from clonedesk.trainer.adapters.registry import AdapterRegistry
+from clonedesk.trainer.adapters.version_registry import AdapterRegistry
 from clonedesk.trainer.entrypoints.worker import TrainerWorker
 
 from .conftest import produce_samples, sgd_tenant

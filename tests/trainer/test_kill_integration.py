@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from clonedesk.trainer.adapters.buffer import ProgressStore, SampleBuffer
-from clonedesk.trainer.adapters.registry import META_FILE, AdapterRegistry
+from clonedesk.trainer.adapters.version_registry import META_FILE, AdapterRegistry
 from clonedesk.core.domain.holdout import is_holdout
 
 from ..conftest import wait_until

@@ -53,7 +53,7 @@ def test_the_generation_budgets_fit_the_longest_call_header_of_a_history(smollm2
 
     from clonedesk.core.domain.conversation_format import format_target
     from clonedesk.resolver.settings import ResolverSettings
-    from clonedesk.trainer.config import TrainerSettings
+    from clonedesk.trainer.settings import TrainerSettings
     from clonedesk.v1 import common_pb2
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2)

@@ -11,10 +11,10 @@ from clonedesk.core.adapters import adapter_calibration, trained_action_names
 from clonedesk.trainer.adapters.buffer import ProgressStore, SampleBuffer
 from clonedesk.trainer.adapters.evaluation import HOLDOUT_SCORES_FILE
 from clonedesk.trainer.adapters.lora import adapter_weights_digest, load_model
-from clonedesk.trainer.adapters.registry import AdapterRegistry
+from clonedesk.trainer.adapters.version_registry import AdapterRegistry
 from clonedesk.core.domain.holdout import is_holdout
-from clonedesk.trainer.domain.policy import FIRST, REFRESH_NEW_SAMPLES
-from clonedesk.trainer.training_run import run_training
+from clonedesk.trainer.domain.schedule import FIRST, REFRESH_NEW_SAMPLES
+from clonedesk.trainer.service_layer.training_run import run_training
 
 from .conftest import sgd_tenant
 

@@ -8,7 +8,7 @@ import pytest
 
 from clonedesk.core.adapters import current_version
 from clonedesk.trainer.adapters.buffer import ProgressStore, SampleBuffer, TrainerProgressRecord
-from clonedesk.trainer.adapters.registry import AdapterRegistry
+from clonedesk.trainer.adapters.version_registry import AdapterRegistry
 from clonedesk.trainer.adapters.retrieval import RetrievalBaseline
 from clonedesk.ingest.adapters.sgd_history import tenant_samples
 from clonedesk.core.domain.holdout import is_holdout

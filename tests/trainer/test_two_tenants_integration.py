@@ -20,7 +20,7 @@ from clonedesk.core.tenants import TenantStore
 from clonedesk.core.domain.topics import ADAPTERS_PUBLISHED
 from clonedesk.trainer.adapters.evaluation import evaluation_sample, score_model
 from clonedesk.trainer.adapters.lora import adapter_weights_digest, load_model
-from clonedesk.trainer.adapters.registry import AdapterRegistry
+from clonedesk.trainer.adapters.version_registry import AdapterRegistry
 from clonedesk.core.domain.holdout import is_holdout
 from clonedesk.trainer.domain.metrics import compute_metrics
 from clonedesk.trainer.domain.promotion import holdout_score

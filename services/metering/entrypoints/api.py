@@ -27,7 +27,8 @@ from clonedesk.core.tenants import Tenant, TenantStore
 from clonedesk.metering.adapters.admin_key import admin_key_source
 from clonedesk.metering.adapters.store import MeteringStore, UsagePeriod
 from clonedesk.metering.domain.disputes import MAX_NOTE_CHARS, MAX_REASON_CHARS, STATUSES, DisputeRefused
-from clonedesk.metering.service_layer import decide_dispute, open_dispute, resolution_evidence, statement_json
+from clonedesk.metering.service_layer.disputes import decide_dispute, open_dispute
+from clonedesk.metering.service_layer.statements import resolution_evidence, statement_json
 from clonedesk.core.adapters import version_history
 from clonedesk.metering.domain.analytics import (action_figures, chart_granularity, escalation_rate,
                                                  escalations_by_kind, month_forecast, resolution_rate)

@@ -21,11 +21,11 @@ import uvicorn
 from clonedesk.core.kafka import wait_for_broker
 from clonedesk.core.telemetry import setup_telemetry
 from clonedesk.metering.adapters.store import MeteringStore
-from clonedesk.metering.config import MeteringSettings
+from clonedesk.metering.settings import MeteringSettings
 from clonedesk.metering.entrypoints.api import create_app
 from clonedesk.metering.entrypoints.proxy import create_proxy_app
 from clonedesk.metering.entrypoints.sink import MeteringSink
-from clonedesk.metering.service_layer import terms_from_tenants
+from clonedesk.metering.service_layer.settlement import terms_from_tenants
 
 log = logging.getLogger(__name__)
 

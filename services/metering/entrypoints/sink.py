@@ -22,7 +22,7 @@ from clonedesk.core.telemetry import ConsumerLag, Telemetry, extract_context
 from clonedesk.core.domain.topics import RESOLUTION_OUTCOMES, RESOLUTIONS
 from clonedesk.metering.adapters.codec import outcome_from_record, reply_from_record
 from clonedesk.metering.adapters.store import MeteringStore
-from clonedesk.metering.service_layer import TermsLookup, close_months, record_and_settle
+from clonedesk.metering.service_layer.settlement import TermsLookup, close_months, record_and_settle
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class SinkStats:
     started: float = field(default_factory=time.monotonic)
     first_records_at: float | None = None  # when the first non-empty poll returned
     last_commit_at: float | None = None  # when the latest batch was committed
-    months_closed: int = 0  # statements frozen (service_layer.close_months)
+    months_closed: int = 0  # statements frozen (service_layer/settlement.py close_months)
 
 
 CLOSE_CHECK_S = 10.0

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
 
-from clonedesk.resolver.domain.adapters import lora_rank
+from clonedesk.resolver.domain.lora_adapters import lora_rank
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Sequence
 from clonedesk.core.constrained_generation import HeaderConstraints
 from clonedesk.core.domain.decision_header import header_logprob
 from clonedesk.core.prompt import prompt_token_ids
-from clonedesk.resolver.domain.adapters import check_lora_rank
+from clonedesk.resolver.domain.lora_adapters import check_lora_rank
 from clonedesk.resolver.engines.base import AdapterNotLoaded, Generation, GenerationRequest, read_lora_rank
 from clonedesk.resolver.engines.batching import ModelThreadEngine
 

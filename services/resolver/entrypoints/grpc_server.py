@@ -14,7 +14,7 @@ from clonedesk.core.domain.topics import ADAPTERS_PUBLISHED
 from clonedesk.resolver.domain.requests import TENANT_HEADER, InvalidRequest
 from clonedesk.resolver.bootstrap import build_service, make_engine
 from clonedesk.resolver.engines.base import Engine
-from clonedesk.resolver.service import (
+from clonedesk.resolver.service_layer.resolve import (
     NoLiveAdapter,
     Overloaded,
     ResolverService,

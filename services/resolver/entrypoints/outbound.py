@@ -26,7 +26,7 @@ from clonedesk.core.settings import Settings
 from clonedesk.core.telemetry import ConsumerLag, extract_context
 from clonedesk.core.tenants import TenantStore, UnknownTenant
 from clonedesk.core.domain.topics import HELPDESK_OUTBOUND
-from clonedesk.resolver.delivered_replies import DELIVERED, POSTING, DeliveredReplies
+from clonedesk.resolver.adapters.delivered_replies import DELIVERED, POSTING, DeliveredReplies
 from clonedesk.resolver.domain.outbound import (
     HttpPost,
     NotDeliverable,

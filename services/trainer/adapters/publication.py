@@ -10,11 +10,11 @@ from clonedesk.core.domain import topics
 from clonedesk.core.adapters import adapter_name
 from clonedesk.core.kafka import encode
 from clonedesk.core.telemetry import inject_headers
-from clonedesk.trainer.adapters.registry import AdapterRegistry
+from clonedesk.trainer.adapters.version_registry import AdapterRegistry
 from clonedesk.v1 import adapters_pb2
 
 
-def publish_metrics(meta: dict) -> dict[str, float]:
+def version_metrics(meta: dict) -> dict[str, float]:
     """The numeric metrics of a version, flat, for AdapterPublished.metrics."""
     flat = {k: float(v) for k, v in meta.get("metrics", {}).items() if isinstance(v, (int, float))}
     flat["holdout_score"] = float(meta.get("holdout_score", 0.0))
@@ -27,7 +27,7 @@ def announcement(registry: AdapterRegistry, tenant_id: str, version: int) -> ada
     published_at.GetCurrentTime()
     return adapters_pb2.AdapterPublished(
         tenant_id=tenant_id, version=version, path=str(registry.path(tenant_id, version)),
-        metrics=publish_metrics(meta), name=adapter_name(tenant_id, version),
+        metrics=version_metrics(meta), name=adapter_name(tenant_id, version),
         base_model=meta.get("base_model", ""), sample_count=int(meta.get("sample_count", 0)),
         published_at=published_at)
 

@@ -15,12 +15,12 @@ from typing import Mapping, Sequence
 
 from clonedesk.core.domain.confidence import CURVE_THRESHOLDS, answer_curve, calibration_error
 from clonedesk.trainer.domain.intervals import bootstrap_interval
+from clonedesk.core.domain.preview_figures import CANDIDATES
 from clonedesk.trainer.domain.metrics import (ANSWER_METRIC_NAMES, METRIC_NAMES, Metrics, ScoredTurn,
                                               answerable_confidences, answered, chrf_from_statistics,
                                               chrf_statistics, compute_metrics, decision_correct,
                                               metrics_by_category)
 
-CANDIDATES = ("adapter", "base", "retrieval")
 INTERVAL_METRICS = ("decision_accuracy", "reply_chrf", "projected_resolution_rate", "answered_share",
                     "answered_accuracy")
 

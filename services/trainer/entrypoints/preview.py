@@ -23,11 +23,10 @@ from clonedesk.trainer.adapters.evaluation import (
     score_model_reusing,
     score_retrieval,
 )
-from clonedesk.trainer.adapters.registry import AdapterRegistry
-from clonedesk.trainer.config import TrainerSettings
+from clonedesk.trainer.adapters.version_registry import AdapterRegistry
+from clonedesk.trainer.settings import TrainerSettings
 from clonedesk.trainer.domain.calibration import calibration_record, fit_on_holdout
-from clonedesk.trainer.domain.metrics import ANSWER_METRIC_NAMES, METRIC_NAMES
-from clonedesk.trainer.domain.preview import CANDIDATES, preview_report
+from clonedesk.trainer.domain.preview import preview_report
 
 
 class PreviewUnavailable(RuntimeError):
@@ -79,57 +78,3 @@ def make_preview(settings: Settings, tenant_id: str, trainer_settings: TrainerSe
     report["generated_at"] = time.time()
     registry.write_preview(tenant_id, version, report)
     return report
-
-
-def _value(metric: str, value) -> str:
-    if value is None:
-        return "—"
-    return f"{value:.1f}" if metric == "reply_chrf" else f"{value:.1%}"
-
-
-def _cell(report: dict, name: str, metric: str) -> str:
-    if report.get(name) is None:
-        return "not scored"
-    text = _value(metric, report[name].get(metric))
-    interval = (report.get("intervals", {}).get(name) or {}).get(metric)
-    if interval and report[name].get(metric) is not None:
-        low, high = interval
-        text += (f" [{low:.1f}–{high:.1f}]" if metric == "reply_chrf" else f" [{low:.0%}–{high:.0%}]")
-    return text
-
-
-def render_table(report: dict):
-    from rich.table import Table
-
-    table = Table(title=f"accuracy preview of {report['adapter_version']} on {report['holdout_tickets']}"
-                        f" held-out tickets ({report['holdout_turns']} agent turns); [95% interval]")
-    table.add_column("metric")
-    for name in CANDIDATES:
-        table.add_column(name, justify="right")
-    for metric in METRIC_NAMES + ANSWER_METRIC_NAMES:
-        table.add_row(metric.replace("_", " "), *(_cell(report, name, metric) for name in CANDIDATES))
-    for category, entry in report["by_category"].items():
-        table.add_section()
-        for metric in ("decision_accuracy", "projected_resolution_rate"):
-            table.add_row(f"{category} ({entry['holdout_tickets']}): {metric.replace('_', ' ')}",
-                          *(_value(metric, entry.get(name, {}).get(metric)) for name in CANDIDATES))
-    return table
-
-
-def render_curve(report: dict):
-    """The adapter's answer-rate / accuracy curve and where its threshold sits."""
-    from rich.table import Table
-
-    confidence = report.get("confidence") or {}
-    threshold = confidence.get("threshold")
-    title = (f"{report['adapter_version']}: answered turns by threshold (calibration error"
-             f" {confidence.get('calibration_error', 0):.3f}; threshold {threshold:.2f}, {confidence.get('threshold_source', '')})"
-             if threshold is not None else f"{report['adapter_version']}: answered turns by threshold")
-    table = Table(title=title)
-    table.add_column("threshold", justify="right")
-    table.add_column("answered", justify="right")
-    table.add_column("accuracy of answered", justify="right")
-    for point in confidence.get("curve", []):
-        table.add_row(f"{point['threshold']:.1f}", f"{point['answered_share']:.0%}",
-                      _value("answered_accuracy", point["answered_accuracy"]))
-    return table

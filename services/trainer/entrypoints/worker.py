@@ -24,10 +24,10 @@ from clonedesk.core.telemetry import ConsumerLag, Telemetry, extract_context, se
 from clonedesk.core.tenants import InvalidTenantId, validate_tenant_id
 from clonedesk.trainer.adapters.buffer import ProgressStore, SampleBuffer
 from clonedesk.trainer.adapters.publication import announcement, send_announcement
-from clonedesk.trainer.adapters.registry import AdapterRegistry
-from clonedesk.trainer.config import TrainerSettings
-from clonedesk.trainer.domain.policy import TenantProgress, next_due
-from clonedesk.trainer.training_run import TrainingOutcome, run_training
+from clonedesk.trainer.adapters.version_registry import AdapterRegistry
+from clonedesk.trainer.settings import TrainerSettings
+from clonedesk.trainer.domain.schedule import TenantProgress, next_due
+from clonedesk.trainer.service_layer.training_run import TrainingOutcome, run_training
 from clonedesk.v1 import adapters_pb2, training_pb2
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class TrainerWorker:
         return result
 
     def _start_next_training(self) -> None:
-        choice = next_due(self.tenant_progress(), self.config.policy(), time.time())
+        choice = next_due(self.tenant_progress(), self.config.schedule(), time.time())
         if choice is None:
             return
         progress, trigger = choice

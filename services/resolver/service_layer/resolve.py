@@ -13,9 +13,9 @@ from clonedesk.core.domain.conversation_format import (DEFAULT_CONTEXT_TURNS, af
                                                 reply_after_action,
                                                 system_prompt)
 from clonedesk.core.tenants import TenantStore, UnknownTenant
-from clonedesk.resolver.adapter_cache import AdapterCache, NoLiveAdapter
+from clonedesk.resolver.adapters.lora_cache import AdapterCache, NoLiveAdapter
 from clonedesk.core.domain.confidence import choose_threshold
-from clonedesk.resolver.back_office import BackOffice
+from clonedesk.resolver.adapters.back_office import BackOffice
 from clonedesk.resolver.domain.actions import Refusal, Status, allowed_names, plan_call
 from clonedesk.resolver.domain.decisions import Decided, answer_confidence, decide, escalate
 from clonedesk.resolver.domain.human_request import asks_for_a_human, latest_customer_text

@@ -27,14 +27,16 @@ REFRESH_TIME_LIMIT = "refresh:time-limit"
 
 
 @dataclass(frozen=True)
-class BufferPolicy:
+class TrainingSchedule:
+    """When a tenant trains: the thresholds and waits above (TrainerSettings reads its defaults from here)."""
+
     first_min_samples: int = 200
     refresh_min_new_samples: int = 100
     refresh_max_interval_s: float = 3600.0
     max_samples_per_run: int = 2000
     replay_ratio: float = 1.0
     retry_after_failure_s: float = 60.0
-    settle_s: float = 0.0
+    settle_s: float = 10.0
     settle_max_s: float = 300.0
 
 
@@ -58,7 +60,7 @@ class TenantProgress:
         return max(0, self.trainable_samples - self.trained_samples)
 
 
-def settled(progress: TenantProgress, policy: BufferPolicy, now: float) -> bool:
+def settled(progress: TenantProgress, policy: TrainingSchedule, now: float) -> bool:
     """No sample of the tenant for `settle_s`, or a stream of them going on for `settle_max_s`."""
     if policy.settle_s <= 0 or progress.last_sample_at is None:
         return True
@@ -67,7 +69,7 @@ def settled(progress: TenantProgress, policy: BufferPolicy, now: float) -> bool:
     return progress.burst_started_at is not None and now - progress.burst_started_at >= policy.settle_max_s
 
 
-def training_due(progress: TenantProgress, policy: BufferPolicy, now: float) -> str | None:
+def training_due(progress: TenantProgress, policy: TrainingSchedule, now: float) -> str | None:
     """Why this tenant should train now (FIRST / REFRESH_*), or None."""
     if progress.retry_at is not None and now < progress.retry_at:
         return None
@@ -83,7 +85,7 @@ def training_due(progress: TenantProgress, policy: BufferPolicy, now: float) -> 
     return None
 
 
-def next_due(progresses: Sequence[TenantProgress], policy: BufferPolicy,
+def next_due(progresses: Sequence[TenantProgress], policy: TrainingSchedule,
              now: float) -> tuple[TenantProgress, str] | None:
     """The tenant to train next and why: least recently trained first, ties by tenant id."""
     due = [(p, reason) for p in progresses if (reason := training_due(p, policy, now))]
@@ -93,7 +95,7 @@ def next_due(progresses: Sequence[TenantProgress], policy: BufferPolicy,
                                       item[0].tenant_id))
 
 
-def select_training_samples(trainable: Sequence[T], trained_count: int, policy: BufferPolicy,
+def select_training_samples(trainable: Sequence[T], trained_count: int, policy: TrainingSchedule,
                             is_refresh: bool, seed: int = 0) -> list[T]:
     """The samples of one run, from the tenant's trainable samples in arrival order.
 

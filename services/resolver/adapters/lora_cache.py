@@ -29,7 +29,7 @@ from clonedesk.core.adapters import (
     version_dir,
 )
 from clonedesk.core.base_model import adapter_base_identity, base_model_identity, same_base_model
-from clonedesk.resolver.domain.adapters import (
+from clonedesk.resolver.domain.lora_adapters import (
     AdapterRankTooHigh,
     BadPublication,
     ResidentAdapter,

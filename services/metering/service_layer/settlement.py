@@ -1,13 +1,11 @@
-"""Use cases that join the core and the store: record a batch of events, then settle what they touched."""
+"""Recording a batch of events and settling what it touched: the lifecycles, the usage counters, and
+the months whose statements close."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 from collections import defaultdict
-from datetime import datetime, timezone
-from decimal import Decimal
+from datetime import datetime
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -16,13 +14,12 @@ from clonedesk.metering.adapters.store import MeteringStore
 from clonedesk.metering.domain.events import AiReply, Outcome
 from clonedesk.metering.domain.billing import Month
 from clonedesk.metering.domain import counters
-from clonedesk.metering.domain import disputes as dispute_rules
 from clonedesk.metering.domain.lifecycle import Lifecycle, settle
-from clonedesk.metering.domain.evidence import outcome_rows, state_history, statement_line
-from clonedesk.metering.domain.statements import closed_statement, closes_at, counts_at_month_end, open_statement
+from clonedesk.metering.domain.statements import closed_statement, closes_at, counts_at_month_end
 from clonedesk.metering.domain.terms import DEFAULT_TERMS, Terms
 
 log = logging.getLogger(__name__)
+
 
 TermsLookup = Callable[[str], Terms]
 
@@ -151,111 +148,3 @@ def _close_month(store: MeteringStore, tenant_id: str, month: Month, terms: Term
     statement = closed_statement(invoice, counts, terms)
     store.write_statement(tenant_id, month, statement.to_json(), statement.closed_at)
     return statement
-
-
-def statement_json(store: MeteringStore, tenant_id: str, month: Month, terms: Terms) -> dict:
-    """A month's statement: as frozen once the month is closed, else the live invoice, marked open."""
-    stored = store.statement(tenant_id, month)
-    if stored is not None:
-        return stored
-    return open_statement(store.invoice(tenant_id, month, terms), terms).to_json()
-
-
-def resolution_evidence(store: MeteringStore, tenant_id: str, resolution_id: str, terms: Terms) -> dict | None:
-    """Everything that billed one resolution (or did not): what the AI was asked and answered, every
-    outcome event with its time and source, its state history and its statement line; None if unknown."""
-    reply = store.evidence_reply(tenant_id, resolution_id)
-    life = store.lifecycle_of(tenant_id, resolution_id)
-    if reply is None or life is None:
-        return None
-    outcomes = store.outcomes_of(tenant_id, resolution_id)
-    watermark = store.watermarks([tenant_id]).get(tenant_id, reply.created_at)
-    dispute = store.dispute(tenant_id, resolution_id)
-    if dispute is not None and dispute.status == dispute_rules.ACCEPTED:
-        life = dataclasses.replace(life, reopened_at=None)  # settled by the dispute (billing reads it so)
-    line_terms, statement = terms, None
-    if life.billed_at is not None:
-        month = Month.of(life.billed_at)
-        statement = store.statement(tenant_id, month)
-        if statement is not None:  # billed on a closed statement: its plan, as frozen
-            line_terms = dataclasses.replace(terms, unit_price=Decimal(statement["unit_price_usd"]),
-                                             free_units=int(statement["free_allowance"]))
-        line = statement_line(life, store.charge_rank(tenant_id, resolution_id, month), line_terms)
-        line["statement_status"] = statement["status"] if statement else "open"
-    else:
-        line = statement_line(life, None, terms)
-    try:
-        conversation = json.loads(reply.conversation) if reply.conversation else []
-    except ValueError:
-        conversation = []
-    try:
-        answer = json.loads(reply.action_answer) if reply.action_answer else None
-    except ValueError:
-        answer = reply.action_answer
-    return {
-        "resolution_id": resolution_id, "tenant_id": tenant_id, "ticket_id": reply.ticket_id,
-        "created_at": reply.created_at, "conversation": conversation, "decision": reply.decision,
-        "reply": reply.reply, "confidence": round(reply.confidence, 4), "adapter_version": reply.adapter_version,
-        "escalation_reason": reply.escalation_reason or None,
-        "action": ({"call": reply.action, "status": reply.action_status, "answer": answer,
-                    "latency_ms": reply.action_latency_ms} if reply.action_status else None),
-        "state": life.state.value, "state_at": life.state_at,
-        "state_history": [{"state": c.state.value, "at": c.at, "because": c.because}
-                          for c in state_history(reply, outcomes, terms, watermark)],
-        "outcomes": outcome_rows(outcomes, life.decided_by),
-        "statement_line": line,
-        "dispute": dispute.to_json() if dispute is not None else None,
-    }
-
-
-def _billed_terms(store: MeteringStore, tenant_id: str, month: Month, terms: Terms) -> Terms:
-    """The plan a month was billed on: as its closed statement froze it, else the tenant's now."""
-    statement = store.statement(tenant_id, month)
-    if statement is None:
-        return terms
-    return dataclasses.replace(terms, unit_price=Decimal(statement["unit_price_usd"]),
-                               free_units=int(statement["free_allowance"]))
-
-
-def _now() -> datetime:
-    """Wall-clock now at the store's precision (ms), so what the API answers is what it stored."""
-    moment = datetime.now(timezone.utc)
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-
-
-def open_dispute(store: MeteringStore, tenant_id: str, resolution_id: str, reason: str,
-                 now: datetime | None = None) -> tuple[dispute_rules.Dispute, bool]:
-    """Dispute a charge (domain/disputes.py); (the dispute, whether it is new). Raises DisputeRefused."""
-    with store.exclusive():  # one check-then-write at a time: two racing calls make one dispute
-        dispute, created = dispute_rules.open_dispute(
-            store.dispute(tenant_id, resolution_id), store.lifecycle_of(tenant_id, resolution_id), reason,
-            now or _now())
-        if created:
-            store.write_dispute(dispute)
-    if created:
-        log.info("dispute opened", extra={"tenant": tenant_id, "resolution": resolution_id})
-    return dispute, created
-
-
-def decide_dispute(store: MeteringStore, tenant_id: str, resolution_id: str, accept: bool, note: str,
-                   terms: Terms, now: datetime | None = None) -> tuple[dispute_rules.Dispute, bool]:
-    """Accept (credit what the charge cost, in the first open month from now) or reject a dispute;
-    (the dispute, whether this call decided it). Raises DisputeRefused."""
-    with store.exclusive():
-        life = store.lifecycle_of(tenant_id, resolution_id)
-        credit = Decimal("0")
-        if accept and life is not None and life.billed_at is not None:
-            month = Month.of(life.billed_at)
-            billed_on = _billed_terms(store, tenant_id, month, terms)
-            credit = dispute_rules.credit_for(store.charge_rank(tenant_id, resolution_id, month),
-                                              billed_on.free_units, billed_on.unit_price)
-        dispute, decided = dispute_rules.decide(
-            store.dispute(tenant_id, resolution_id), accept, note, now or _now(), life=life,
-            credit=credit, closed_months=store.closed_months(tenant_id))
-        if decided:
-            store.write_dispute(dispute)
-    if decided:
-        log.info("dispute decided", extra={"tenant": tenant_id, "resolution": resolution_id,
-                                           "status": dispute.status, "credit_usd": str(dispute.credit),
-                                           "credit_month": dispute.credit_month})
-    return dispute, decided

@@ -28,12 +28,12 @@ from clonedesk.trainer.adapters.evaluation import (
     score_model_reusing,
 )
 from clonedesk.trainer.adapters.lora import train_adapter
-from clonedesk.trainer.adapters.publication import publish_metrics
-from clonedesk.trainer.adapters.registry import PROMOTED, REJECTED, AdapterRegistry
-from clonedesk.trainer.config import TrainerSettings
+from clonedesk.trainer.adapters.publication import version_metrics
+from clonedesk.trainer.adapters.version_registry import PROMOTED, REJECTED, AdapterRegistry
+from clonedesk.trainer.settings import TrainerSettings
 from clonedesk.trainer.domain.calibration import calibration_record, fit_on_holdout
 from clonedesk.trainer.domain.metrics import compute_metrics
-from clonedesk.trainer.domain.policy import select_training_samples
+from clonedesk.trainer.domain.schedule import select_training_samples
 from clonedesk.trainer.domain.promotion import decide_promotion, holdout_score
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def run_training(tenant_id: str, trigger: str, *, buffer: SampleBuffer, progress
     trainable, holdout = buffer.split(tenant_id)
     progress = progress_store.get(tenant_id)
     champion = registry.current(tenant_id)
-    samples = select_training_samples(trainable, progress.trained_samples, settings.policy(),
+    samples = select_training_samples(trainable, progress.trained_samples, settings.schedule(),
                                       is_refresh=champion is not None, seed=settings.seed + progress.runs)
     # A canonical order: the same samples train the same adapter, however Kafka interleaved them.
     samples.sort(key=lambda s: (s.ticket_id, s.turn_index, s.sample_id))
@@ -142,6 +142,6 @@ def run_training(tenant_id: str, trigger: str, *, buffer: SampleBuffer, progress
     progress_store.save(tenant_id, progress)
     return TrainingOutcome(
         tenant_id=tenant_id, version=version, promoted=decision.promote, reason=decision.reason,
-        path=registry.path(tenant_id, version), metrics={**publish_metrics(meta)}, sample_count=len(samples),
+        path=registry.path(tenant_id, version), metrics={**version_metrics(meta)}, sample_count=len(samples),
         base_model=base_model, seconds=round(time.monotonic() - started, 2), champion_version=champion,
         champion_metrics=meta["champion_metrics_on_same_holdout"], training=meta["training"])

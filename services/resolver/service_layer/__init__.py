@@ -1,0 +1,1 @@
+"""The resolver's use cases: answer a ticket with its tenant's current adapter (resolve.py)."""
