@@ -38,12 +38,12 @@ def ingest(ctx: click.Context, port: int | None, max_body_bytes: int, signature_
 
     from clonedesk.core.logs import configure_logging
     from clonedesk.core.telemetry import setup_telemetry
-    from clonedesk.ingest.entrypoints.gateway import create_app
+    from clonedesk.ingest.bootstrap import gateway_app
 
     settings = _settings(ctx)
     configure_logging("gateway", settings.log_level)
     setup_telemetry("gateway", settings)
-    app = create_app(settings, max_body_bytes=max_body_bytes, tolerance_s=signature_tolerance)
+    app = gateway_app(settings, max_body_bytes=max_body_bytes, tolerance_s=signature_tolerance)
     uvicorn.run(app, host=settings.bind_host, port=port or settings.gateway_port, log_config=None,
                 access_log=False)
 

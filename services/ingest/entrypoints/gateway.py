@@ -1,4 +1,4 @@
-"""The webhook gateway (FastAPI): verify, normalise, write to `helpdesk.events`, and only then answer 2xx.
+"""The webhook gateway (FastAPI): read the body, hand it to the intake (service_layer/webhooks.py), answer.
 
 Checks run cheapest-first and before anything is written: body size (413), tenant (404), signature (401),
 JSON (400), shape (422). A broker that does not acknowledge gives 503 with Retry-After, so the vendor
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 from contextlib import asynccontextmanager
 from typing import Callable
@@ -21,26 +20,19 @@ from fastapi.responses import JSONResponse
 from opentelemetry import metrics, trace
 
 from clonedesk.core.broker_hold import broker_held, hold_marker
-from clonedesk.core.kafka import BrokerUnavailable
 from clonedesk.core.settings import Settings
 from clonedesk.core.telemetry import TallyCounter
-from clonedesk.core.tenants import Tenant, TenantStore, UnknownTenant
-from clonedesk.core.signatures import DEFAULT_TOLERANCE_S, BadSignature, verify_intercom, verify_zendesk
+from clonedesk.core.domain.tenants import Tenant
+from clonedesk.core.tenants import TenantStore
+from clonedesk.core.signatures import DEFAULT_TOLERANCE_S, verify_intercom, verify_zendesk
 from clonedesk.ingest.adapters.writer import EventWriter
 from clonedesk.ingest.domain import intercom, zendesk
-from clonedesk.ingest.domain.events import MAX_JSON_DEPTH, Normalised, WrongShape, payload_problem
+from clonedesk.ingest.service_layer.webhooks import RETRY_AFTER_S, Rejected, WebhookIntake, retry_later
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
-RETRY_AFTER_S = 5
 HOLD_POLL_S = 0.1
-
-
-class Rejected(Exception):
-    def __init__(self, status: int, reason: str, headers: dict | None = None):
-        super().__init__(reason)
-        self.status, self.reason, self.headers = status, reason, headers or {}
 
 
 def _webhook_body(description: str) -> dict:
@@ -62,25 +54,12 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _parse_json(body: bytes):
-    try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise Rejected(400, f"malformed JSON: {exc}") from None
-    except RecursionError:
-        raise Rejected(400, f"malformed JSON: nested deeper than {MAX_JSON_DEPTH} levels") from None
-    problem = payload_problem(payload)
-    if problem:
-        raise Rejected(422, problem)
-    return payload
-
-
-def create_app(settings: Settings, *, writer: EventWriter | None = None,
+def create_app(settings: Settings, *, writer: EventWriter, tenants: TenantStore,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, tolerance_s: float = DEFAULT_TOLERANCE_S,
                clock: Callable | None = None) -> FastAPI:
-    writer = writer or EventWriter(settings.bootstrap, timeout_s=5.0)
+    """The gateway over the writer and tenant store it is given (ingest/bootstrap.py builds the real ones)."""
     marker = hold_marker(settings.resolved_data_dir)  # only a supervisor of this data dir writes it
-    tenants = TenantStore(settings.resolved_data_dir)
+    intake = WebhookIntake(tenants, writer.write, lambda: broker_held(marker))
     tracer = trace.get_tracer("clonedesk.ingest.gateway")
     meter = metrics.get_meter("clonedesk.ingest.gateway")
     webhooks = TallyCounter(meter, "clonedesk.gateway.webhooks", description="webhooks by vendor and result")
@@ -112,47 +91,15 @@ def create_app(settings: Settings, *, writer: EventWriter | None = None,
                   telemetry={"tracing": False, "metrics": False, "operation_spans": False})
     app.state.writer = writer
 
-    def tenant_of(tenant_id: str) -> Tenant:
-        try:
-            return tenants.get(tenant_id)  # re-read per request: a tenant added while running works at once
-        except UnknownTenant:
-            raise Rejected(404, f"unknown tenant {tenant_id!r}") from None
-
     async def handle(vendor: str, tenant_id: str, request: Request, verify, normalise) -> JSONResponse:
         with tracer.start_as_current_span(f"webhook.{vendor}") as span:
             span.set_attribute("tenant.id", tenant_id)
             try:
                 if broker_held(marker):
                     await writer.abort()  # a fresh producer after the hold: nothing queued from before it
-                    raise Rejected(503, "the broker is restarting; retry later", {"Retry-After": str(RETRY_AFTER_S)})
+                    raise retry_later("the broker is restarting; retry later")
                 body = await _read_limited(request, max_body_bytes)
-                tenant = tenant_of(tenant_id)
-                try:
-                    verify(tenant, request.headers, body)
-                except BadSignature as exc:
-                    raise Rejected(401, str(exc)) from None
-                payload = _parse_json(body)
-                try:
-                    normalised: Normalised = normalise(tenant.id, payload)
-                except (WrongShape, ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
-                    # A value of the wrong kind anywhere (a list for an id, a time no calendar holds) is
-                    # the sender's mistake: 422 with the reason, never a 500.
-                    raise Rejected(422, f"not a {vendor} webhook: {type(exc).__name__}: {exc}"[:500]) from None
-                if normalised.ignored:
-                    log.info("ignored a webhook type", extra={"vendor": vendor, "type": normalised.ignored,
-                                                              "tenant": tenant.id})
-                    webhooks.add(1, {"vendor": vendor, "result": "ignored"})
-                    return JSONResponse({"status": "ignored", "type": normalised.ignored}, status_code=202)
-                for event in normalised.events:
-                    event.received_at.GetCurrentTime()
-                if normalised.events:
-                    span.set_attribute("ticket.id", normalised.events[0].ticket_id)
-                try:
-                    await writer.write(normalised.events)
-                    if broker_held(marker):  # acknowledged by a broker that has since died: say so
-                        raise BrokerUnavailable("the broker restarted while the write was in flight")
-                except BrokerUnavailable as exc:
-                    raise Rejected(503, str(exc), {"Retry-After": str(RETRY_AFTER_S)}) from None
+                accepted = await intake.accept(vendor, tenant_id, request.headers, body, verify, normalise)
             except Rejected as rejected:
                 span.set_attribute("http.status_code", rejected.status)
                 webhooks.add(1, {"vendor": vendor, "result": str(rejected.status)})
@@ -160,9 +107,14 @@ def create_app(settings: Settings, *, writer: EventWriter | None = None,
                                                          "status": rejected.status, "reason": rejected.reason})
                 return JSONResponse({"error": rejected.reason}, status_code=rejected.status,
                                     headers=rejected.headers)
+            if accepted.ignored:
+                webhooks.add(1, {"vendor": vendor, "result": "ignored"})
+                return JSONResponse({"status": "ignored", "type": accepted.ignored}, status_code=202)
+            if accepted.ticket_id:
+                span.set_attribute("ticket.id", accepted.ticket_id)
             webhooks.add(1, {"vendor": vendor, "result": "accepted"})
-            events_written.add(len(normalised.events), {"vendor": vendor})
-            return JSONResponse({"status": "accepted", "event_ids": [e.event_id for e in normalised.events]})
+            events_written.add(len(accepted.event_ids), {"vendor": vendor})
+            return JSONResponse({"status": "accepted", "event_ids": accepted.event_ids})
 
     def verify_zendesk_request(tenant: Tenant, headers, body: bytes) -> None:
         verify_zendesk(tenant.zendesk_secret, headers.get("x-zendesk-webhook-signature"),
