@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 from clonedesk.core.settings import Settings
+from clonedesk.core.tenants import TenantStore
+from clonedesk.resolver.adapters.back_office import BackOffice
+from clonedesk.resolver.adapters.lora_cache import AdapterCache
 from clonedesk.resolver.engines.base import Engine
 from clonedesk.resolver.service_layer.resolve import ResolverService
 from clonedesk.resolver.settings import ResolverSettings
@@ -24,5 +27,8 @@ def make_engine(kind: str, base_model: str, resolver_settings: ResolverSettings)
 
 def build_service(engine: Engine, settings: Settings, resolver_settings: ResolverSettings) -> ResolverService:
     """The service that answers tickets with `engine`, over this data dir's tenants and adapters."""
-    return ResolverService(engine, settings.resolved_data_dir, resolver_settings.max_loras,
-                           resolver_settings.max_pending, context_turns=resolver_settings.context_turns)
+    data_dir = settings.resolved_data_dir
+    return ResolverService(engine, data_dir, resolver_settings.max_loras, resolver_settings.max_pending,
+                           context_turns=resolver_settings.context_turns, back_office=BackOffice(),
+                           tenants=TenantStore(data_dir),
+                           adapters=AdapterCache(engine, data_dir, resolver_settings.max_loras))

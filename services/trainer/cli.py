@@ -31,11 +31,11 @@ def trainer(ctx: click.Context, progress: bool) -> None:
     """Consume training.samples, train each tenant's adapter, publish promoted versions."""
     from clonedesk.core.command_line import settings_from
     from clonedesk.core.service_runner import run_service
-    from clonedesk.trainer.entrypoints.worker import TrainerWorker
+    from clonedesk.trainer.bootstrap import trainer_worker
 
     settings = settings_from(ctx)
     # The worker sets up its own telemetry (tests hand it theirs).
-    run_service("trainer", settings, lambda stop: TrainerWorker(settings, progress_bars=progress).run(stop),
+    run_service("trainer", settings, lambda stop: trainer_worker(settings, progress_bars=progress).run(stop),
                 telemetry=False)
 
 

@@ -208,7 +208,7 @@ def empty_store(clickhouse_client, unique_database):
 
 def test_admin_key_from_the_setting_writes_nothing_to_the_data_dir(tmp_path, empty_store, monkeypatch):
     from clonedesk.metering.settings import MeteringSettings
-    from clonedesk.metering.entrypoints.service import analytics_app
+    from clonedesk.metering.bootstrap import analytics_app
 
     data_dir = tmp_path / "data"
     tenant = TenantStore(data_dir).add("acme-" + uuid.uuid4().hex[:6])

@@ -20,12 +20,8 @@ import uvicorn
 
 from clonedesk.core.kafka import wait_for_broker
 from clonedesk.core.telemetry import setup_telemetry
-from clonedesk.metering.adapters.store import MeteringStore
+from clonedesk.metering.bootstrap import analytics_app, api_app, connect_store, metering_sink
 from clonedesk.metering.settings import MeteringSettings
-from clonedesk.metering.entrypoints.api import create_app
-from clonedesk.metering.entrypoints.proxy import create_proxy_app
-from clonedesk.metering.entrypoints.sink import MeteringSink
-from clonedesk.metering.service_layer.settlement import terms_from_tenants
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +57,7 @@ async def run_metering(settings: MeteringSettings, stop: asyncio.Event | None = 
     telemetry = setup_telemetry("metering", settings)
     try:
         await wait_for_broker(settings.bootstrap, timeout=60)
-        store = MeteringStore.connect(settings.clickhouse, settings.clickhouse_database)
+        store = connect_store(settings)
         log.info("metering store ready", extra={"database": settings.clickhouse_database,
                                                 "embedded": settings.embedded_clickhouse})
         server = None
@@ -74,8 +70,7 @@ async def run_metering(settings: MeteringSettings, stop: asyncio.Event | None = 
             server = ThreadedServer(config)
             server.start()
             log.info("serving the analytics app for the api process", extra={"socket": str(socket)})
-        sink = MeteringSink(settings.bootstrap, store, terms_from_tenants(settings.resolved_data_dir),
-                            batch_size=settings.metering_batch_size, telemetry=telemetry)
+        sink = metering_sink(settings, store, telemetry)
         try:
             await sink.run(stop)
         finally:
@@ -85,18 +80,6 @@ async def run_metering(settings: MeteringSettings, stop: asyncio.Event | None = 
             store.close()
     finally:
         telemetry.shutdown()
-
-
-def analytics_app(store: MeteringStore, settings: MeteringSettings):
-    """The analytics app over `store`, as these settings configure it (admin key included)."""
-    return create_app(store, settings.resolved_data_dir, admin_key=settings.admin_api_key or None)
-
-
-def api_app(settings: MeteringSettings):
-    if settings.embedded_clickhouse:
-        return create_proxy_app(settings.metering_socket)
-    store = MeteringStore.connect(settings.clickhouse, settings.clickhouse_database)
-    return analytics_app(store, settings)
 
 
 def run_api(settings: MeteringSettings, host: str) -> None:

@@ -40,12 +40,15 @@ class TenantIsolationError(RuntimeError):
 
 class ResolverService:
     def __init__(self, engine: Engine, data_dir: Path, capacity: int, max_pending: int,
-                 context_turns: int = DEFAULT_CONTEXT_TURNS, back_office: BackOffice | None = None):
+                 context_turns: int = DEFAULT_CONTEXT_TURNS, back_office: BackOffice | None = None, *,
+                 tenants: TenantStore | None = None, adapters: AdapterCache | None = None):
+        # resolver/bootstrap.py hands in the real back office client, tenant store and LoRA cache; they
+        # are built here only when a test leaves them out.
         self.engine = engine
         self.back_office = back_office or BackOffice()
         self.context_turns = context_turns
-        self.tenants = TenantStore(Path(data_dir))
-        self.adapters = AdapterCache(engine, Path(data_dir), capacity)
+        self.tenants = tenants or TenantStore(Path(data_dir))
+        self.adapters = adapters or AdapterCache(engine, Path(data_dir), capacity)
         self.max_pending = max_pending
         self.in_flight = 0
         self.abandoned = 0  # requests given up past their deadline or cancelled by the caller

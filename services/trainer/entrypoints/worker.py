@@ -46,13 +46,16 @@ def parse_sample(payload: bytes | None) -> training_pb2.TrainingSample:
 
 class TrainerWorker:
     def __init__(self, settings: Settings, trainer_settings: TrainerSettings | None = None, *,
-                 telemetry: Telemetry | None = None, progress_bars: bool = False):
+                 telemetry: Telemetry | None = None, progress_bars: bool = False,
+                 buffer: SampleBuffer | None = None, progress: ProgressStore | None = None,
+                 registry: AdapterRegistry | None = None):
+        # trainer/bootstrap.py hands in the data dir's stores; built here only when a test leaves them out.
         self.settings = settings
         self.config = trainer_settings or TrainerSettings()
         root = settings.resolved_data_dir / "trainer"
-        self.buffer = SampleBuffer(root, self.config.holdout_fraction)
-        self.progress = ProgressStore(root)
-        self.registry = AdapterRegistry(settings.resolved_data_dir)
+        self.buffer = buffer or SampleBuffer(root, self.config.holdout_fraction)
+        self.progress = progress or ProgressStore(root)
+        self.registry = registry or AdapterRegistry(settings.resolved_data_dir)
         self.telemetry = telemetry or setup_telemetry("trainer", settings)
         self.progress_bars = progress_bars
         self.base_model: str | None = None
