@@ -29,8 +29,12 @@ def parse_adapter_name(name: str) -> tuple[str, int]:
     return tenant_id, int(version)
 
 
+def registry_root(data_dir: Path) -> Path:
+    return Path(data_dir) / "adapters"
+
+
 def tenant_adapters_dir(data_dir: Path, tenant_id: str) -> Path:
-    return Path(data_dir) / "adapters" / tenant_id
+    return registry_root(data_dir) / tenant_id
 
 
 def version_dir(data_dir: Path, tenant_id: str, version: int) -> Path:

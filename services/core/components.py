@@ -46,7 +46,7 @@ def discover_components(settings: Settings) -> list[Component]:
 
     found: list[Component] = []
     for module_info in pkgutil.iter_modules(clonedesk.__path__):
-        if not module_info.ispkg or module_info.name == "stack":
+        if not module_info.ispkg:
             continue
         name = f"clonedesk.{module_info.name}.stack"
         if importlib.util.find_spec(name) is None:

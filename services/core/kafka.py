@@ -177,6 +177,24 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     return consumer.partitions_for_topic(topic) or set()
 
 
+async def consume_batches(consumer: AIOKafkaConsumer, stop: asyncio.Event, handle_batch, *, lag=None,
+                          poll_ms: int = 500, max_records: int | None = None, after_poll=None) -> None:
+    """Poll until `stop`; hand each poll's records to `await handle_batch(records)` and commit only once it
+    returned (what it wrote is durable by then), so a crash redelivers instead of skipping. `await
+    after_poll(had_records)` runs after every poll, records or none (scheduling, housekeeping). `lag`: a
+    telemetry.ConsumerLag."""
+    while not stop.is_set():
+        batches = await consumer.getmany(timeout_ms=poll_ms, max_records=max_records)
+        if lag is not None:
+            lag.update(consumer, batches)
+        records = [record for part in batches.values() for record in part]
+        if records:
+            await handle_batch(records)
+            await consumer.commit()
+        if after_poll is not None:
+            await after_poll(bool(records))
+
+
 async def consume_by_key(consumer: AIOKafkaConsumer, stop: asyncio.Event, handle_records, lag=None,
                          poll_ms: int = 500) -> None:
     """Poll until `stop`; hand each key's records of a poll to `handle_records(records)` — keys run

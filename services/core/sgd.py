@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 
 _REPO = Path(__file__).resolve().parents[2]
 
 
-def find_sgd_dir() -> Path | None:
-    """The SGD folder: the shared datasets beside the project, else the subset the project carries."""
-    for candidate in (_REPO.parent / "shared" / "datasets" / "sgd", _REPO / "data" / "sgd",
-                      Path.cwd() / "data" / "sgd"):
-        if candidate.is_dir() and any(candidate.glob("*.jsonl")):
+def find_sgd_dir(containing: Sequence[str] = (), *, carried_first: bool = False) -> Path | None:
+    """The SGD folder: the shared datasets beside the project, else the subset the project carries
+    (`carried_first`: the other way round, for what must run the same on every checkout). With
+    `containing`, only a folder holding every one of those files counts."""
+    shared = [_REPO.parent / "shared" / "datasets" / "sgd"]
+    carried = [_REPO / "data" / "sgd", Path.cwd() / "data" / "sgd"]
+    for candidate in (carried + shared if carried_first else shared + carried):
+        if not candidate.is_dir():
+            continue
+        if all((candidate / name).exists() for name in containing) and any(candidate.glob("*.jsonl")):
             return candidate
     return None
 

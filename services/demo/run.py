@@ -39,6 +39,7 @@ from clonedesk.core.domain.holdout import DEFAULT_HOLDOUT_FRACTION, is_holdout, 
 from clonedesk.core.base_model import TINY, describe_base_model, ensure_base_model
 from clonedesk.core.domain.preview_figures import CANDIDATES, METRIC_LABELS, candidate_figure, figure
 from clonedesk.core.settings import Settings
+from clonedesk.core.sgd import find_sgd_dir, read_dialogues
 from clonedesk.core.tenants import Tenant, TenantStore, admin_api_key
 from clonedesk.demo.adapters.analytics import AnalyticsClient
 from clonedesk.demo.adapters.helpdesk import DemoStepFailed, SimulatorBackOffice, SimulatorReplies, WebhookSender
@@ -61,7 +62,6 @@ SEED = 7
 DEMO_FREE_UNITS = 3
 LIVE_CONCURRENCY = 6  # live tickets in flight at once, over all tenants (the resolver batches them)
 
-_REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -124,15 +124,10 @@ FULL_MODE = Mode("full", FULL, {"CLONEDESK_TRAINER_MAX_STEPS": "32", "CLONEDESK_
 
 def find_dialogues() -> Path:
     """The SGD subset the project carries (data/sgd), else the shared datasets beside the project."""
-    for candidate in (_REPO / "data" / "sgd", Path.cwd() / "data" / "sgd",
-                      _REPO.parent / "shared" / "datasets" / "sgd"):
-        if all((candidate / f"train_{b}.jsonl").exists() for b in BUSINESSES):
-            return candidate
-    raise DemoStepFailed("the SGD dialogues (data/sgd/train_Banks_1.jsonl, ...) are not in this checkout")
-
-
-def read_dialogues(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    found = find_sgd_dir([f"train_{b}.jsonl" for b in BUSINESSES], carried_first=True)
+    if found is None:
+        raise DemoStepFailed("the SGD dialogues (data/sgd/train_Banks_1.jsonl, ...) are not in this checkout")
+    return found
 
 
 class Demo:
@@ -183,7 +178,7 @@ class Demo:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         fraction = self.holdout_fraction
         sgd = find_dialogues()
-        self.plans = [plan_tenant(b, read_dialogues(sgd / f"train_{b}.jsonl"), self.mode.sizes, SEED,
+        self.plans = [plan_tenant(b, list(read_dialogues(sgd / f"train_{b}.jsonl")), self.mode.sizes, SEED,
                                   lambda ticket: is_holdout(ticket, fraction), pretrained_on=may_be_pretrained_on)
                       for b in BUSINESSES]
         thresholds = trainer_thresholds(self.plans)

@@ -36,13 +36,11 @@ def ingest(ctx: click.Context, port: int | None, max_body_bytes: int, signature_
     """Run the webhook gateway (Zendesk and Intercom webhooks into helpdesk.events)."""
     import uvicorn
 
-    from clonedesk.core.logs import configure_logging
-    from clonedesk.core.telemetry import setup_telemetry
+    from clonedesk.core.service_runner import start_service
     from clonedesk.ingest.bootstrap import gateway_app
 
     settings = _settings(ctx)
-    configure_logging("gateway", settings.log_level)
-    setup_telemetry("gateway", settings)
+    start_service("gateway", settings)
     app = gateway_app(settings, max_body_bytes=max_body_bytes, tolerance_s=signature_tolerance)
     uvicorn.run(app, host=settings.bind_host, port=port or settings.gateway_port, log_config=None,
                 access_log=False)
@@ -53,21 +51,14 @@ def ingest(ctx: click.Context, port: int | None, max_body_bytes: int, signature_
 @click.pass_context
 def streams(ctx: click.Context, app_id: str | None) -> None:
     """Run the conversation processor (faust worker)."""
-    import asyncio
-
     import faust
 
-    from clonedesk.core.kafka import ensure_topics, wait_for_broker
-    from clonedesk.core.logs import configure_logging
-    from clonedesk.core.telemetry import setup_telemetry
-    from clonedesk.core.domain.topics import all_topic_specs
+    from clonedesk.core.service_runner import broker_with_topics, start_service
     from clonedesk.ingest.entrypoints.streams import DEFAULT_APP_ID, create_app
 
     settings = _settings(ctx)
-    configure_logging("streams", settings.log_level)
-    setup_telemetry("streams", settings)
-    asyncio.run(wait_for_broker(settings.bootstrap))
-    asyncio.run(ensure_topics(settings.bootstrap, all_topic_specs(settings.topic_partitions)))
+    start_service("streams", settings)
+    broker_with_topics(settings)
     app = create_app(settings, app_id=app_id or DEFAULT_APP_ID)
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), redirect_stdouts=False,
                           override_logging=False)

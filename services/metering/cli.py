@@ -34,11 +34,11 @@ def _settings(ctx: click.Context) -> MeteringSettings:
 @click.pass_context
 def metering(ctx: click.Context) -> None:
     """Run the metering sink: resolutions and outcomes into ClickHouse, settled and billed."""
-    from clonedesk.core.logs import configure_logging
+    from clonedesk.core.service_runner import start_service
     from clonedesk.metering.entrypoints.service import run_metering
 
     settings = _settings(ctx)
-    configure_logging("metering", settings.log_level)
+    start_service("metering", settings, telemetry=False)  # run_metering sets up its own (tests hand theirs)
     asyncio.run(run_metering(settings))
 
 
@@ -47,11 +47,11 @@ def metering(ctx: click.Context) -> None:
 @click.pass_context
 def api(ctx: click.Context, host: str | None) -> None:
     """Serve the analytics API and the tenant dashboards on CLONEDESK_API_PORT."""
-    from clonedesk.core.logs import configure_logging
+    from clonedesk.core.service_runner import start_service
     from clonedesk.metering.entrypoints.service import run_api
 
     settings = _settings(ctx)
-    configure_logging("api", settings.log_level)
+    start_service("api", settings, telemetry=False)  # run_api sets up its own
     run_api(settings, host or settings.bind_host)
 
 

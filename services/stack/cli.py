@@ -135,14 +135,10 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def topics(ctx: click.Context) -> None:
     """Create every CloneDesk topic (with its partition count) on the configured Kafka."""
-    import asyncio
-
-    from clonedesk.core.kafka import ensure_topics, wait_for_broker
-    from clonedesk.core.domain.topics import all_topic_specs
+    from clonedesk.core.service_runner import broker_with_topics
 
     settings = _settings(ctx)
-    asyncio.run(wait_for_broker(settings.bootstrap, timeout=30))
-    created = asyncio.run(ensure_topics(settings.bootstrap, all_topic_specs(settings.topic_partitions)))
+    created = broker_with_topics(settings)
     click.echo(f"{len(created)} topics created on {settings.bootstrap}" + (f": {', '.join(created)}" if created else ""))
 
 

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from clonedesk.core.settings import Settings
 from clonedesk.resolver.stack import components
+from clonedesk.core.components import discover_components
 from clonedesk.stack.stack import components as stack_components
 from clonedesk.v1 import common_pb2, resolver_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -24,8 +25,10 @@ from .conftest import CUSTOMER_LINES, resolve_request
 def test_the_stack_gets_three_resolver_components_and_the_simulator_with_their_ports(settings, monkeypatch):
     found = {c.name: c for c in components(settings)}
     assert set(found) == {"resolver", "bridge", "outbound"}
-    # The helpdesk simulator stands in for Zendesk and Intercom: the stack's own component.
+    # The helpdesk simulator stands in for Zendesk and Intercom: the stack's own component, found by
+    # `clonedesk up` like every service's.
     found.update({c.name: c for c in stack_components(settings)})
+    assert {"helpdesk-sim", "resolver", "bridge", "outbound"} <= {c.name for c in discover_components(settings)}
     assert (found["resolver"].port, found["resolver"].port_env) == (
         settings.resolver_port,
         "CLONEDESK_RESOLVER_PORT",

@@ -17,7 +17,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from opentelemetry import trace
 from opentelemetry.trace import Link
 
-from clonedesk.core.kafka import PoisonMessage, make_consumer, make_producer, send_dead_letter
+from clonedesk.core.kafka import PoisonMessage, consume_batches, make_consumer, make_producer, send_dead_letter
 from clonedesk.core.telemetry import ConsumerLag, Telemetry, extract_context
 from clonedesk.core.domain.topics import RESOLUTION_OUTCOMES, RESOLUTIONS
 from clonedesk.metering.adapters.codec import outcome_from_record, reply_from_record
@@ -110,22 +110,26 @@ class MeteringSink:
         log.info("metering sink started", extra={"group": self.group_id})
         self.ready.set()
         closing_due, last_close = False, float("-inf")
+
+        async def settle_batch(records: list) -> None:
+            if self.stats.first_records_at is None:
+                self.stats.first_records_at = time.monotonic()
+            await self._process(records, producer)
+
+        async def after_poll(had_records: bool) -> None:
+            nonlocal closing_due, last_close
+            if had_records:
+                self.stats.last_commit_at = time.monotonic()  # committed: ClickHouse has the batch
+                closing_due = True
+            # Months close rarely: look at most every CLOSE_CHECK_S, off the per-batch path.
+            if closing_due and time.monotonic() - last_close >= CLOSE_CHECK_S and await caught_up(consumer):
+                await self._close_months()
+                closing_due, last_close = False, time.monotonic()
+
         try:
-            while not stop.is_set():
-                batches = await consumer.getmany(timeout_ms=self.max_wait_ms, max_records=self.batch_size)
-                self._lag.update(consumer, batches)
-                records = [record for part in batches.values() for record in part]
-                if records:
-                    if self.stats.first_records_at is None:
-                        self.stats.first_records_at = time.monotonic()
-                    await self._process(records, producer)
-                    await consumer.commit()  # only now: ClickHouse has the batch
-                    self.stats.last_commit_at = time.monotonic()
-                    closing_due = True
-                # Months close rarely: look at most every CLOSE_CHECK_S, off the per-batch path.
-                if closing_due and time.monotonic() - last_close >= CLOSE_CHECK_S and await caught_up(consumer):
-                    await self._close_months()
-                    closing_due, last_close = False, time.monotonic()
+            # Committed only once ClickHouse accepted the batch.
+            await consume_batches(consumer, stop, settle_batch, lag=self._lag, poll_ms=self.max_wait_ms,
+                                  max_records=self.batch_size, after_poll=after_poll)
             if closing_due and await caught_up(consumer):
                 await self._close_months()
         finally:

@@ -17,7 +17,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from clonedesk.core.adapters import current_version, set_current_version, tenant_adapters_dir, version_dir
+from clonedesk.core.adapters import current_version, registry_root, set_current_version, tenant_adapters_dir, version_dir
 from clonedesk.core.files import fsync_path, write_atomically
 
 PROMOTED = "promoted"
@@ -68,7 +68,7 @@ class AdapterRegistry:
 
     def discard_staging(self, tenant_id: str | None = None) -> int:
         """Remove staging folders a crashed run left behind (of one tenant, or all); how many."""
-        roots = [self.tenant_dir(tenant_id)] if tenant_id else list((self.data_dir / "adapters").glob("*"))
+        roots = [self.tenant_dir(tenant_id)] if tenant_id else list(registry_root(self.data_dir).glob("*"))
         removed = 0
         for root in roots:
             for staging in root.glob(".staging-*") if root.is_dir() else ():

@@ -18,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from clonedesk.core.domain import topics
 from clonedesk.core.base_model import describe_base_model, ensure_base_model
-from clonedesk.core.kafka import PoisonMessage, decode, make_consumer, make_producer, send_dead_letter
+from clonedesk.core.kafka import (PoisonMessage, consume_batches, decode, make_consumer, make_producer,
+                                  send_dead_letter)
 from clonedesk.core.settings import Settings
 from clonedesk.core.telemetry import ConsumerLag, Telemetry, extract_context, setup_telemetry
 from clonedesk.core.tenants import InvalidTenantId, validate_tenant_id
@@ -141,17 +142,16 @@ class TrainerWorker:
 
     # -- consuming ----------------------------------------------------------------------------------
 
-    async def _store(self, producer, batch: dict) -> int:
+    async def _store(self, producer, records: list) -> int:
         samples = []
-        for partition, records in batch.items():
-            for record in records:
-                with self.telemetry.tracer.start_as_current_span(
-                        "trainer.sample", context=extract_context(record.headers)):
-                    try:
-                        samples.append(parse_sample(record.value))
-                    except PoisonMessage as exc:
-                        await send_dead_letter(producer, record.topic, record.key, record.value, str(exc),
-                                               list(record.headers or []), partition.partition, record.offset)
+        for record in records:
+            with self.telemetry.tracer.start_as_current_span(
+                    "trainer.sample", context=extract_context(record.headers)):
+                try:
+                    samples.append(parse_sample(record.value))
+                except PoisonMessage as exc:
+                    await send_dead_letter(producer, record.topic, record.key, record.value, str(exc),
+                                           list(record.headers or []), record.partition, record.offset)
         by_tenant: dict[str, list] = {}
         for sample in samples:
             by_tenant.setdefault(sample.tenant_id, []).append(sample)
@@ -186,21 +186,20 @@ class TrainerWorker:
         try:
             await self._publish_unannounced(producer)
             backlog_since: float | None = None
-            while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=500)
-                lag.update(consumer, batch)
-                if batch:
-                    await self._store(producer, batch)
-                    await consumer.commit()  # only now: every sample above is fsynced
-                    backlog_since = backlog_since or time.monotonic()
-                else:
-                    backlog_since = None
+
+            async def after_poll(had_records: bool) -> None:
+                nonlocal backlog_since
+                backlog_since = (backlog_since or time.monotonic()) if had_records else None
                 await self._collect_training(producer)
                 # Train once caught up with the topic (a backfill trains on all of it, not its first
                 # batch), or after max_backlog_wait_s of a backlog that never ends.
                 caught_up = backlog_since is None or time.monotonic() - backlog_since >= self.config.max_backlog_wait_s
                 if self._training is None and caught_up:
                     self._start_next_training()
+
+            # Committed only once every sample of a poll is fsynced in the buffer.
+            await consume_batches(consumer, stop, lambda records: self._store(producer, records), lag=lag,
+                                  after_poll=after_poll)
         finally:
             if self._training is not None:
                 log.info("waiting for the running training to finish", extra={"tenant_id": self._training_tenant})

@@ -1,0 +1,56 @@
+"""The shared consume → handle → commit loop's order of things, on a scripted consumer (the loop's logic;
+the trainer's and the metering sink's integration tests run it on the real broker)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from clonedesk.core.kafka import consume_batches
+
+
+class ScriptedConsumer:
+    def __init__(self, polls, stop):
+        self.polls, self.stop, self.log = list(polls), stop, []
+
+    async def getmany(self, timeout_ms=0, max_records=None):
+        self.log.append(("poll", max_records))
+        if not self.polls:
+            self.stop.set()
+            return {}
+        return self.polls.pop(0)
+
+    async def commit(self):
+        self.log.append(("commit",))
+
+
+def test_each_poll_is_committed_only_after_its_handler_returned_and_housekeeping_runs_every_poll():
+    stop = asyncio.Event()
+    consumer = ScriptedConsumer([{"p0": ["a", "b"], "p1": ["c"]}, {}, {"p0": ["d"]}], stop)
+
+    async def handle(records):
+        consumer.log.append(("handled", tuple(records)))
+
+    async def after_poll(had_records):
+        consumer.log.append(("after", had_records))
+
+    asyncio.run(consume_batches(consumer, stop, handle, max_records=10, after_poll=after_poll))
+    assert consumer.log == [
+        ("poll", 10), ("handled", ("a", "b", "c")), ("commit",), ("after", True),
+        ("poll", 10), ("after", False),
+        ("poll", 10), ("handled", ("d",)), ("commit",), ("after", True),
+        ("poll", 10), ("after", False),
+    ]
+
+
+def test_a_failed_handler_commits_nothing():
+    stop = asyncio.Event()
+    consumer = ScriptedConsumer([{"p0": ["a"]}], stop)
+
+    async def handle(records):
+        raise RuntimeError("ClickHouse refused the batch")
+
+    with pytest.raises(RuntimeError):
+        asyncio.run(consume_batches(consumer, stop, handle))
+    assert ("commit",) not in consumer.log
