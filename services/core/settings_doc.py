@@ -13,6 +13,7 @@ SETTINGS_CLASSES = (
     "clonedesk.trainer.settings:TrainerSettings",
     "clonedesk.resolver.settings:ResolverSettings",
     "clonedesk.metering.settings:MeteringSettings",
+    "clonedesk.ingest.settings:IngestSettings",
 )
 
 

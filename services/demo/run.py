@@ -31,12 +31,11 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
                            TimeElapsedColumn)
 from rich.table import Table
 
-from clonedesk.core.domain.confidence import CURVE_THRESHOLDS
 from clonedesk.core.adapters import (NotReadyToGoLive, adapter_name, current_version, go_live, rejection_reason,
                                      version_meta)
 from clonedesk.core.domain.holdout import DEFAULT_HOLDOUT_FRACTION, is_holdout, may_be_pretrained_on
 from clonedesk.core.base_model import describe_base_model, ensure_base_model
-from clonedesk.core.domain.preview_figures import CANDIDATES, METRIC_LABELS, candidate_figure, figure
+from clonedesk.core.domain.preview_figures import CANDIDATES, METRIC_LABELS, candidate_figure
 from clonedesk.core.settings import Settings
 from clonedesk.core.sgd import find_sgd_dir, read_dialogues
 from clonedesk.core.tenants import Tenant, TenantStore, admin_api_key
@@ -48,12 +47,12 @@ from clonedesk.demo.adapters.samples import TrainableSamples
 from clonedesk.core.domain.sgd import recorded_calls
 from clonedesk.demo.adapters.workspace import prepare, write_marker
 from clonedesk.demo.domain import zendesk_events as zd
-from clonedesk.demo.domain.reactions import ORIGIN, Reaction, live_script
+from clonedesk.demo.domain.reactions import live_script
 from clonedesk.demo.domain.report import invoice_cells, month_of, tenant_figures
 from clonedesk.demo.domain.split import TenantPlan, plan_tenant, trainer_thresholds
 from clonedesk.demo.modes import FULL_MODE, QUICK_MODE, Mode
+from clonedesk.demo.tables import action_replies_table, curve_table, escalation_kinds, live_table
 from clonedesk.demo.live import LiveTicket, TicketResult
-from clonedesk.core.domain.escalations import escalation_kind
 
 BUSINESSES = ("Banks_1", "RentalCars_1", "Hotels_1")
 SEED = 7
@@ -277,29 +276,9 @@ class Demo:
                            " (escalation precision when nothing was escalated, recall when no held-out turn was an"
                            " escalation). Answered and projected resolution: at the adapter's threshold; the base"
                            f" model and retrieval answer every turn. Base model: {describe_base_model(self.base_model)}.[/]")
-        self.console.print(self.curve_table(reports))
+        self.console.print(curve_table(self.plans, reports))
         self.print_training_budget({p.tenant_id: 1 for p in self.plans}, "what each first adapter's training used")
         self.done("first adapters trained and previewed (saved as each version's preview.json)")
-
-    def curve_table(self, reports: dict[str, dict]) -> Table:
-        """Each adapter's answered share / accuracy of the answered turns by threshold, and its own."""
-        table = Table("adapter", "threshold (source)", "calibration error",
-                      *(f"≥{t:.1f}" for t in CURVE_THRESHOLDS),
-                      title="answered turns / their decision accuracy, by confidence threshold (held-out turns)")
-        for plan in self.plans:
-            confidence = reports[plan.tenant_id].get("confidence") or {}
-            points = {p["threshold"]: p for p in confidence.get("curve", [])}
-            cells = []
-            for t in CURVE_THRESHOLDS:
-                point = points.get(t)
-                cells.append("—" if point is None else f"{point['answered_share']:.0%} / "
-                             + figure("answered_accuracy", point["answered_accuracy"]))
-            threshold = confidence.get("threshold")
-            table.add_row(reports[plan.tenant_id]["adapter_version"],
-                          f"{threshold:.2f} (holdout)" if confidence.get("threshold_source", "").startswith("holdout")
-                          else f"{threshold:.2f} (override)" if threshold is not None else "—",
-                          f"{confidence.get('calibration_error', 0.0):.3f}", *cells)
-        return table
 
     def print_training_budget(self, versions: dict[str, int], title: str) -> None:
         """What each run was given and took: the budget the demo set for this machine, as recorded in
@@ -384,7 +363,7 @@ class Demo:
                 after_swap += tickets[len(tickets) - self.mode.sizes.after_swap_tickets:]
             with self.progress() as progress:
                 await self.play(first_wave, progress, "live tickets (first wave)", gate)
-            self.print_live(self.results, "live tickets so far")
+            self.console.print(live_table(self.results, "live tickets so far"))
 
             self.step(5, "more resolved tickets; the adapters refresh and hot-swap under live traffic")
             for plan in self.plans:
@@ -401,7 +380,7 @@ class Demo:
                 await self.play(after_swap, progress, "live tickets after the swap", gate)
             self.print_versions()
             self.print_training_budget({t: v + 1 for t, v in self.live_versions.items()}, "what each refresh used")
-        self.print_live(self.results, "all live tickets")
+        self.console.print(live_table(self.results, "all live tickets"))
         for plan in self.plans:
             mine = [r for r in self.results if r.tenant_id == plan.tenant_id]
             self.summary.setdefault(plan.tenant_id, {})["escalations"] = {
@@ -416,7 +395,9 @@ class Demo:
             self.summary[plan.tenant_id]["judged"] = {
                 "answers": len(verdicts), "right": sum(v.right for v in verdicts),
                 "push_backs": sum(r.push_backs for r in mine), "gave_up": sum(r.gave_up for r in mine)}
-        self.print_action_replies()
+        replies = action_replies_table(self.results)
+        if replies is not None:
+            self.console.print(replies)
 
     def print_versions(self) -> None:
         table = Table("tenant", "live at go-live", "current now", "replies by adapter version",
@@ -428,44 +409,6 @@ class Demo:
                                                               "answered_by": by_version}
             answered = ", ".join(f"{name}: {n}" for name, n in by_version.items())
             table.add_row(tenant_id, f"v{before}", f"v{now}", answered or "—")
-        self.console.print(table)
-
-    def print_live(self, results: list[TicketResult], title: str) -> None:
-        reactions: Counter = Counter()
-        for result in results:
-            reactions.update(result.reactions)
-        table = Table("what happened", "count", "where it came from", title=title)
-        for reaction in Reaction:
-            if reactions[reaction]:
-                table.add_row(reaction.value, str(reactions[reaction]), ORIGIN[reaction].value)
-        table.add_row("AI replies posted to the helpdesk simulator", str(sum(r.replies for r in results)),
-                      "the resolver, via the outbound poster")
-        verdicts = [v for r in results for v in r.verdicts]
-        if verdicts:
-            right = sum(v.right for v in verdicts)
-            table.add_row("AI answers judged right (decision and reply as the agent's)",
-                          f"{right} of {len(verdicts)} ({right / len(verdicts):.0%})",
-                          "judged: the AI's answer against the agent's")
-        table.add_row("AI escalations", str(sum(r.ai_escalated for r in results)), "the resolver")
-        for reason, count in sorted(escalation_kinds(results).items()):
-            table.add_row(f"  escalated: {reason}", str(count), "the resolver")
-        actions: Counter = Counter()
-        for result in results:
-            actions.update(result.actions)
-        for outcome, count in sorted(actions.items()):
-            table.add_row(f"back-office calls: {outcome}", str(count),
-                          "the resolver, answered by the simulator from the dialogue's recorded results")
-        self.console.print(table)
-
-    def print_action_replies(self) -> None:
-        """A few replies the adapters wrote after a call was carried out, beside the call."""
-        shown = [(r.tenant_id, line) for r in self.results for line in r.action_replies][:6]
-        if not shown:
-            return
-        table = Table("tenant", "call carried out -> reply written from its result",
-                      title="actions: the back office's results in the replies")
-        for tenant_id, line in shown:
-            table.add_row(tenant_id, line)
         self.console.print(table)
 
     # -- 6: the bill --------------------------------------------------------------------------------
@@ -539,11 +482,6 @@ class Demo:
         write_marker(self.data_dir, status="complete", finished_at=time.time(), mode=self.mode.name)
         self.console.rule(f"[green]demo complete in {time.monotonic() - self.started:.0f}s[/]")
         self.console.print("The stack keeps running: `clonedesk status` shows it, `clonedesk down` stops it.")
-
-
-
-def escalation_kinds(results) -> Counter:
-    return Counter(escalation_kind(r.escalation_reason) for r in results if r.ai_escalated)
 
 
 

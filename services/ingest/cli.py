@@ -27,21 +27,25 @@ def _settings(ctx: click.Context):
 
 @click.command()
 @click.option("--port", type=int, default=None, help="Default: CLONEDESK_GATEWAY_PORT.")
-@click.option("--max-body-bytes", type=click.IntRange(min=1), default=1024 * 1024, show_default=True,
-              help="Larger webhook bodies get 413.")
-@click.option("--signature-tolerance", type=click.FloatRange(min=1), default=300.0, show_default=True,
-              help="Seconds a Zendesk signature timestamp may differ from now (replay protection).")
+@click.option("--max-body-bytes", type=click.IntRange(min=1), default=None,
+              help="Larger webhook bodies get 413 (default: CLONEDESK_GATEWAY_MAX_BODY_BYTES, 1 MiB).")
+@click.option("--signature-tolerance", type=click.FloatRange(min=1), default=None,
+              help="Seconds a Zendesk signature timestamp may differ from now (replay protection; default:"
+                   " CLONEDESK_GATEWAY_SIGNATURE_TOLERANCE_S, 300).")
 @click.pass_context
-def ingest(ctx: click.Context, port: int | None, max_body_bytes: int, signature_tolerance: float) -> None:
+def ingest(ctx: click.Context, port: int | None, max_body_bytes: int | None,
+           signature_tolerance: float | None) -> None:
     """Run the webhook gateway (Zendesk and Intercom webhooks into helpdesk.events)."""
     import uvicorn
 
     from clonedesk.core.service_runner import start_service
     from clonedesk.ingest.bootstrap import gateway_app
+    from clonedesk.ingest.settings import IngestSettings
 
-    settings = _settings(ctx)
+    settings = IngestSettings.from_settings(_settings(ctx))
     start_service("gateway", settings)
-    app = gateway_app(settings, max_body_bytes=max_body_bytes, tolerance_s=signature_tolerance)
+    app = gateway_app(settings, max_body_bytes=max_body_bytes or settings.gateway_max_body_bytes,
+                      tolerance_s=signature_tolerance or settings.gateway_signature_tolerance_s)
     uvicorn.run(app, host=settings.bind_host, port=port or settings.gateway_port, log_config=None,
                 access_log=False)
 

@@ -204,7 +204,7 @@ def test_some_customers_ask_for_a_person_in_words_the_resolver_hands_over():
 
 def test_the_summary_counts_escalations_by_reason():
     from clonedesk.demo.live import TicketResult
-    from clonedesk.demo.run import escalation_kinds
+    from clonedesk.demo.tables import escalation_kinds
 
     results = [TicketResult("a", "1", ai_escalated=True, escalation_reason="customer asked for a human"),
                TicketResult("a", "2", ai_escalated=True, escalation_reason="confidence 0.41 under threshold 0.62"),
