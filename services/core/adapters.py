@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from clonedesk.core.tenants import TenantStore
@@ -150,9 +151,46 @@ def _document(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def version_meta(data_dir: Path, tenant_id: str, version: int) -> dict | None:
+@dataclass(frozen=True)
+class VersionRecord:
+    """A version as its meta.json records it (the trainer writes it once; it never changes after)."""
+
+    tenant_id: str
+    version: int
+    status: str  # "promoted", "rejected", ...
+    reason: str  # why it was rejected, where it was
+    created_at: float | None
+    trigger: str  # what started its training run ("first", "refresh:new-samples", ...)
+    sample_count: int | None
+    base_model: str
+    metrics: dict = field(default_factory=dict)  # its holdout scores
+    training_config: dict = field(default_factory=dict)  # the LoRA recipe it was trained with
+    training: dict = field(default_factory=dict)  # what the run took: steps, tokens, seconds
+
+    @property
+    def name(self) -> str:
+        return adapter_name(self.tenant_id, self.version)
+
+    @property
+    def rejected(self) -> bool:
+        return self.status == "rejected"
+
+    @classmethod
+    def from_meta(cls, tenant_id: str, version: int, meta: dict) -> "VersionRecord":
+        def mapping(key: str) -> dict:
+            return meta.get(key) if isinstance(meta.get(key), dict) else {}
+
+        count = meta.get("sample_count")
+        return cls(tenant_id, version, str(meta.get("status", "")), str(meta.get("reason") or ""),
+                   meta.get("created_at"), str(meta.get("trigger", "")),
+                   int(count) if isinstance(count, (int, float)) else None, str(meta.get("base_model", "")),
+                   mapping("metrics"), mapping("training_config"), mapping("training"))
+
+
+def version_meta(data_dir: Path, tenant_id: str, version: int) -> VersionRecord | None:
     """The version's meta.json (how it was trained, its holdout scores, its status), None if unreadable."""
-    return _document(version_dir(data_dir, tenant_id, version) / META_FILE)
+    meta = _document(version_dir(data_dir, tenant_id, version) / META_FILE)
+    return VersionRecord.from_meta(tenant_id, version, meta) if meta is not None else None
 
 
 def version_preview(data_dir: Path, tenant_id: str, version: int) -> dict | None:
@@ -162,10 +200,10 @@ def version_preview(data_dir: Path, tenant_id: str, version: int) -> dict | None
 
 def rejection_reason(data_dir: Path, tenant_id: str, version: int) -> str | None:
     """Why the trainer rejected this version (it never became current), None if it did not."""
-    meta = version_meta(data_dir, tenant_id, version)
-    if meta is None or meta.get("status") != "rejected":
+    record = version_meta(data_dir, tenant_id, version)
+    if record is None or not record.rejected:
         return None
-    return str(meta.get("reason") or "rejected")
+    return record.reason or "rejected"
 
 
 class NotReadyToGoLive(Exception):

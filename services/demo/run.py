@@ -286,14 +286,14 @@ class Demo:
         table = Table("adapter", "samples", "steps × batch", "epochs", "context turns", "max tokens", "LoRA",
                       "tokens/s", "training s", title=f"{title} (base model: {describe_base_model(self.base_model)})")
         for tenant_id, version in versions.items():
-            meta = version_meta(self.data_dir, tenant_id, version)
-            if meta is None:
+            record = version_meta(self.data_dir, tenant_id, version)
+            if record is None:
                 continue
-            config, run = meta.get("training_config", {}), meta.get("training", {})
+            config, run = record.training_config, record.training
             layers = f"top {config['layers_to_train']} layers" if config.get("layers_to_train") else "all layers"
             self.summary.setdefault(tenant_id, {}).setdefault("training", {})[f"v{version}"] = {
-                "samples": meta.get("sample_count"), **run, "config": config}
-            table.add_row(adapter_name(tenant_id, version), str(meta.get("sample_count", "?")),
+                "samples": record.sample_count, **run, "config": config}
+            table.add_row(record.name, str(record.sample_count if record.sample_count is not None else "?"),
                           f"{run.get('steps', '?')} × {config.get('batch_size', '?')}",
                           str(config.get("epochs", "?")), str(config.get("context_turns", "?")),
                           str(config.get("max_length", "?")),
