@@ -178,11 +178,14 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
 
 
 async def consume_batches(consumer: AIOKafkaConsumer, stop: asyncio.Event, handle_batch, *, lag=None,
-                          poll_ms: int = 500, max_records: int | None = None, after_poll=None) -> None:
-    """Poll until `stop`; hand each poll's records to `await handle_batch(records)` and commit only once it
-    returned (what it wrote is durable by then), so a crash redelivers instead of skipping. `await
-    after_poll(had_records)` runs after every poll, records or none (scheduling, housekeeping). `lag`: a
-    telemetry.ConsumerLag."""
+                          poll_ms: int = 500, max_records: int | None = None, after_poll=None,
+                          commit_after_stop: bool = True) -> None:
+    """The one consume → handle → commit loop. Poll until `stop`; hand each poll's records to `await
+    handle_batch(records)` and commit only once it returned (what it wrote is durable by then), so a crash
+    mid-batch redelivers instead of skipping. `await
+    after_poll(had_records)` runs after every poll, records or none (scheduling, housekeeping). With
+    `commit_after_stop=False` a poll whose handling saw `stop` is not committed (handlers that give up on
+    a stop leave work half-done; it is redelivered). `lag`: a telemetry.ConsumerLag."""
     while not stop.is_set():
         batches = await consumer.getmany(timeout_ms=poll_ms, max_records=max_records)
         if lag is not None:
@@ -190,6 +193,8 @@ async def consume_batches(consumer: AIOKafkaConsumer, stop: asyncio.Event, handl
         records = [record for part in batches.values() for record in part]
         if records:
             await handle_batch(records)
+            if stop.is_set() and not commit_after_stop:
+                break
             await consumer.commit()
         if after_poll is not None:
             await after_poll(bool(records))
@@ -197,22 +202,16 @@ async def consume_batches(consumer: AIOKafkaConsumer, stop: asyncio.Event, handl
 
 async def consume_by_key(consumer: AIOKafkaConsumer, stop: asyncio.Event, handle_records, lag=None,
                          poll_ms: int = 500) -> None:
-    """Poll until `stop`; hand each key's records of a poll to `handle_records(records)` — keys run
-    concurrently, one key's records stay in order — and commit only once every handler has finished,
-    so a crash or a stop mid-batch redelivers instead of skipping. `lag`: a telemetry.ConsumerLag."""
+    """`consume_batches` with each poll's records split by key: keys run concurrently through
+    `handle_records(records)`, one key's records stay in order, and the poll is committed once every
+    key's handler has finished."""
     from collections import defaultdict
 
-    while not stop.is_set():
-        batches = await consumer.getmany(timeout_ms=poll_ms)
-        if lag is not None:
-            lag.update(consumer, batches)
-        by_key: dict = defaultdict(list)
-        for records in batches.values():
-            for record in records:
-                by_key[record.key].append(record)
-        if not by_key:
-            continue
-        await asyncio.gather(*(handle_records(records) for records in by_key.values()))
-        if stop.is_set():
-            break  # unfinished work is redelivered: commit nothing half-done
-        await consumer.commit()
+    async def by_key(records) -> None:
+        groups: dict = defaultdict(list)
+        for record in records:
+            groups[record.key].append(record)
+        await asyncio.gather(*(handle_records(group) for group in groups.values()))
+
+    # A handler stops between records on `stop`: what it left is redelivered, not committed.
+    await consume_batches(consumer, stop, by_key, lag=lag, poll_ms=poll_ms, commit_after_stop=False)

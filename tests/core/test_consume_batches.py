@@ -54,3 +54,29 @@ def test_a_failed_handler_commits_nothing():
     with pytest.raises(RuntimeError):
         asyncio.run(consume_batches(consumer, stop, handle))
     assert ("commit",) not in consumer.log
+
+
+def test_by_key_each_keys_records_stay_in_order_and_a_stop_mid_poll_commits_nothing():
+    from types import SimpleNamespace
+
+    from clonedesk.core.kafka import consume_by_key
+
+    stop = asyncio.Event()
+    records = [SimpleNamespace(key=k, value=v) for k, v in (("t1", 1), ("t2", 2), ("t1", 3))]
+    consumer = ScriptedConsumer([{"p0": records}], stop)
+    seen = []
+
+    async def handle(group):
+        seen.append([r.value for r in group])
+
+    asyncio.run(consume_by_key(consumer, stop, handle))
+    assert sorted(seen) == [[1, 3], [2]] and ("commit",) in consumer.log
+
+    stop = asyncio.Event()
+    consumer = ScriptedConsumer([{"p0": records}], stop)
+
+    async def stopping(group):
+        stop.set()  # e.g. SIGTERM while a ticket's records were half handled
+
+    asyncio.run(consume_by_key(consumer, stop, stopping))
+    assert ("commit",) not in consumer.log
