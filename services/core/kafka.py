@@ -182,8 +182,8 @@ async def consume_batches(consumer: AIOKafkaConsumer, stop: asyncio.Event, handl
                           commit_after_stop: bool = True) -> None:
     """The one consume → handle → commit loop. Poll until `stop`; hand each poll's records to `await
     handle_batch(records)` and commit only once it returned (what it wrote is durable by then), so a crash
-    mid-batch redelivers instead of skipping. `await
-    after_poll(had_records)` runs after every poll, records or none (scheduling, housekeeping). With
+    mid-batch redelivers instead of skipping. `await after_poll(had_records)` runs after every poll,
+    records or none (scheduling, housekeeping). With
     `commit_after_stop=False` a poll whose handling saw `stop` is not committed (handlers that give up on
     a stop leave work half-done; it is redelivered). `lag`: a telemetry.ConsumerLag."""
     while not stop.is_set():

@@ -9,15 +9,13 @@ import asyncio
 import signal
 from typing import Awaitable, Callable
 
+from clonedesk.core.logs import configure_logging
 from clonedesk.core.settings import Settings
-from clonedesk.core.telemetry import Telemetry
+from clonedesk.core.telemetry import Telemetry, setup_telemetry
 
 
 def start_service(service: str, settings: Settings, *, telemetry: bool = True) -> Telemetry | None:
     """JSON-lines logs named after `service`, and its traces and metrics (unless the work sets up its own)."""
-    from clonedesk.core.logs import configure_logging
-    from clonedesk.core.telemetry import setup_telemetry
-
     configure_logging(service, settings.log_level)
     return setup_telemetry(service, settings) if telemetry else None
 
