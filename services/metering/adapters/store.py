@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 from urllib.parse import urlparse
 
+from clonedesk.metering.adapters import settle_sql
 from clonedesk.metering.adapters.migrations import migrate, validate_database
 from clonedesk.metering.domain.billing import Invoice, Month, invoice_from_figures
 from clonedesk.metering.domain.counters import (ACTION, CHARGE, CSAT, LATENCY, STATE, Charge, Counts,
@@ -345,6 +346,36 @@ class MeteringStore:
             self.write_lifecycles(lifecycles)
             if rows:
                 self._insert("usage_counters", rows, COUNTER_COLUMNS)
+
+    # -- settling a batch in SQL (adapters/settle_sql.py) -------------------------------------------------
+
+    def stage_batch(self, batch_id: str, touched: dict[str, set[str]], terms: dict[str, Terms]) -> None:
+        """Before the batch's events are stored: note its resolutions, and the pending ones of its tenants
+        whose quiet window the (advanced) watermark closed, with what they add to the counters now."""
+        tenants = [t for t in sorted(touched) for _ in touched[t]]
+        ids = [rid for t in sorted(touched) for rid in sorted(touched[t])]
+        params = {"b": batch_id, **settle_sql.terms_parameters(terms)}
+        with self._lock:
+            self.client.insert(f"{self.db}.settle_keys", [[batch_id] * len(ids), tenants, ids],
+                               column_names=["batch_id", "tenant_id", "resolution_id"], column_oriented=True)
+            self._command(settle_sql.STAGE_DUE, params)
+            self._command(settle_sql.stage_counts(COUNTERS_FROM_ROWS), params)
+
+    def settle_staged(self, batch_id: str, terms: dict[str, Terms]) -> dict[tuple[str, str], int]:
+        """Once the batch's events are stored: settle its resolutions from their stored events and move the
+        counters by what that changed. Returns how many of them are in each state, by (tenant, state)."""
+        params = {"b": batch_id, **settle_sql.terms_parameters(terms)}
+        with self._lock:
+            self._command(settle_sql.SETTLE, params)
+            self._move_counters(params)
+            rows = self._query(settle_sql.SETTLED_STATES, b=batch_id)
+        return {(tenant, state): int(n) for tenant, state, n in rows}
+
+    def _move_counters(self, params: dict) -> None:
+        self._command(settle_sql.move_counts(COUNTERS_FROM_ROWS, _COUNTER_KEY), params)
+
+    def _command(self, sql: str, parameters: dict) -> None:
+        self.client.command(sql.replace("{db}", self.db), parameters=parameters)
 
     def _write_markers(self, rows: list[list]) -> None:
         """Repair markers as (tenant or '*', batch id, closed)."""

@@ -21,7 +21,7 @@ The rules:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Iterable
 
@@ -38,6 +38,7 @@ class State(str, Enum):
 
 
 STATES: tuple[State, ...] = tuple(State)
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,10 @@ def knowledge_version(watermark: datetime, events_known: int) -> int:
 
     Stored as the ReplacingMergeTree version, so the newest knowledge wins whatever order rows land in.
     """
-    return int(watermark.timestamp() * 1000) * 1024 + min(events_known, 1023)
+    # whole milliseconds by integer arithmetic, as DateTime64(3) keeps them (a float timestamp can land
+    # a millisecond low)
+    millis = (watermark - EPOCH) // timedelta(milliseconds=1)
+    return millis * 1024 + min(events_known, 1023)
 
 
 def _ordered(outcomes: Iterable[Outcome]) -> list[Outcome]:

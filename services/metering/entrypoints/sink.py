@@ -182,17 +182,16 @@ class MeteringSink:
                 self._executor, record_and_settle, self.store, replies, outcomes, self.terms_for)
             span.set_attribute("metering.replies", len(replies))
             span.set_attribute("metering.outcomes", len(outcomes))
-            span.set_attribute("metering.settled", len(settled))
+            span.set_attribute("metering.settled", sum(settled.values()))
             self._record_spans(written, batch_started_ns, span.get_span_context())
         self.stats.batches += 1
         self.stats.replies += len(replies)
         self.stats.outcomes += len(outcomes)
-        self.stats.settled += len(settled)
+        self.stats.settled += sum(settled.values())
         if self._rows:
             self._rows.add(len(replies), {"topic": RESOLUTIONS})
             self._rows.add(len(outcomes), {"topic": RESOLUTION_OUTCOMES})
         if self._states:
-            for lifecycle in settled:
-                self._states.add(1, {"state": str(getattr(lifecycle.state, "value", lifecycle.state)),
-                                     "tenant.id": lifecycle.tenant_id})
+            for (tenant_id, state), n in settled.items():
+                self._states.add(n, {"state": state, "tenant.id": tenant_id})
         log.debug("batch written", extra={"replies": len(replies), "outcomes": len(outcomes)})
