@@ -200,6 +200,51 @@ async def consume_batches(consumer: AIOKafkaConsumer, stop: asyncio.Event, handl
             await after_poll(bool(records))
 
 
+async def consume_overlapped(consumer: AIOKafkaConsumer, stop: asyncio.Event, prepare_batch, write_batch, *,
+                             lag=None, poll_ms: int = 500, max_records: int | None = None,
+                             after_poll=None, on_commit=None) -> None:
+    """`consume_batches` with one batch's write beside the next poll: `await prepare_batch(records)` runs on
+    the loop (decoding), `await write_batch(prepared)` is started and left running (off the loop: ClickHouse),
+    and the next poll is read and prepared meanwhile. At most one write is in flight; a batch's offsets
+    are committed once its write returned, in poll order, so a crash still redelivers what was not
+    written. `await after_poll(had_records, drain)` runs after every poll; `await drain()` waits for the
+    write in flight and commits it (housekeeping that must see every batch written calls it). A failed
+    write raises here with nothing of it committed. `on_commit()` after each commit."""
+    in_flight: tuple[asyncio.Future, dict] | None = None
+
+    async def drain() -> None:
+        nonlocal in_flight
+        if in_flight is None:
+            return
+        (write, offsets), in_flight = in_flight, None
+        await write
+        await consumer.commit(offsets)
+        if on_commit is not None:
+            on_commit()
+
+    try:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=poll_ms, max_records=max_records)
+            if lag is not None:
+                lag.update(consumer, batches)
+            records = [record for part in batches.values() for record in part]
+            if records:
+                prepared = await prepare_batch(records)
+                offsets = {tp: part[-1].offset + 1 for tp, part in batches.items() if part}
+                await drain()
+                in_flight = (asyncio.ensure_future(write_batch(prepared)), offsets)
+            else:
+                await drain()
+            if after_poll is not None:
+                await after_poll(bool(records), drain)
+    except BaseException:
+        if in_flight is not None:  # let a started write finish (the store is shared); commit nothing more
+            with contextlib.suppress(BaseException):
+                await in_flight[0]
+        raise
+    await drain()
+
+
 async def consume_by_key(consumer: AIOKafkaConsumer, stop: asyncio.Event, handle_records, lag=None,
                          poll_ms: int = 500) -> None:
     """`consume_batches` with each poll's records split by key: keys run concurrently through

@@ -77,10 +77,14 @@ LIFECYCLE_OUT = ["tenant_id", "resolution_id", "ticket_id", "state", "created_at
 
 # Every resolution of the batch (`settle_keys`) with a reply: its lifecycle from its stored events, the
 # tenant's watermark and terms; written where it differs from the stored one, unless the stored one was
-# settled on more knowledge (a higher version) - as service_layer/settlement.py does in Python.
+# settled on more knowledge (a higher version: the newest knowledge wins). Written as a change beside
+# the lifecycle it replaces: migration 0009's views store it and move its counters.
+_KEPT = ["present", "state", "created_at", "billed_at", "reopened_at", "csat_score", "category", "latency_ms"]
+
 SETTLE = f"""
-INSERT INTO {{db}}.resolution_lifecycles ({', '.join(LIFECYCLE_OUT)})
-SELECT tenant_id, resolution_id, {', '.join('settled.' + c for c in LIFECYCLE_OUT[2:])} FROM (
+INSERT INTO {{db}}.lifecycle_changes ({', '.join(LIFECYCLE_OUT)}, {', '.join('kept_' + c for c in _KEPT)})
+SELECT tenant_id, resolution_id, {', '.join('settled.' + c for c in LIFECYCLE_OUT[2:])},
+       {', '.join('kept.' + c for c in _KEPT)} FROM (
   SELECT tenant_id, resolution_id, ticket_id, {_NAMES}[folded.1 + 1] AS state,
          fromUnixTimestamp64Milli(created_ms, 'UTC') AS created_at,
          fromUnixTimestamp64Milli(folded.2, 'UTC') AS state_at,
@@ -146,7 +150,8 @@ WHERE assumable_at <= wm
 
 
 def stage_counts(counters_from_rows: str) -> str:
-    """What the batch's resolutions add to the counters now, negated: kept until the batch is settled."""
+    """What the batch's resolutions' raw events add to the counters now (CSAT, calls), negated: kept
+    until the batch is settled."""
     counts = counters_from_rows.replace("{where}", f"(tenant_id, resolution_id) IN {keys_of()}")
     return ("INSERT INTO {db}.settle_counts (batch_id, tenant_id, kind, period, label, category, value, n,"
             " total, total2)"
@@ -154,7 +159,8 @@ def stage_counts(counters_from_rows: str) -> str:
 
 
 def move_counts(counters_from_rows: str, key: str) -> str:
-    """The counters' move: what the batch's resolutions add now, less what they added before (staged)."""
+    """The counters' move for the raw events: what the batch's resolutions add now, less what they added
+    before (staged). The lifecycles' part moves with each lifecycle change."""
     counts = counters_from_rows.replace("{where}", f"(tenant_id, resolution_id) IN {keys_of()}")
     return (f"INSERT INTO {{db}}.usage_counters ({key}, n, total, total2)"
             f" SELECT {key}, sum(n) AS moved, sum(total) AS moved_total, sum(total2) AS moved_total2 FROM ("

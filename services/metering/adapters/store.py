@@ -71,7 +71,9 @@ _COUNTER_KEY = "tenant_id, kind, period, label, category, value"
 # The counters as the raw rows define them (domain/counters.py computes the same per resolution): what
 # the migration backfills and what a repair compares against. `{where}` picks the tenants.
 _HOUR = "toDateTime(toStartOfHour({col}), 'UTC')"
-COUNTERS_FROM_ROWS = f"""
+# What the lifecycles add (state, latency, charge), and what the raw events add (CSAT, calls). The CSAT
+# rows are filtered in a subquery: its `kind` alias would stand for the column in its own WHERE.
+COUNTERS_FROM_LIFECYCLES = f"""
     SELECT tenant_id, '{STATE}' AS kind, {_HOUR.format(col='created_at')} AS period, toString(state) AS label,
            toString(category) AS category, toInt64(0) AS value, toInt64(count()) AS n,
            toInt64(sumIf(csat_score, csat_score > 0)) AS total, toInt64(countIf(csat_score > 0)) AS total2
@@ -87,15 +89,19 @@ COUNTERS_FROM_ROWS = f"""
            toInt64(count()), toInt64(0), toInt64(0)
     FROM {{db}}.resolution_lifecycles FINAL WHERE {{where}} AND billed_at IS NOT NULL
     GROUP BY tenant_id, period, value
-    UNION ALL
-    SELECT tenant_id, '{CSAT}', {_HOUR.format(col='occurred_at')} AS period, '', '', toInt64(csat_score) AS value,
-           toInt64(count()), toInt64(0), toInt64(0)
-    FROM {{db}}.outcome_events FINAL WHERE {{where}} AND kind = 'csat' GROUP BY tenant_id, period, value
+"""
+COUNTERS_FROM_EVENTS = f"""
+    SELECT tenant_id, '{CSAT}' AS kind, {_HOUR.format(col='occurred_at')} AS period, '' AS label, '' AS category,
+           toInt64(csat_score) AS value, toInt64(count()) AS n, toInt64(0) AS total, toInt64(0) AS total2
+    FROM (SELECT tenant_id, occurred_at, csat_score FROM {{db}}.outcome_events FINAL
+          WHERE {{where}} AND kind = 'csat')
+    GROUP BY tenant_id, period, value
     UNION ALL
     SELECT tenant_id, '{ACTION}', {_HOUR.format(col='created_at')} AS period, toString(action_status) AS label, '',
            toInt64(0), toInt64(count()), toInt64(sum(action_latency_ms)), toInt64(0)
     FROM {{db}}.resolution_events FINAL WHERE {{where}} AND action_status != '' GROUP BY tenant_id, period, label
 """
+COUNTERS_FROM_ROWS = COUNTERS_FROM_LIFECYCLES + "    UNION ALL\n" + COUNTERS_FROM_EVENTS
 
 
 def _id_chunks(wanted: dict[str, set[str]], size: int = 5000):
@@ -359,7 +365,7 @@ class MeteringStore:
             self.client.insert(f"{self.db}.settle_keys", [[batch_id] * len(ids), tenants, ids],
                                column_names=["batch_id", "tenant_id", "resolution_id"], column_oriented=True)
             self._command(settle_sql.STAGE_DUE, params)
-            self._command(settle_sql.stage_counts(COUNTERS_FROM_ROWS), params)
+            self._command(settle_sql.stage_counts(COUNTERS_FROM_EVENTS), params)
 
     def settle_staged(self, batch_id: str, terms: dict[str, Terms]) -> dict[tuple[str, str], int]:
         """Once the batch's events are stored: settle its resolutions from their stored events and move the
@@ -372,7 +378,7 @@ class MeteringStore:
         return {(tenant, state): int(n) for tenant, state, n in rows}
 
     def _move_counters(self, params: dict) -> None:
-        self._command(settle_sql.move_counts(COUNTERS_FROM_ROWS, _COUNTER_KEY), params)
+        self._command(settle_sql.move_counts(COUNTERS_FROM_EVENTS, _COUNTER_KEY), params)
 
     def _command(self, sql: str, parameters: dict) -> None:
         self.client.command(sql.replace("{db}", self.db), parameters=parameters)

@@ -1,7 +1,7 @@
 """The Kafka sink: `resolutions` + `resolution.outcomes` -> ClickHouse, in batches.
 
-A batch is written to ClickHouse and settled first; only then are its offsets committed. A crash in
-between redelivers the batch, which the store absorbs (rows keyed by event id), so every figure holds.
+A batch is written to ClickHouse and settled first; only then are its offsets committed (the next batch
+is read and decoded meanwhile). A crash in between redelivers the batch, which the store absorbs (rows keyed by event id), so every figure holds.
 Poison records go to `<topic>.dlq` and the sink carries on.
 """
 
@@ -17,7 +17,8 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from opentelemetry import trace
 from opentelemetry.trace import Link
 
-from clonedesk.core.kafka import PoisonMessage, consume_batches, make_consumer, make_producer, send_dead_letter
+from clonedesk.core.kafka import (PoisonMessage, consume_overlapped, make_consumer, make_producer,
+                                  send_dead_letter)
 from clonedesk.core.telemetry import ConsumerLag, Telemetry, extract_context
 from clonedesk.core.domain.topics import RESOLUTION_OUTCOMES, RESOLUTIONS
 from clonedesk.metering.adapters.codec import outcome_from_record, reply_from_record
@@ -110,33 +111,40 @@ class MeteringSink:
         log.info("metering sink started", extra={"group": self.group_id})
         self.ready.set()
         closing_due, last_close = False, float("-inf")
+        ended_cleanly = False
 
-        async def settle_batch(records: list) -> None:
+        async def prepare(records: list):
             if self.stats.first_records_at is None:
                 self.stats.first_records_at = time.monotonic()
-            await self._process(records, producer)
+            return await self._decode(records, producer)
 
-        async def after_poll(had_records: bool) -> None:
+        async def after_poll(had_records: bool, drain) -> None:
             nonlocal closing_due, last_close
-            if had_records:
-                self.stats.last_commit_at = time.monotonic()  # committed: ClickHouse has the batch
-                closing_due = True
-            # Months close rarely: look at most every CLOSE_CHECK_S, off the per-batch path.
+            closing_due = closing_due or had_records
+            # Months close rarely: look at most every CLOSE_CHECK_S, off the per-batch path, and only once
+            # the batch in flight is written too.
             if closing_due and time.monotonic() - last_close >= CLOSE_CHECK_S and await caught_up(consumer):
+                await drain()
                 await self._close_months()
                 closing_due, last_close = False, time.monotonic()
 
+        def committed() -> None:
+            self.stats.last_commit_at = time.monotonic()  # ClickHouse has the batch
+
         try:
-            # Committed only once ClickHouse accepted the batch.
-            await consume_batches(consumer, stop, settle_batch, lag=self._lag, poll_ms=self.max_wait_ms,
-                                  max_records=self.batch_size, after_poll=after_poll)
+            # A batch is decoded while the one before it is written; each is committed only once
+            # ClickHouse accepted it.
+            await consume_overlapped(consumer, stop, prepare, self._write, lag=self._lag, poll_ms=self.max_wait_ms,
+                                     max_records=self.batch_size, after_poll=after_poll, on_commit=committed)
             if closing_due and await caught_up(consumer):
                 await self._close_months()
+            ended_cleanly = True
         finally:
             await consumer.stop()
             await producer.stop()
-            try:  # the last batch was written whole: its repair marker can close
-                await asyncio.get_running_loop().run_in_executor(self._executor, self.store.end_batches)
+            try:  # the last batch was written whole: its repair marker can close (else the next start repairs)
+                if ended_cleanly:
+                    await asyncio.get_running_loop().run_in_executor(self._executor, self.store.end_batches)
             except Exception:  # noqa: BLE001 - the store is gone: the next start repairs what it must
                 log.warning("could not close the last batch's repair marker", exc_info=True)
             self._executor.shutdown(wait=True)
@@ -150,8 +158,29 @@ class MeteringSink:
         closed = await loop.run_in_executor(self._executor, close_months, self.store, self.terms_for)
         self.stats.months_closed += len(closed)
 
-    async def _process(self, records, producer) -> None:
+    async def _decode(self, records, producer) -> tuple:
+        """The batch's records as values; poison ones parked on their dead-letter topic."""
         replies, outcomes = [], []
+        written = []  # (record, decoded value): each gets a span in its own ticket's trace once written
+        for record in records:
+            try:
+                if record.topic == RESOLUTIONS:
+                    replies.append(reply_from_record(record.value))
+                    written.append((record, replies[-1]))
+                else:
+                    outcomes.append(outcome_from_record(record.value))
+                    written.append((record, outcomes[-1]))
+            except PoisonMessage as exc:
+                await send_dead_letter(producer, record.topic, record.key, record.value, str(exc),
+                                       headers=list(record.headers or ()), partition=record.partition,
+                                       offset=record.offset)
+                self.stats.dead_letters += 1
+                if self._dead:
+                    self._dead.add(1, {"topic": record.topic})
+        return records, replies, outcomes, written
+
+    async def _write(self, decoded: tuple) -> None:
+        records, replies, outcomes, written = decoded
         links = []
         for record in records:
             if len(links) >= MAX_LINKS:
@@ -159,24 +188,8 @@ class MeteringSink:
             context = trace.get_current_span(extract_context(record.headers)).get_span_context()
             if context.is_valid:
                 links.append(Link(context))
-        written = []  # (record, decoded value): each gets a span in its own ticket's trace once written
         batch_started_ns = time.time_ns()
         with self._tracer.start_as_current_span("metering.batch", links=links) as span:
-            for record in records:
-                try:
-                    if record.topic == RESOLUTIONS:
-                        replies.append(reply_from_record(record.value))
-                        written.append((record, replies[-1]))
-                    else:
-                        outcomes.append(outcome_from_record(record.value))
-                        written.append((record, outcomes[-1]))
-                except PoisonMessage as exc:
-                    await send_dead_letter(producer, record.topic, record.key, record.value, str(exc),
-                                           headers=list(record.headers or ()), partition=record.partition,
-                                           offset=record.offset)
-                    self.stats.dead_letters += 1
-                    if self._dead:
-                        self._dead.add(1, {"topic": record.topic})
             loop = asyncio.get_running_loop()
             settled = await loop.run_in_executor(
                 self._executor, record_and_settle, self.store, replies, outcomes, self.terms_for)
