@@ -88,7 +88,8 @@ def bench_ingest(client, bootstrap: str, events: int) -> dict:
     store = MeteringStore(client, "bench_sink")
     store.migrate()
     sink = MeteringSink(bootstrap, store, lambda _t: Terms(), group_id="bench-" + uuid.uuid4().hex[:8],
-                        batch_size=MeteringSettings.model_fields["metering_batch_size"].default)
+                        batch_size=MeteringSettings.model_fields["metering_batch_size"].default,
+                        batch_bytes=MeteringSettings.model_fields["metering_batch_bytes"].default)
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -200,19 +200,38 @@ async def consume_batches(consumer: AIOKafkaConsumer, stop: asyncio.Event, handl
             await after_poll(bool(records))
 
 
+# While a write runs, the loop looks at the fetcher this often for records to gather for the next one.
+GATHER_POLL_S = 0.02
+
+
 async def consume_overlapped(consumer: AIOKafkaConsumer, stop: asyncio.Event, prepare_batch, write_batch, *,
                              lag=None, poll_ms: int = 500, max_records: int | None = None,
-                             after_poll=None, on_commit=None) -> None:
-    """`consume_batches` with one batch's write beside the next poll: `await prepare_batch(records)` runs on
-    the loop (decoding), `await write_batch(prepared)` is started and left running (off the loop: ClickHouse),
-    and the next poll is read and prepared meanwhile. At most one write is in flight; a batch's offsets
-    are committed once its write returned, in poll order, so a crash still redelivers what was not
-    written. `await after_poll(had_records, drain)` runs after every poll; `await drain()` waits for the
-    write in flight and commits it (housekeeping that must see every batch written calls it). A failed
-    write raises here with nothing of it committed. `on_commit()` after each commit."""
+                             max_bytes: int | None = None, after_poll=None, on_commit=None) -> None:
+    """`consume_batches` with the writes beside the reading: each poll's records go through `await
+    prepare_batch(records)` on the loop (decoding) as they arrive, and `await write_batch(parts)` (off the
+    loop: ClickHouse) gets every prepared poll gathered since the last write started, in poll order. At
+    most one write is in flight, and polls go on while it runs, so a batch grows with the backlog (up to
+    `max_records` records or `max_bytes` of record values; then the loop waits for the write) and stays
+    one poll when traffic is light. A batch's offsets are committed once its write returned, in order, so
+    a crash still redelivers what was not written. `await after_poll(had_records, drain)` runs after
+    every poll; `await drain()` writes and commits everything read so far (housekeeping that must see
+    every record written calls it). A failed write raises here with nothing of it, or after it,
+    committed. `on_commit()` after each commit."""
     in_flight: tuple[asyncio.Future, dict] | None = None
+    gathered: list = []  # prepared polls not yet handed to a write
+    gathered_offsets: dict = {}
+    gathered_records = gathered_bytes = 0
 
-    async def drain() -> None:
+    def full() -> bool:
+        return ((max_records is not None and gathered_records >= max_records)
+                or (max_bytes is not None and gathered_bytes >= max_bytes))
+
+    def start_write() -> None:
+        nonlocal in_flight, gathered, gathered_offsets, gathered_records, gathered_bytes
+        in_flight = (asyncio.ensure_future(write_batch(gathered)), gathered_offsets)
+        gathered, gathered_offsets, gathered_records, gathered_bytes = [], {}, 0, 0
+
+    async def finish_write() -> None:
         nonlocal in_flight
         if in_flight is None:
             return
@@ -222,19 +241,31 @@ async def consume_overlapped(consumer: AIOKafkaConsumer, stop: asyncio.Event, pr
         if on_commit is not None:
             on_commit()
 
+    async def drain() -> None:
+        await finish_write()
+        if gathered:
+            start_write()
+            await finish_write()
+
     try:
         while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=poll_ms, max_records=max_records)
+            if in_flight is not None and (in_flight[0].done() or full()):
+                await finish_write()
+            if in_flight is None and gathered:
+                start_write()
+            room = None if max_records is None else max(max_records - gathered_records, 1)
+            # With a write running, take only what the fetcher holds already, and look again shortly.
+            batches = await consumer.getmany(timeout_ms=0 if in_flight else poll_ms, max_records=room)
             if lag is not None:
                 lag.update(consumer, batches)
             records = [record for part in batches.values() for record in part]
             if records:
-                prepared = await prepare_batch(records)
-                offsets = {tp: part[-1].offset + 1 for tp, part in batches.items() if part}
-                await drain()
-                in_flight = (asyncio.ensure_future(write_batch(prepared)), offsets)
-            else:
-                await drain()
+                gathered.append(await prepare_batch(records))
+                gathered_offsets.update({tp: part[-1].offset + 1 for tp, part in batches.items() if part})
+                gathered_records += len(records)
+                gathered_bytes += sum(len(record.value or b"") for record in records)
+            elif in_flight is not None:
+                await asyncio.wait({in_flight[0]}, timeout=GATHER_POLL_S)
             if after_poll is not None:
                 await after_poll(bool(records), drain)
     except BaseException:

@@ -20,7 +20,8 @@ def connect_store(settings: MeteringSettings) -> MeteringStore:
 def metering_sink(settings: MeteringSettings, store: MeteringStore, telemetry: Telemetry) -> MeteringSink:
     """The Kafka sink into `store`, billing each tenant on its plan."""
     return MeteringSink(settings.bootstrap, store, terms_from_tenants(settings.resolved_data_dir),
-                        batch_size=settings.metering_batch_size, telemetry=telemetry)
+                        batch_size=settings.metering_batch_size, batch_bytes=settings.metering_batch_bytes,
+                        telemetry=telemetry)
 
 
 def analytics_app(store: MeteringStore, settings: MeteringSettings):

@@ -17,7 +17,12 @@ MAX_SOCKET_PATH = 100
 class MeteringSettings(Settings):
     clickhouse_database: str = Field(default="clonedesk",
                                      description="ClickHouse database of metering's tables.")
-    metering_batch_size: int = Field(default=10000, ge=1, description="Records per ClickHouse write (at most).")
+    metering_batch_size: int = Field(
+        default=100_000, ge=1,
+        description="Records per ClickHouse write at most: polls read while a write runs go in the next one.")
+    metering_batch_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1,
+        description="Bytes of records per ClickHouse write at most (with metering_batch_size, what ends a batch).")
     admin_api_key: str | None = Field(
         default=None,
         description="The analytics API's admin key (reads every tenant); unset = `<data_dir>/admin_key`,"

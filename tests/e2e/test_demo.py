@@ -29,7 +29,8 @@ from tests.conftest import REPO, free_port
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TENANTS = ("banks-1", "rentalcars-1", "hotels-1")
-DEMO_TIMEOUT_S = 540
+# Its own bound inside the test's: a slow CI machine runs the demo at about twice this machine's pace.
+DEMO_TIMEOUT_S = 900
 
 
 def demo_env(data_dir: Path, base_model: Path) -> dict[str, str]:
@@ -96,6 +97,7 @@ def table_rows(output: str, first_cell: str) -> list[list[str]]:
     return rows
 
 
+@pytest.mark.timeout(DEMO_TIMEOUT_S + 600)
 def test_quick_demo_runs_the_whole_loop_on_the_real_stack(tmp_path, demo_base_model):
     data_dir = tmp_path / "data"
     env = demo_env(data_dir, demo_base_model)

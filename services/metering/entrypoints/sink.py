@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 DEFAULT_GROUP = "clonedesk-metering"
 # A batch span links to the traces of the records in it (the resolver's, ingest's), up to this many.
 MAX_LINKS = 64
+# Records per poll: decoded while the batch before is written, so a batch gathers many of them.
+POLL_RECORDS = 5000
 
 
 @dataclass
@@ -59,13 +61,15 @@ async def caught_up(consumer) -> bool:
 
 class MeteringSink:
     def __init__(self, bootstrap: str, store: MeteringStore, terms_for: TermsLookup, *,
-                 group_id: str = DEFAULT_GROUP, batch_size: int = 10000, max_wait_ms: int = 500,
+                 group_id: str = DEFAULT_GROUP, batch_size: int = 100_000,
+                 batch_bytes: int = 64 * 1024 * 1024, max_wait_ms: int = 500,
                  telemetry: Telemetry | None = None):
         self.bootstrap = bootstrap
         self.store = store
         self.terms_for = terms_for
         self.group_id = group_id
         self.batch_size = batch_size
+        self.batch_bytes = batch_bytes
         self.max_wait_ms = max_wait_ms
         self.stats = SinkStats()
         self.ready = asyncio.Event()
@@ -100,7 +104,7 @@ class MeteringSink:
         # Range assignment gives each sink replica the same partition numbers of both topics (they are
         # co-partitioned by tenant:ticket), so a resolution and its outcomes meet in one replica.
         consumer = make_consumer(self.bootstrap, RESOLUTIONS, RESOLUTION_OUTCOMES, group_id=self.group_id,
-                                 max_poll_records=self.batch_size,
+                                 max_poll_records=min(self.batch_size, POLL_RECORDS),
                                  partition_assignment_strategy=(RangePartitionAssignor,))
         producer = make_producer(self.bootstrap)
         # Counters a previous run may have left short (it died mid-batch), or never built (the migration
@@ -132,10 +136,12 @@ class MeteringSink:
             self.stats.last_commit_at = time.monotonic()  # ClickHouse has the batch
 
         try:
-            # A batch is decoded while the one before it is written; each is committed only once
+            # Polls are decoded while the batch before them is written, and go to ClickHouse together
+            # (a backlog makes big batches, light traffic small ones); each batch is committed only once
             # ClickHouse accepted it.
-            await consume_overlapped(consumer, stop, prepare, self._write, lag=self._lag, poll_ms=self.max_wait_ms,
-                                     max_records=self.batch_size, after_poll=after_poll, on_commit=committed)
+            await consume_overlapped(consumer, stop, prepare, self._write, lag=self._lag,
+                                     poll_ms=self.max_wait_ms, max_records=self.batch_size,
+                                     max_bytes=self.batch_bytes, after_poll=after_poll, on_commit=committed)
             if closing_due and await caught_up(consumer):
                 await self._close_months()
             ended_cleanly = True
@@ -179,8 +185,9 @@ class MeteringSink:
                     self._dead.add(1, {"topic": record.topic})
         return records, replies, outcomes, written
 
-    async def _write(self, decoded: tuple) -> None:
-        records, replies, outcomes, written = decoded
+    async def _write(self, polls: list[tuple]) -> None:
+        """One ClickHouse batch of every poll gathered since the last write."""
+        records, replies, outcomes, written = ([item for poll in polls for item in poll[i]] for i in range(4))
         links = []
         for record in records:
             if len(links) >= MAX_LINKS:
