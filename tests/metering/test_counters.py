@@ -95,6 +95,36 @@ def test_a_state_change_moves_its_unit_and_a_replay_moves_nothing():
     }
 
 
+def test_raw_events_move_the_action_and_csat_counters_by_the_copy_the_tables_keep():
+    at = datetime(2026, 10, 3, 9, 30, tzinfo=UTC)
+    hour = datetime(2026, 10, 3, 9, tzinfo=UTC)
+    call = AiReply("r1", "acme", "t1", "action", at, action_name="refund", action_status="ok", action_latency_ms=40)
+    csat = Outcome("e1", "r1", "acme", "t1", OutcomeKind.CSAT, at + timedelta(hours=1), csat_score=4)
+    action_key = counters.CounterKey("action", hour, "ok")
+    csat_key = counters.CounterKey("csat", hour + timedelta(hours=1), value=4)
+    # new events: what they add
+    assert counters.raw_events_change({}, {}, [call], [csat]) == {"acme": {action_key: (1, 40, 0), csat_key: (1, 0, 0)}}
+    # a redelivery (the stored copy at the same millisecond) moves nothing, even with finer time
+    stored_reply = counters.StoredReply(at, "ok", 40)
+    stored_csat = counters.StoredOutcome(OutcomeKind.CSAT, 4, csat.occurred_at)
+    again = AiReply("r1", "acme", "t1", "action", at + timedelta(microseconds=300), action_name="refund",
+                    action_status="ok", action_latency_ms=40)
+    assert counters.raw_events_change({("acme", "r1"): stored_reply}, {("acme", "r1", "e1"): stored_csat},
+                                      [again], [csat]) == {}
+    # a re-published copy later than the stored one is not kept; an earlier one replaces it
+    later = AiReply("r1", "acme", "t1", "action", at + timedelta(seconds=40))
+    assert counters.raw_events_change({("acme", "r1"): stored_reply}, {}, [later], []) == {}
+    earlier_plain = AiReply("r1", "acme", "t1", "resolve", at - timedelta(seconds=5))
+    assert counters.raw_events_change({("acme", "r1"): stored_reply}, {}, [earlier_plain], []) == \
+        {"acme": {action_key: (-1, -40, 0)}}
+    # within one batch the earliest copy stands, whatever the order
+    assert counters.raw_events_change({}, {}, [later, call], []) == {"acme": {action_key: (1, 40, 0)}}
+    # an outcome written again with another score: the last copy counts, instead of the stored one
+    rescored = Outcome("e1", "r1", "acme", "t1", OutcomeKind.CSAT, csat.occurred_at, csat_score=2)
+    assert counters.raw_events_change({}, {("acme", "r1", "e1"): stored_csat}, [], [csat, rescored]) == \
+        {"acme": {csat_key: (-1, 0, 0), counters.CounterKey("csat", csat_key.period, value=2): (1, 0, 0)}}
+
+
 def test_exact_quantile_picks_as_quantile_exact_does():
     values = [5, 1, 9, 9, 3, 7, 2, 8]
     histogram = [(v, values.count(v)) for v in set(values)]
@@ -218,11 +248,11 @@ class StoreThatDiesMidBatch(MeteringStore):
     die_at = 3
     batches = 0
 
-    def _move_counters(self, params):  # runs right after the batch's lifecycles are written
+    def _move_counters(self, moved_by_events):  # runs right after the batch's lifecycles are written
         self.batches += 1
         if self.batches == self.die_at:
             raise RuntimeError("killed between the lifecycles and the counters")
-        super()._move_counters(params)
+        super()._move_counters(moved_by_events)
 
 
 @pytest.mark.integration

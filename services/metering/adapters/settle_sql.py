@@ -149,24 +149,21 @@ WHERE assumable_at <= wm
 """
 
 
-def stage_counts(counters_from_rows: str) -> str:
-    """What the batch's resolutions' raw events add to the counters now (CSAT, calls), negated: kept
-    until the batch is settled."""
-    counts = counters_from_rows.replace("{where}", f"(tenant_id, resolution_id) IN {keys_of()}")
-    return ("INSERT INTO {db}.settle_counts (batch_id, tenant_id, kind, period, label, category, value, n,"
-            " total, total2)"
-            f" SELECT %(b)s, tenant_id, kind, period, label, category, value, -n, -total, -total2 FROM ({counts})")
-
-
-def move_counts(counters_from_rows: str, key: str) -> str:
-    """The counters' move for the raw events: what the batch's resolutions add now, less what they added
-    before (staged). The lifecycles' part moves with each lifecycle change."""
-    counts = counters_from_rows.replace("{where}", f"(tenant_id, resolution_id) IN {keys_of()}")
-    return (f"INSERT INTO {{db}}.usage_counters ({key}, n, total, total2)"
-            f" SELECT {key}, sum(n) AS moved, sum(total) AS moved_total, sum(total2) AS moved_total2 FROM ("
-            f"  SELECT {key}, n, total, total2 FROM {{db}}.settle_counts WHERE batch_id = %(b)s"
-            f"  UNION ALL SELECT {key}, n, total, total2 FROM ({counts}))"
-            f" GROUP BY {key} HAVING moved != 0 OR moved_total != 0 OR moved_total2 != 0")
+# The copies already stored of what the batch brings (the counters' part of raw events moves by what the
+# batch's copies change: domain/counters.py raw_events_change). A stored outcome other than a CSAT adds
+# nothing, so only those are read.
+STORED_REPLIES = """
+SELECT tenant_id, resolution_id, created_at, toString(action_status), action_latency_ms
+FROM {db}.resolution_events FINAL
+WHERE (tenant_id, resolution_id) IN
+      (SELECT tenant_id, resolution_id FROM {db}.settle_keys WHERE batch_id = %(b)s AND replied = 1)
+"""
+STORED_CSAT = f"""
+SELECT tenant_id, resolution_id, event_id, csat_score, occurred_at FROM (
+  SELECT tenant_id, resolution_id, event_id, kind, csat_score, occurred_at FROM {{db}}.outcome_events FINAL
+  WHERE (tenant_id, resolution_id) IN {keys_of()}
+) WHERE kind = 'csat'
+"""
 
 
 SETTLED_STATES = f"""

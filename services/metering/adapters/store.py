@@ -24,7 +24,7 @@ from clonedesk.metering.adapters import settle_sql
 from clonedesk.metering.adapters.migrations import migrate, validate_database
 from clonedesk.metering.domain.billing import Invoice, Month, invoice_from_figures
 from clonedesk.metering.domain.counters import (ACTION, CHARGE, CSAT, LATENCY, STATE, Charge, Counts,
-                                                charge_figures, exact_quantile)
+                                                StoredOutcome, StoredReply, charge_figures, exact_quantile)
 from clonedesk.metering.domain.disputes import OPEN, Dispute
 from clonedesk.metering.domain.events import AiReply, Outcome, OutcomeKind
 from clonedesk.metering.domain.lifecycle import STATES, Lifecycle, State
@@ -355,30 +355,44 @@ class MeteringStore:
 
     # -- settling a batch in SQL (adapters/settle_sql.py) -------------------------------------------------
 
-    def stage_batch(self, batch_id: str, touched: dict[str, set[str]], terms: dict[str, Terms]) -> None:
-        """Before the batch's events are stored: note its resolutions, and the pending ones of its tenants
-        whose quiet window the (advanced) watermark closed, with what they add to the counters now."""
-        tenants = [t for t in sorted(touched) for _ in touched[t]]
-        ids = [rid for t in sorted(touched) for rid in sorted(touched[t])]
+    def stage_batch(self, batch_id: str, touched: dict[str, set[str]], replied: dict[str, set[str]],
+                    terms: dict[str, Terms]) -> tuple[dict, dict]:
+        """Before the batch's events are stored: note its resolutions (`replied`: those it brings a reply
+        of) and the pending ones of its tenants whose quiet window the (advanced) watermark closed.
+        Returns the copies stored so far of what the batch brings, as domain/counters.py
+        raw_events_change reads them: replies by (tenant, resolution id), CSAT outcomes by (tenant,
+        resolution id, event id)."""
+        keys = [(t, rid, 1 if rid in replied.get(t, ()) else 0) for t in sorted(touched) for rid in sorted(touched[t])]
         params = {"b": batch_id, **settle_sql.terms_parameters(terms)}
         with self._lock:
-            self.client.insert(f"{self.db}.settle_keys", [[batch_id] * len(ids), tenants, ids],
-                               column_names=["batch_id", "tenant_id", "resolution_id"], column_oriented=True)
+            tenants, ids, flags = zip(*keys)
+            self.client.insert(f"{self.db}.settle_keys", [[batch_id] * len(ids), list(tenants), list(ids), list(flags)],
+                               column_names=["batch_id", "tenant_id", "resolution_id", "replied"],
+                               column_oriented=True)
             self._command(settle_sql.STAGE_DUE, params)
-            self._command(settle_sql.stage_counts(COUNTERS_FROM_EVENTS), params)
+            stored_replies = {(t, rid): StoredReply(utc(at), status, latency) for t, rid, at, status, latency
+                              in self._query(settle_sql.STORED_REPLIES, b=batch_id)}
+            stored_csat = {(t, rid, eid): StoredOutcome(OutcomeKind.CSAT, score, utc(at)) for t, rid, eid, score, at
+                           in self._query(settle_sql.STORED_CSAT, b=batch_id)}
+        return stored_replies, stored_csat
 
-    def settle_staged(self, batch_id: str, terms: dict[str, Terms]) -> dict[tuple[str, str], int]:
-        """Once the batch's events are stored: settle its resolutions from their stored events and move the
-        counters by what that changed. Returns how many of them are in each state, by (tenant, state)."""
+    def settle_staged(self, batch_id: str, terms: dict[str, Terms],
+                      moved_by_events: dict[str, Counts]) -> dict[tuple[str, str], int]:
+        """Once the batch's events are stored: settle its resolutions from their stored events (moving the
+        lifecycles' counters in the same insert), and write what its raw events moved in the others.
+        Returns how many of them are in each state, by (tenant, state)."""
         params = {"b": batch_id, **settle_sql.terms_parameters(terms)}
         with self._lock:
             self._command(settle_sql.SETTLE, params)
-            self._move_counters(params)
+            self._move_counters(moved_by_events)
             rows = self._query(settle_sql.SETTLED_STATES, b=batch_id)
         return {(tenant, state): int(n) for tenant, state, n in rows}
 
-    def _move_counters(self, params: dict) -> None:
-        self._command(settle_sql.move_counts(COUNTERS_FROM_EVENTS, _COUNTER_KEY), params)
+    def _move_counters(self, moved_by_events: dict[str, Counts]) -> None:
+        rows = [[tenant, key.kind, key.period, key.label, key.category, key.value, n, total, total2]
+                for tenant, changed in moved_by_events.items() for key, (n, total, total2) in changed.items()]
+        if rows:
+            self._insert("usage_counters", rows, COUNTER_COLUMNS)
 
     def _command(self, sql: str, parameters: dict) -> None:
         self.client.command(sql.replace("{db}", self.db), parameters=parameters)

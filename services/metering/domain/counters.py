@@ -90,6 +90,64 @@ def count_resolution(counts: dict, life: Lifecycle | None, reply: AiReply | None
     count_csat(counts, outcomes, sign)
 
 
+class StoredReply(NamedTuple):
+    """What the action counter reads of the reply copy a table holds."""
+    created_at: datetime
+    action_status: str
+    action_latency_ms: int
+
+
+class StoredOutcome(NamedTuple):
+    """What the CSAT counter reads of the outcome copy a table holds."""
+    kind: OutcomeKind
+    csat_score: int
+    occurred_at: datetime
+
+
+def _count_action(counts: dict, copy, sign: int) -> None:
+    if copy is not None and copy.action_status:
+        _add(counts, CounterKey(ACTION, hour_of(copy.created_at), copy.action_status), sign,
+             sign * copy.action_latency_ms)
+
+
+def _count_one_csat(counts: dict, copy, sign: int) -> None:
+    if copy is not None and copy.kind is OutcomeKind.CSAT:
+        _add(counts, CounterKey(CSAT, hour_of(copy.occurred_at), value=copy.csat_score), sign)
+
+
+def _stored_time(moment: datetime) -> datetime:
+    """A moment as the tables keep it (DateTime64(3): milliseconds), which is what their versions compare."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def raw_events_change(stored_replies: Mapping[tuple[str, str], StoredReply],
+                      stored_outcomes: Mapping[tuple[str, str, str], StoredOutcome],
+                      replies: Iterable[AiReply], outcomes: Iterable[Outcome]) -> dict[str, Counts]:
+    """Per tenant, what a batch's raw events move in the action and CSAT counters, given the copies the
+    tables held before it (replies by (tenant, resolution id), outcomes by (tenant, resolution id, event
+    id)). The tables keep one copy per id, as ReplacingMergeTree does: the earliest reply (a tie goes to
+    the later write) and the last outcome written; a copy kept instead of the stored one moves the
+    counts by their difference, and a redelivery moves nothing."""
+    kept_replies: dict[tuple[str, str], AiReply] = {}
+    for reply in replies:
+        key = (reply.tenant_id, reply.resolution_id)
+        earlier = kept_replies.get(key)
+        if earlier is None or _stored_time(reply.created_at) <= _stored_time(earlier.created_at):
+            kept_replies[key] = reply
+    kept_outcomes = {(o.tenant_id, o.resolution_id, o.event_id): o for o in outcomes}
+    counts: dict[str, dict] = defaultdict(dict)
+    for key, reply in kept_replies.items():
+        stored = stored_replies.get(key)
+        if stored is None or _stored_time(reply.created_at) <= stored.created_at:
+            _count_action(counts[key[0]], reply, 1)
+            _count_action(counts[key[0]], stored, -1)
+    for key, outcome in kept_outcomes.items():
+        stored = stored_outcomes.get(key)
+        _count_one_csat(counts[key[0]], outcome, 1)
+        _count_one_csat(counts[key[0]], stored, -1)
+    return {tenant: moved(changed) for tenant, changed in counts.items() if moved(changed)}
+
+
 def lifecycle_counts(life: Lifecycle | None) -> Counts:
     counts: Counts = {}
     count_lifecycle(counts, life)

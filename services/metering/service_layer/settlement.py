@@ -13,6 +13,7 @@ from clonedesk.core.tenants import TenantStore
 from clonedesk.metering.adapters.store import MeteringStore
 from clonedesk.metering.domain.events import AiReply, Outcome
 from clonedesk.metering.domain.billing import Month
+from clonedesk.metering.domain.counters import raw_events_change
 from clonedesk.metering.domain.statements import closed_statement, closes_at, counts_at_month_end
 from clonedesk.metering.domain.terms import DEFAULT_TERMS, Terms
 
@@ -41,21 +42,26 @@ def record_and_settle(store: MeteringStore, replies: Sequence[AiReply], outcomes
     statements a batch (adapters/settle_sql.py folds as domain/lifecycle.py does). Returns how many of
     the resolutions settled are in each state, by (tenant, state)."""
     touched: dict[str, set[str]] = defaultdict(set)
+    replied: dict[str, set[str]] = defaultdict(set)
     latest: dict[str, datetime] = {}
-    for event in [*replies, *outcomes]:
-        touched[event.tenant_id].add(event.resolution_id)
-        moment = event.created_at if isinstance(event, AiReply) else event.occurred_at
-        latest[event.tenant_id] = max(moment, latest.get(event.tenant_id, moment))
+    for reply in replies:
+        replied[reply.tenant_id].add(reply.resolution_id)
+        touched[reply.tenant_id].add(reply.resolution_id)
+        latest[reply.tenant_id] = max(reply.created_at, latest.get(reply.tenant_id, reply.created_at))
+    for outcome in outcomes:
+        touched[outcome.tenant_id].add(outcome.resolution_id)
+        latest[outcome.tenant_id] = max(outcome.occurred_at, latest.get(outcome.tenant_id, outcome.occurred_at))
     if not touched:
         return {}
     terms = {tenant_id: terms_for(tenant_id) for tenant_id in touched}
     batch_id = store.begin_batch(touched)  # open until the next batch: a death in between is repaired
     store.advance_watermarks(latest)
-    # What the resolutions added to the counters is noted before their new events land.
-    store.stage_batch(batch_id, touched, terms)
+    # The copies stored before the batch's land: what its raw events move in the counters is the difference.
+    stored_replies, stored_csat = store.stage_batch(batch_id, touched, replied, terms)
+    moved_by_events = raw_events_change(stored_replies, stored_csat, replies, outcomes)
     store.insert_replies(replies)
     store.insert_outcomes(outcomes)
-    return store.settle_staged(batch_id, terms)
+    return store.settle_staged(batch_id, terms, moved_by_events)
 
 
 def months_to_close(first: Month, watermark: datetime, terms: Terms, closed: set[str]) -> list[Month]:
