@@ -206,13 +206,15 @@ GATHER_POLL_S = 0.02
 
 async def consume_overlapped(consumer: AIOKafkaConsumer, stop: asyncio.Event, prepare_batch, write_batch, *,
                              lag=None, poll_ms: int = 500, max_records: int | None = None,
-                             max_bytes: int | None = None, after_poll=None, on_commit=None) -> None:
+                             max_bytes: int | None = None, poll_records: int | None = None, after_poll=None,
+                             on_commit=None) -> None:
     """`consume_batches` with the writes beside the reading: each poll's records go through `await
     prepare_batch(records)` on the loop (decoding) as they arrive, and `await write_batch(parts)` (off the
     loop: ClickHouse) gets every prepared poll gathered since the last write started, in poll order. At
     most one write is in flight, and polls go on while it runs, so a batch grows with the backlog (up to
     `max_records` records or `max_bytes` of record values; then the loop waits for the write) and stays
-    one poll when traffic is light. A batch's offsets are committed once its write returned, in order, so
+    one poll when traffic is light. A poll takes `poll_records` at most, so the first write starts early
+    and decoding keeps pace beside the writes. A batch's offsets are committed once its write returned, in order, so
     a crash still redelivers what was not written. `await after_poll(had_records, drain)` runs after
     every poll; `await drain()` writes and commits everything read so far (housekeeping that must see
     every record written calls it). A failed write raises here with nothing of it, or after it,
@@ -253,7 +255,12 @@ async def consume_overlapped(consumer: AIOKafkaConsumer, stop: asyncio.Event, pr
                 await finish_write()
             if in_flight is None and gathered:
                 start_write()
+                # Let the write begin (hand its batch to the store) before reading on: a poll of records
+                # already fetched and their decoding never yield to the loop.
+                await asyncio.sleep(0)
             room = None if max_records is None else max(max_records - gathered_records, 1)
+            if poll_records is not None:
+                room = poll_records if room is None else min(room, poll_records)
             # With a write running, take only what the fetcher holds already, and look again shortly.
             batches = await consumer.getmany(timeout_ms=0 if in_flight else poll_ms, max_records=room)
             if lag is not None:

@@ -119,10 +119,16 @@ def test_raw_events_move_the_action_and_csat_counters_by_the_copy_the_tables_kee
         {"acme": {action_key: (-1, -40, 0)}}
     # within one batch the earliest copy stands, whatever the order
     assert counters.raw_events_change({}, {}, [later, call], []) == {"acme": {action_key: (1, 40, 0)}}
+    # ... even where the earliest copy made no call: it is the one kept
+    plain_first = AiReply("r1", "acme", "t1", "resolve", at - timedelta(seconds=1))
+    assert counters.raw_events_change({}, {}, [call, plain_first], []) == {}
     # an outcome written again with another score: the last copy counts, instead of the stored one
     rescored = Outcome("e1", "r1", "acme", "t1", OutcomeKind.CSAT, csat.occurred_at, csat_score=2)
     assert counters.raw_events_change({}, {("acme", "r1", "e1"): stored_csat}, [], [csat, rescored]) == \
         {"acme": {csat_key: (-1, 0, 0), counters.CounterKey("csat", csat_key.period, value=2): (1, 0, 0)}}
+    # the last copy of an event in a batch is the one kept, whatever kind it is
+    not_a_rating = Outcome("e1", "r1", "acme", "t1", OutcomeKind.SOLVED, csat.occurred_at)
+    assert counters.raw_events_change({}, {}, [], [csat, not_a_rating]) == {}
 
 
 def test_exact_quantile_picks_as_quantile_exact_does():

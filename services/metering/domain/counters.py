@@ -134,18 +134,18 @@ def raw_events_change(stored_replies: Mapping[tuple[str, str], StoredReply],
         earlier = kept_replies.get(key)
         if earlier is None or _stored_time(reply.created_at) <= _stored_time(earlier.created_at):
             kept_replies[key] = reply
-    kept_outcomes = {(o.tenant_id, o.resolution_id, o.event_id): o for o in outcomes}
     counts: dict[str, dict] = defaultdict(dict)
     for key, reply in kept_replies.items():
         stored = stored_replies.get(key)
         if stored is None or _stored_time(reply.created_at) <= stored.created_at:
             _count_action(counts[key[0]], reply, 1)
             _count_action(counts[key[0]], stored, -1)
+    kept_outcomes = {(o.tenant_id, o.resolution_id, o.event_id): o for o in outcomes}
     for key, outcome in kept_outcomes.items():
-        stored = stored_outcomes.get(key)
         _count_one_csat(counts[key[0]], outcome, 1)
-        _count_one_csat(counts[key[0]], stored, -1)
-    return {tenant: moved(changed) for tenant, changed in counts.items() if moved(changed)}
+        _count_one_csat(counts[key[0]], stored_outcomes.get(key), -1)
+    changes = {tenant: moved(changed) for tenant, changed in counts.items()}
+    return {tenant: changed for tenant, changed in changes.items() if changed}
 
 
 def lifecycle_counts(life: Lifecycle | None) -> Counts:

@@ -91,6 +91,8 @@ class MeteringSink:
         turn's trace ends in its metering write (the batch span links to them the other way)."""
         ended_ns = time.time_ns()
         for record, value in written:
+            if not record.headers:  # no trace to join (and extracting nothing costs as much per record)
+                continue
             parent = extract_context(record.headers)
             if not trace.get_current_span(parent).get_span_context().is_valid:
                 continue
@@ -141,7 +143,8 @@ class MeteringSink:
             # ClickHouse accepted it.
             await consume_overlapped(consumer, stop, prepare, self._write, lag=self._lag,
                                      poll_ms=self.max_wait_ms, max_records=self.batch_size,
-                                     max_bytes=self.batch_bytes, after_poll=after_poll, on_commit=committed)
+                                     max_bytes=self.batch_bytes, poll_records=POLL_RECORDS,
+                                     after_poll=after_poll, on_commit=committed)
             if closing_due and await caught_up(consumer):
                 await self._close_months()
             ended_cleanly = True
@@ -192,6 +195,8 @@ class MeteringSink:
         for record in records:
             if len(links) >= MAX_LINKS:
                 break
+            if not record.headers:
+                continue
             context = trace.get_current_span(extract_context(record.headers)).get_span_context()
             if context.is_valid:
                 links.append(Link(context))

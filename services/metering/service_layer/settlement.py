@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -34,6 +34,9 @@ def terms_from_tenants(data_dir: Path) -> TermsLookup:
     return lookup
 
 
+_NEVER = datetime.min.replace(tzinfo=timezone.utc)
+
+
 def record_and_settle(store: MeteringStore, replies: Sequence[AiReply], outcomes: Sequence[Outcome],
                       terms_for: TermsLookup) -> dict[tuple[str, str], int]:
     """Store the raw events (idempotent on their ids) and raise the tenants' watermarks, then re-settle
@@ -41,16 +44,17 @@ def record_and_settle(store: MeteringStore, replies: Sequence[AiReply], outcomes
     and move the usage counters by what each of them changed; all of it in ClickHouse, in a few
     statements a batch (adapters/settle_sql.py folds as domain/lifecycle.py does). Returns how many of
     the resolutions settled are in each state, by (tenant, state)."""
-    touched: dict[str, set[str]] = defaultdict(set)
     replied: dict[str, set[str]] = defaultdict(set)
     latest: dict[str, datetime] = {}
     for reply in replies:
         replied[reply.tenant_id].add(reply.resolution_id)
-        touched[reply.tenant_id].add(reply.resolution_id)
-        latest[reply.tenant_id] = max(reply.created_at, latest.get(reply.tenant_id, reply.created_at))
+        if reply.created_at > latest.get(reply.tenant_id, _NEVER):
+            latest[reply.tenant_id] = reply.created_at
+    touched: dict[str, set[str]] = {tenant: set(ids) for tenant, ids in replied.items()}
     for outcome in outcomes:
-        touched[outcome.tenant_id].add(outcome.resolution_id)
-        latest[outcome.tenant_id] = max(outcome.occurred_at, latest.get(outcome.tenant_id, outcome.occurred_at))
+        touched.setdefault(outcome.tenant_id, set()).add(outcome.resolution_id)
+        if outcome.occurred_at > latest.get(outcome.tenant_id, _NEVER):
+            latest[outcome.tenant_id] = outcome.occurred_at
     if not touched:
         return {}
     terms = {tenant_id: terms_for(tenant_id) for tenant_id in touched}
