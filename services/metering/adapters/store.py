@@ -12,12 +12,12 @@ import fcntl
 import json
 import logging
 import re
-from operator import attrgetter
 import threading
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from operator import attrgetter
 from pathlib import Path
 from typing import Iterable, Sequence
 from urllib.parse import urlparse
