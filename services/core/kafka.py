@@ -214,10 +214,10 @@ async def consume_overlapped(consumer: AIOKafkaConsumer, stop: asyncio.Event, pr
     most one write is in flight, and polls go on while it runs, so a batch grows with the backlog (up to
     `max_records` records or `max_bytes` of record values; then the loop waits for the write) and stays
     one poll when traffic is light. A poll takes `poll_records` at most, so the first write starts early
-    and decoding keeps pace beside the writes. A batch's offsets are committed once its write returned, in order, so
-    a crash still redelivers what was not written. `await after_poll(had_records, drain)` runs after
-    every poll; `await drain()` writes and commits everything read so far (housekeeping that must see
-    every record written calls it). A failed write raises here with nothing of it, or after it,
+    and decoding keeps pace beside the writes. A batch's offsets are committed once its write returned,
+    in order, so a crash still redelivers what was not written. `await after_poll(had_records, drain)`
+    runs after every poll; `await drain()` writes and commits everything read so far (housekeeping that
+    must see every record written calls it). A failed write raises here with nothing of it, or after it,
     committed. `on_commit()` after each commit."""
     in_flight: tuple[asyncio.Future, dict] | None = None
     gathered: list = []  # prepared polls not yet handed to a write

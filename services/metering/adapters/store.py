@@ -219,7 +219,8 @@ class MeteringStore:
     def _insert_columns(self, table: str, columns: Sequence[Sequence], column_names: Sequence[str]) -> None:
         with self._lock:
             self.client.insert(f"{self.db}.{table}", columns, column_names=list(column_names),
-                               column_type_names=self._types_to_send(table, column_names), column_oriented=True)
+                               column_type_names=self._types_to_send(table, column_names),
+                               column_oriented=True)
 
     def _types_to_send(self, table: str, column_names: Sequence[str]) -> list[str]:
         """The columns' types as an insert sends them, read once per table: without them clickhouse-connect
@@ -394,8 +395,8 @@ class MeteringStore:
             self._command(settle_sql.STAGE_DUE, params)
             stored_replies = {(t, rid): StoredReply(utc(at), status, latency) for t, rid, at, status, latency
                               in self._query(settle_sql.STORED_REPLIES, b=batch_id)}
-            stored_csat = {(t, rid, eid): StoredOutcome(OutcomeKind.CSAT, score, utc(at)) for t, rid, eid, score, at
-                           in self._query(settle_sql.STORED_CSAT, b=batch_id)}
+            stored_csat = {(t, rid, eid): StoredOutcome(OutcomeKind.CSAT, score, utc(at))
+                           for t, rid, eid, score, at in self._query(settle_sql.STORED_CSAT, b=batch_id)}
         return stored_replies, stored_csat
 
     def settle_staged(self, batch_id: str, terms: dict[str, Terms],

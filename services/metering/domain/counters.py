@@ -69,7 +69,7 @@ def count_lifecycle(counts: dict, life: Lifecycle | None, sign: int = 1) -> None
         _add(counts, CounterKey(CHARGE, hour_of(life.billed_at), value=month_number(life.reopened_at)), sign)
 
 
-def count_reply(counts: dict, reply: AiReply | None, sign: int = 1) -> None:
+def count_reply(counts: dict, reply: AiReply | StoredReply | None, sign: int = 1) -> None:
     if reply is not None and reply.action_status:
         _add(counts, CounterKey(ACTION, hour_of(reply.created_at), reply.action_status), sign,
              sign * reply.action_latency_ms)
@@ -77,8 +77,12 @@ def count_reply(counts: dict, reply: AiReply | None, sign: int = 1) -> None:
 
 def count_csat(counts: dict, outcomes: Iterable[Outcome], sign: int = 1) -> None:
     for outcome in {o.event_id: o for o in outcomes}.values():  # an event counts once
-        if outcome.kind is OutcomeKind.CSAT:
-            _add(counts, CounterKey(CSAT, hour_of(outcome.occurred_at), value=outcome.csat_score), sign)
+        _count_one_csat(counts, outcome, sign)
+
+
+def _count_one_csat(counts: dict, outcome, sign: int) -> None:
+    if outcome is not None and outcome.kind is OutcomeKind.CSAT:
+        _add(counts, CounterKey(CSAT, hour_of(outcome.occurred_at), value=outcome.csat_score), sign)
 
 
 def count_resolution(counts: dict, life: Lifecycle | None, reply: AiReply | None, outcomes: Iterable[Outcome],
@@ -104,17 +108,6 @@ class StoredOutcome(NamedTuple):
     occurred_at: datetime
 
 
-def _count_action(counts: dict, copy, sign: int) -> None:
-    if copy is not None and copy.action_status:
-        _add(counts, CounterKey(ACTION, hour_of(copy.created_at), copy.action_status), sign,
-             sign * copy.action_latency_ms)
-
-
-def _count_one_csat(counts: dict, copy, sign: int) -> None:
-    if copy is not None and copy.kind is OutcomeKind.CSAT:
-        _add(counts, CounterKey(CSAT, hour_of(copy.occurred_at), value=copy.csat_score), sign)
-
-
 def _stored_time(moment: datetime) -> datetime:
     """A moment as the tables keep it (DateTime64(3): milliseconds), which is what their versions compare."""
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
@@ -138,8 +131,8 @@ def raw_events_change(stored_replies: Mapping[tuple[str, str], StoredReply],
     for key, reply in kept_replies.items():
         stored = stored_replies.get(key)
         if stored is None or _stored_time(reply.created_at) <= stored.created_at:
-            _count_action(counts[key[0]], reply, 1)
-            _count_action(counts[key[0]], stored, -1)
+            count_reply(counts[key[0]], reply, 1)
+            count_reply(counts[key[0]], stored, -1)
     kept_outcomes = {(o.tenant_id, o.resolution_id, o.event_id): o for o in outcomes}
     for key, outcome in kept_outcomes.items():
         _count_one_csat(counts[key[0]], outcome, 1)
