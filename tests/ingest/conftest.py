@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -34,15 +35,50 @@ class Stack:
     root: Path
     streams: subprocess.Popen
     streams_args: list[str]
+    # Exit codes of the worker's own exits (its stall watch's way out), each restarted as `clonedesk up`'s
+    # supervisor would; a test that restarts on purpose does so under the lock, so it is never counted.
+    unplanned_exits: list[int] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _closed: threading.Event = field(default_factory=threading.Event)
 
     def restart_streams(self, kill: bool = False) -> None:
         """Stop the faust worker (SIGTERM, or SIGKILL if `kill`) and start it again under the same app id:
         its table is recovered from the changelog topic, its offsets from the consumer group."""
-        if kill:
-            self.streams.kill()
-            self.streams.wait()
-        stop_service(self.streams)
+        with self._lock:
+            if kill:
+                self.streams.kill()
+                self.streams.wait()
+            stop_service(self.streams)
+            self._start_streams()
+
+    def _start_streams(self) -> None:
         self.streams = start_service(self.streams_args, self.settings.child_env(), self.root / "streams.log")
+
+    def supervise(self) -> None:
+        """Restart the worker whenever it exits by itself, for the package's lifetime (a thread)."""
+        def watch():
+            while not self._closed.wait(0.5):
+                with self._lock:
+                    code = self.streams.poll()
+                    if code is not None and not self._closed.is_set():
+                        self.unplanned_exits.append(code)
+                        self._start_streams()
+        threading.Thread(target=watch, daemon=True, name="streams-supervisor").start()
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._lock:
+            stop_service(self.streams)
+
+    def wait_for(self, topic: str, predicate, count: int, timeout: float = 60.0, settle: float = 0.0):
+        """The recorder's wait, with the worker's log tail and its unplanned exits in the error: the clue
+        to a worker that took the records and never answered."""
+        try:
+            return self.recorder.wait_for(topic, predicate, count, timeout=timeout, settle=settle)
+        except AssertionError as exc:
+            tail = (self.root / "streams.log").read_text(errors="replace")[-6000:]
+            raise AssertionError(f"{exc}; the worker's unplanned exits: {self.unplanned_exits}; "
+                                 f"the end of its log:\n{tail}") from None
 
     def zendesk(self, tenant: Tenant, payload: dict) -> httpx.Response:
         body = p.body_of(payload)
@@ -85,10 +121,14 @@ def stack(kafka_bootstrap, tmp_path_factory):
     try:
         wait_for_http(f"{url}/healthz", gateway)
         stack = Stack(settings, url, live, quiet, recorder, root, streams, streams_args)
+        stack.supervise()
         yield stack
     finally:
         stop_service(gateway)
-        stop_service(stack.streams if "stack" in locals() else streams)
+        if "stack" in locals():
+            stack.close()
+        else:
+            stop_service(streams)
         recorder.stop()
 
 
