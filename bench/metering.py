@@ -29,10 +29,11 @@ from tqdm import tqdm
 
 from clonedesk.core.kafka import ensure_topics, make_consumer, wait_for_broker
 from clonedesk.core.domain.topics import RESOLUTION_OUTCOMES, RESOLUTIONS, all_topic_specs
-from clonedesk.metering.adapters.codec import outcome_from_record, reply_from_record
+from clonedesk.metering.adapters.codec import outcome_row, reply_row
 from clonedesk.metering.adapters.store import MeteringStore
 from clonedesk.metering.settings import MeteringSettings
 from clonedesk.metering.domain.billing import Month
+from clonedesk.metering.domain.events import OutcomeRow, ReplyRow
 from clonedesk.metering.domain.terms import Terms
 from clonedesk.metering.entrypoints.sink import MeteringSink
 from clonedesk.stack.infra import tansu_binary
@@ -78,11 +79,13 @@ def bench_ingest(client, bootstrap: str, events: int) -> dict:
 
     direct = MeteringStore(client, "bench_direct")
     direct.migrate()
+    # The baseline inserts the rows the sink writes, built beforehand, through the same insert path.
+    reply_rows, outcome_rows = [ReplyRow.of(r) for r in replies], [OutcomeRow.of(o) for o in outcomes]
     began = time.perf_counter()
-    for i in tqdm(range(0, len(replies), 2000), desc="direct insert (resolutions)", disable=None):
-        direct.insert_replies(replies[i:i + 2000])
-    for i in tqdm(range(0, len(outcomes), 2000), desc="direct insert (outcomes)", disable=None):
-        direct.insert_outcomes(outcomes[i:i + 2000])
+    for i in tqdm(range(0, len(reply_rows), 2000), desc="direct insert (resolutions)", disable=None):
+        direct.insert_reply_rows(reply_rows[i:i + 2000])
+    for i in tqdm(range(0, len(outcome_rows), 2000), desc="direct insert (outcomes)", disable=None):
+        direct.insert_outcome_rows(outcome_rows[i:i + 2000])
     direct_s = time.perf_counter() - began
 
     store = MeteringStore(client, "bench_sink")
@@ -123,7 +126,7 @@ async def consume_only(bootstrap: str, rows: int) -> float:
                 if began is None:
                     began = time.perf_counter()
                 for record in records:
-                    (reply_from_record if tp.topic == RESOLUTIONS else outcome_from_record)(record.value)
+                    (reply_row if tp.topic == RESOLUTIONS else outcome_row)(record.value)
                 seen += len(records)
         return time.perf_counter() - began
     finally:

@@ -5,8 +5,9 @@ from datetime import datetime, timezone
 import pytest
 
 from clonedesk.core.kafka import PoisonMessage
-from clonedesk.metering.adapters.codec import outcome_from_record, reply_from_record
-from clonedesk.metering.domain.events import AiReply, Outcome, OutcomeKind
+from clonedesk.metering.adapters.codec import outcome_from_record, outcome_row, reply_from_record, reply_row
+from clonedesk.metering.adapters.store import EVIDENCE_COLUMNS, OUTCOME_COLUMNS, REPLY_COLUMNS
+from clonedesk.metering.domain.events import AiReply, Outcome, OutcomeKind, OutcomeRow, ReplyRow, to_millis
 from tests.metering.helpers import outcome_message, reply_message
 
 AT = datetime(2026, 10, 5, 9, 30, 15, 250000, tzinfo=timezone.utc)
@@ -57,3 +58,33 @@ def test_missing_or_absurd_times_and_bad_scores_are_poison():
     rating.kind = 0
     with pytest.raises(PoisonMessage):
         outcome_from_record(rating.SerializeToString())
+
+
+def test_records_decode_into_the_rows_the_tables_store_in_their_column_order():
+    message = reply_message(REPLY)
+    message.action_run.call = "Refund(order=7)"
+    message.action_run.status = 1
+    message.action_run.latency_ms = 40
+    message.action_run.answer = '{"ok": true}'
+    message.conversation.add(role=1, text="Where is my refund?")
+    row = reply_row(message.SerializeToString())
+    assert [name.replace("created_ms", "created_at") for name in ReplyRow._fields] == REPLY_COLUMNS + EVIDENCE_COLUMNS
+    assert (row.resolution_id, row.tenant_id, row.decision, row.created_ms, row.latency_ms) == \
+        ("r1", "acme", "escalate", to_millis(AT), 321)
+    assert (row.action_name, row.action_status, row.action_latency_ms, row.action_answer) == \
+        ("Refund", "ok", 40, '{"ok": true}')
+    assert row.conversation == '[{"role": "customer", "text": "Where is my refund?"}]'
+    assert ReplyRow.of(row.to_reply()) == row  # the value and the row say the same
+    outcome = outcome_row(outcome_message(OUTCOME).SerializeToString())
+    assert [name.replace("occurred_ms", "occurred_at") for name in OutcomeRow._fields] == OUTCOME_COLUMNS
+    assert outcome == OutcomeRow("e1", "r1", "acme", "t1", "csat", 4, to_millis(AT), "billing")
+    assert outcome.to_outcome() == OUTCOME
+
+
+def test_times_keep_milliseconds_truncated_as_datetime64_3_keeps_them():
+    finer = datetime(2026, 10, 5, 9, 30, 15, 250999, tzinfo=timezone.utc)
+    assert to_millis(finer) == to_millis(AT) == int(AT.timestamp()) * 1000 + 250
+    assert to_millis(datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)) == 946684799999
+    message = reply_message(REPLY)
+    message.created_at.FromDatetime(finer)
+    assert reply_from_record(message.SerializeToString()).created_at == AT

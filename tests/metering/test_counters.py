@@ -14,7 +14,7 @@ from clonedesk.metering.adapters.store import MeteringStore
 from clonedesk.metering.domain import counters
 from clonedesk.metering.domain.billing import Month, compute_invoice
 from clonedesk.metering.domain.disputes import Dispute
-from clonedesk.metering.domain.events import AiReply, Outcome, OutcomeKind
+from clonedesk.metering.domain.events import AiReply, Outcome, OutcomeKind, OutcomeRow, ReplyRow
 from clonedesk.metering.domain.lifecycle import Lifecycle, State, settle
 from clonedesk.metering.domain.terms import Terms
 from clonedesk.metering.service_layer.settlement import record_and_settle
@@ -95,6 +95,11 @@ def test_a_state_change_moves_its_unit_and_a_replay_moves_nothing():
     }
 
 
+def raw_events_change(stored_replies, stored_outcomes, replies, outcomes):
+    return counters.raw_events_change(stored_replies, stored_outcomes, [ReplyRow.of(r) for r in replies],
+                                      [OutcomeRow.of(o) for o in outcomes])
+
+
 def test_raw_events_move_the_action_and_csat_counters_by_the_copy_the_tables_keep():
     at = datetime(2026, 10, 3, 9, 30, tzinfo=UTC)
     hour = datetime(2026, 10, 3, 9, tzinfo=UTC)
@@ -103,32 +108,32 @@ def test_raw_events_move_the_action_and_csat_counters_by_the_copy_the_tables_kee
     action_key = counters.CounterKey("action", hour, "ok")
     csat_key = counters.CounterKey("csat", hour + timedelta(hours=1), value=4)
     # new events: what they add
-    assert counters.raw_events_change({}, {}, [call], [csat]) == {"acme": {action_key: (1, 40, 0), csat_key: (1, 0, 0)}}
+    assert raw_events_change({}, {}, [call], [csat]) == {"acme": {action_key: (1, 40, 0), csat_key: (1, 0, 0)}}
     # a redelivery (the stored copy at the same millisecond) moves nothing, even with finer time
     stored_reply = counters.StoredReply(at, "ok", 40)
     stored_csat = counters.StoredOutcome(OutcomeKind.CSAT, 4, csat.occurred_at)
     again = AiReply("r1", "acme", "t1", "action", at + timedelta(microseconds=300), action_name="refund",
                     action_status="ok", action_latency_ms=40)
-    assert counters.raw_events_change({("acme", "r1"): stored_reply}, {("acme", "r1", "e1"): stored_csat},
+    assert raw_events_change({("acme", "r1"): stored_reply}, {("acme", "r1", "e1"): stored_csat},
                                       [again], [csat]) == {}
     # a re-published copy later than the stored one is not kept; an earlier one replaces it
     later = AiReply("r1", "acme", "t1", "action", at + timedelta(seconds=40))
-    assert counters.raw_events_change({("acme", "r1"): stored_reply}, {}, [later], []) == {}
+    assert raw_events_change({("acme", "r1"): stored_reply}, {}, [later], []) == {}
     earlier_plain = AiReply("r1", "acme", "t1", "resolve", at - timedelta(seconds=5))
-    assert counters.raw_events_change({("acme", "r1"): stored_reply}, {}, [earlier_plain], []) == \
+    assert raw_events_change({("acme", "r1"): stored_reply}, {}, [earlier_plain], []) == \
         {"acme": {action_key: (-1, -40, 0)}}
     # within one batch the earliest copy stands, whatever the order
-    assert counters.raw_events_change({}, {}, [later, call], []) == {"acme": {action_key: (1, 40, 0)}}
+    assert raw_events_change({}, {}, [later, call], []) == {"acme": {action_key: (1, 40, 0)}}
     # ... even where the earliest copy made no call: it is the one kept
     plain_first = AiReply("r1", "acme", "t1", "resolve", at - timedelta(seconds=1))
-    assert counters.raw_events_change({}, {}, [call, plain_first], []) == {}
+    assert raw_events_change({}, {}, [call, plain_first], []) == {}
     # an outcome written again with another score: the last copy counts, instead of the stored one
     rescored = Outcome("e1", "r1", "acme", "t1", OutcomeKind.CSAT, csat.occurred_at, csat_score=2)
-    assert counters.raw_events_change({}, {("acme", "r1", "e1"): stored_csat}, [], [csat, rescored]) == \
+    assert raw_events_change({}, {("acme", "r1", "e1"): stored_csat}, [], [csat, rescored]) == \
         {"acme": {csat_key: (-1, 0, 0), counters.CounterKey("csat", csat_key.period, value=2): (1, 0, 0)}}
     # the last copy of an event in a batch is the one kept, whatever kind it is
     not_a_rating = Outcome("e1", "r1", "acme", "t1", OutcomeKind.SOLVED, csat.occurred_at)
-    assert counters.raw_events_change({}, {}, [], [csat, not_a_rating]) == {}
+    assert raw_events_change({}, {}, [], [csat, not_a_rating]) == {}
 
 
 def test_exact_quantile_picks_as_quantile_exact_does():

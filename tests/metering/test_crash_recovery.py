@@ -27,11 +27,11 @@ class StoreThatFailsOnce(MeteringStore):
     failed = False
     tenant = ""
 
-    def insert_outcomes(self, outcomes):
-        if any(o.tenant_id == self.tenant for o in outcomes) and not self.failed:
+    def insert_outcome_rows(self, rows):
+        if any(row.tenant_id == self.tenant for row in rows) and not self.failed:
             self.failed = True
             raise RuntimeError("ClickHouse went away")
-        super().insert_outcomes(outcomes)
+        super().insert_outcome_rows(rows)
 
 
 async def test_a_crash_between_write_and_commit_loses_and_doubles_nothing(kafka_bootstrap, clickhouse_client,

@@ -7,11 +7,11 @@ raises PoisonMessage: the sink parks it on the topic's dead-letter topic and car
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from clonedesk.core.kafka import PoisonMessage, decode
 from clonedesk.core.tenants import InvalidTenantId, validate_tenant_id
-from clonedesk.metering.domain.events import AiReply, Outcome, OutcomeKind
+from clonedesk.metering.domain.events import AiReply, Outcome, OutcomeKind, OutcomeRow, ReplyRow
 from clonedesk.v1 import common_pb2, outcomes_pb2, resolver_pb2
 
 _DECISIONS = {
@@ -42,16 +42,18 @@ LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _EARLIEST_S, _LATEST_S = int((EARLIEST - _EPOCH).total_seconds()), int((LATEST - _EPOCH).total_seconds())
+_MAX_U32 = 2**32 - 1
 
 
-def _event_time(stamp, what: str) -> datetime:
-    # From the Timestamp's two fields: protobuf's ToDatetime is a third of a record's decoding time.
+def _event_ms(stamp, what: str) -> int:
+    """Epoch milliseconds from the Timestamp's two fields (protobuf's ToDatetime is a third of a record's
+    decoding time, and the tables keep milliseconds)."""
     seconds, nanos = stamp.seconds, stamp.nanos
     if not 0 <= nanos < 1_000_000_000:
         raise PoisonMessage(f"{what} is not a valid time")
     if not _EARLIEST_S <= seconds < _LATEST_S:
         raise PoisonMessage(f"{what} {seconds} s since 1970 is outside 2000..2200")
-    return _EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
+    return seconds * 1000 + nanos // 1_000_000
 
 
 # Tenant ids already seen valid (a sink sees few, over and over); bounded so junk cannot grow it.
@@ -76,27 +78,27 @@ def _require(value: str, what: str) -> str:
     return value
 
 
-def reply_from_record(payload: bytes | None) -> AiReply:
+def reply_row(payload: bytes | None) -> ReplyRow:
+    """A `resolutions` record as the row `resolution_events` stores (what the sink writes)."""
     message = decode(resolver_pb2.Resolution, payload)
-    if message.decision not in _DECISIONS:
+    decision = _DECISIONS.get(message.decision)
+    if decision is None:
         raise PoisonMessage(f"resolution without a known decision ({message.decision})")
     if not message.HasField("created_at"):
         raise PoisonMessage("resolution without created_at")
-    return AiReply(
-        resolution_id=_require(message.resolution_id, "resolution_id"),
-        tenant_id=_tenant(message.tenant_id),
-        ticket_id=_require(message.ticket_id, "ticket_id"),
-        decision=_DECISIONS[message.decision],
-        created_at=_event_time(message.created_at, "created_at"),
-        latency_ms=max(0, min(int(message.latency_ms), 2**32 - 1)),
-        category=message.category[:200],
-        adapter_version=message.adapter_version[:200],
-        confidence=float(message.confidence),
-        conversation=_conversation(message.conversation),
-        reply=message.reply[:MAX_TEXT], action=message.action[:MAX_TEXT],
-        escalation_reason=message.escalation_reason[:500],
-        **(_action_fields(message.action_run) if message.HasField("action_run") else {}),
-    )
+    action_name, action_status, action_latency_ms, action_answer = (
+        _action_fields(message.action_run) if message.HasField("action_run") else _NO_ACTION)
+    return ReplyRow(
+        _require(message.resolution_id, "resolution_id"), _tenant(message.tenant_id),
+        _require(message.ticket_id, "ticket_id"), decision, message.adapter_version[:200],
+        _event_ms(message.created_at, "created_at"), max(0, min(int(message.latency_ms), _MAX_U32)),
+        message.category[:200], float(message.confidence), action_name, action_status, action_latency_ms,
+        _conversation(message.conversation), message.reply[:MAX_TEXT], message.action[:MAX_TEXT],
+        action_answer, message.escalation_reason[:500])
+
+
+def reply_from_record(payload: bytes | None) -> AiReply:
+    return reply_row(payload).to_reply()
 
 
 def _conversation(turns) -> str:
@@ -106,31 +108,34 @@ def _conversation(turns) -> str:
                        for t in turns[-MAX_TURNS:]], ensure_ascii=False)
 
 
-def _action_fields(run) -> dict:
-    fields = {"action_answer": run.answer[:MAX_TEXT]}
-    if run.status:
-        fields.update(action_name=run.call.split("(", 1)[0].strip()[:100],
-                      action_status=resolver_pb2.ActionRun.Status.Name(run.status).lower(),
-                      action_latency_ms=max(0, min(int(run.latency_ms), 2**32 - 1)))
-    return fields
+_NO_ACTION = ("", "", 0, "")
 
 
-def outcome_from_record(payload: bytes | None) -> Outcome:
+def _action_fields(run) -> tuple[str, str, int, str]:
+    """(name, status, latency ms, answer) of a back-office call; a run without a status made no call."""
+    if not run.status:
+        return "", "", 0, run.answer[:MAX_TEXT]
+    return (run.call.split("(", 1)[0].strip()[:100], resolver_pb2.ActionRun.Status.Name(run.status).lower(),
+            max(0, min(int(run.latency_ms), _MAX_U32)), run.answer[:MAX_TEXT])
+
+
+def outcome_row(payload: bytes | None) -> OutcomeRow:
+    """A `resolution.outcomes` record as the row `outcome_events` stores (what the sink writes)."""
     message = decode(outcomes_pb2.ResolutionOutcome, payload)
-    if message.kind not in _KINDS:
+    kind = _KINDS.get(message.kind)
+    if kind is None:
         raise PoisonMessage(f"outcome without a known kind ({message.kind})")
     if not message.HasField("occurred_at"):
         raise PoisonMessage("outcome without occurred_at")
-    kind = _KINDS[message.kind]
-    if kind is OutcomeKind.CSAT and not 1 <= message.csat_score <= 5:
+    is_csat = kind is OutcomeKind.CSAT
+    if is_csat and not 1 <= message.csat_score <= 5:
         raise PoisonMessage(f"CSAT outcome with score {message.csat_score} outside 1..5")
-    return Outcome(
-        event_id=_require(message.event_id, "event_id"),
-        resolution_id=_require(message.resolution_id, "resolution_id"),
-        tenant_id=_tenant(message.tenant_id),
-        ticket_id=_require(message.ticket_id, "ticket_id"),
-        kind=kind,
-        occurred_at=_event_time(message.occurred_at, "occurred_at"),
-        csat_score=message.csat_score if kind is OutcomeKind.CSAT else 0,
-        category=message.category[:200],
-    )
+    return OutcomeRow(
+        _require(message.event_id, "event_id"), _require(message.resolution_id, "resolution_id"),
+        _tenant(message.tenant_id), _require(message.ticket_id, "ticket_id"), kind.value,
+        message.csat_score if is_csat else 0, _event_ms(message.occurred_at, "occurred_at"),
+        message.category[:200])
+
+
+def outcome_from_record(payload: bytes | None) -> Outcome:
+    return outcome_row(payload).to_outcome()

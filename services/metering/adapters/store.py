@@ -17,7 +17,6 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from operator import attrgetter
 from pathlib import Path
 from typing import Iterable, Sequence
 from urllib.parse import urlparse
@@ -28,7 +27,7 @@ from clonedesk.metering.domain.billing import Invoice, Month, invoice_from_figur
 from clonedesk.metering.domain.counters import (ACTION, CHARGE, CSAT, LATENCY, STATE, Charge, Counts,
                                                 StoredOutcome, StoredReply, charge_figures, exact_quantile)
 from clonedesk.metering.domain.disputes import OPEN, Dispute
-from clonedesk.metering.domain.events import AiReply, Outcome, OutcomeKind
+from clonedesk.metering.domain.events import AiReply, Outcome, OutcomeKind, OutcomeRow, ReplyRow
 from clonedesk.metering.domain.lifecycle import STATES, Lifecycle, State
 from clonedesk.metering.domain.terms import Terms
 
@@ -42,6 +41,7 @@ REPLY_COLUMNS = ["resolution_id", "tenant_id", "ticket_id", "decision", "adapter
 EVIDENCE_COLUMNS = ["conversation", "reply", "action", "action_answer", "escalation_reason"]
 OUTCOME_COLUMNS = ["event_id", "resolution_id", "tenant_id", "ticket_id", "kind", "csat_score",
                    "occurred_at", "category"]
+# ReplyRow and OutcomeRow hold these columns in this order (times in epoch ms, as DateTime64(3) takes them).
 LIFECYCLE_COLUMNS = ["tenant_id", "resolution_id", "ticket_id", "state", "created_at", "state_at",
                      "billed_at", "reopened_at", "decided_by", "csat_score", "category", "latency_ms",
                      "decision", "version", "assumable_at"]
@@ -252,17 +252,18 @@ class MeteringStore:
     # -- writes ----------------------------------------------------------------------------------------
 
     def insert_replies(self, replies: Sequence[AiReply]) -> None:
-        if replies:
-            self._insert_columns("resolution_events", [
-                list(map(attrgetter(name), replies)) for name in REPLY_COLUMNS + EVIDENCE_COLUMNS],
-                REPLY_COLUMNS + EVIDENCE_COLUMNS)
+        self.insert_reply_rows([ReplyRow.of(reply) for reply in replies])
 
     def insert_outcomes(self, outcomes: Sequence[Outcome]) -> None:
-        if outcomes:
-            columns = [list(map(attrgetter(name), outcomes)) for name in OUTCOME_COLUMNS]
-            kinds = OUTCOME_COLUMNS.index("kind")
-            columns[kinds] = [kind.value for kind in columns[kinds]]
-            self._insert_columns("outcome_events", columns, OUTCOME_COLUMNS)
+        self.insert_outcome_rows([OutcomeRow.of(outcome) for outcome in outcomes])
+
+    def insert_reply_rows(self, rows: Sequence[ReplyRow]) -> None:
+        if rows:
+            self._insert("resolution_events", rows, REPLY_COLUMNS + EVIDENCE_COLUMNS)
+
+    def insert_outcome_rows(self, rows: Sequence[OutcomeRow]) -> None:
+        if rows:
+            self._insert("outcome_events", rows, OUTCOME_COLUMNS)
 
     def write_lifecycles(self, lifecycles: Sequence[Lifecycle]) -> None:
         if not lifecycles:

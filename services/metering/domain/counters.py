@@ -23,7 +23,8 @@ from datetime import datetime
 from typing import Iterable, Mapping, NamedTuple
 
 from clonedesk.metering.domain.billing import Month
-from clonedesk.metering.domain.events import AiReply, Outcome, OutcomeKind
+from clonedesk.metering.domain.events import (AiReply, Outcome, OutcomeKind, OutcomeRow, ReplyRow, from_millis,
+                                              to_millis)
 from clonedesk.metering.domain.lifecycle import Lifecycle
 from clonedesk.metering.domain.terms import Terms
 
@@ -108,37 +109,41 @@ class StoredOutcome(NamedTuple):
     occurred_at: datetime
 
 
-def _stored_time(moment: datetime) -> datetime:
-    """A moment as the tables keep it (DateTime64(3): milliseconds), which is what their versions compare."""
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-
-
 def raw_events_change(stored_replies: Mapping[tuple[str, str], StoredReply],
                       stored_outcomes: Mapping[tuple[str, str, str], StoredOutcome],
-                      replies: Iterable[AiReply], outcomes: Iterable[Outcome]) -> dict[str, Counts]:
+                      replies: Iterable[ReplyRow], outcomes: Iterable[OutcomeRow]) -> dict[str, Counts]:
     """Per tenant, what a batch's raw events move in the action and CSAT counters, given the copies the
     tables held before it (replies by (tenant, resolution id), outcomes by (tenant, resolution id, event
-    id)). The tables keep one copy per id, as ReplacingMergeTree does: the earliest reply (a tie goes to
-    the later write) and the last outcome written; a copy kept instead of the stored one moves the
-    counts by their difference, and a redelivery moves nothing."""
-    kept_replies: dict[tuple[str, str], AiReply] = {}
+    id)). The tables keep one copy per id, as ReplacingMergeTree does: the earliest reply at their
+    millisecond precision (a tie goes to the later write) and the last outcome written; a copy kept
+    instead of the stored one moves the counts by their difference, and a redelivery moves nothing."""
+    kept_replies: dict[tuple[str, str], ReplyRow] = {}
     for reply in replies:
         key = (reply.tenant_id, reply.resolution_id)
         earlier = kept_replies.get(key)
-        if earlier is None or _stored_time(reply.created_at) <= _stored_time(earlier.created_at):
+        if earlier is None or reply.created_ms <= earlier.created_ms:
             kept_replies[key] = reply
     counts: dict[str, dict] = defaultdict(dict)
     for key, reply in kept_replies.items():
         stored = stored_replies.get(key)
-        if stored is None or _stored_time(reply.created_at) <= stored.created_at:
-            count_reply(counts[key[0]], reply, 1)
+        if stored is None:
+            if reply.action_status:  # else it adds nothing: skip the time conversion
+                count_reply(counts[key[0]], _stored_reply(reply), 1)
+        elif reply.created_ms <= to_millis(stored.created_at):
+            count_reply(counts[key[0]], _stored_reply(reply), 1)
             count_reply(counts[key[0]], stored, -1)
     kept_outcomes = {(o.tenant_id, o.resolution_id, o.event_id): o for o in outcomes}
     for key, outcome in kept_outcomes.items():
-        _count_one_csat(counts[key[0]], outcome, 1)
+        if outcome.kind == OutcomeKind.CSAT:
+            _count_one_csat(counts[key[0]], StoredOutcome(OutcomeKind.CSAT, outcome.csat_score,
+                                                          from_millis(outcome.occurred_ms)), 1)
         _count_one_csat(counts[key[0]], stored_outcomes.get(key), -1)
     changes = {tenant: moved(changed) for tenant, changed in counts.items()}
     return {tenant: changed for tenant, changed in changes.items() if changed}
+
+
+def _stored_reply(reply: ReplyRow) -> StoredReply:
+    return StoredReply(from_millis(reply.created_ms), reply.action_status, reply.action_latency_ms)
 
 
 def lifecycle_counts(life: Lifecycle | None) -> Counts:

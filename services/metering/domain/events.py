@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from enum import Enum
+from typing import NamedTuple
 
 
 class OutcomeKind(str, Enum):
@@ -77,3 +78,77 @@ class Outcome:
     @property
     def negative_rating(self) -> bool:
         return self.kind is OutcomeKind.CSAT and 0 < self.csat_score < POSITIVE_CSAT
+
+
+# -- the same events as table rows ------------------------------------------------------------------------
+# The sink decodes a batch straight into these (one tuple per event, in its table's column order, times in
+# epoch milliseconds, the tables' precision): an object per event and a datetime per time cost more than
+# decoding the record itself.
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def to_millis(moment: datetime) -> int:
+    """Epoch milliseconds, truncated as a DateTime64(3) column keeps a time."""
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def from_millis(millis: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=millis)
+
+
+class ReplyRow(NamedTuple):
+    """An AiReply as `resolution_events` stores it."""
+
+    resolution_id: str
+    tenant_id: str
+    ticket_id: str
+    decision: str
+    adapter_version: str
+    created_ms: int
+    latency_ms: int
+    category: str
+    confidence: float
+    action_name: str
+    action_status: str
+    action_latency_ms: int
+    conversation: str
+    reply: str
+    action: str
+    action_answer: str
+    escalation_reason: str
+
+    @classmethod
+    def of(cls, reply: AiReply) -> "ReplyRow":
+        return cls(reply.resolution_id, reply.tenant_id, reply.ticket_id, reply.decision, reply.adapter_version,
+                   to_millis(reply.created_at), reply.latency_ms, reply.category, reply.confidence,
+                   reply.action_name, reply.action_status, reply.action_latency_ms, reply.conversation,
+                   reply.reply, reply.action, reply.action_answer, reply.escalation_reason)
+
+    def to_reply(self) -> AiReply:
+        fields = self._asdict()
+        fields["created_at"] = from_millis(fields.pop("created_ms"))
+        return AiReply(**fields)
+
+
+class OutcomeRow(NamedTuple):
+    """An Outcome as `outcome_events` stores it (the kind by its value)."""
+
+    event_id: str
+    resolution_id: str
+    tenant_id: str
+    ticket_id: str
+    kind: str
+    csat_score: int
+    occurred_ms: int
+    category: str
+
+    @classmethod
+    def of(cls, outcome: Outcome) -> "OutcomeRow":
+        return cls(outcome.event_id, outcome.resolution_id, outcome.tenant_id, outcome.ticket_id,
+                   outcome.kind.value, outcome.csat_score, to_millis(outcome.occurred_at), outcome.category)
+
+    def to_outcome(self) -> Outcome:
+        return Outcome(self.event_id, self.resolution_id, self.tenant_id, self.ticket_id, OutcomeKind(self.kind),
+                       from_millis(self.occurred_ms), self.csat_score, self.category)

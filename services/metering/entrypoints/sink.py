@@ -21,9 +21,9 @@ from clonedesk.core.kafka import (PoisonMessage, consume_overlapped, make_consum
                                   send_dead_letter)
 from clonedesk.core.telemetry import ConsumerLag, Telemetry, extract_context
 from clonedesk.core.domain.topics import RESOLUTION_OUTCOMES, RESOLUTIONS
-from clonedesk.metering.adapters.codec import outcome_from_record, reply_from_record
+from clonedesk.metering.adapters.codec import outcome_row, reply_row
 from clonedesk.metering.adapters.store import MeteringStore
-from clonedesk.metering.service_layer.settlement import TermsLookup, close_months, record_and_settle
+from clonedesk.metering.service_layer.settlement import TermsLookup, close_months, record_rows_and_settle
 
 log = logging.getLogger(__name__)
 
@@ -168,16 +168,16 @@ class MeteringSink:
         self.stats.months_closed += len(closed)
 
     async def _decode(self, records, producer) -> tuple:
-        """The batch's records as values; poison ones parked on their dead-letter topic."""
+        """The batch's records as table rows; poison ones parked on their dead-letter topic."""
         replies, outcomes = [], []
         written = []  # (record, decoded value): each gets a span in its own ticket's trace once written
         for record in records:
             try:
                 if record.topic == RESOLUTIONS:
-                    replies.append(reply_from_record(record.value))
+                    replies.append(reply_row(record.value))
                     written.append((record, replies[-1]))
                 else:
-                    outcomes.append(outcome_from_record(record.value))
+                    outcomes.append(outcome_row(record.value))
                     written.append((record, outcomes[-1]))
             except PoisonMessage as exc:
                 await send_dead_letter(producer, record.topic, record.key, record.value, str(exc),
@@ -204,7 +204,7 @@ class MeteringSink:
         with self._tracer.start_as_current_span("metering.batch", links=links) as span:
             loop = asyncio.get_running_loop()
             settled = await loop.run_in_executor(
-                self._executor, record_and_settle, self.store, replies, outcomes, self.terms_for)
+                self._executor, record_rows_and_settle, self.store, replies, outcomes, self.terms_for)
             span.set_attribute("metering.replies", len(replies))
             span.set_attribute("metering.outcomes", len(outcomes))
             span.set_attribute("metering.settled", sum(settled.values()))

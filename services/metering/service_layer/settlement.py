@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Callable, Sequence
 
 from clonedesk.core.tenants import TenantStore
 from clonedesk.metering.adapters.store import MeteringStore
-from clonedesk.metering.domain.events import AiReply, Outcome
+from clonedesk.metering.domain.events import AiReply, Outcome, OutcomeRow, ReplyRow, from_millis
 from clonedesk.metering.domain.billing import Month
 from clonedesk.metering.domain.counters import raw_events_change
 from clonedesk.metering.domain.statements import closed_statement, closes_at, counts_at_month_end
@@ -34,37 +34,41 @@ def terms_from_tenants(data_dir: Path) -> TermsLookup:
     return lookup
 
 
-_NEVER = datetime.min.replace(tzinfo=timezone.utc)
-
-
 def record_and_settle(store: MeteringStore, replies: Sequence[AiReply], outcomes: Sequence[Outcome],
                       terms_for: TermsLookup) -> dict[tuple[str, str], int]:
+    """`record_rows_and_settle` of events given as values (tools, tests, replays from Python)."""
+    return record_rows_and_settle(store, [ReplyRow.of(r) for r in replies], [OutcomeRow.of(o) for o in outcomes],
+                                  terms_for)
+
+
+def record_rows_and_settle(store: MeteringStore, replies: Sequence[ReplyRow], outcomes: Sequence[OutcomeRow],
+                           terms_for: TermsLookup) -> dict[tuple[str, str], int]:
     """Store the raw events (idempotent on their ids) and raise the tenants' watermarks, then re-settle
     every resolution the events touched and every pending one whose quiet window a watermark closed,
     and move the usage counters by what each of them changed; all of it in ClickHouse, in a few
     statements a batch (adapters/settle_sql.py folds as domain/lifecycle.py does). Returns how many of
     the resolutions settled are in each state, by (tenant, state)."""
     replied: dict[str, set[str]] = defaultdict(set)
-    latest: dict[str, datetime] = {}
+    latest_ms: dict[str, int] = {}
     for reply in replies:
         replied[reply.tenant_id].add(reply.resolution_id)
-        if reply.created_at > latest.get(reply.tenant_id, _NEVER):
-            latest[reply.tenant_id] = reply.created_at
+        if reply.created_ms > latest_ms.get(reply.tenant_id, -1):
+            latest_ms[reply.tenant_id] = reply.created_ms
     touched: dict[str, set[str]] = {tenant: set(ids) for tenant, ids in replied.items()}
     for outcome in outcomes:
         touched.setdefault(outcome.tenant_id, set()).add(outcome.resolution_id)
-        if outcome.occurred_at > latest.get(outcome.tenant_id, _NEVER):
-            latest[outcome.tenant_id] = outcome.occurred_at
+        if outcome.occurred_ms > latest_ms.get(outcome.tenant_id, -1):
+            latest_ms[outcome.tenant_id] = outcome.occurred_ms
     if not touched:
         return {}
     terms = {tenant_id: terms_for(tenant_id) for tenant_id in touched}
     batch_id = store.begin_batch(touched)  # open until the next batch: a death in between is repaired
-    store.advance_watermarks(latest)
+    store.advance_watermarks({tenant: from_millis(ms) for tenant, ms in latest_ms.items()})
     # The copies stored before the batch's land: what its raw events move in the counters is the difference.
     stored_replies, stored_csat = store.stage_batch(batch_id, touched, replied, terms)
     moved_by_events = raw_events_change(stored_replies, stored_csat, replies, outcomes)
-    store.insert_replies(replies)
-    store.insert_outcomes(outcomes)
+    store.insert_reply_rows(replies)
+    store.insert_outcome_rows(outcomes)
     return store.settle_staged(batch_id, terms, moved_by_events)
 
 
