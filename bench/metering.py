@@ -1,12 +1,14 @@
 """Metering benchmark.
 
 1. Ingest: rows/s from Kafka into ClickHouse through the metering sink (decode, insert, settle the
-   lifecycles, commit), against a direct `client.insert` of the same raw rows, in the same run.
+   lifecycles, commit), against a direct `client.insert` of the same raw rows, in the same run; then
+   again into tables that already hold `--history` resolutions (settling reads what a batch's
+   resolutions stored before, and uuid5 ids put those in every granule).
 2. Queries: invoice and usage latency over N million resolutions generated inside ClickHouse with
    numbers(), against one plain FINAL scan of the same tenant's rows as the baseline.
 
 Everything runs locally: a tansu broker (memory storage) as a child process and chDB in a temp dir.
-    .venv/bin/python bench/metering.py [--events 20000] [--resolutions 10000000]
+    .venv/bin/python bench/metering.py [--events 20000] [--history 1000000] [--resolutions 10000000]
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -62,15 +65,51 @@ def start_broker(log: Path) -> tuple[subprocess.Popen, str]:
     return process, bootstrap
 
 
-def bench_ingest(client, bootstrap: str, events: int) -> dict:
+def bench_events(events: int, random_ids: bool = False) -> tuple[list, list]:
+    """About `events` records of 4 tenants (one outcome per resolution on average). `random_ids`: resolution
+    ids spread over the key space as the resolver's uuid5 ids are (else sequential per tenant)."""
     tenants = [f"bench-{i}" for i in range(4)]
     replies, outcomes = [], []
     start = datetime(2026, 10, 1, tzinfo=timezone.utc)
-    per_tenant = max(events // (2 * len(tenants)), 1)  # about one outcome per resolution
+    per_tenant = max(events // (2 * len(tenants)), 1)
     for tenant in tenants:
         r, o = scenario(tenant, start, per_tenant, every_hours=0.5)
         replies += r
         outcomes += o
+    if random_ids:
+        spread = {r.resolution_id: str(uuid.uuid5(uuid.NAMESPACE_URL, r.resolution_id)) for r in replies}
+        replies = [replace(r, resolution_id=spread[r.resolution_id]) for r in replies]
+        outcomes = [replace(o, resolution_id=spread[o.resolution_id]) for o in outcomes]
+    return replies, outcomes
+
+
+def run_sink(client, bootstrap: str, database: str, rows: int, desc: str):
+    """Run the sink from the start of the topics until it wrote `rows` records; its stats."""
+    store = MeteringStore(client, database)
+    store.migrate()
+    sink = MeteringSink(bootstrap, store, lambda _t: Terms(), group_id="bench-" + uuid.uuid4().hex[:8],
+                        batch_size=MeteringSettings.model_fields["metering_batch_size"].default,
+                        batch_bytes=MeteringSettings.model_fields["metering_batch_bytes"].default)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(sink.run(stop))
+        with tqdm(total=rows, desc=desc, disable=None) as bar:
+            while sink.stats.replies + sink.stats.outcomes < rows:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.1)
+                bar.n = sink.stats.replies + sink.stats.outcomes
+                bar.refresh()
+        stop.set()
+        await task
+
+    asyncio.run(run())
+    return sink.stats
+
+
+def bench_ingest(client, bootstrap: str, events: int) -> dict:
+    replies, outcomes = bench_events(events)
     rows = len(replies) + len(outcomes)
     console.print(f"producing {len(replies)} resolutions and {len(outcomes)} outcomes to Kafka")
     asyncio.run(produce(bootstrap, replies, outcomes))
@@ -88,29 +127,34 @@ def bench_ingest(client, bootstrap: str, events: int) -> dict:
         direct.insert_outcome_rows(outcome_rows[i:i + 2000])
     direct_s = time.perf_counter() - began
 
-    store = MeteringStore(client, "bench_sink")
-    store.migrate()
-    sink = MeteringSink(bootstrap, store, lambda _t: Terms(), group_id="bench-" + uuid.uuid4().hex[:8],
-                        batch_size=MeteringSettings.model_fields["metering_batch_size"].default,
-                        batch_bytes=MeteringSettings.model_fields["metering_batch_bytes"].default)
-
-    async def run() -> None:
-        stop = asyncio.Event()
-        task = asyncio.create_task(sink.run(stop))
-        with tqdm(total=rows, desc="sink (Kafka -> ClickHouse)", disable=None) as bar:
-            while sink.stats.replies + sink.stats.outcomes < rows:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.1)
-                bar.n = sink.stats.replies + sink.stats.outcomes
-                bar.refresh()
-        stop.set()
-        await task
-
-    asyncio.run(run())
-    sink_s = sink.stats.last_commit_at - sink.stats.first_records_at
+    stats = run_sink(client, bootstrap, "bench_sink", rows, "sink (Kafka -> ClickHouse)")
+    sink_s = stats.last_commit_at - stats.first_records_at
     return {"rows": rows, "direct_rows_s": rows / direct_s, "sink_rows_s": rows / sink_s,
-            "consume_rows_s": rows / consume_s, "lifecycles": sink.stats.settled, "batches": sink.stats.batches}
+            "consume_rows_s": rows / consume_s, "lifecycles": stats.settled, "batches": stats.batches}
+
+
+def bench_ingest_with_history(client, events: int, history: int, log: Path) -> dict:
+    """The sink again, into tables that already hold `history` resolutions, all with ids spread as uuid5
+    spreads them: a batch's keys then fall in every granule of the tables its settling reads."""
+    database = "bench_history"
+    MeteringStore(client, database).migrate()
+    generate_resolutions(client, database, history, 4, random_ids=True)
+    client.command(f"""
+        INSERT INTO {database}.resolution_events (resolution_id, tenant_id, ticket_id, decision, created_at,
+                                                  latency_ms, category)
+        SELECT resolution_id, tenant_id, ticket_id, decision, created_at, latency_ms, category
+        FROM {database}.resolution_lifecycles""")
+    MeteringStore(client, database).rebuild_counters()
+    replies, outcomes = bench_events(events, random_ids=True)
+    rows = len(replies) + len(outcomes)
+    broker, bootstrap = start_broker(log)
+    try:
+        asyncio.run(produce(bootstrap, replies, outcomes))
+        stats = run_sink(client, bootstrap, database, rows, f"sink over {history:,} stored resolutions")
+    finally:
+        broker.terminate()
+        broker.wait(10)
+    return {"rows": rows, "history": history, "sink_rows_s": rows / (stats.last_commit_at - stats.first_records_at)}
 
 
 async def consume_only(bootstrap: str, rows: int) -> float:
@@ -133,8 +177,10 @@ async def consume_only(bootstrap: str, rows: int) -> float:
         await consumer.stop()
 
 
-def generate_resolutions(client, database: str, total: int, tenants: int) -> None:
-    """`total` settled resolutions over 2026 for `tenants` tenants, plus a CSAT for about a quarter."""
+def generate_resolutions(client, database: str, total: int, tenants: int, random_ids: bool = False) -> None:
+    """`total` settled resolutions over 2026 for `tenants` tenants, plus a CSAT for about a quarter.
+    `random_ids`: resolution ids spread over the key space (as uuid5 spreads them)."""
+    resolution_id = ("lower(hex(MD5(toString(number))))" if random_ids else "concat('r', toString(number))")
     per_tenant_ms = int(365 * 24 * 3600 * 1000 / max(total // tenants, 1))
     chunk = 2_000_000
     for offset in tqdm(range(0, total, chunk), desc=f"generating {total:,} resolutions", disable=None):
@@ -147,7 +193,7 @@ def generate_resolutions(client, database: str, total: int, tenants: int) -> Non
                    if(state = 'reopened', created_at + toIntervalDay(2), NULL),
                    '', csat, category, latency, if(state = 'escalated', 'escalate', 'resolve'), 1, NULL
             FROM (SELECT concat('bench-', toString(number % {tenants})) AS tenant_id,
-                         concat('r', toString(number)) AS resolution_id,
+                         {resolution_id} AS resolution_id,
                          concat('t', toString(number)) AS ticket_id,
                          ['confirmed', 'confirmed', 'confirmed', 'assumed', 'assumed', 'escalated',
                           'escalated', 'reopened', 'pending'][1 + cityHash64(number) % 9] AS state,
@@ -160,7 +206,7 @@ def generate_resolutions(client, database: str, total: int, tenants: int) -> Non
         client.command(f"""
             INSERT INTO {database}.outcome_events
                 (event_id, resolution_id, tenant_id, ticket_id, kind, csat_score, occurred_at, category)
-            SELECT concat('e', toString(number)), concat('r', toString(number)),
+            SELECT concat('e', toString(number)), {resolution_id},
                    concat('bench-', toString(number % {tenants})), concat('t', toString(number)), 'csat',
                    1 + cityHash64(number, 2) % 5,
                    toDateTime64('2026-01-01 00:00:00', 3, 'UTC')
@@ -207,6 +253,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000, help="Kafka records for the ingest run.")
     parser.add_argument("--resolutions", type=int, default=10_000_000, help="resolutions for the query run.")
+    parser.add_argument("--history", type=int, default=1_000_000,
+                        help="resolutions already stored for the sink's second run (0: no second run).")
     parser.add_argument("--tenants", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
@@ -221,6 +269,8 @@ def main() -> None:
         finally:
             broker.terminate()
             broker.wait(10)
+        aged = bench_ingest_with_history(client, args.events, args.history, Path(tmp) / "tansu-history.log") \
+            if args.history else None
         queries = bench_queries(client, args.resolutions, args.tenants, args.repeat)
 
     table = Table(title="metering benchmark")
@@ -232,6 +282,10 @@ def main() -> None:
     table.add_row("  the same, against reading + decoding from Kafka alone", f"{ingest['sink_rows_s']:,.0f}",
                   f"{ingest['consume_rows_s']:,.0f} (consume only)",
                   f"{ingest['sink_rows_s'] / ingest['consume_rows_s']:.3f}")
+    if aged:
+        table.add_row(f"  the same with {aged['history']:,} resolutions already stored (ids spread as uuid5's)",
+                      f"{aged['sink_rows_s']:,.0f}", f"{ingest['direct_rows_s']:,.0f} (direct client.insert)",
+                      f"{aged['sink_rows_s'] / ingest['direct_rows_s']:.3f}")
     base = f"{queries['scan_s'] * 1000:.0f} ms (FINAL scan of the tenant)"
     scale = f"{args.resolutions:,} resolutions, {queries['tenant_rows']:,} of the tenant"
     table.add_row(f"invoice latency, from the counters ({scale})",
