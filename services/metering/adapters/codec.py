@@ -1,4 +1,5 @@
-"""Protobuf records of `resolutions` / `resolution.outcomes` into the core's plain values.
+"""Protobuf records of `resolutions` / `resolution.outcomes` into the rows their tables store (what the
+sink writes) or the core's plain values.
 
 A record that cannot be a fact (undecodable, no ids, a bad tenant id, no event time, an unknown kind)
 raises PoisonMessage: the sink parks it on the topic's dead-letter topic and carries on.
