@@ -5,11 +5,13 @@ ratios. Then the HF engine's mixed-adapter batches: stacked adapters in one pass
 peft's sub-batch per adapter, for 1 and 16 tenants (the 16 / 1 throughput ratio is the target: near 1).
 Then multi-LoRA serving (all tenants' adapters on one base model, mixed batches) against one
 merged model per tenant (batches only within a tenant): vLLM where a GPU and vLLM are available, else
-the HF engine on CPU.
+the HF engine on CPU. The sides of those two comparisons are measured in turns, `--rounds` times (the order
+flipping each round), and a ratio is the median of the rounds' ratios: a slow spell of a shared machine
+then falls on both sides.
 
-    .venv/bin/python bench/resolver.py [--requests 128] [--concurrency 8]
+    .venv/bin/python bench/resolver.py [--requests 128] [--concurrency 8] [--rounds 3]
 
-Builds its own small base model and adapters with the trainer's code (about 20 s); about a minute in all.
+Builds its own small base model and adapters with the trainer's code (about 20 s); a few minutes in all.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import functools
 import shutil
 import statistics
 import sys
@@ -119,41 +122,70 @@ async def grpc_against_direct(zoo, root: Path, requests: int, concurrency: int) 
     return rows
 
 
-async def engine_scaling(zoo, root: Path, requests: int, concurrency: int, multi_lora: str) -> dict[int, dict]:
-    """Direct HF engine calls for 1 and 16 tenants' adapters (mixed batches), under one multi-LoRA scheme."""
+async def interleaved(sides: dict, rounds: int) -> dict:
+    """Each side's run (an async call giving drive()'s summary) `rounds` times, the sides taking turns (the
+    order flips every round), so that a slow spell of a shared machine falls on both sides, not one."""
+    results: dict = {name: [] for name in sides}
+    names = list(sides)
+    for round_number in range(rounds):
+        for name in names if round_number % 2 == 0 else names[::-1]:
+            results[name].append(await sides[name]())
+    return results
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run of median throughput (its latencies with it)."""
+    return sorted(runs, key=lambda run: run["rps"])[len(runs) // 2]
+
+
+def round_ratios(numerator: list[dict], denominator: list[dict]) -> list[float]:
+    return [a["rps"] / b["rps"] for a, b in zip(numerator, denominator)]
+
+
+async def engine_scaling(zoo, root: Path, requests: int, concurrency: int, multi_lora: str,
+                         rounds: int) -> dict:
+    """Direct HF engine calls for 1 and 16 tenants' adapters (mixed batches), under one multi-LoRA scheme:
+    two engines, measured in turns."""
     sources = list(BEHAVIOUR)
-    results = {}
+    engines, sides = {}, {}
     for count in (TENANT_COUNTS[0], TENANT_COUNTS[-1]):
         settings = ResolverSettings(max_loras=count, max_batch_size=concurrency, max_new_tokens=40,
                                     hf_multi_lora=multi_lora)
-        engine = HFEngine(str(zoo.base_model), settings)
+        engine = engines[count] = HFEngine(str(zoo.base_model), settings)
         await engine.start()
         tenants = tenant_names(count)
         for i, tenant in enumerate(tenants):
             await engine.load_adapter(f"{tenant}@v1", zoo.adapters[sources[i % len(sources)]])
-        jobs = [(tenants[i % count], CUSTOMER_LINES[i % len(CUSTOMER_LINES)]) for i in range(requests)]
 
-        async def direct(job):
+        async def direct(job, engine=engine):
             await engine.generate(GenerationRequest(f"{job[0]}@v1", chat_messages(conversation(job[1]))))
 
+        jobs = [(tenants[i % count], CUSTOMER_LINES[i % len(CUSTOMER_LINES)]) for i in range(requests)]
         await drive(direct, jobs[:concurrency], concurrency)  # warm-up
-        results[count] = await drive(direct, jobs, concurrency)
+        sides[count] = functools.partial(drive, direct, jobs, concurrency)
+    runs = await interleaved(sides, rounds)
+    for engine in engines.values():
         await engine.close()
-        console.print(f"  {multi_lora}: {count:>2} tenants {results[count]['rps']:.1f} req/s")
-    return results
+    one, many = TENANT_COUNTS[0], TENANT_COUNTS[-1]
+    console.print(f"  {multi_lora}: {one} tenant {[round(r['rps'], 1) for r in runs[one]]} req/s, "
+                  f"{many} tenants {[round(r['rps'], 1) for r in runs[many]]} req/s")
+    return {"runs": runs, "ratios": round_ratios(runs[many], runs[one])}
 
 
-def print_scaling(scaling: dict[str, dict[int, dict]]) -> None:
+def print_scaling(scaling: dict[str, dict]) -> None:
     one, many = TENANT_COUNTS[0], TENANT_COUNTS[-1]
     table = Table("multi-LoRA", f"{one} tenant req/s", f"{many} tenants req/s", f"{many} tenants p50 ms",
-                  f"{many} / {one} throughput",
+                  f"{many} / {one} throughput (median of rounds; each round)",
                   title="HF engine, mixed-adapter batches: stacked adapters in one pass vs peft's sub-batch per adapter")
-    for scheme, results in scaling.items():
-        table.add_row(scheme, f"{results[one]['rps']:.1f}", f"{results[many]['rps']:.1f}",
-                      f"{results[many]['p50_ms']:.1f}", f"{results[many]['rps'] / results[one]['rps']:.2f}x")
+    for scheme, result in scaling.items():
+        runs, ratios = result["runs"], result["ratios"]
+        table.add_row(scheme, f"{median_run(runs[one])['rps']:.1f}", f"{median_run(runs[many])['rps']:.1f}",
+                      f"{median_run(runs[many])['p50_ms']:.1f}",
+                      f"{statistics.median(ratios):.2f}x ({', '.join(f'{r:.2f}' for r in ratios)})")
     console.print(table)
-    stacked, peft = scaling["stacked"][many], scaling["peft"][many]
-    console.print(f"stacked / peft throughput at {many} tenants: {stacked['rps'] / peft['rps']:.2f}x")
+    stacked, peft = scaling["stacked"]["runs"][many], scaling["peft"]["runs"][many]
+    console.print(f"stacked / peft throughput at {many} tenants: "
+                  f"{median_run(stacked)['rps'] / median_run(peft)['rps']:.2f}x")
 
 
 class MergedModels:
@@ -232,7 +264,8 @@ def gpu_vllm() -> bool:
     return torch.cuda.is_available() and vllm_available()
 
 
-async def multi_lora_against_merged(zoo, root: Path, requests: int, concurrency: int, count: int) -> tuple:
+async def multi_lora_against_merged(zoo, root: Path, requests: int, concurrency: int, count: int,
+                                    rounds: int) -> tuple:
     tenants = tenant_names(count)
     sources = list(BEHAVIOUR)
     settings = ResolverSettings(max_loras=count, max_batch_size=concurrency, max_new_tokens=40)
@@ -252,10 +285,10 @@ async def multi_lora_against_merged(zoo, root: Path, requests: int, concurrency:
         await engine.generate(GenerationRequest(f"{job[0]}@v1", chat_messages(conversation(job[1]))))
 
     await drive(multi, jobs[:count], concurrency)  # warm-up
-    multi_lora = await drive(multi, jobs, concurrency)
-    await engine.close()
-    if gpu_vllm():
-        merged_result = await _merged_vllm(merged_dirs, settings, jobs, concurrency)
+    if gpu_vllm():  # the GPU can hold one side at a time: one run each
+        multi_lora = [await drive(multi, jobs, concurrency)]
+        await engine.close()
+        merged_runs = [await _merged_vllm(merged_dirs, settings, jobs, concurrency)]
     else:
         merged = MergedModels(merged_dirs, settings)
 
@@ -263,9 +296,12 @@ async def multi_lora_against_merged(zoo, root: Path, requests: int, concurrency:
             await merged.generate(job[0], GenerationRequest(job[0], chat_messages(conversation(job[1]))))
 
         await drive(one_model_each, jobs[:count], concurrency)
-        merged_result = await drive(one_model_each, jobs, concurrency)
+        runs = await interleaved({"multi": functools.partial(drive, multi, jobs, concurrency),
+                                  "merged": functools.partial(drive, one_model_each, jobs, concurrency)}, rounds)
+        multi_lora, merged_runs = runs["multi"], runs["merged"]
+        await engine.close()
         await merged.close()
-    return kind, multi_lora, merged_result
+    return kind, multi_lora, merged_runs
 
 
 async def _merged_vllm(merged_dirs, settings, jobs, concurrency) -> dict:  # pragma: no cover - GPU only
@@ -334,14 +370,16 @@ def print_results(rows, comparison) -> None:
             f"{served['rps'] / direct['rps']:.2f}x",
         )
     console.print(table)
-    kind, multi, merged = comparison
+    kind, multi_runs, merged_runs = comparison
+    multi, merged = median_run(multi_runs), median_run(merged_runs)
+    ratios = round_ratios(multi_runs, merged_runs)
     other = Table(
         "serving",
         "p50 ms",
         "p99 ms",
         "req/s",
         title=f"{kind}: multi-LoRA on one base vs one merged model per tenant "
-        f"({len(tenant_names(TENANT_COUNTS[1]))} tenants)",
+        f"({len(tenant_names(TENANT_COUNTS[1]))} tenants; the median of {len(ratios)} rounds in turns)",
     )
     other.add_row(
         "multi-LoRA (mixed batches)",
@@ -354,8 +392,8 @@ def print_results(rows, comparison) -> None:
     )
     console.print(other)
     console.print(
-        f"multi-LoRA / merged throughput: {multi['rps'] / merged['rps']:.2f}x; "
-        f"p50 ratio {multi['p50_ms'] / merged['p50_ms']:.2f}x"
+        f"multi-LoRA / merged throughput: {statistics.median(ratios):.2f}x (each round: "
+        f"{', '.join(f'{r:.2f}' for r in ratios)}); p50 ratio {multi['p50_ms'] / merged['p50_ms']:.2f}x"
     )
 
 
@@ -363,6 +401,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=128)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="runs of each side of a comparison, taken in turns; ratios are their median.")
     args = parser.parse_args()
     torch.set_num_threads(1)  # a shared two-core machine: one thread, same for both sides
     root = Path(tempfile.mkdtemp(prefix="clonedesk-bench-resolver-"))
@@ -373,10 +413,12 @@ def main() -> None:
         rows = asyncio.run(grpc_against_direct(zoo, root, args.requests, args.concurrency))
         with console.status("multi-LoRA vs merged models…"):
             comparison = asyncio.run(
-                multi_lora_against_merged(zoo, root, args.requests, args.concurrency, TENANT_COUNTS[1])
+                multi_lora_against_merged(zoo, root, args.requests, args.concurrency, TENANT_COUNTS[1],
+                                          args.rounds)
             )
         with console.status("stacked vs peft multi-LoRA…"):
-            scaling = {scheme: asyncio.run(engine_scaling(zoo, root, args.requests, args.concurrency, scheme))
+            scaling = {scheme: asyncio.run(engine_scaling(zoo, root, args.requests, args.concurrency, scheme,
+                                                          args.rounds))
                        for scheme in ("stacked", "peft")}
         print_results(rows, comparison)
         print_scaling(scaling)

@@ -17,6 +17,7 @@ from clonedesk.core.domain import topics
 from clonedesk.core.kafka import make_producer
 from clonedesk.core.settings import Settings
 from clonedesk.core.tenants import Tenant, TenantStore
+from clonedesk.ingest.entrypoints.streams import STALLED_EXIT_CODE
 from tests.conftest import free_port
 from tests.ingest import payloads as p
 from tests.ingest.harness import TopicRecorder, sign_intercom, sign_zendesk, start_service, stop_service, wait_for_http
@@ -69,6 +70,9 @@ class Stack:
         self._closed.set()
         with self._lock:
             stop_service(self.streams)
+        # A stall watch's exit is the worker's designed way out; any other exit is a crash to look at.
+        crashes = [code for code in self.unplanned_exits if code != STALLED_EXIT_CODE]
+        assert not crashes, f"the faust worker crashed with exit codes {crashes}: see {self.root / 'streams.log'}"
 
     def wait_for(self, topic: str, predicate, count: int, timeout: float = 60.0, settle: float = 0.0):
         """The recorder's wait, with the worker's log tail and its unplanned exits in the error: the clue
