@@ -48,27 +48,33 @@ console = Console(width=170)
 TENANT_COUNTS = (1, 4, 16)
 
 
-def summary(latencies: list[float], wall: float) -> dict:
+def summary(latencies: list[float], wall: float, tokens: int = 0) -> dict:
     ordered = sorted(latencies)
     p99 = statistics.quantiles(ordered, n=100)[98] if len(ordered) >= 2 else ordered[0]
-    return {"p50_ms": statistics.median(ordered) * 1000, "p99_ms": p99 * 1000, "rps": len(ordered) / wall}
+    return {"p50_ms": statistics.median(ordered) * 1000, "p99_ms": p99 * 1000, "rps": len(ordered) / wall,
+            "tokens_s": tokens / wall}
 
 
 async def drive(call, jobs: list, concurrency: int) -> dict:
-    """Run `call(job)` for every job, `concurrency` at a time; latency per call and overall throughput."""
+    """Run `call(job)` for every job, `concurrency` at a time; latency per call and overall throughput (in
+    generated tokens too, where a call returns its Generation: adapters that answer at different lengths
+    make requests of different cost)."""
     queue = list(reversed(jobs))
     latencies: list[float] = []
+    tokens = 0
 
     async def worker() -> None:
+        nonlocal tokens
         while queue:
             job = queue.pop()
             started = time.perf_counter()
-            await call(job)
+            result = await call(job)
             latencies.append(time.perf_counter() - started)
+            tokens += len(result.token_logprobs) if isinstance(result, Generation) else 0
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return summary(latencies, time.perf_counter() - started)
+    return summary(latencies, time.perf_counter() - started, tokens)
 
 
 def tenant_names(count: int) -> list[str]:
@@ -138,8 +144,8 @@ def median_run(runs: list[dict]) -> dict:
     return sorted(runs, key=lambda run: run["rps"])[len(runs) // 2]
 
 
-def round_ratios(numerator: list[dict], denominator: list[dict]) -> list[float]:
-    return [a["rps"] / b["rps"] for a, b in zip(numerator, denominator)]
+def round_ratios(numerator: list[dict], denominator: list[dict], measure: str = "rps") -> list[float]:
+    return [a[measure] / b[measure] for a, b in zip(numerator, denominator)]
 
 
 async def engine_scaling(zoo, root: Path, requests: int, concurrency: int, multi_lora: str,
@@ -158,7 +164,7 @@ async def engine_scaling(zoo, root: Path, requests: int, concurrency: int, multi
             await engine.load_adapter(f"{tenant}@v1", zoo.adapters[sources[i % len(sources)]])
 
         async def direct(job, engine=engine):
-            await engine.generate(GenerationRequest(f"{job[0]}@v1", chat_messages(conversation(job[1]))))
+            return await engine.generate(GenerationRequest(f"{job[0]}@v1", chat_messages(conversation(job[1]))))
 
         jobs = [(tenants[i % count], CUSTOMER_LINES[i % len(CUSTOMER_LINES)]) for i in range(requests)]
         await drive(direct, jobs[:concurrency], concurrency)  # warm-up
@@ -168,24 +174,31 @@ async def engine_scaling(zoo, root: Path, requests: int, concurrency: int, multi
         await engine.close()
     one, many = TENANT_COUNTS[0], TENANT_COUNTS[-1]
     console.print(f"  {multi_lora}: {one} tenant {[round(r['rps'], 1) for r in runs[one]]} req/s, "
-                  f"{many} tenants {[round(r['rps'], 1) for r in runs[many]]} req/s")
-    return {"runs": runs, "ratios": round_ratios(runs[many], runs[one])}
+                  f"{many} tenants {[round(r['rps'], 1) for r in runs[many]]} req/s; tokens/s "
+                  f"{[round(r['tokens_s']) for r in runs[one]]} and {[round(r['tokens_s']) for r in runs[many]]}")
+    return {"runs": runs, "ratios": round_ratios(runs[many], runs[one]),
+            "token_ratios": round_ratios(runs[many], runs[one], "tokens_s")}
 
 
 def print_scaling(scaling: dict[str, dict]) -> None:
     one, many = TENANT_COUNTS[0], TENANT_COUNTS[-1]
     table = Table("multi-LoRA", f"{one} tenant req/s", f"{many} tenants req/s", f"{many} tenants p50 ms",
-                  f"{many} / {one} throughput (median of rounds; each round)",
+                  f"{many} / {one} throughput (median of rounds; each round)", f"{many} / {one} in tokens/s",
                   title="HF engine, mixed-adapter batches: stacked adapters in one pass vs peft's sub-batch per adapter")
     for scheme, result in scaling.items():
         runs, ratios = result["runs"], result["ratios"]
         table.add_row(scheme, f"{median_run(runs[one])['rps']:.1f}", f"{median_run(runs[many])['rps']:.1f}",
                       f"{median_run(runs[many])['p50_ms']:.1f}",
-                      f"{statistics.median(ratios):.2f}x ({', '.join(f'{r:.2f}' for r in ratios)})")
+                      f"{statistics.median(ratios):.2f}x ({', '.join(f'{r:.2f}' for r in ratios)})",
+                      f"{statistics.median(result['token_ratios']):.2f}x")
     console.print(table)
     stacked, peft = scaling["stacked"]["runs"][many], scaling["peft"]["runs"][many]
     console.print(f"stacked / peft throughput at {many} tenants: "
                   f"{median_run(stacked)['rps'] / median_run(peft)['rps']:.2f}x")
+
+
+def generated_length(token_ids: list[int], eos_token_id: int) -> int:
+    return token_ids.index(eos_token_id) + 1 if eos_token_id in token_ids else len(token_ids)
 
 
 class MergedModels:
@@ -229,8 +242,11 @@ class MergedModels:
                 pad_token_id=tok.pad_token_id,
                 eos_token_id=tok.eos_token_id,
             )
-        texts = tok.batch_decode(out[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
-        return [Generation(r.adapter_name, text, ()) for r, text in zip(requests, texts)]
+        generated = out[:, encoded["input_ids"].shape[1] :]
+        texts = tok.batch_decode(generated, skip_special_tokens=True)
+        # One placeholder per generated token (up to and with the first end-of-sequence), for tokens/s.
+        lengths = [generated_length(row.tolist(), tok.eos_token_id) for row in generated]
+        return [Generation(r.adapter_name, text, (0.0,) * n) for r, text, n in zip(requests, texts, lengths)]
 
     async def generate(self, tenant: str, request: GenerationRequest) -> Generation:
         return await self.batchers[tenant].submit(request)
@@ -282,7 +298,7 @@ async def multi_lora_against_merged(zoo, root: Path, requests: int, concurrency:
         await engine.load_adapter(f"{tenant}@v1", zoo.adapters[sources[i % len(sources)]])
 
     async def multi(job):
-        await engine.generate(GenerationRequest(f"{job[0]}@v1", chat_messages(conversation(job[1]))))
+        return await engine.generate(GenerationRequest(f"{job[0]}@v1", chat_messages(conversation(job[1]))))
 
     await drive(multi, jobs[:count], concurrency)  # warm-up
     if gpu_vllm():  # the GPU can hold one side at a time: one run each
@@ -293,7 +309,7 @@ async def multi_lora_against_merged(zoo, root: Path, requests: int, concurrency:
         merged = MergedModels(merged_dirs, settings)
 
         async def one_model_each(job):
-            await merged.generate(job[0], GenerationRequest(job[0], chat_messages(conversation(job[1]))))
+            return await merged.generate(job[0], GenerationRequest(job[0], chat_messages(conversation(job[1]))))
 
         await drive(one_model_each, jobs[:count], concurrency)
         runs = await interleaved({"multi": functools.partial(drive, multi, jobs, concurrency),
@@ -393,7 +409,9 @@ def print_results(rows, comparison) -> None:
     console.print(other)
     console.print(
         f"multi-LoRA / merged throughput: {statistics.median(ratios):.2f}x (each round: "
-        f"{', '.join(f'{r:.2f}' for r in ratios)}); p50 ratio {multi['p50_ms'] / merged['p50_ms']:.2f}x"
+        f"{', '.join(f'{r:.2f}' for r in ratios)}); in tokens/s "
+        f"{statistics.median(round_ratios(multi_runs, merged_runs, 'tokens_s')):.2f}x; "
+        f"p50 ratio {multi['p50_ms'] / merged['p50_ms']:.2f}x"
     )
 
 
@@ -409,6 +427,7 @@ def main() -> None:
     try:
         with console.status("building a base model and adapters with the trainer's code…"):
             zoo = build_zoo(root / "zoo")
+        torch.set_num_threads(1)  # again: training the adapters set every core
         console.print(f"{args.requests} requests per run, {args.concurrency} concurrent")
         rows = asyncio.run(grpc_against_direct(zoo, root, args.requests, args.concurrency))
         with console.status("multi-LoRA vs merged models…"):
