@@ -206,7 +206,6 @@ def test_overlapped_drain_writes_and_commits_everything_read_so_far():
 
 
 def test_overlapped_a_failed_write_is_never_committed():
-
     from clonedesk.core.kafka import consume_overlapped
 
     stop = asyncio.Event()

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from clonedesk.core.kafka import PoisonMessage, decode
 from clonedesk.core.tenants import InvalidTenantId, validate_tenant_id
-from clonedesk.metering.domain.events import AiReply, Outcome, OutcomeKind, OutcomeRow, ReplyRow
+from clonedesk.metering.domain.events import EPOCH, AiReply, Outcome, OutcomeKind, OutcomeRow, ReplyRow
 from clonedesk.v1 import common_pb2, outcomes_pb2, resolver_pb2
 
 _DECISIONS = {
@@ -41,8 +41,7 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_EARLIEST_S, _LATEST_S = int((EARLIEST - _EPOCH).total_seconds()), int((LATEST - _EPOCH).total_seconds())
+_EARLIEST_S, _LATEST_S = int((EARLIEST - EPOCH).total_seconds()), int((LATEST - EPOCH).total_seconds())
 _MAX_U32 = 2**32 - 1
 
 

@@ -35,13 +35,14 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE = "clonedesk"
 
+# domain/events.py ReplyRow holds REPLY_COLUMNS + EVIDENCE_COLUMNS, and OutcomeRow OUTCOME_COLUMNS, in this
+# order (times in epoch ms, as DateTime64(3) takes them): the sink inserts its rows as they are.
 REPLY_COLUMNS = ["resolution_id", "tenant_id", "ticket_id", "decision", "adapter_version", "created_at",
                  "latency_ms", "category", "confidence", "action_name", "action_status", "action_latency_ms"]
 # Written with each resolution, read only for its evidence (never while settling: they are the big ones).
 EVIDENCE_COLUMNS = ["conversation", "reply", "action", "action_answer", "escalation_reason"]
 OUTCOME_COLUMNS = ["event_id", "resolution_id", "tenant_id", "ticket_id", "kind", "csat_score",
                    "occurred_at", "category"]
-# ReplyRow and OutcomeRow hold these columns in this order (times in epoch ms, as DateTime64(3) takes them).
 LIFECYCLE_COLUMNS = ["tenant_id", "resolution_id", "ticket_id", "state", "created_at", "state_at",
                      "billed_at", "reopened_at", "decided_by", "csat_score", "category", "latency_ms",
                      "decision", "version", "assumable_at"]

@@ -85,17 +85,17 @@ class Outcome:
 # epoch milliseconds, the tables' precision): an object per event and a datetime per time cost more than
 # decoding the record itself.
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def to_millis(moment: datetime) -> int:
     """Epoch milliseconds, truncated as a DateTime64(3) column keeps a time."""
-    delta = moment - _EPOCH
+    delta = moment - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
 def from_millis(millis: int) -> datetime:
-    return _EPOCH + timedelta(milliseconds=millis)
+    return EPOCH + timedelta(milliseconds=millis)
 
 
 class ReplyRow(NamedTuple):
