@@ -130,7 +130,7 @@ LEFT JOIN (
 WHERE NOT kept.present
    OR (kept.version <= settled.version
        AND NOT ({' AND '.join(f'isNotDistinctFrom(settled.{c}, kept.{c})' for c in LIFECYCLE_OUT[2:])}))
-SETTINGS join_use_nulls = 0
+SETTINGS join_use_nulls = 0, optimize_on_insert = 0, parallel_view_processing = 1
 """
 
 # The pending resolutions of the batch's tenants whose quiet window the watermark has closed: settled
