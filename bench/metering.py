@@ -302,7 +302,7 @@ def main() -> None:
     console.print(f"sample invoice {inv['tenant_id']} {inv['month']}: billable {inv['billable_units']}, "
                   f"credits {inv['credits_usd']}, total {inv['total_usd']} USD")
     console.print(f"(the sink wrote {ingest['rows']:,} records in {ingest['batches']:,} batches and settled"
-                  f" {ingest['lifecycles']:,} lifecycles while ingesting; counting the"
+                  f" {ingest['lifecycles']:,} resolutions into a state while ingesting; counting the"
                   f" generated rows into the counters took {queries['rebuild_s']:.1f} s)")
 
 

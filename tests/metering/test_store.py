@@ -53,8 +53,8 @@ def scenario():
 
 
 def test_migrations_are_versioned_and_idempotent(store, clickhouse_client, unique_database):
-    assert [m.version for m in load_migrations()] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
-    assert store.migrate() == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert [m.version for m in load_migrations()] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert store.migrate() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
     assert store.migrate() == []
     tables = {r[0] for r in clickhouse_client.query(f"SHOW TABLES FROM {unique_database}").result_rows}
     assert {"resolution_events", "outcome_events", "resolution_lifecycles", "schema_migrations"} <= tables
@@ -73,7 +73,7 @@ def test_a_later_migration_backfills_an_older_database(clickhouse_client, unique
                                r.latency_ms, r.category, r.confidence]
                               for r in (reply(1, T0), reply(2, T0 + timedelta(hours=5)))], column_names=old_columns)
     store.insert_outcomes([outcome(1, OutcomeKind.SOLVED, T0 + timedelta(hours=9))])
-    assert store.migrate() == [3, 4, 5, 6, 7, 8, 9]
+    assert store.migrate() == [3, 4, 5, 6, 7, 8, 9, 10]
     assert store.watermarks(["acme", "nobody"]) == {"acme": T0 + timedelta(hours=9)}
     replies, _ = store.histories({"acme": {reply(1, T0).resolution_id}})
     assert [(r.action_name, r.action_status) for r in replies.values()] == [("", "")]  # no call, as written
@@ -120,11 +120,16 @@ def test_outcome_before_its_resolution_and_watermark_assumption(store):
     terms = Terms()
     confirm = outcome(1, OutcomeKind.CUSTOMER_CONFIRMED, T0 + timedelta(minutes=5))
     assert record_and_settle(store, [], [confirm], lambda _t: terms) == {}
-    record_and_settle(store, [reply(1, T0), reply(2, T0)], [], lambda _t: terms)
+    # what a batch reports: the resolutions it moved into each state
+    moved = record_and_settle(store, [reply(1, T0), reply(2, T0)], [], lambda _t: terms)
+    assert moved == {("acme", "confirmed"): 1, ("acme", "pending"): 1}
     states = {life.resolution_id: life.state for life in store.lifecycles("acme")}
     assert states == {"r0001": State.CONFIRMED, "r0002": State.PENDING}
+    # a redelivery moves nothing
+    assert record_and_settle(store, [reply(1, T0), reply(2, T0)], [], lambda _t: terms) == {}
     # a later event of the same tenant moves its watermark past r0002's quiet window
-    record_and_settle(store, [reply(3, T0 + timedelta(hours=30))], [], lambda _t: terms)
+    moved = record_and_settle(store, [reply(3, T0 + timedelta(hours=30))], [], lambda _t: terms)
+    assert moved == {("acme", "assumed"): 1, ("acme", "pending"): 1}
     states = {life.resolution_id: life.state for life in store.lifecycles("acme")}
     assert states["r0002"] is State.ASSUMED and states["r0003"] is State.PENDING
     invoice = store.invoice("acme", Month(2026, 10), Terms(free_units=1))

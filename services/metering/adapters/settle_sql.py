@@ -78,13 +78,15 @@ LIFECYCLE_OUT = ["tenant_id", "resolution_id", "ticket_id", "state", "created_at
 # Every resolution of the batch (`settle_keys`) with a reply: its lifecycle from its stored events, the
 # tenant's watermark and terms; written where it differs from the stored one, unless the stored one was
 # settled on more knowledge (a higher version: the newest knowledge wins). Written as a change beside
-# the lifecycle it replaces: migration 0009's views store it and move its counters.
+# the lifecycle it replaces: migration 0009's views store it and move its counters (and 0010's counts
+# the states it moved, by batch).
 _KEPT = ["present", "state", "created_at", "billed_at", "reopened_at", "csat_score", "category", "latency_ms"]
 
 SETTLE = f"""
-INSERT INTO {{db}}.lifecycle_changes ({', '.join(LIFECYCLE_OUT)}, {', '.join('kept_' + c for c in _KEPT)})
+INSERT INTO {{db}}.lifecycle_changes ({', '.join(LIFECYCLE_OUT)}, {', '.join('kept_' + c for c in _KEPT)},
+                                   batch_id)
 SELECT tenant_id, resolution_id, {', '.join('settled.' + c for c in LIFECYCLE_OUT[2:])},
-       {', '.join('kept.' + c for c in _KEPT)} FROM (
+       {', '.join('kept.' + c for c in _KEPT)}, %(b)s FROM (
   SELECT tenant_id, resolution_id, ticket_id, {_NAMES}[folded.1 + 1] AS state,
          fromUnixTimestamp64Milli(created_ms, 'UTC') AS created_at,
          fromUnixTimestamp64Milli(folded.2, 'UTC') AS state_at,
@@ -166,7 +168,7 @@ SELECT tenant_id, resolution_id, event_id, csat_score, occurred_at FROM (
 """
 
 
-SETTLED_STATES = f"""
-SELECT tenant_id, state, count() FROM {{db}}.resolution_lifecycles FINAL
-WHERE (tenant_id, resolution_id) IN {keys_of()} GROUP BY tenant_id, state
+# What the batch's settling moved into each state (migration 0010's view counted it as it wrote).
+BATCH_STATES = """
+SELECT tenant_id, state, sum(n) FROM {db}.batch_states WHERE batch_id = %(b)s GROUP BY tenant_id, state
 """

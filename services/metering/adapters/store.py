@@ -412,12 +412,13 @@ class MeteringStore:
                       moved_by_events: dict[str, Counts]) -> dict[tuple[str, str], int]:
         """Once the batch's events are stored: settle its resolutions from their stored events (moving the
         lifecycles' counters in the same insert), and write what its raw events moved in the others.
-        Returns how many of them are in each state, by (tenant, state)."""
+        Returns how many of them it moved into each state (a first lifecycle or a new state), by (tenant,
+        state)."""
         params = {"b": batch_id, **settle_sql.terms_parameters(terms)}
         with self._lock:
             self._command(settle_sql.SETTLE, params)
             self._move_counters(moved_by_events)
-            rows = self._query(settle_sql.SETTLED_STATES, b=batch_id)
+            rows = self._query(settle_sql.BATCH_STATES, b=batch_id)
         return {(tenant, state): int(n) for tenant, state, n in rows}
 
     def _move_counters(self, moved_by_events: dict[str, Counts]) -> None:

@@ -40,7 +40,7 @@ class SinkStats:
     replies: int = 0
     outcomes: int = 0
     dead_letters: int = 0
-    settled: int = 0
+    settled: int = 0  # resolutions the batches moved into a state (a first lifecycle, or a new state)
     started: float = field(default_factory=time.monotonic)
     first_records_at: float | None = None  # when the first non-empty poll returned
     last_commit_at: float | None = None  # when the latest batch was committed

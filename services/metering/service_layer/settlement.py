@@ -47,7 +47,7 @@ def record_rows_and_settle(store: MeteringStore, replies: Sequence[ReplyRow], ou
     every resolution the events touched and every pending one whose quiet window a watermark closed,
     and move the usage counters by what each of them changed; all of it in ClickHouse, in a few
     statements a batch (adapters/settle_sql.py folds as domain/lifecycle.py does). Returns how many of
-    the resolutions settled are in each state, by (tenant, state)."""
+    them it moved into each state (a first lifecycle, or a new state), by (tenant, state)."""
     replied: dict[str, set[str]] = defaultdict(set)
     latest_ms: dict[str, int] = {}
     for reply in replies:
