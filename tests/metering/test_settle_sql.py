@@ -105,3 +105,36 @@ def test_scrambled_batches_and_a_replay_end_where_the_pure_fold_does(store, seed
 
     assert [meaning(life) for life in stored] == [meaning(life) for life in want]
     assert_counters_agree_with_rows(store, tenant, terms)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("seed", range(3))
+def test_month_end_counts_fold_in_sql_as_the_pure_statement_does(store, seed):
+    """A closing statement's counts (the state each resolution of the month had when it ended) from the
+    SQL fold equal domain/statements.py's, including a reply re-published across the month's end and
+    events either side of it."""
+    from clonedesk.metering.domain.billing import Month
+    from clonedesk.metering.domain.statements import counts_at_month_end
+
+    for tenant, terms in PLANS.items():
+        replies, outcomes = random_history(tenant, seed + 20)
+        end = datetime(2026, 11, 1, tzinfo=UTC)
+        straddling = AiReply(f"{tenant}-edge", tenant, "t-edge", "resolve", end - timedelta(seconds=10))
+        november = AiReply(f"{tenant}-nov", tenant, "t-nov", "resolve", end + timedelta(hours=1))
+        replies += [straddling, AiReply(straddling.resolution_id, tenant, "t-edge", "resolve",
+                                        end + timedelta(seconds=20)), november]
+        outcomes += [Outcome(f"{tenant}-edge-e0", straddling.resolution_id, tenant, "t-edge",
+                             OutcomeKind.CUSTOMER_CONFIRMED, end - timedelta(seconds=5)),
+                     Outcome(f"{tenant}-edge-e1", straddling.resolution_id, tenant, "t-edge",
+                             OutcomeKind.REOPENED, end)]
+        record_and_settle(store, replies, outcomes, PLANS.get)
+        earliest: dict[str, AiReply] = {}
+        for reply in sorted(replies, key=lambda r: r.created_at, reverse=True):
+            earliest[reply.resolution_id] = reply
+        by_resolution: dict[str, list[Outcome]] = {}
+        for outcome in outcomes:
+            by_resolution.setdefault(outcome.resolution_id, []).append(outcome)
+        for month in (Month(2026, 10), Month(2026, 11)):
+            want = counts_at_month_end(month, earliest.values(), by_resolution, terms)
+            assert store.month_end_states(tenant, month, terms) == want
+            assert sum(want.values()) > 0

@@ -71,6 +71,19 @@ def _term(name: str) -> str:
     return f"transform(tenant_id, %(terms_tenants)s, %({name})s, toInt64(-1))"
 
 
+# A resolution's fold, over the columns its query gives it: decision, created_ms, resolution_id, the
+# terms (_TERMS), its outcome events (_EVENTS) and the watermark `wm` (all epoch ms).
+_TERMS = (f"created_ms + {_term('assumed_ms')} AS deadline, {_term('reopen_ms')} AS reopen_ms, "
+          f"{_term('bill_assumed')} = 1 AS bill_assumed")
+_EVENTS = ("groupArray((toUnixTimestamp64Milli(occurred_at), event_id, toString(kind), csat_score,"
+           " toString(category))) AS events")
+_FOLDED = f"""arrayFold({_STEP},
+                        arraySort(x -> (x.1, x.2, x.3),
+                                  arrayConcat(arrayMap(e -> (e.1, toUInt8(0), e.2, e.3, e.4), events),
+                                              [(deadline, toUInt8(1), '', '', toUInt8(0))])),
+                        {_acc(f"if(decision = 'escalate', {_E}, {_P})", 'created_ms', '-1', '-1',
+                              'resolution_id', '0', "decision = 'ask'")}) AS folded"""
+
 LIFECYCLE_OUT = ["tenant_id", "resolution_id", "ticket_id", "state", "created_at", "state_at", "billed_at",
                  "reopened_at", "decided_by", "csat_score", "category", "latency_ms", "decision", "version",
                  "assumable_at"]
@@ -98,24 +111,16 @@ SELECT tenant_id, resolution_id, {', '.join('settled.' + c for c in LIFECYCLE_OU
          toUInt64(greatest(wm, created_ms)) * 1024 + least(length(events) + 1, 1023) AS version,
          if(folded.1 = {_P} AND folded.7 = 0, fromUnixTimestamp64Milli(deadline, 'UTC'), NULL) AS assumable_at
   FROM (
-    SELECT *, arrayFold({_STEP},
-                        arraySort(x -> (x.1, x.2, x.3),
-                                  arrayConcat(arrayMap(e -> (e.1, toUInt8(0), e.2, e.3, e.4), events),
-                                              [(deadline, toUInt8(1), '', '', toUInt8(0))])),
-                        {_acc(f"if(decision = 'escalate', {_E}, {_P})", 'created_ms', '-1', '-1',
-                              'resolution_id', '0', "decision = 'ask'")}) AS folded
+    SELECT *, {_FOLDED}
     FROM (
       SELECT tenant_id, resolution_id, ticket_id, toString(decision) AS decision,
              toUnixTimestamp64Milli(created_at) AS created_ms, latency_ms,
              toString(category) AS reply_category,
-             created_ms + {_term('assumed_ms')} AS deadline, {_term('reopen_ms')} AS reopen_ms,
-             {_term('bill_assumed')} = 1 AS bill_assumed
+             {_TERMS}
       FROM {{db}}.resolution_events FINAL WHERE (tenant_id, resolution_id) IN {keys_of()}
     ) AS reply
     LEFT JOIN (
-      SELECT tenant_id, resolution_id,
-             groupArray((toUnixTimestamp64Milli(occurred_at), event_id, toString(kind), csat_score,
-                         toString(category))) AS events
+      SELECT tenant_id, resolution_id, {_EVENTS}
       FROM {{db}}.outcome_events FINAL WHERE (tenant_id, resolution_id) IN {keys_of()}
       GROUP BY tenant_id, resolution_id
     ) AS outcome USING (tenant_id, resolution_id)
@@ -171,4 +176,30 @@ SELECT tenant_id, resolution_id, event_id, csat_score, occurred_at FROM (
 # What the batch's settling moved into each state (migration 0010's view counted it as it wrote).
 BATCH_STATES = """
 SELECT tenant_id, state, sum(n) FROM {db}.batch_states WHERE batch_id = %(b)s GROUP BY tenant_id, state
+"""
+
+
+# How many of a tenant's resolutions created in a month (by their kept reply) were in each state when the
+# month ended, by state code: each folded on its events before the month's end with the watermark at it
+# (domain/statements.py counts_at_month_end; a closing statement's counts).
+_OF_MONTH = ("tenant_id = %(t)s AND created_at >= fromUnixTimestamp64Milli(%(start)s, 'UTC')"
+             " AND created_at < fromUnixTimestamp64Milli(%(end)s, 'UTC')")
+MONTH_END_STATES = f"""
+SELECT folded.1 AS code, count() FROM (
+  SELECT *, {_FOLDED}
+  FROM (
+    SELECT tenant_id, resolution_id, toString(decision) AS decision,
+           toUnixTimestamp64Milli(created_at) AS created_ms, {_TERMS}, toInt64(%(end)s) AS wm
+    FROM {{db}}.resolution_events FINAL WHERE {_OF_MONTH}
+  ) AS reply
+  LEFT JOIN (
+    SELECT tenant_id, resolution_id, {_EVENTS}
+    FROM {{db}}.outcome_events FINAL
+    WHERE tenant_id = %(t)s AND occurred_at < fromUnixTimestamp64Milli(%(end)s, 'UTC')
+      AND resolution_id IN (SELECT resolution_id FROM {{db}}.resolution_events WHERE {_OF_MONTH})
+    GROUP BY tenant_id, resolution_id
+  ) AS outcome USING (tenant_id, resolution_id)
+)
+GROUP BY code
+SETTINGS join_use_nulls = 0
 """

@@ -569,11 +569,15 @@ class MeteringStore:
                            t=tenant_id)
         return Month.of(utc(rows[0][0])) if rows and rows[0][1] else None
 
-    def resolution_ids_created(self, tenant_id: str, month: Month) -> set[str]:
-        return {row[0] for row in self._query(
-            "SELECT DISTINCT resolution_id FROM {db}.resolution_events"
-            f" WHERE tenant_id = %(t)s AND created_at >= {_ts('start')} AND created_at < {_ts('end')}",
-            t=tenant_id, start=millis(month.start), end=millis(month.end))}
+    def month_end_states(self, tenant_id: str, month: Month, terms: Terms) -> dict[State, int]:
+        """How many of the tenant's resolutions created in `month` were in each state when it ended (as
+        domain/statements.py counts_at_month_end has it), folded in ClickHouse."""
+        codes = {code: state for state, code in settle_sql.STATE_CODES.items()}
+        rows = self._query(settle_sql.MONTH_END_STATES, t=tenant_id, start=millis(month.start),
+                           end=millis(month.end), **settle_sql.terms_parameters({tenant_id: terms}))
+        counts = {state: 0 for state in STATES}
+        counts.update({codes[code]: int(n) for code, n in rows})
+        return counts
 
     # -- disputes --------------------------------------------------------------------------------------
 

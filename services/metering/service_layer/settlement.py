@@ -14,7 +14,7 @@ from clonedesk.metering.adapters.store import MeteringStore
 from clonedesk.metering.domain.events import AiReply, Outcome, OutcomeRow, ReplyRow, from_millis
 from clonedesk.metering.domain.billing import Month
 from clonedesk.metering.domain.counters import raw_events_change
-from clonedesk.metering.domain.statements import closed_statement, closes_at, counts_at_month_end
+from clonedesk.metering.domain.statements import closed_statement, closes_at
 from clonedesk.metering.domain.terms import DEFAULT_TERMS, Terms
 
 log = logging.getLogger(__name__)
@@ -106,10 +106,6 @@ def close_months(store: MeteringStore, terms_for: TermsLookup) -> list[tuple[str
 
 def _close_month(store: MeteringStore, tenant_id: str, month: Month, terms: Terms):
     invoice = store.invoice(tenant_id, month, terms)
-    ids = store.resolution_ids_created(tenant_id, month)
-    replies, outcomes = store.histories({tenant_id: ids}) if ids else ({}, {})
-    counts = counts_at_month_end(month, replies.values(),
-                                 {rid: events for (_, rid), events in outcomes.items()}, terms)
-    statement = closed_statement(invoice, counts, terms)
+    statement = closed_statement(invoice, store.month_end_states(tenant_id, month, terms), terms)
     store.write_statement(tenant_id, month, statement.to_json(), statement.closed_at)
     return statement
