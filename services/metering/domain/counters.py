@@ -134,12 +134,18 @@ def raw_events_change(stored_replies: Mapping[tuple[str, str], StoredReply],
             count_reply(counts[key[0]], stored, -1)
     kept_outcomes = {(o.tenant_id, o.resolution_id, o.event_id): o for o in outcomes}
     for key, outcome in kept_outcomes.items():
-        if outcome.kind == OutcomeKind.CSAT:
-            _count_one_csat(counts[key[0]], StoredOutcome(OutcomeKind.CSAT, outcome.csat_score,
-                                                          from_millis(outcome.occurred_ms)), 1)
-        _count_one_csat(counts[key[0]], stored_outcomes.get(key), -1)
+        if outcome.kind == _CSAT_KIND:  # the hour straight from the milliseconds: most of a batch is outcomes
+            at = outcome.occurred_ms
+            _add(counts[key[0]], CounterKey(CSAT, from_millis(at - at % _HOUR_MS), value=outcome.csat_score), 1)
+        stored = stored_outcomes.get(key)
+        if stored is not None:
+            _count_one_csat(counts[key[0]], stored, -1)
     changes = {tenant: moved(changed) for tenant, changed in counts.items()}
     return {tenant: changed for tenant, changed in changes.items() if changed}
+
+
+_CSAT_KIND = OutcomeKind.CSAT.value
+_HOUR_MS = 3_600_000
 
 
 def _stored_reply(reply: ReplyRow) -> StoredReply:
