@@ -8,7 +8,7 @@
    numbers(), against one plain FINAL scan of the same tenant's rows as the baseline.
 
 Everything runs locally: a tansu broker (memory storage) as a child process and chDB in a temp dir.
-    .venv/bin/python bench/metering.py [--events 20000] [--history 1000000] [--resolutions 10000000]
+    .venv/bin/python bench/metering.py [--events 200000] [--history 1000000] [--resolutions 10000000]
 """
 
 from __future__ import annotations
@@ -251,7 +251,8 @@ def bench_queries(client, total: int, tenants: int, repeat: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=20_000, help="Kafka records for the ingest run.")
+    parser.add_argument("--events", type=int, default=200_000,
+                        help="Kafka records for the ingest runs: enough for batches of a backlog's size.")
     parser.add_argument("--resolutions", type=int, default=10_000_000, help="resolutions for the query run.")
     parser.add_argument("--history", type=int, default=1_000_000,
                         help="resolutions already stored for the sink's second run (0: no second run).")
