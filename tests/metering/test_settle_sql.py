@@ -52,13 +52,19 @@ def random_history(tenant: str, seed: int, count: int = 150) -> tuple[list[AiRep
     return replies, outcomes
 
 
-def pure_lifecycles(replies, outcomes, terms, watermark):
+def kept_history(replies, outcomes) -> tuple[dict[str, AiReply], dict[str, list[Outcome]]]:
+    """The reply each resolution keeps (its earliest copy, as the table does) and its outcomes, by id."""
     earliest: dict[str, AiReply] = {}
     for reply in sorted(replies, key=lambda r: r.created_at, reverse=True):
         earliest[reply.resolution_id] = reply
     by_resolution: dict[str, list[Outcome]] = {}
     for outcome in outcomes:
         by_resolution.setdefault(outcome.resolution_id, []).append(outcome)
+    return earliest, by_resolution
+
+
+def pure_lifecycles(replies, outcomes, terms, watermark):
+    earliest, by_resolution = kept_history(replies, outcomes)
     return sorted((settle(reply, by_resolution.get(rid, []), terms, watermark) for rid, reply in earliest.items()),
                   key=lambda life: life.resolution_id)
 
@@ -128,12 +134,7 @@ def test_month_end_counts_fold_in_sql_as_the_pure_statement_does(store, seed):
                      Outcome(f"{tenant}-edge-e1", straddling.resolution_id, tenant, "t-edge",
                              OutcomeKind.REOPENED, end)]
         record_and_settle(store, replies, outcomes, PLANS.get)
-        earliest: dict[str, AiReply] = {}
-        for reply in sorted(replies, key=lambda r: r.created_at, reverse=True):
-            earliest[reply.resolution_id] = reply
-        by_resolution: dict[str, list[Outcome]] = {}
-        for outcome in outcomes:
-            by_resolution.setdefault(outcome.resolution_id, []).append(outcome)
+        earliest, by_resolution = kept_history(replies, outcomes)
         for month in (Month(2026, 10), Month(2026, 11)):
             want = counts_at_month_end(month, earliest.values(), by_resolution, terms)
             assert store.month_end_states(tenant, month, terms) == want

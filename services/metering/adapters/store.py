@@ -73,7 +73,8 @@ COUNTERS_MIGRATION = 8  # migrations/0008_usage_counters.sql
 # For the sink's bulk inserts into tables whose every read collapses the rows itself (FINAL, sum()):
 # ClickHouse need not collapse each inserted block as well, which costs more than writing it (summing
 # the counters' block: about five times their write).
-UNCOLLAPSED = {"optimize_on_insert": 0}
+UNCOLLAPSED = {"optimize_on_insert": 0}  # (settle_sql.SETTLE sets the same for the lifecycles it writes)
+
 COUNTER_COLUMNS = ["tenant_id", "kind", "period", "label", "category", "value", "n", "total", "total2"]
 _COUNTER_KEY = "tenant_id, kind, period, label, category, value"
 # The counters as the raw rows define them (domain/counters.py computes the same per resolution): what
