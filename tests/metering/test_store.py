@@ -115,6 +115,24 @@ def test_replay_changes_nothing_and_sql_invoice_equals_the_core(store):
     assert every_figure(store) == (usage, listing)
 
 
+def test_after_prepare_inserts_a_batch_asks_clickhouse_for_no_column_types(store):
+    store.migrate()
+    store.prepare_inserts()
+    asked = []
+    query = store._query
+
+    def recording(sql, **parameters):
+        asked.append(sql)
+        return query(sql, **parameters)
+
+    store._query = recording
+    settled = record_and_settle(store, [reply(1, T0), reply(2, T0)],
+                                [outcome(1, OutcomeKind.CSAT, T0 + timedelta(minutes=5), score=5)],
+                                lambda _t: Terms())
+    assert settled == {("acme", "confirmed"): 1, ("acme", "pending"): 1}
+    assert asked and not [sql for sql in asked if "system.columns" in sql]
+
+
 def test_outcome_before_its_resolution_and_watermark_assumption(store):
     store.migrate()
     terms = Terms()

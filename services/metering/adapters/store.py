@@ -74,6 +74,9 @@ COUNTERS_MIGRATION = 8  # migrations/0008_usage_counters.sql
 # ClickHouse need not collapse each inserted block as well, which costs more than writing it (summing
 # the counters' block: about five times their write).
 UNCOLLAPSED = {"optimize_on_insert": 0}  # (settle_sql.SETTLE sets the same for the lifecycles it writes)
+WATERMARK_COLUMNS = ["tenant_id", "watermark"]
+SETTLE_KEY_COLUMNS = ["batch_id", "tenant_id", "resolution_id", "replied"]
+MARKER_COLUMNS = ["tenant_id", "batch_id", "closed"]
 
 COUNTER_COLUMNS = ["tenant_id", "kind", "period", "label", "category", "value", "n", "total", "total2"]
 _COUNTER_KEY = "tenant_id, kind, period, label, category, value"
@@ -244,6 +247,19 @@ class MeteringStore:
             self._insert_types[key] = types
         return types
 
+    def prepare_inserts(self) -> None:
+        """Do before the sink's first batch what its inserts would otherwise do then: clickhouse-connect's
+        lazy imports (it checks whether the data is a pandas or numpy one: importing pandas took 0.2-0.4 s
+        of the first batch) and the column types of every table a batch writes."""
+        from clickhouse_connect.driver import options
+
+        getattr(options, "pd"), getattr(options, "np")  # resolving them is the point
+        for table, columns in (("resolution_events", REPLY_COLUMNS + EVIDENCE_COLUMNS),
+                               ("outcome_events", OUTCOME_COLUMNS), ("usage_counters", COUNTER_COLUMNS),
+                               ("tenant_watermarks", WATERMARK_COLUMNS), ("settle_keys", SETTLE_KEY_COLUMNS),
+                               ("counter_repairs", MARKER_COLUMNS)):
+            self._types_to_send(table, columns)
+
     def close(self) -> None:
         with self._lock:
             self.client.close()
@@ -289,8 +305,7 @@ class MeteringStore:
         """Raise each tenant's watermark to the latest event time of a batch (never lowers it)."""
         if latest:
             tenants = sorted(latest)
-            self._insert_columns("tenant_watermarks", [tenants, [latest[t] for t in tenants]],
-                                 ["tenant_id", "watermark"])
+            self._insert_columns("tenant_watermarks", [tenants, [latest[t] for t in tenants]], WATERMARK_COLUMNS)
 
     def watermarks(self, tenant_ids: Iterable[str]) -> dict[str, datetime]:
         """The latest event time seen for each tenant: metering's only notion of "now"."""
@@ -400,8 +415,7 @@ class MeteringStore:
             flags += [1 if rid in with_reply else 0 for rid in resolution_ids]
         params = {"b": batch_id, **settle_sql.terms_parameters(terms)}
         with self._lock:
-            self._insert_columns("settle_keys", [[batch_id] * len(ids), tenants, ids, flags],
-                                 ["batch_id", "tenant_id", "resolution_id", "replied"])
+            self._insert_columns("settle_keys", [[batch_id] * len(ids), tenants, ids, flags], SETTLE_KEY_COLUMNS)
             self._command(settle_sql.STAGE_DUE, params)
             stored_replies = {(t, rid): StoredReply(utc(at), status, latency) for t, rid, at, status, latency
                               in self._query(settle_sql.STORED_REPLIES, b=batch_id)}
@@ -433,7 +447,7 @@ class MeteringStore:
 
     def _write_markers(self, rows: list[list]) -> None:
         """Repair markers as (tenant or '*', batch id, closed)."""
-        self._insert("counter_repairs", rows, ["tenant_id", "batch_id", "closed"])
+        self._insert("counter_repairs", rows, MARKER_COLUMNS)
 
     def open_repairs(self) -> list[tuple[str, str]]:
         """(tenant or '*', batch id) of every repair marker left open."""

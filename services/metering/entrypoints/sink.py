@@ -112,6 +112,8 @@ class MeteringSink:
         # Counters a previous run may have left short (it died mid-batch), or never built (the migration
         # that added them): from the raw rows, before anything else writes them.
         await asyncio.get_running_loop().run_in_executor(self._executor, self.store.repair_counters)
+        # The first batch's one-off costs (imports, column types), paid before consuming.
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.store.prepare_inserts)
         await consumer.start()
         await producer.start()
         log.info("metering sink started", extra={"group": self.group_id})
