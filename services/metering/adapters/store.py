@@ -74,9 +74,6 @@ COUNTERS_MIGRATION = 8  # migrations/0008_usage_counters.sql
 # ClickHouse need not collapse each inserted block as well, which costs more than writing it (summing
 # the counters' block: about five times their write).
 UNCOLLAPSED = {"optimize_on_insert": 0}  # (settle_sql.SETTLE sets the same for the lifecycles it writes)
-WATERMARK_COLUMNS = ["tenant_id", "watermark"]
-SETTLE_KEY_COLUMNS = ["batch_id", "tenant_id", "resolution_id", "replied"]
-MARKER_COLUMNS = ["tenant_id", "batch_id", "closed"]
 
 COUNTER_COLUMNS = ["tenant_id", "kind", "period", "label", "category", "value", "n", "total", "total2"]
 _COUNTER_KEY = "tenant_id, kind, period, label, category, value"
@@ -186,7 +183,7 @@ class MeteringStore:
         self._lock = threading.RLock()
         self._backfilled = False
         self._open_batch: tuple[str, list[str]] | None = None  # (id, tenants) of the batch being written
-        self._insert_types: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        self._insert_types: dict[str, dict[str, str]] = {}  # table -> column -> type as sent
 
     @classmethod
     def connect(cls, dsn: str, database: str = DEFAULT_DATABASE,
@@ -238,14 +235,13 @@ class MeteringStore:
         """The columns' types as an insert sends them, read once per table: without them clickhouse-connect
         asks the server before every insert. A LowCardinality column is sent as its plain type (ClickHouse
         builds the dictionary; clickhouse-connect would, in Python)."""
-        key = (table, tuple(column_names))
-        types = self._insert_types.get(key)
-        if types is None:
-            described = dict(self._query("SELECT name, type FROM system.columns WHERE database = %(db)s"
-                                         " AND table = %(table)s", db=self.db, table=table))
-            types = [_LOW_CARDINALITY.sub(r"\1", described[name]) for name in column_names]
-            self._insert_types[key] = types
-        return types
+        types = self._insert_types.get(table)
+        if types is None or not all(name in types for name in column_names):
+            types = {name: _LOW_CARDINALITY.sub(r"\1", type_name) for name, type_name in self._query(
+                "SELECT name, type FROM system.columns WHERE database = %(db)s AND table = %(table)s",
+                db=self.db, table=table)}
+            self._insert_types[table] = types
+        return [types[name] for name in column_names]
 
     def prepare_inserts(self) -> None:
         """Do before the sink's first batch what its inserts would otherwise do then: clickhouse-connect's
@@ -254,11 +250,9 @@ class MeteringStore:
         from clickhouse_connect.driver import options
 
         getattr(options, "pd"), getattr(options, "np")  # resolving them is the point
-        for table, columns in (("resolution_events", REPLY_COLUMNS + EVIDENCE_COLUMNS),
-                               ("outcome_events", OUTCOME_COLUMNS), ("usage_counters", COUNTER_COLUMNS),
-                               ("tenant_watermarks", WATERMARK_COLUMNS), ("settle_keys", SETTLE_KEY_COLUMNS),
-                               ("counter_repairs", MARKER_COLUMNS)):
-            self._types_to_send(table, columns)
+        for table in ("resolution_events", "outcome_events", "usage_counters", "tenant_watermarks",
+                      "settle_keys", "counter_repairs"):
+            self._types_to_send(table, ())
 
     def close(self) -> None:
         with self._lock:
@@ -305,7 +299,8 @@ class MeteringStore:
         """Raise each tenant's watermark to the latest event time of a batch (never lowers it)."""
         if latest:
             tenants = sorted(latest)
-            self._insert_columns("tenant_watermarks", [tenants, [latest[t] for t in tenants]], WATERMARK_COLUMNS)
+            self._insert_columns("tenant_watermarks", [tenants, [latest[t] for t in tenants]],
+                                 ["tenant_id", "watermark"])
 
     def watermarks(self, tenant_ids: Iterable[str]) -> dict[str, datetime]:
         """The latest event time seen for each tenant: metering's only notion of "now"."""
@@ -415,7 +410,8 @@ class MeteringStore:
             flags += [1 if rid in with_reply else 0 for rid in resolution_ids]
         params = {"b": batch_id, **settle_sql.terms_parameters(terms)}
         with self._lock:
-            self._insert_columns("settle_keys", [[batch_id] * len(ids), tenants, ids, flags], SETTLE_KEY_COLUMNS)
+            self._insert_columns("settle_keys", [[batch_id] * len(ids), tenants, ids, flags],
+                                 ["batch_id", "tenant_id", "resolution_id", "replied"])
             self._command(settle_sql.STAGE_DUE, params)
             stored_replies = {(t, rid): StoredReply(utc(at), status, latency) for t, rid, at, status, latency
                               in self._query(settle_sql.STORED_REPLIES, b=batch_id)}
@@ -447,7 +443,7 @@ class MeteringStore:
 
     def _write_markers(self, rows: list[list]) -> None:
         """Repair markers as (tenant or '*', batch id, closed)."""
-        self._insert("counter_repairs", rows, MARKER_COLUMNS)
+        self._insert("counter_repairs", rows, ["tenant_id", "batch_id", "closed"])
 
     def open_repairs(self) -> list[tuple[str, str]]:
         """(tenant or '*', batch id) of every repair marker left open."""
