@@ -12,6 +12,7 @@ from clonedesk.metering.adapters.store import MeteringStore
 from clonedesk.metering.domain.billing import Month
 from clonedesk.metering.domain.terms import Terms
 from clonedesk.metering.entrypoints.sink import MeteringSink
+from clonedesk.metering.adapters import staged_sql
 from clonedesk.metering.service_layer.statements import statement_json
 from tests.metering.helpers import expected_invoices, produce, scenario
 
@@ -27,11 +28,19 @@ class StoreThatFailsOnce(MeteringStore):
     failed = False
     tenant = ""
 
-    def insert_outcome_rows(self, rows):
+    def insert_outcome_rows(self, rows):  # a batch the Python codec decoded
         if any(row.tenant_id == self.tenant for row in rows) and not self.failed:
             self.failed = True
             raise RuntimeError("ClickHouse went away")
         super().insert_outcome_rows(rows)
+
+    def _command(self, sql, parameters, settings=None):  # a batch ClickHouse decoded (the sink's way)
+        if sql == staged_sql.INSERT_OUTCOMES and not self.failed and self._query(
+                "SELECT count() FROM {db}.staged_outcomes WHERE tenant_id = %(t)s AND " + staged_sql.BATCH,
+                t=self.tenant, **{k: parameters[k] for k in ("by", "first", "last")})[0][0]:
+            self.failed = True
+            raise RuntimeError("ClickHouse went away")
+        super()._command(sql, parameters, settings)
 
 
 async def test_a_crash_between_write_and_commit_loses_and_doubles_nothing(kafka_bootstrap, clickhouse_client,

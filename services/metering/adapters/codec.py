@@ -15,13 +15,13 @@ from clonedesk.core.tenants import InvalidTenantId, validate_tenant_id
 from clonedesk.metering.domain.events import EPOCH, AiReply, Outcome, OutcomeKind, OutcomeRow, ReplyRow
 from clonedesk.v1 import common_pb2, outcomes_pb2, resolver_pb2
 
-_DECISIONS = {
+DECISIONS = {
     common_pb2.RESOLVE: "resolve",
     common_pb2.ASK: "ask",
     common_pb2.ACTION: "action",
     common_pb2.ESCALATE: "escalate",
 }
-_KINDS = {
+KINDS = {
     outcomes_pb2.ResolutionOutcome.CUSTOMER_CONFIRMED: OutcomeKind.CUSTOMER_CONFIRMED,
     outcomes_pb2.ResolutionOutcome.CUSTOMER_REPLIED: OutcomeKind.CUSTOMER_REPLIED,
     outcomes_pb2.ResolutionOutcome.HUMAN_TOOK_OVER: OutcomeKind.HUMAN_TOOK_OVER,
@@ -31,18 +31,20 @@ _KINDS = {
 }
 
 
-_ROLES = {common_pb2.CUSTOMER: "customer", common_pb2.AGENT: "agent", common_pb2.AI: "ai",
+ROLES = {common_pb2.CUSTOMER: "customer", common_pb2.AGENT: "agent", common_pb2.AI: "ai",
           common_pb2.SYSTEM: "system"}
 # What a resolution's evidence keeps of its conversation: the latest turns, each cut at 4,000 characters.
 MAX_TURNS, MAX_TEXT = 50, 4000
+# Ids longer than MAX_ID are poison; labels (version, category) and reasons are cut.
+MAX_ID, MAX_LABEL, MAX_REASON = 200, 200, 500
 
 # ClickHouse DateTime64 holds 1900..2299; an event time outside this span is a broken record.
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
 
 
-_EARLIEST_S, _LATEST_S = int((EARLIEST - EPOCH).total_seconds()), int((LATEST - EPOCH).total_seconds())
-_MAX_U32 = 2**32 - 1
+EARLIEST_S, LATEST_S = int((EARLIEST - EPOCH).total_seconds()), int((LATEST - EPOCH).total_seconds())
+MAX_U32 = 2**32 - 1
 
 
 def _event_ms(stamp, what: str) -> int:
@@ -51,7 +53,7 @@ def _event_ms(stamp, what: str) -> int:
     seconds, nanos = stamp.seconds, stamp.nanos
     if not 0 <= nanos < 1_000_000_000:
         raise PoisonMessage(f"{what} is not a valid time")
-    if not _EARLIEST_S <= seconds < _LATEST_S:
+    if not EARLIEST_S <= seconds < LATEST_S:
         raise PoisonMessage(f"{what} {seconds} s since 1970 is outside 2000..2200")
     return seconds * 1000 + nanos // 1_000_000
 
@@ -73,7 +75,7 @@ def _tenant(tenant_id: str) -> str:
 
 
 def _require(value: str, what: str) -> str:
-    if not value or len(value) > 200:
+    if not value or len(value) > MAX_ID:
         raise PoisonMessage(f"missing or oversized {what}")
     return value
 
@@ -81,7 +83,7 @@ def _require(value: str, what: str) -> str:
 def reply_row(payload: bytes | None) -> ReplyRow:
     """A `resolutions` record as the row `resolution_events` stores (what the sink writes)."""
     message = decode(resolver_pb2.Resolution, payload)
-    decision = _DECISIONS.get(message.decision)
+    decision = DECISIONS.get(message.decision)
     if decision is None:
         raise PoisonMessage(f"resolution without a known decision ({message.decision})")
     if not message.HasField("created_at"):
@@ -90,11 +92,11 @@ def reply_row(payload: bytes | None) -> ReplyRow:
         _action_fields(message.action_run) if message.HasField("action_run") else _NO_ACTION)
     return ReplyRow(
         _require(message.resolution_id, "resolution_id"), _tenant(message.tenant_id),
-        _require(message.ticket_id, "ticket_id"), decision, message.adapter_version[:200],
-        _event_ms(message.created_at, "created_at"), max(0, min(int(message.latency_ms), _MAX_U32)),
-        message.category[:200], float(message.confidence), action_name, action_status, action_latency_ms,
+        _require(message.ticket_id, "ticket_id"), decision, message.adapter_version[:MAX_LABEL],
+        _event_ms(message.created_at, "created_at"), max(0, min(int(message.latency_ms), MAX_U32)),
+        message.category[:MAX_LABEL], float(message.confidence), action_name, action_status, action_latency_ms,
         _conversation(message.conversation), message.reply[:MAX_TEXT], message.action[:MAX_TEXT],
-        action_answer, message.escalation_reason[:500])
+        action_answer, message.escalation_reason[:MAX_REASON])
 
 
 def reply_from_record(payload: bytes | None) -> AiReply:
@@ -104,25 +106,35 @@ def reply_from_record(payload: bytes | None) -> AiReply:
 def _conversation(turns) -> str:
     if not turns:
         return "[]"
-    return json.dumps([{"role": _ROLES.get(t.role, "system"), "text": t.text[:MAX_TEXT]}
+    return json.dumps([{"role": ROLES.get(t.role, "system"), "text": t.text[:MAX_TEXT]}
                        for t in turns[-MAX_TURNS:]], ensure_ascii=False)
 
 
 _NO_ACTION = ("", "", 0, "")
 
 
+# A call's name is what precedes its "(", without the ASCII white space around it (adapters/staged_sql.py
+# trims the same characters).
+CALL_NAME_SPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
+ACTION_STATUSES = {number: name.lower() for name, number in resolver_pb2.ActionRun.Status.items() if number}
+MAX_CALL_NAME = 100
+
+
 def _action_fields(run) -> tuple[str, str, int, str]:
     """(name, status, latency ms, answer) of a back-office call; a run without a status made no call."""
     if not run.status:
         return "", "", 0, run.answer[:MAX_TEXT]
-    return (run.call.split("(", 1)[0].strip()[:100], resolver_pb2.ActionRun.Status.Name(run.status).lower(),
-            max(0, min(int(run.latency_ms), _MAX_U32)), run.answer[:MAX_TEXT])
+    status = ACTION_STATUSES.get(run.status)
+    if status is None:
+        raise PoisonMessage(f"action run with an unknown status ({run.status})")
+    return (run.call.split("(", 1)[0].strip(CALL_NAME_SPACE)[:MAX_CALL_NAME], status,
+            max(0, min(int(run.latency_ms), MAX_U32)), run.answer[:MAX_TEXT])
 
 
 def outcome_row(payload: bytes | None) -> OutcomeRow:
     """A `resolution.outcomes` record as the row `outcome_events` stores (what the sink writes)."""
     message = decode(outcomes_pb2.ResolutionOutcome, payload)
-    kind = _KINDS.get(message.kind)
+    kind = KINDS.get(message.kind)
     if kind is None:
         raise PoisonMessage(f"outcome without a known kind ({message.kind})")
     if not message.HasField("occurred_at"):
@@ -134,7 +146,7 @@ def outcome_row(payload: bytes | None) -> OutcomeRow:
         _require(message.event_id, "event_id"), _require(message.resolution_id, "resolution_id"),
         _tenant(message.tenant_id), _require(message.ticket_id, "ticket_id"), kind.value,
         message.csat_score if is_csat else 0, _event_ms(message.occurred_at, "occurred_at"),
-        message.category[:200])
+        message.category[:MAX_LABEL])
 
 
 def outcome_from_record(payload: bytes | None) -> Outcome:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 from urllib.parse import urlparse
 
-from clonedesk.metering.adapters import settle_sql
+from clonedesk.metering.adapters import settle_sql, staged_sql, wire
 from clonedesk.metering.adapters.migrations import migrate, validate_database
 from clonedesk.metering.domain.billing import Invoice, Month, invoice_from_figures
 from clonedesk.metering.domain.counters import (ACTION, CHARGE, CSAT, LATENCY, STATE, Charge, Counts,
@@ -123,6 +123,26 @@ def _id_chunks(wanted: dict[str, set[str]], size: int = 5000):
 
 
 _LOW_CARDINALITY = re.compile(r"^LowCardinality\((.*)\)$")
+
+
+class StagingFailed(RuntimeError):
+    """ClickHouse could not decode a staged batch's records (store.stage_records)."""
+
+
+@dataclass(frozen=True)
+class StagedBatch:
+    """A batch's records as staging insert bodies (adapters/wire.py): the sink process's stager id and the
+    batch's sequence numbers, `first` to `last`."""
+
+    stager: int
+    first: int
+    last: int
+    resolutions: bytes
+    outcomes: bytes
+
+    @property
+    def parameters(self) -> dict:
+        return {"by": self.stager, "first": self.first, "last": self.last}
 
 
 class StoreUnavailable(RuntimeError):
@@ -432,14 +452,63 @@ class MeteringStore:
             rows = self._query(settle_sql.BATCH_STATES, b=batch_id)
         return {(tenant, state): int(n) for tenant, state, n in rows}
 
+    # -- recording a batch staged as Kafka records (adapters/wire.py, adapters/staged_sql.py) ----------------
+
+    def stage_records(self, batch: "StagedBatch") -> dict[int, str]:
+        """Hand a batch's records to ClickHouse as they came off Kafka (ClickHouse decodes them) and judge
+        them there; returns the rejected ones, seq -> why (adapters/codec.py's reasons). Raises
+        StagingFailed, with nothing of the batch left staged, where ClickHouse cannot decode the records
+        (a record that is no protobuf at all): the Python codec then judges them one by one."""
+        with self._lock:
+            try:
+                for table, body, schema, message in (
+                        ("staged_resolutions", batch.resolutions, wire.RESOLUTION_SCHEMA, wire.RESOLUTION_MESSAGE),
+                        ("staged_outcomes", batch.outcomes, wire.OUTCOME_SCHEMA, wire.OUTCOME_MESSAGE)):
+                    if body:
+                        self.client.raw_insert(f"{self.db}.{table}", None, body, fmt="Protobuf",
+                                               settings=wire.format_settings(schema, message))
+            except Exception as exc:  # noqa: BLE001 - the engine's parse errors have no type of their own
+                self.drop_staged(batch)
+                raise StagingFailed(str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__) from exc
+            return {int(seq): why for seq, why in self._query(staged_sql.REJECTED, **batch.parameters)}
+
+    def staged_latest(self, batch: "StagedBatch") -> dict[str, int]:
+        """Per tenant of the batch's valid records, its latest event time in epoch ms."""
+        return {tenant: int(ms) for tenant, ms in self._query(staged_sql.LATEST_BY_TENANT, **batch.parameters)}
+
+    def record_staged(self, batch_id: str, batch: "StagedBatch", terms: dict[str, Terms]) -> dict[tuple[str, str], int]:
+        """Store a staged batch's valid records as rows and settle what they touched, as `stage_batch`,
+        the inserts and `settle_staged` do for rows built in Python; the counters of raw events move by
+        what the batch changed in them: their figures over its resolutions after the inserts, less before."""
+        params = {"b": batch_id, **batch.parameters, **settle_sql.terms_parameters(terms)}
+        where = "(tenant_id, resolution_id) IN " + settle_sql.keys_of()
+        counters = f"INSERT INTO {{db}}.usage_counters ({', '.join(COUNTER_COLUMNS)}) "
+        with self._lock:
+            self._command(staged_sql.STAGE_KEYS, params)
+            self._command(settle_sql.STAGE_DUE, params)
+            self._command(counters + "SELECT tenant_id, kind, period, label, category, value, -n, -total, -total2"
+                          f" FROM ({COUNTERS_FROM_EVENTS.replace('{where}', where)})", params)
+            self._command(staged_sql.INSERT_RESOLUTIONS, params, UNCOLLAPSED)
+            self._command(staged_sql.INSERT_OUTCOMES, params, UNCOLLAPSED)
+            self._command(counters + COUNTERS_FROM_EVENTS.replace("{where}", where), params, UNCOLLAPSED)
+            self._command(settle_sql.SETTLE, params)
+            rows = self._query(settle_sql.BATCH_STATES, b=batch_id)
+            self.drop_staged(batch)
+        return {(tenant, state): int(n) for tenant, state, n in rows}
+
+    def drop_staged(self, batch: "StagedBatch") -> None:
+        with self._lock:
+            for statement in staged_sql.DROP_BATCH:
+                self._command(statement, batch.parameters)
+
     def _move_counters(self, moved_by_events: dict[str, Counts]) -> None:
         rows = [[tenant, key.kind, key.period, key.label, key.category, key.value, n, total, total2]
                 for tenant, changed in moved_by_events.items() for key, (n, total, total2) in changed.items()]
         if rows:
             self._insert("usage_counters", rows, COUNTER_COLUMNS, UNCOLLAPSED)
 
-    def _command(self, sql: str, parameters: dict) -> None:
-        self.client.command(sql.replace("{db}", self.db), parameters=parameters)
+    def _command(self, sql: str, parameters: dict, settings: dict | None = None) -> None:
+        self.client.command(sql.replace("{db}", self.db), parameters=parameters, settings=settings)
 
     def _write_markers(self, rows: list[list]) -> None:
         """Repair markers as (tenant or '*', batch id, closed)."""

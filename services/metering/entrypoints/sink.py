@@ -22,8 +22,10 @@ from clonedesk.core.kafka import (PoisonMessage, consume_overlapped, make_consum
 from clonedesk.core.telemetry import ConsumerLag, Telemetry, extract_context
 from clonedesk.core.domain.topics import RESOLUTION_OUTCOMES, RESOLUTIONS
 from clonedesk.metering.adapters.codec import outcome_row, reply_row
-from clonedesk.metering.adapters.store import MeteringStore
-from clonedesk.metering.service_layer.settlement import TermsLookup, close_months, record_rows_and_settle
+from clonedesk.metering.adapters.store import MeteringStore, StagedBatch, StagingFailed
+from clonedesk.metering.adapters.wire import Framer, new_stager
+from clonedesk.metering.service_layer.settlement import (TermsLookup, close_months, record_rows_and_settle,
+                                                         record_staged_and_settle)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,17 @@ DEFAULT_GROUP = "clonedesk-metering"
 MAX_LINKS = 64
 # Records per poll: decoded while the batch before is written, so a batch gathers many of them.
 POLL_RECORDS = 5000
+
+
+@dataclass
+class StagedPoll:
+    """A poll's records as staging insert bodies' parts (adapters/wire.py): `records[i]` is number
+    `first + i`; records with no value at all were parked already."""
+
+    records: list
+    first: int
+    resolutions: list = field(default_factory=list)
+    outcomes: list = field(default_factory=list)
 
 
 @dataclass
@@ -45,6 +58,7 @@ class SinkStats:
     first_records_at: float | None = None  # when the first non-empty poll returned
     last_commit_at: float | None = None  # when the latest batch was committed
     months_closed: int = 0  # statements frozen (service_layer/settlement.py close_months)
+    decoded_in_python: int = 0  # batches ClickHouse could not decode, judged record by record instead
 
 
 CLOSE_CHECK_S = 10.0
@@ -72,6 +86,10 @@ class MeteringSink:
         self.batch_bytes = batch_bytes
         self.max_wait_ms = max_wait_ms
         self.stats = SinkStats()
+        # Records are numbered as they are polled; a batch is the numbers from its first poll's to its last's.
+        self._stager = new_stager()
+        self._framer = Framer(self._stager)
+        self._next_seq = 0
         self.ready = asyncio.Event()
         # ClickHouse calls block: run them off the event loop, one at a time, in order.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metering-store")
@@ -91,7 +109,7 @@ class MeteringSink:
         turn's trace ends in its metering write (the batch span links to them the other way)."""
         ended_ns = time.time_ns()
         for record, value in written:
-            if not record.headers:  # no trace to join (and extracting nothing costs as much per record)
+            if value is None or not record.headers:  # no trace to join (and extracting nothing costs as much per record)
                 continue
             parent = extract_context(record.headers)
             if not trace.get_current_span(parent).get_span_context().is_valid:
@@ -143,7 +161,7 @@ class MeteringSink:
             # Polls are decoded while the batch before them is written, and go to ClickHouse together
             # (a backlog makes big batches, light traffic small ones); each batch is committed only once
             # ClickHouse accepted it.
-            await consume_overlapped(consumer, stop, prepare, self._write, lag=self._lag,
+            await consume_overlapped(consumer, stop, prepare, lambda polls: self._write(polls, producer), lag=self._lag,
                                      poll_ms=self.max_wait_ms, max_records=self.batch_size,
                                      max_bytes=self.batch_bytes, poll_records=POLL_RECORDS,
                                      after_poll=after_poll, on_commit=committed)
@@ -169,30 +187,41 @@ class MeteringSink:
         closed = await loop.run_in_executor(self._executor, close_months, self.store, self.terms_for)
         self.stats.months_closed += len(closed)
 
-    async def _decode(self, records, producer) -> tuple:
-        """The batch's records as table rows; poison ones parked on their dead-letter topic."""
-        replies, outcomes = [], []
-        written = []  # (record, decoded value): each gets a span in its own ticket's trace once written
+    async def _decode(self, records, producer) -> StagedPoll:
+        """A poll's records framed for staging (ClickHouse decodes them); a record with no value at all
+        is poison at once (it cannot be framed)."""
+        poll = StagedPoll([], self._next_seq)
+        add, framed = self._framer.add, poll.records
+        resolutions, outcomes = poll.resolutions, poll.outcomes
+        seq = poll.first
         for record in records:
-            try:
-                if record.topic == RESOLUTIONS:
-                    replies.append(reply_row(record.value))
-                    written.append((record, replies[-1]))
-                else:
-                    outcomes.append(outcome_row(record.value))
-                    written.append((record, outcomes[-1]))
-            except PoisonMessage as exc:
-                await send_dead_letter(producer, record.topic, record.key, record.value, str(exc),
-                                       headers=list(record.headers or ()), partition=record.partition,
-                                       offset=record.offset)
-                self.stats.dead_letters += 1
-                if self._dead:
-                    self._dead.add(1, {"topic": record.topic})
-        return records, replies, outcomes, written
+            value = record.value
+            if value is None:
+                await self._park(producer, record, f"empty record where a {_MESSAGES[record.topic]} was expected")
+                continue
+            add(resolutions if record.topic == RESOLUTIONS else outcomes, value, seq)
+            framed.append(record)
+            seq += 1
+        self._next_seq = seq
+        return poll
 
-    async def _write(self, polls: list[tuple]) -> None:
-        """One ClickHouse batch of every poll gathered since the last write."""
-        records, replies, outcomes, written = ([item for poll in polls for item in poll[i]] for i in range(4))
+    async def _park(self, producer, record, reason: str) -> None:
+        await send_dead_letter(producer, record.topic, record.key, record.value, reason,
+                               headers=list(record.headers or ()), partition=record.partition, offset=record.offset)
+        self.stats.dead_letters += 1
+        if self._dead:
+            self._dead.add(1, {"topic": record.topic})
+
+    async def _write(self, polls: list[StagedPoll], producer) -> None:
+        """One ClickHouse batch of every poll gathered since the last write: staged as the records came,
+        judged there (rejects parked), then stored and settled."""
+        records = [record for poll in polls for record in poll.records]
+        if not records:
+            return
+        first = polls[0].first
+        batch = StagedBatch(self._stager, first, first + len(records) - 1,
+                            b"".join(part for poll in polls for part in poll.resolutions),
+                            b"".join(part for poll in polls for part in poll.outcomes))
         links = []
         for record in records:
             if len(links) >= MAX_LINKS:
@@ -203,22 +232,65 @@ class MeteringSink:
             if context.is_valid:
                 links.append(Link(context))
         batch_started_ns = time.time_ns()
+        loop = asyncio.get_running_loop()
         with self._tracer.start_as_current_span("metering.batch", links=links) as span:
-            loop = asyncio.get_running_loop()
-            settled = await loop.run_in_executor(
-                self._executor, record_rows_and_settle, self.store, replies, outcomes, self.terms_for)
-            span.set_attribute("metering.replies", len(replies))
-            span.set_attribute("metering.outcomes", len(outcomes))
+            try:
+                rejected = await loop.run_in_executor(self._executor, self.store.stage_records, batch)
+            except StagingFailed as exc:
+                log.warning("ClickHouse could not decode a batch; judging its records in Python",
+                            extra={"records": len(records), "error": str(exc)})
+                span.set_attribute("metering.decoded_in_python", True)
+                self.stats.decoded_in_python += 1
+                settled, replies, outcomes, written = await self._write_decoded(records, producer)
+            else:
+                for seq, why in sorted(rejected.items()):
+                    await self._park(producer, records[seq - first], why)
+                settled = await loop.run_in_executor(
+                    self._executor, record_staged_and_settle, self.store, batch, self.terms_for)
+                kept = [record for seq, record in enumerate(records, first) if seq not in rejected]
+                outcomes = sum(1 for record in kept if record.topic == RESOLUTION_OUTCOMES)
+                replies = len(kept) - outcomes
+                written = [(record, _decoded(record)) for record in kept if record.headers]
+            span.set_attribute("metering.replies", replies)
+            span.set_attribute("metering.outcomes", outcomes)
             span.set_attribute("metering.settled", sum(settled.values()))
             self._record_spans(written, batch_started_ns, span.get_span_context())
         self.stats.batches += 1
-        self.stats.replies += len(replies)
-        self.stats.outcomes += len(outcomes)
+        self.stats.replies += replies
+        self.stats.outcomes += outcomes
         self.stats.settled += sum(settled.values())
         if self._rows:
-            self._rows.add(len(replies), {"topic": RESOLUTIONS})
-            self._rows.add(len(outcomes), {"topic": RESOLUTION_OUTCOMES})
+            self._rows.add(replies, {"topic": RESOLUTIONS})
+            self._rows.add(outcomes, {"topic": RESOLUTION_OUTCOMES})
         if self._states:
             for (tenant_id, state), n in settled.items():
                 self._states.add(n, {"state": state, "tenant.id": tenant_id})
-        log.debug("batch written", extra={"replies": len(replies), "outcomes": len(outcomes)})
+        log.debug("batch written", extra={"replies": replies, "outcomes": outcomes})
+
+    async def _write_decoded(self, records, producer) -> tuple:
+        """The batch judged and turned into rows by the Python codec (adapters/codec.py), poison parked:
+        (settled, replies, outcomes, [(record, row)])."""
+        replies, outcomes, written = [], [], []
+        for record in records:
+            try:
+                row = (reply_row if record.topic == RESOLUTIONS else outcome_row)(record.value)
+            except PoisonMessage as exc:
+                await self._park(producer, record, str(exc))
+                continue
+            (replies if record.topic == RESOLUTIONS else outcomes).append(row)
+            written.append((record, row))
+        settled = await asyncio.get_running_loop().run_in_executor(
+            self._executor, record_rows_and_settle, self.store, replies, outcomes, self.terms_for)
+        return settled, len(replies), len(outcomes), [(r, row) for r, row in written if r.headers]
+
+
+_MESSAGES = {RESOLUTIONS: "Resolution", RESOLUTION_OUTCOMES: "ResolutionOutcome"}
+
+
+def _decoded(record):
+    """A written record's row, for its span's attributes (only records that carry headers get a span)."""
+    try:
+        return (reply_row if record.topic == RESOLUTIONS else outcome_row)(record.value)
+    except PoisonMessage:  # ClickHouse kept what the codec rejects: tests/metering/test_staged_records.py
+        log.error("a record ClickHouse accepted does not decode in Python", extra={"topic": record.topic})
+        return None
