@@ -164,10 +164,14 @@ SELECT staged_seq, why FROM (SELECT staged_seq, {OUTCOME_REJECTED} AS why FROM {
                              WHERE {BATCH}) WHERE why != ''
 """
 
-_VALID_RESOLUTIONS = f"(SELECT * FROM {{db}}.staged_resolutions WHERE {BATCH} AND {RESOLUTION_REJECTED} = '')"
-_VALID_OUTCOMES = f"(SELECT * FROM {{db}}.staged_outcomes WHERE {BATCH} AND {OUTCOME_REJECTED} = '')"
+# Once REJECTED has been read, the rejected records are deleted from the stage (DROP_REJECTED): what the
+# batch has left there is valid.
+DROP_REJECTED = [f"ALTER TABLE {{db}}.{table} DELETE WHERE {BATCH} AND staged_seq IN %(rejected)s"
+                 for table in ("staged_resolutions", "staged_outcomes")]
+_VALID_RESOLUTIONS = f"(SELECT * FROM {{db}}.staged_resolutions WHERE {BATCH})"
+_VALID_OUTCOMES = f"(SELECT * FROM {{db}}.staged_outcomes WHERE {BATCH})"
 
-# Per tenant of the batch's valid records, its latest event time (ms): the watermarks it advances.
+# Per tenant of the batch's (valid) records, its latest event time (ms): the watermarks it advances.
 LATEST_BY_TENANT = f"""
 SELECT tenant_id, max(at) FROM (
   SELECT tenant_id, {_ms('created_at')} AS at FROM {_VALID_RESOLUTIONS}
