@@ -180,15 +180,12 @@ SELECT tenant_id, max(at) FROM (
 ) GROUP BY tenant_id
 """
 
-# The batch's resolutions for settling (adapters/settle_sql.py reads `settle_keys`).
-STAGE_KEYS = f"""
+# The batch's resolutions for settling (adapters/settle_sql.py reads `settle_keys`, as a set: a resolution
+# listed twice, with a reply and with an outcome, is one).
+STAGE_KEYS = [f"""
 INSERT INTO {{db}}.settle_keys (batch_id, tenant_id, resolution_id, replied)
-SELECT %(b)s, tenant_id, resolution_id, max(replied) FROM (
-  SELECT tenant_id, resolution_id, toUInt8(1) AS replied FROM {_VALID_RESOLUTIONS}
-  UNION ALL
-  SELECT tenant_id, resolution_id, toUInt8(0) AS replied FROM {_VALID_OUTCOMES}
-) GROUP BY tenant_id, resolution_id
-"""
+SELECT %(b)s, tenant_id, resolution_id, {replied} FROM {table}
+""" for replied, table in (("1", _VALID_RESOLUTIONS), ("0", _VALID_OUTCOMES))]
 
 INSERT_RESOLUTIONS = f"""
 INSERT INTO {{db}}.resolution_events ({', '.join(RESOLUTION_ROW)})

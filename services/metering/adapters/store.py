@@ -497,7 +497,8 @@ class MeteringStore:
         where = "(tenant_id, resolution_id) IN " + settle_sql.keys_of()
         counters = f"INSERT INTO {{db}}.usage_counters ({', '.join(COUNTER_COLUMNS)}) "
         with self._lock:
-            self._command(staged_sql.STAGE_KEYS, params)
+            for statement in staged_sql.STAGE_KEYS:
+                self._command(statement, params)
             self._command(settle_sql.STAGE_DUE, params)
             self._command(counters + "SELECT tenant_id, kind, period, label, category, value, -n, -total, -total2"
                           f" FROM ({COUNTERS_FROM_EVENTS.replace('{where}', where)})", params)
