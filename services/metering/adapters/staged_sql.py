@@ -187,15 +187,17 @@ INSERT INTO {{db}}.settle_keys (batch_id, tenant_id, resolution_id, replied)
 SELECT %(b)s, tenant_id, resolution_id, {replied} FROM {table}
 """ for replied, table in (("1", _VALID_RESOLUTIONS), ("0", _VALID_OUTCOMES))]
 
+# In the records' order, as the Python path inserts its rows: of two copies the tables cannot tell
+# apart (one id, one time) the later one is kept.
 INSERT_RESOLUTIONS = f"""
 INSERT INTO {{db}}.resolution_events ({', '.join(RESOLUTION_ROW)})
 SELECT {', '.join(RESOLUTION_ROW.values())}
-FROM {_VALID_RESOLUTIONS}
+FROM {_VALID_RESOLUTIONS} ORDER BY staged_seq
 """
 INSERT_OUTCOMES = f"""
 INSERT INTO {{db}}.outcome_events ({', '.join(OUTCOME_ROW)})
 SELECT {', '.join(OUTCOME_ROW.values())}
-FROM {_VALID_OUTCOMES}
+FROM {_VALID_OUTCOMES} ORDER BY staged_seq
 """
 
 DROP_BATCH = [f"ALTER TABLE {{db}}.{table} DELETE WHERE {BATCH}" for table in ("staged_resolutions", "staged_outcomes")]

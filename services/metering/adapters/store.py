@@ -492,7 +492,8 @@ class MeteringStore:
     def record_staged(self, batch_id: str, batch: "StagedBatch", terms: dict[str, Terms]) -> dict[tuple[str, str], int]:
         """Store a staged batch's valid records as rows and settle what they touched, as `stage_batch`,
         the inserts and `settle_staged` do for rows built in Python; the counters of raw events move by
-        what the batch changed in them: their figures over its resolutions after the inserts, less before."""
+        what the batch changed in them: their figures over its resolutions after the inserts, less before
+        (the copies the tables keep decide, as domain/counters.py raw_events_change reckons them)."""
         params = {"b": batch_id, **batch.parameters, **settle_sql.terms_parameters(terms)}
         where = "(tenant_id, resolution_id) IN " + settle_sql.keys_of()
         counters = f"INSERT INTO {{db}}.usage_counters ({', '.join(COUNTER_COLUMNS)}) "
