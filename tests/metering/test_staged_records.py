@@ -13,7 +13,8 @@ import pytest
 
 from clonedesk.core.kafka import PoisonMessage
 from clonedesk.metering.adapters.codec import outcome_row, reply_row
-from clonedesk.metering.adapters.store import MeteringStore, StagedBatch, StagingFailed
+from clonedesk.metering.adapters import staged_sql
+from clonedesk.metering.adapters.store import MeteringStore, StagedBatch, StagedRecordsLost, StagingFailed
 from clonedesk.metering.adapters.wire import RESOLUTION_SCHEMA, Framer, new_stager
 from clonedesk.metering.domain.terms import Terms
 from clonedesk.metering.service_layer.settlement import record_rows_and_settle, record_staged_and_settle
@@ -139,7 +140,7 @@ def test_clickhouse_judges_and_stores_records_as_the_python_codec_does(clickhous
             else:
                 assert why == wanted[seq]
         kept = [seq for seq in range(len(values))[part] if seq not in wanted]
-        assert record_staged_and_settle(staged_store, batch, terms) == record_rows_and_settle(
+        assert record_staged_and_settle(staged_store, batch, terms, len(kept)) == record_rows_and_settle(
             python_store, [rows[seq] for seq in kept if values[seq][0] == "r"],
             [rows[seq] for seq in kept if values[seq][0] == "o"], terms)
     for table, order in (("resolution_events", "tenant_id, resolution_id"),
@@ -163,12 +164,12 @@ def test_a_redelivered_batch_moves_no_figure_and_a_better_copy_moves_its_own(cli
     terms = lambda _tenant: Terms()  # noqa: E731
     first = staged(values)
     assert store.stage_records(first) == {}
-    record_staged_and_settle(store, first, terms)
+    record_staged_and_settle(store, first, terms, 2)
     before = counters(store)
     assert [row[1] for row in before].count("action") == 1 and [row[1] for row in before].count("csat") == 1
     again = staged(values)
     assert store.stage_records(again) == {}
-    record_staged_and_settle(store, again, terms)
+    record_staged_and_settle(store, again, terms, 2)
     assert counters(store) == before
 
     # an earlier copy of the reply (kept by the table) with another call outcome, and the rating re-sent at 5
@@ -177,9 +178,32 @@ def test_a_redelivered_batch_moves_no_figure_and_a_better_copy_moves_its_own(cli
     rating.csat_score = 5
     better = staged([("r", reply.SerializeToString()), ("o", rating.SerializeToString())])
     assert store.stage_records(better) == {}
-    record_staged_and_settle(store, better, terms)
+    record_staged_and_settle(store, better, terms, 2)
     moved = {(row[1], row[3], row[5]): row[6] for row in counters(store) if row[1] in ("action", "csat")}
     assert moved == {("action", "failed", 0): 1, ("csat", "", 5): 1}
+
+
+def test_a_batch_whose_staged_records_vanished_fails_rather_than_store_nothing(clickhouse_client, unique_database):
+    """A ClickHouse server that restarts between staging and storing loses the stage (a Memory table): the
+    batch must fail (the sink then commits nothing and Kafka delivers it again), not store less."""
+    store = MeteringStore(clickhouse_client, unique_database)
+    store.migrate()
+    rng = random.Random(4)
+    values = [("r", random_resolution(rng, n)) for n in range(40)]
+    rows, rejected = codec_verdicts(values)
+    batch = staged(values)
+    assert store.stage_records(batch).keys() == rejected.keys()
+    store.drop_staged(batch)  # what a restart does to it
+    with pytest.raises(StagedRecordsLost):
+        record_staged_and_settle(store, batch, lambda _t: Terms(), len(rows))
+    assert store._query("SELECT count() FROM {db}.resolution_events")[0][0] == 0
+
+    half = staged(values)  # some of them lost: after the inserts the stage must still hold every one
+    store.stage_records(half)
+    store._command("ALTER TABLE {db}.staged_resolutions DELETE WHERE staged_seq < 10 AND " + staged_sql.BATCH,
+                   half.parameters)
+    with pytest.raises(StagedRecordsLost):
+        record_staged_and_settle(store, half, lambda _t: Terms(), len(rows))
 
 
 def test_records_clickhouse_cannot_decode_leave_nothing_staged(clickhouse_client, unique_database):

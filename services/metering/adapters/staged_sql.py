@@ -200,4 +200,8 @@ SELECT {', '.join(OUTCOME_ROW.values())}
 FROM {_VALID_OUTCOMES} ORDER BY staged_seq
 """
 
+STAGED_COUNT = f"""
+SELECT (SELECT count() FROM {{db}}.staged_resolutions WHERE {BATCH}) + (SELECT count() FROM {{db}}.staged_outcomes WHERE {BATCH})
+"""
+
 DROP_BATCH = [f"ALTER TABLE {{db}}.{table} DELETE WHERE {BATCH}" for table in ("staged_resolutions", "staged_outcomes")]

@@ -129,6 +129,11 @@ class StagingFailed(RuntimeError):
     """ClickHouse could not decode a staged batch's records (store.stage_records)."""
 
 
+class StagedRecordsLost(RuntimeError):
+    """A batch's staged records were gone before they were stored (a ClickHouse server restarted: the stage
+    is a Memory table): the batch fails, uncommitted, and Kafka delivers it again."""
+
+
 @dataclass(frozen=True)
 class StagedBatch:
     """A batch's records as staging insert bodies (adapters/wire.py): the sink process's stager id and the
@@ -487,9 +492,13 @@ class MeteringStore:
 
     def staged_latest(self, batch: "StagedBatch") -> dict[str, int]:
         """Per tenant of the batch's valid records, its latest event time in epoch ms."""
-        return {tenant: int(ms) for tenant, ms in self._query(staged_sql.LATEST_BY_TENANT, **batch.parameters)}
+        latest = {tenant: int(ms) for tenant, ms in self._query(staged_sql.LATEST_BY_TENANT, **batch.parameters)}
+        if not latest:
+            self._require_staged(batch, 0)
+        return latest
 
-    def record_staged(self, batch_id: str, batch: "StagedBatch", terms: dict[str, Terms]) -> dict[tuple[str, str], int]:
+    def record_staged(self, batch_id: str, batch: "StagedBatch", terms: dict[str, Terms],
+                      expected: int) -> dict[tuple[str, str], int]:
         """Store a staged batch's valid records as rows and settle what they touched, as `stage_batch`,
         the inserts and `settle_staged` do for rows built in Python; the counters of raw events move by
         what the batch changed in them: their figures over its resolutions after the inserts, less before
@@ -506,10 +515,16 @@ class MeteringStore:
             self._command(staged_sql.INSERT_RESOLUTIONS, params, UNCOLLAPSED)
             self._command(staged_sql.INSERT_OUTCOMES, params, UNCOLLAPSED)
             self._command(counters + COUNTERS_FROM_EVENTS.replace("{where}", where), params, UNCOLLAPSED)
+            self._require_staged(batch, expected)  # still all there once inserted: the inserts had them all
             self._command(settle_sql.SETTLE, params)
             rows = self._query(settle_sql.BATCH_STATES, b=batch_id)
             self.drop_staged(batch)
         return {(tenant, state): int(n) for tenant, state, n in rows}
+
+    def _require_staged(self, batch: "StagedBatch", expected: int) -> None:
+        staged = self._query(staged_sql.STAGED_COUNT, **batch.parameters)[0][0]
+        if staged != expected:
+            raise StagedRecordsLost(f"{expected} records were staged for the batch, {staged} are left")
 
     def drop_staged(self, batch: "StagedBatch") -> None:
         with self._lock:

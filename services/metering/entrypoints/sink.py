@@ -245,8 +245,8 @@ class MeteringSink:
             else:
                 for seq, why in sorted(rejected.items()):
                     await self._park(producer, records[seq - first], why)
-                settled = await loop.run_in_executor(
-                    self._executor, record_staged_and_settle, self.store, batch, self.terms_for)
+                settled = await loop.run_in_executor(self._executor, record_staged_and_settle, self.store, batch,
+                                                     self.terms_for, len(records) - len(rejected))
                 kept = [record for seq, record in enumerate(records, first) if seq not in rejected]
                 outcomes = sum(1 for record in kept if record.topic == RESOLUTION_OUTCOMES)
                 replies = len(kept) - outcomes

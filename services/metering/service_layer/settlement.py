@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from clonedesk.core.tenants import TenantStore
-from clonedesk.metering.adapters.store import MeteringStore, StagedBatch
+from clonedesk.metering.adapters.store import MeteringStore, StagedBatch, StagedRecordsLost
 from clonedesk.metering.domain.events import AiReply, Outcome, OutcomeRow, ReplyRow, from_millis
 from clonedesk.metering.domain.billing import Month
 from clonedesk.metering.domain.counters import raw_events_change
@@ -73,20 +73,23 @@ def record_rows_and_settle(store: MeteringStore, replies: Sequence[ReplyRow], ou
     return store.settle_staged(batch_id, terms, moved_by_events)
 
 
-def record_staged_and_settle(store: MeteringStore, batch: StagedBatch,
-                             terms_for: TermsLookup) -> dict[tuple[str, str], int]:
+def record_staged_and_settle(store: MeteringStore, batch: StagedBatch, terms_for: TermsLookup,
+                             expected: int) -> dict[tuple[str, str], int]:
     """`record_rows_and_settle` of a batch staged in ClickHouse as its Kafka records (store.stage_records,
-    its rejects already parked): the same rows, watermarks, lifecycles and counters, with the records
-    decoded and turned into rows by ClickHouse rather than in Python."""
-    latest_ms = store.staged_latest(batch)
+    its rejects already parked; `expected` records left staged): the same rows, watermarks, lifecycles and
+    counters, with the records decoded and turned into rows by ClickHouse rather than in Python. Raises
+    StagedRecordsLost where fewer are staged (ClickHouse restarted in between: nothing is committed)."""
+    latest_ms = store.staged_latest(batch) if expected else {}
     if not latest_ms:
+        if expected:
+            raise StagedRecordsLost(f"{expected} records were staged for the batch, none are left")
         store.drop_staged(batch)
         return {}
     terms = {tenant_id: terms_for(tenant_id) for tenant_id in latest_ms}
     try:
         batch_id = store.begin_batch(latest_ms)  # open until the next batch: a death in between is repaired
         store.advance_watermarks({tenant: from_millis(ms) for tenant, ms in latest_ms.items()})
-        return store.record_staged(batch_id, batch, terms)
+        return store.record_staged(batch_id, batch, terms, expected)
     except BaseException:
         with contextlib.suppress(Exception):  # its redelivery is staged again, under other numbers
             store.drop_staged(batch)
