@@ -8,6 +8,7 @@ Poison records go to `<topic>.dlq` and the sink carries on.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -38,13 +39,19 @@ POLL_RECORDS = 5000
 
 @dataclass
 class StagedPoll:
-    """A poll's records as staging insert bodies' parts (adapters/wire.py): `records[i]` is number
-    `first + i`; records with no value at all were parked already."""
+    """A poll's records framed for staging (adapters/wire.py): `records[i]` is number `first + i`, and
+    the insert bodies of each topic; what a write needs of them counted as they were framed (the write
+    runs on the critical path, the framing beside it). Records with no value at all were parked already."""
 
     records: list
     first: int
-    resolutions: list = field(default_factory=list)
-    outcomes: list = field(default_factory=list)
+    resolutions: bytes = b""
+    outcomes: bytes = b""
+    outcome_count: int = 0
+    traced: list = field(default_factory=list)  # the numbers of the records that carry headers
+
+    def record(self, seq: int):
+        return self.records[seq - self.first]
 
 
 @dataclass
@@ -191,8 +198,8 @@ class MeteringSink:
         """A poll's records framed for staging (ClickHouse decodes them); a record with no value at all
         is poison at once (it cannot be framed)."""
         poll = StagedPoll([], self._next_seq)
-        add, framed = self._framer.add, poll.records
-        resolutions, outcomes = poll.resolutions, poll.outcomes
+        add, framed, traced = self._framer.add, poll.records, poll.traced
+        resolutions, outcomes = [], []
         seq = poll.first
         for record in records:
             value = record.value
@@ -201,8 +208,12 @@ class MeteringSink:
                 continue
             add(resolutions if record.topic == RESOLUTIONS else outcomes, value, seq)
             framed.append(record)
+            if record.headers:
+                traced.append(seq)
             seq += 1
         self._next_seq = seq
+        poll.resolutions, poll.outcomes = b"".join(resolutions), b"".join(outcomes)
+        poll.outcome_count = len(outcomes) // 3  # three parts a record (wire.Framer)
         return poll
 
     async def _park(self, producer, record, reason: str) -> None:
@@ -215,20 +226,24 @@ class MeteringSink:
     async def _write(self, polls: list[StagedPoll], producer) -> None:
         """One ClickHouse batch of every poll gathered since the last write: staged as the records came,
         judged there (rejects parked), then stored and settled."""
-        records = [record for poll in polls for record in poll.records]
-        if not records:
+        count = sum(len(poll.records) for poll in polls)
+        if not count:
             return
         first = polls[0].first
-        batch = StagedBatch(self._stager, first, first + len(records) - 1,
-                            b"".join(part for poll in polls for part in poll.resolutions),
-                            b"".join(part for poll in polls for part in poll.outcomes))
+        by_seq = {poll.first: poll for poll in polls}
+        starts = sorted(by_seq)
+
+        def record(seq: int):
+            return by_seq[starts[bisect.bisect_right(starts, seq) - 1]].record(seq)
+
+        batch = StagedBatch(self._stager, first, first + count - 1, b"".join(poll.resolutions for poll in polls),
+                            b"".join(poll.outcomes for poll in polls))
+        traced = [record(seq) for poll in polls for seq in poll.traced]
         links = []
-        for record in records:
+        for traced_record in traced:
             if len(links) >= MAX_LINKS:
                 break
-            if not record.headers:
-                continue
-            context = trace.get_current_span(extract_context(record.headers)).get_span_context()
+            context = trace.get_current_span(extract_context(traced_record.headers)).get_span_context()
             if context.is_valid:
                 links.append(Link(context))
         batch_started_ns = time.time_ns()
@@ -238,19 +253,22 @@ class MeteringSink:
                 rejected = await loop.run_in_executor(self._executor, self.store.stage_records, batch)
             except StagingFailed as exc:
                 log.warning("ClickHouse could not decode a batch; judging its records in Python",
-                            extra={"records": len(records), "error": str(exc)})
+                            extra={"records": count, "error": str(exc)})
                 span.set_attribute("metering.decoded_in_python", True)
                 self.stats.decoded_in_python += 1
+                records = [r for poll in polls for r in poll.records]
                 settled, replies, outcomes, written = await self._write_decoded(records, producer)
             else:
+                rejected_records = {seq: record(seq) for seq in rejected}
                 for seq, why in sorted(rejected.items()):
-                    await self._park(producer, records[seq - first], why)
+                    await self._park(producer, rejected_records[seq], why)
                 settled = await loop.run_in_executor(self._executor, record_staged_and_settle, self.store, batch,
-                                                     self.terms_for, len(records) - len(rejected))
-                kept = [record for seq, record in enumerate(records, first) if seq not in rejected]
-                outcomes = sum(1 for record in kept if record.topic == RESOLUTION_OUTCOMES)
-                replies = len(kept) - outcomes
-                written = [(record, _decoded(record)) for record in kept if record.headers]
+                                                     self.terms_for, count - len(rejected))
+                outcomes = sum(poll.outcome_count for poll in polls) - sum(
+                    1 for r in rejected_records.values() if r.topic == RESOLUTION_OUTCOMES)
+                replies = count - len(rejected) - outcomes
+                written = [(record(seq), _decoded(record(seq))) for poll in polls for seq in poll.traced
+                           if seq not in rejected]
             span.set_attribute("metering.replies", replies)
             span.set_attribute("metering.outcomes", outcomes)
             span.set_attribute("metering.settled", sum(settled.values()))
