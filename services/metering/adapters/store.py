@@ -223,9 +223,17 @@ class MeteringStore:
             reason = "another process holds this chDB data path" if held else lines[0][:300]
             raise StoreUnavailable(f"cannot open ClickHouse at {dsn}: {reason}") from None
         store = cls(client, database)
+        store._dsn = dsn
         if migrate_schema:
             store.migrate()
         return store
+
+    def staging_store(self) -> "MeteringStore":
+        """A second connection for staging records (`stage_records`) while this one writes and settles the
+        batch before: ClickHouse runs the two side by side. The store itself where it was built from a
+        client rather than a DSN (its calls then take turns)."""
+        dsn = getattr(self, "_dsn", None)
+        return self if dsn is None else MeteringStore.connect(dsn, self.db, migrate_schema=False)
 
     def migrate(self) -> list[int]:
         with self._lock:
@@ -525,6 +533,12 @@ class MeteringStore:
         staged = self._query(staged_sql.STAGED_COUNT, **batch.parameters)[0][0]
         if staged != expected:
             raise StagedRecordsLost(f"{expected} records were staged for the batch, {staged} are left")
+
+    def drop_stager(self, stager: int) -> None:
+        """Delete every record a sink process staged (it stops)."""
+        with self._lock:
+            for table in ("staged_resolutions", "staged_outcomes"):
+                self._command(f"ALTER TABLE {{db}}.{table} DELETE WHERE staged_by = %(by)s", {"by": stager})
 
     def drop_staged(self, batch: "StagedBatch") -> None:
         with self._lock:

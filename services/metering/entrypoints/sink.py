@@ -24,7 +24,7 @@ from clonedesk.core.telemetry import ConsumerLag, Telemetry, extract_context
 from clonedesk.core.domain.topics import RESOLUTION_OUTCOMES, RESOLUTIONS
 from clonedesk.metering.adapters.codec import outcome_row, reply_row
 from clonedesk.metering.adapters.store import MeteringStore, StagedBatch, StagingFailed
-from clonedesk.metering.adapters.wire import Framer, new_stager
+from clonedesk.metering.entrypoints.staging import PollStager, StagedPoll
 from clonedesk.metering.service_layer.settlement import (TermsLookup, close_months, record_rows_and_settle,
                                                          record_staged_and_settle)
 
@@ -38,23 +38,6 @@ POLL_RECORDS = 5000
 
 
 @dataclass
-class StagedPoll:
-    """A poll's records framed for staging (adapters/wire.py): `records[i]` is number `first + i`, and
-    the insert bodies of each topic; what a write needs of them counted as they were framed (the write
-    runs on the critical path, the framing beside it). Records with no value at all were parked already."""
-
-    records: list
-    first: int
-    resolutions: bytes = b""
-    outcomes: bytes = b""
-    outcome_count: int = 0
-    traced: list = field(default_factory=list)  # the numbers of the records that carry headers
-
-    def record(self, seq: int):
-        return self.records[seq - self.first]
-
-
-@dataclass
 class SinkStats:
     batches: int = 0
     replies: int = 0
@@ -65,7 +48,7 @@ class SinkStats:
     first_records_at: float | None = None  # when the first non-empty poll returned
     last_commit_at: float | None = None  # when the latest batch was committed
     months_closed: int = 0  # statements frozen (service_layer/settlement.py close_months)
-    decoded_in_python: int = 0  # batches ClickHouse could not decode, judged record by record instead
+    decoded_in_python: int = 0  # polls ClickHouse could not decode, judged record by record instead
 
 
 CLOSE_CHECK_S = 10.0
@@ -93,10 +76,7 @@ class MeteringSink:
         self.batch_bytes = batch_bytes
         self.max_wait_ms = max_wait_ms
         self.stats = SinkStats()
-        # Records are numbered as they are polled; a batch is the numbers from its first poll's to its last's.
-        self._stager = new_stager()
-        self._framer = Framer(self._stager)
-        self._next_seq = 0
+        self._stager: PollStager | None = None  # per run: its polls are staged beside the writes
         self.ready = asyncio.Event()
         # ClickHouse calls block: run them off the event loop, one at a time, in order.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metering-store")
@@ -139,6 +119,8 @@ class MeteringSink:
         await asyncio.get_running_loop().run_in_executor(self._executor, self.store.repair_counters)
         # The first batch's one-off costs (imports, column types), paid before consuming.
         await asyncio.get_running_loop().run_in_executor(self._executor, self.store.prepare_inserts)
+        self._stager = PollStager(self.store)
+        await self._stager.start()
         await consumer.start()
         await producer.start()
         log.info("metering sink started", extra={"group": self.group_id})
@@ -176,6 +158,7 @@ class MeteringSink:
                 await self._close_months()
             ended_cleanly = True
         finally:
+            await self._stager.close()
             await consumer.stop()
             await producer.stop()
             try:  # the last batch was written whole: its repair marker can close (else the next start repairs)
@@ -195,26 +178,14 @@ class MeteringSink:
         self.stats.months_closed += len(closed)
 
     async def _decode(self, records, producer) -> StagedPoll:
-        """A poll's records framed for staging (ClickHouse decodes them); a record with no value at all
-        is poison at once (it cannot be framed)."""
-        poll = StagedPoll([], self._next_seq)
-        add, framed, traced = self._framer.add, poll.records, poll.traced
-        resolutions, outcomes = [], []
-        seq = poll.first
-        for record in records:
-            value = record.value
-            if value is None:
-                await self._park(producer, record, f"empty record where a {_MESSAGES[record.topic]} was expected")
-                continue
-            add(resolutions if record.topic == RESOLUTIONS else outcomes, value, seq)
-            framed.append(record)
-            if record.headers:
-                traced.append(seq)
-            seq += 1
-        self._next_seq = seq
-        poll.resolutions, poll.outcomes = b"".join(resolutions), b"".join(outcomes)
-        poll.outcome_count = len(outcomes) // 3  # three parts a record (wire.Framer)
-        return poll
+        """A poll's records queued for staging (ClickHouse decodes them); a record with no value at all
+        is poison at once (there is nothing to stage)."""
+        if any(record.value is None for record in records):
+            for record in records:
+                if record.value is None:
+                    await self._park(producer, record, f"empty record where a {_MESSAGES[record.topic]} was expected")
+            records = [record for record in records if record.value is not None]
+        return self._stager.frame(records)
 
     async def _park(self, producer, record, reason: str) -> None:
         await send_dead_letter(producer, record.topic, record.key, record.value, reason,
@@ -224,21 +195,33 @@ class MeteringSink:
             self._dead.add(1, {"topic": record.topic})
 
     async def _write(self, polls: list[StagedPoll], producer) -> None:
-        """One ClickHouse batch of every poll gathered since the last write: staged as the records came,
-        judged there (rejects parked), then stored and settled."""
-        count = sum(len(poll.records) for poll in polls)
-        if not count:
-            return
-        first = polls[0].first
-        by_seq = {poll.first: poll for poll in polls}
-        starts = sorted(by_seq)
+        """One ClickHouse batch of every poll gathered since the last write: its records judged where they
+        were staged (rejects parked), then stored and settled there; a poll ClickHouse could not decode
+        is judged by the Python codec and stored beside them."""
+        rejected, decoded = {}, []  # seq -> why; (record, row) of the polls decoded in Python
+        staged_polls = []
+        for poll in polls:
+            try:
+                rejected.update(await poll.verdict)
+            except StagingFailed as exc:
+                log.warning("ClickHouse could not decode a poll; judging its records in Python",
+                            extra={"records": len(poll.records), "error": str(exc)})
+                self.stats.decoded_in_python += 1
+                decoded += await self._decode_in_python(poll.records, producer)
+            else:
+                if poll.records:
+                    staged_polls.append(poll)
+        by_start = {poll.first: poll for poll in polls}
+        starts = sorted(by_start)
 
         def record(seq: int):
-            return by_seq[starts[bisect.bisect_right(starts, seq) - 1]].record(seq)
+            return by_start[starts[bisect.bisect_right(starts, seq) - 1]].record(seq)
 
-        batch = StagedBatch(self._stager, first, first + count - 1, b"".join(poll.resolutions for poll in polls),
-                            b"".join(poll.outcomes for poll in polls))
-        traced = [record(seq) for poll in polls for seq in poll.traced]
+        for seq, why in sorted(rejected.items()):
+            await self._park(producer, record(seq), why)
+        kept = sum(len(poll.records) for poll in staged_polls) - len(rejected)
+        traced = [record(seq) for poll in staged_polls for seq in poll.traced if seq not in rejected]
+        traced += [r for r, _ in decoded if r.headers]
         links = []
         for traced_record in traced:
             if len(links) >= MAX_LINKS:
@@ -249,26 +232,24 @@ class MeteringSink:
         batch_started_ns = time.time_ns()
         loop = asyncio.get_running_loop()
         with self._tracer.start_as_current_span("metering.batch", links=links) as span:
-            try:
-                rejected = await loop.run_in_executor(self._executor, self.store.stage_records, batch)
-            except StagingFailed as exc:
-                log.warning("ClickHouse could not decode a batch; judging its records in Python",
-                            extra={"records": count, "error": str(exc)})
-                span.set_attribute("metering.decoded_in_python", True)
-                self.stats.decoded_in_python += 1
-                records = [r for poll in polls for r in poll.records]
-                settled, replies, outcomes, written = await self._write_decoded(records, producer)
-            else:
-                rejected_records = {seq: record(seq) for seq in rejected}
-                for seq, why in sorted(rejected.items()):
-                    await self._park(producer, rejected_records[seq], why)
+            settled = {}
+            if staged_polls:
+                batch = StagedBatch(self._stager.stager, staged_polls[0].first, staged_polls[-1].last, b"", b"")
                 settled = await loop.run_in_executor(self._executor, record_staged_and_settle, self.store, batch,
-                                                     self.terms_for, count - len(rejected))
-                outcomes = sum(poll.outcome_count for poll in polls) - sum(
-                    1 for r in rejected_records.values() if r.topic == RESOLUTION_OUTCOMES)
-                replies = count - len(rejected) - outcomes
-                written = [(record(seq), _decoded(record(seq))) for poll in polls for seq in poll.traced
-                           if seq not in rejected]
+                                                     self.terms_for, kept)
+            if decoded:
+                span.set_attribute("metering.decoded_in_python", len(decoded))
+                more = await loop.run_in_executor(
+                    self._executor, record_rows_and_settle, self.store,
+                    [row for r, row in decoded if r.topic == RESOLUTIONS],
+                    [row for r, row in decoded if r.topic != RESOLUTIONS], self.terms_for)
+                settled = {key: settled.get(key, 0) + more.get(key, 0) for key in settled.keys() | more.keys()}
+            outcomes = sum(poll.outcome_count for poll in staged_polls) - sum(
+                1 for seq in rejected if record(seq).topic == RESOLUTION_OUTCOMES)
+            outcomes += sum(1 for r, _ in decoded if r.topic != RESOLUTIONS)
+            replies = kept + len(decoded) - outcomes
+            rows_of = {id(r): row for r, row in decoded}
+            written = [(r, rows_of[id(r)] if id(r) in rows_of else _decoded(r)) for r in traced]
             span.set_attribute("metering.replies", replies)
             span.set_attribute("metering.outcomes", outcomes)
             span.set_attribute("metering.settled", sum(settled.values()))
@@ -285,21 +266,15 @@ class MeteringSink:
                 self._states.add(n, {"state": state, "tenant.id": tenant_id})
         log.debug("batch written", extra={"replies": replies, "outcomes": outcomes})
 
-    async def _write_decoded(self, records, producer) -> tuple:
-        """The batch judged and turned into rows by the Python codec (adapters/codec.py), poison parked:
-        (settled, replies, outcomes, [(record, row)])."""
-        replies, outcomes, written = [], [], []
+    async def _decode_in_python(self, records, producer) -> list:
+        """(record, row) of each record the Python codec (adapters/codec.py) decodes; the others parked."""
+        rows = []
         for record in records:
             try:
-                row = (reply_row if record.topic == RESOLUTIONS else outcome_row)(record.value)
+                rows.append((record, (reply_row if record.topic == RESOLUTIONS else outcome_row)(record.value)))
             except PoisonMessage as exc:
                 await self._park(producer, record, str(exc))
-                continue
-            (replies if record.topic == RESOLUTIONS else outcomes).append(row)
-            written.append((record, row))
-        settled = await asyncio.get_running_loop().run_in_executor(
-            self._executor, record_rows_and_settle, self.store, replies, outcomes, self.terms_for)
-        return settled, len(replies), len(outcomes), [(r, row) for r, row in written if r.headers]
+        return rows
 
 
 _MESSAGES = {RESOLUTIONS: "Resolution", RESOLUTION_OUTCOMES: "ResolutionOutcome"}
