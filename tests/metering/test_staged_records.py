@@ -13,12 +13,17 @@ import pytest
 
 from clonedesk.core.kafka import PoisonMessage
 from clonedesk.metering.adapters.codec import outcome_row, reply_row
+from clonedesk.core.domain.topics import RESOLUTION_OUTCOMES, RESOLUTIONS
 from clonedesk.metering.adapters import staged_sql
 from clonedesk.metering.adapters.store import MeteringStore, StagedBatch, StagedRecordsLost, StagingFailed
 from clonedesk.metering.adapters.wire import RESOLUTION_SCHEMA, Framer, new_stager
+from clonedesk.metering.domain.billing import Month
 from clonedesk.metering.domain.terms import Terms
+from clonedesk.metering.entrypoints.sink import MeteringSink
 from clonedesk.metering.service_layer.settlement import record_rows_and_settle, record_staged_and_settle
+from clonedesk.metering.service_layer.statements import statement_json
 from clonedesk.v1 import outcomes_pb2, resolver_pb2
+from tests.metering.helpers import expected_invoices, produce, run_sink_until_idle, scenario
 
 pytestmark = pytest.mark.integration
 
@@ -222,3 +227,33 @@ def test_the_staging_schema_is_the_topic_message_with_strings_as_bytes():
     # every field of the message is in the schema, by number: nothing of a record is skipped unread
     for field in resolver_pb2.Resolution.DESCRIPTOR.fields:
         assert f" {field.name} = {field.number};" in RESOLUTION_SCHEMA
+
+
+async def test_the_sink_stages_beside_its_writes_and_bills_as_the_core_does(kafka_bootstrap, clickhouse_dsn,
+                                                                           unique_database, group_id):
+    """The sink over a store opened from its DSN (as the service opens it: staging on a second connection),
+    in small batches, with a record that is no protobuf and one that breaks a rule among the events."""
+    tenant = "staged-" + uuid.uuid4().hex[:6]
+    replies, outcomes = scenario(tenant, datetime(2026, 10, 20, tzinfo=timezone.utc), 90, every_hours=5)
+    broken = outcomes_pb2.ResolutionOutcome(event_id="broken", resolution_id=replies[0].resolution_id,
+                                            tenant_id="Not A Tenant!", ticket_id="t0", kind=6, csat_score=5)
+    broken.occurred_at.FromDatetime(replies[0].created_at)
+    await produce(kafka_bootstrap, replies, outcomes,
+                  raw=[(RESOLUTIONS, f"{tenant}:garbage".encode(), b"\xff\x00 not protobuf"),
+                       (RESOLUTION_OUTCOMES, f"{tenant}:broken".encode(), broken.SerializeToString())])
+    terms = Terms(free_units=5)
+    store = MeteringStore.connect(clickhouse_dsn, unique_database)
+    second = store.staging_store()
+    assert second is not store and second.ready()
+    second.close()
+
+    sink = MeteringSink(kafka_bootstrap, store, lambda _t: terms, group_id=group_id, batch_size=40)
+    await run_sink_until_idle(sink, len(replies) + len(outcomes) + 2)
+    assert sink.stats.decoded_in_python >= 1  # the poll with the garbage was judged in Python
+    assert sink.stats.dead_letters >= 2
+    assert len(store.lifecycles(tenant)) == len(replies)
+    want = expected_invoices(tenant, replies, outcomes, terms, ["2026-10", "2026-11"])
+    for month in ("2026-10", "2026-11"):
+        assert statement_json(store, tenant, Month.parse(month), terms) == want[month]
+    assert store._query("SELECT count() FROM {db}.staged_resolutions")[0][0] == 0
+    assert store._query("SELECT count() FROM {db}.staged_outcomes")[0][0] == 0
