@@ -8,6 +8,7 @@ import json
 import random
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -257,3 +258,16 @@ async def test_the_sink_stages_beside_its_writes_and_bills_as_the_core_does(kafk
         assert statement_json(store, tenant, Month.parse(month), terms) == want[month]
     assert store._query("SELECT count() FROM {db}.staged_resolutions")[0][0] == 0
     assert store._query("SELECT count() FROM {db}.staged_outcomes")[0][0] == 0
+
+
+def test_staging_on_chdb_writes_nothing_in_the_working_directory(clickhouse_client, unique_database, tmp_path,
+                                                                 monkeypatch):
+    """ClickHouse caches a schema given as text under format_schema_path, which chDB cannot set (it would be
+    the process's working directory): the store puts the schema in a file under chDB's data path instead."""
+    monkeypatch.chdir(tmp_path)
+    store = MeteringStore(clickhouse_client, unique_database)
+    store.migrate()
+    batch = staged([("r", random_resolution(random.Random(5), 1)), ("o", random_outcome(random.Random(6), 1))])
+    store.stage_records(batch)
+    assert list(tmp_path.iterdir()) == []
+    assert list((Path(clickhouse_client.path) / "format_schemas").glob("clonedesk_*.proto"))

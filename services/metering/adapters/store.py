@@ -9,9 +9,11 @@ replayed event rewrites an identical row, so no figure moves.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import re
+import tempfile
 import threading
 import uuid
 from collections import defaultdict
@@ -507,7 +509,7 @@ class MeteringStore:
                         ("staged_outcomes", batch.outcomes, wire.OUTCOME_SCHEMA, wire.OUTCOME_MESSAGE)):
                     if body:
                         self.client.raw_insert(f"{self.db}.{table}", None, body, fmt="Protobuf",
-                                               settings=wire.format_settings(schema, message))
+                                               settings=self._schema_settings(schema, message))
             except Exception as exc:  # noqa: BLE001 - the engine's parse errors have no type of their own
                 self.drop_staged(batch)
                 raise StagingFailed(str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__) from exc
@@ -516,6 +518,24 @@ class MeteringStore:
                 for statement in staged_sql.DROP_REJECTED:
                     self._command(statement, {**batch.parameters, "rejected": sorted(rejected)})
             return rejected
+
+    def _schema_settings(self, schema: str, message: str) -> dict[str, str]:
+        """The settings that name the schema a staging insert decodes with. A server is handed the text (it
+        caches it under its own format_schema_path); chDB would cache it in the working directory, so the
+        schema goes in a file under its data path and is named by that file's absolute path."""
+        data_path = getattr(self.client, "path", None)  # chDB's client has one; a server's has none
+        if not data_path:
+            return wire.format_settings(schema, message)
+        if data_path == ":memory:":
+            data_path = tempfile.gettempdir()
+        digest = hashlib.sha256(schema.encode()).hexdigest()[:16]
+        path = Path(data_path) / "format_schemas" / f"clonedesk_{message}_{digest}.proto"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staging = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
+            staging.write_text(schema)
+            staging.replace(path)  # whole or not at all, for a second connection reading it
+        return {"format_schema": f"{path}:{message}"}
 
     def staged_latest(self, batch: "StagedBatch") -> dict[str, int]:
         """Per tenant of the batch's valid records, its latest event time in epoch ms."""
