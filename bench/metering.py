@@ -47,9 +47,6 @@ from tests.metering.helpers import produce, scenario  # noqa: E402 - the same ev
 console = Console(width=150)
 
 
-DSN = [""]  # the run's chDB data path (main sets it)
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -89,7 +86,7 @@ def bench_events(events: int, random_ids: bool = False) -> tuple[list, list]:
 def run_sink(client, bootstrap: str, database: str, rows: int, desc: str):
     """Run the sink from the start of the topics until it wrote `rows` records; its stats. Its store is
     opened from the DSN, as the service opens it (staging then has a connection of its own)."""
-    store = MeteringStore.connect(DSN[0], database)
+    store = MeteringStore.connect(f"chdb://{client.path}", database)
     sink = MeteringSink(bootstrap, store, lambda _t: Terms(), group_id="bench-" + uuid.uuid4().hex[:8],
                         batch_size=MeteringSettings.model_fields["metering_batch_size"].default,
                         batch_bytes=MeteringSettings.model_fields["metering_batch_bytes"].default)
@@ -266,8 +263,7 @@ def main() -> None:
     import clickhouse_connect
 
     with tempfile.TemporaryDirectory(prefix="clonedesk-bench-") as tmp:
-        DSN[0] = f"chdb://{tmp}/clickhouse"
-        client = clickhouse_connect.get_client(dsn=DSN[0])
+        client = clickhouse_connect.get_client(dsn=f"chdb://{tmp}/clickhouse")
         broker, bootstrap = start_broker(Path(tmp) / "tansu.log")
         try:
             ingest = bench_ingest(client, bootstrap, args.events)

@@ -36,7 +36,9 @@ def _names(mapping: dict[int, str]) -> str:
     return f"[{', '.join(str(n) for n in numbers)}], [{', '.join(literal(mapping[n]) for n in numbers)}]"
 
 
-# The records of one batch: the sink process's, numbered from `first` to `last`.
+# Where records are staged (migration 0011), and the records of one batch there: the sink process's,
+# numbered from `first` to `last`.
+STAGES = ("staged_resolutions", "staged_outcomes")
 BATCH = "staged_by = %(by)s AND staged_seq BETWEEN %(first)s AND %(last)s"
 
 
@@ -167,7 +169,7 @@ SELECT staged_seq, why FROM (SELECT staged_seq, {OUTCOME_REJECTED} AS why FROM {
 # Once REJECTED has been read, the rejected records are deleted from the stage (DROP_REJECTED): what the
 # batch has left there is valid.
 DROP_REJECTED = [f"ALTER TABLE {{db}}.{table} DELETE WHERE {BATCH} AND staged_seq IN %(rejected)s"
-                 for table in ("staged_resolutions", "staged_outcomes")]
+                 for table in STAGES]
 _VALID_RESOLUTIONS = f"(SELECT * FROM {{db}}.staged_resolutions WHERE {BATCH})"
 _VALID_OUTCOMES = f"(SELECT * FROM {{db}}.staged_outcomes WHERE {BATCH})"
 
@@ -204,4 +206,5 @@ STAGED_COUNT = f"""
 SELECT (SELECT count() FROM {{db}}.staged_resolutions WHERE {BATCH}) + (SELECT count() FROM {{db}}.staged_outcomes WHERE {BATCH})
 """
 
-DROP_BATCH = [f"ALTER TABLE {{db}}.{table} DELETE WHERE {BATCH}" for table in ("staged_resolutions", "staged_outcomes")]
+DROP_BATCH = [f"ALTER TABLE {{db}}.{table} DELETE WHERE {BATCH}" for table in STAGES]
+DROP_STAGER = [f"ALTER TABLE {{db}}.{table} DELETE WHERE staged_by = %(by)s" for table in STAGES]

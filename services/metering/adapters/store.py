@@ -227,6 +227,8 @@ class MeteringStore:
         self._backfilled = False
         self._open_batch: tuple[str, list[str]] | None = None  # (id, tenants) of the batch being written
         self._insert_types: dict[str, dict[str, str]] = {}  # table -> column -> type as sent
+        self._dsn: str | None = None  # set by connect(): what a second connection opens
+        self._side: _SideConnection | None = None  # that second connection, once record_staged wants it
 
     @classmethod
     def connect(cls, dsn: str, database: str = DEFAULT_DATABASE,
@@ -250,8 +252,7 @@ class MeteringStore:
         """A second connection for staging records (`stage_records`) while this one writes and settles the
         batch before: ClickHouse runs the two side by side. The store itself where it was built from a
         client rather than a DSN (its calls then take turns)."""
-        dsn = getattr(self, "_dsn", None)
-        return self if dsn is None else MeteringStore.connect(dsn, self.db, migrate_schema=False)
+        return self if self._dsn is None else MeteringStore.connect(self._dsn, self.db, migrate_schema=False)
 
     def migrate(self) -> list[int]:
         with self._lock:
@@ -297,8 +298,150 @@ class MeteringStore:
     def prepare_inserts(self) -> None:
         """Do before the sink's first batch what its inserts would otherwise do then: clickhouse-connect's
         lazy imports (it checks whether the data is a pandas or numpy one: importing pandas took 0.2-0.4 s
-        of the first batch), the column types of every table a batch writes, and the staged statements'
-        first runs."""
+        of the first batch) and the column types of every table a batch writes."""
+        from clickhouse_connect.driver import options
+
+        getattr(options, "pd"), getattr(options, "np")  # resolving them is the point
+        for table in ("resolution_events", "outcome_events", "usage_counters", "tenant_watermarks",
+                      "settle_keys", "counter_repairs"):
+            self._types_to_send(table, ())
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.store.close()
+
+
+class StoreUnavailable(RuntimeError):
+    """ClickHouse could not be opened (a server that does not answer, a chDB path another process holds)."""
+
+
+def chdb_path_held(dsn: str) -> bool:
+    """Whether another process holds this chDB data path (ClickHouse keeps `status` locked)."""
+    status = Path(urlparse(dsn).path) / "status"
+    try:
+        with open(status, "rb") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    """ClickHouse hands back naive UTC datetimes; the core compares aware ones."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def millis(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _ts(param: str) -> str:
+    # Times travel as epoch milliseconds: exact, and free of the string format's time zone and precision.
+    return f"fromUnixTimestamp64Milli(%({param})s, 'UTC')"
+
+
+def _lifecycle(r: tuple) -> Lifecycle:
+    return Lifecycle(tenant_id=r[0], resolution_id=r[1], ticket_id=r[2], state=State(r[3]),
+                     created_at=utc(r[4]), state_at=utc(r[5]), billed_at=utc(r[6]), reopened_at=utc(r[7]),
+                     decided_by=r[8],
+                     csat_score=r[9], category=r[10], latency_ms=r[11], decision=r[12], version=r[13],
+                     assumable_at=utc(r[14]))
+
+
+@dataclass(frozen=True)
+class UsagePeriod:
+    period: str
+    counts: dict[str, int]
+    csat_average: float | None
+    csat_count: int
+
+
+class MeteringStore:
+    def __init__(self, client, database: str = DEFAULT_DATABASE):
+        self.client = client
+        self.db = validate_database(database)
+        # chDB is one in-process engine: the sink and the API take turns on it.
+        self._lock = threading.RLock()
+        self._backfilled = False
+        self._open_batch: tuple[str, list[str]] | None = None  # (id, tenants) of the batch being written
+        self._insert_types: dict[str, dict[str, str]] = {}  # table -> column -> type as sent
+        self._dsn: str | None = None  # set by connect(): what a second connection opens
+        self._side: _SideConnection | None = None  # that second connection, once record_staged wants it
+
+    @classmethod
+    def connect(cls, dsn: str, database: str = DEFAULT_DATABASE,
+                migrate_schema: bool = True) -> "MeteringStore":
+        import clickhouse_connect
+
+        try:
+            client = clickhouse_connect.get_client(dsn=dsn)
+        except Exception as exc:  # noqa: BLE001 - every failure to connect reads the same to an operator
+            lines = [line for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+            held = dsn.startswith("chdb:") and chdb_path_held(dsn)
+            reason = "another process holds this chDB data path" if held else lines[0][:300]
+            raise StoreUnavailable(f"cannot open ClickHouse at {dsn}: {reason}") from None
+        store = cls(client, database)
+        store._dsn = dsn
+        if migrate_schema:
+            store.migrate()
+        return store
+
+    def staging_store(self) -> "MeteringStore":
+        """A second connection for staging records (`stage_records`) while this one writes and settles the
+        batch before: ClickHouse runs the two side by side. The store itself where it was built from a
+        client rather than a DSN (its calls then take turns)."""
+        return self if self._dsn is None else MeteringStore.connect(self._dsn, self.db, migrate_schema=False)
+
+    def migrate(self) -> list[int]:
+        with self._lock:
+            self._insert_types.clear()
+            done = migrate(self.client, self.db)
+            if COUNTERS_MIGRATION in done:  # backfill them now (a crash leaves it to the sink's start)
+                self.repair_counters()
+            return done
+
+    def exclusive(self) -> threading.RLock:
+        """Hold to read and then write with no other use of the store in between (this process)."""
+        return self._lock
+
+    def _query(self, sql: str, **parameters) -> list[tuple]:
+        with self._lock:
+            return self.client.query(sql.replace("{db}", self.db), parameters=parameters).result_rows
+
+    def _insert(self, table: str, rows: Sequence[Sequence], column_names: Sequence[str],
+                settings: dict | None = None) -> None:
+        """Insert rows column by column: clickhouse-connect then skips its own per-row transposition
+        (about a third of a bulk insert's client time)."""
+        self._insert_columns(table, list(zip(*rows)), column_names, settings)
+
+    def _insert_columns(self, table: str, columns: Sequence[Sequence], column_names: Sequence[str],
+                        settings: dict | None = None) -> None:
+        with self._lock:
+            self.client.insert(f"{self.db}.{table}", columns, column_names=list(column_names),
+                               column_type_names=self._types_to_send(table, column_names),
+                               column_oriented=True, settings=settings)
+
+    def _types_to_send(self, table: str, column_names: Sequence[str]) -> list[str]:
+        """The columns' types as an insert sends them, read once per table: without them clickhouse-connect
+        asks the server before every insert. A LowCardinality column is sent as its plain type (ClickHouse
+        builds the dictionary; clickhouse-connect would, in Python)."""
+        types = self._insert_types.get(table)
+        if types is None or not all(name in types for name in column_names):
+            types = {name: _LOW_CARDINALITY.sub(r"\1", type_name) for name, type_name in self._query(
+                "SELECT name, type FROM system.columns WHERE database = %(db)s AND table = %(table)s",
+                db=self.db, table=table)}
+            self._insert_types[table] = types
+        return [types[name] for name in column_names]
+
+    def prepare_inserts(self) -> None:
+        """Do before the sink's first batch what its inserts would otherwise do then: clickhouse-connect's
+        lazy imports (it checks whether the data is a pandas or numpy one: importing pandas took 0.2-0.4 s
+        of the first batch) and the column types of every table a batch writes."""
         from clickhouse_connect.driver import options
 
         getattr(options, "pd"), getattr(options, "np")  # resolving them is the point
@@ -315,7 +458,7 @@ class MeteringStore:
 
     def close(self) -> None:
         with self._lock:
-            side, self._side = getattr(self, "_side", None), None
+            side, self._side = self._side, None
             if side is not None:
                 side.close()
             self.client.close()
@@ -499,9 +642,8 @@ class MeteringStore:
     def stage_records(self, batch: "StagedBatch") -> dict[int, str]:
         """Hand a batch's records to ClickHouse as they came off Kafka (ClickHouse decodes them) and judge
         them there; returns the rejected ones, seq -> why (adapters/codec.py's reasons), and leaves only the
-        others staged. Raises
-        StagingFailed, with nothing of the batch left staged, where ClickHouse cannot decode the records
-        (a record that is no protobuf at all): the Python codec then judges them one by one."""
+        others staged. Raises StagingFailed, with nothing of the batch left staged, where ClickHouse cannot
+        decode the records (a record that is no protobuf at all): the Python codec then judges them."""
         with self._lock:
             try:
                 for table, body, schema, message in (
@@ -539,10 +681,7 @@ class MeteringStore:
 
     def staged_latest(self, batch: "StagedBatch") -> dict[str, int]:
         """Per tenant of the batch's valid records, its latest event time in epoch ms."""
-        latest = {tenant: int(ms) for tenant, ms in self._query(staged_sql.LATEST_BY_TENANT, **batch.parameters)}
-        if not latest:
-            self._require_staged(batch, 0)
-        return latest
+        return {tenant: int(ms) for tenant, ms in self._query(staged_sql.LATEST_BY_TENANT, **batch.parameters)}
 
     def record_staged(self, batch_id: str, batch: "StagedBatch", terms: dict[str, Terms],
                       expected: int) -> dict[tuple[str, str], int]:
@@ -580,9 +719,9 @@ class MeteringStore:
 
     def _side_connection(self) -> "_SideConnection | None":
         """A second connection and a thread to run a statement on beside this one (None: built from a client)."""
-        if getattr(self, "_side", None) is None and getattr(self, "_dsn", None) is not None:
+        if self._side is None and self._dsn is not None:
             self._side = _SideConnection(self.staging_store())
-        return getattr(self, "_side", None)
+        return self._side
 
     def _require_staged(self, batch: "StagedBatch", expected: int) -> None:
         staged = self._query(staged_sql.STAGED_COUNT, **batch.parameters)[0][0]
@@ -592,8 +731,8 @@ class MeteringStore:
     def drop_stager(self, stager: int) -> None:
         """Delete every record a sink process staged (it stops)."""
         with self._lock:
-            for table in ("staged_resolutions", "staged_outcomes"):
-                self._command(f"ALTER TABLE {{db}}.{table} DELETE WHERE staged_by = %(by)s", {"by": stager})
+            for statement in staged_sql.DROP_STAGER:
+                self._command(statement, {"by": stager})
 
     def drop_staged(self, batch: "StagedBatch") -> None:
         with self._lock:

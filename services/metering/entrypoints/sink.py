@@ -8,7 +8,6 @@ Poison records go to `<topic>.dlq` and the sink carries on.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -198,29 +197,25 @@ class MeteringSink:
         """One ClickHouse batch of every poll gathered since the last write: its records judged where they
         were staged (rejects parked), then stored and settled there; a poll ClickHouse could not decode
         is judged by the Python codec and stored beside them."""
-        rejected, decoded = {}, []  # seq -> why; (record, row) of the polls decoded in Python
-        staged_polls = []
+        decoded = []  # (record, row) of the polls decoded in Python
+        staged_polls, verdicts = [], []  # the staged polls, and each one's rejects (seq -> why)
         for poll in polls:
             try:
-                rejected.update(await poll.verdict)
+                verdict = await poll.verdict
             except StagingFailed as exc:
                 log.warning("ClickHouse could not decode a poll; judging its records in Python",
                             extra={"records": len(poll.records), "error": str(exc)})
                 self.stats.decoded_in_python += 1
                 decoded += await self._decode_in_python(poll.records, producer)
-            else:
-                if poll.records:
-                    staged_polls.append(poll)
-        by_start = {poll.first: poll for poll in polls}
-        starts = sorted(by_start)
-
-        def record(seq: int):
-            return by_start[starts[bisect.bisect_right(starts, seq) - 1]].record(seq)
-
-        for seq, why in sorted(rejected.items()):
-            await self._park(producer, record(seq), why)
-        kept = sum(len(poll.records) for poll in staged_polls) - len(rejected)
-        traced = [record(seq) for poll in staged_polls for seq in poll.traced if seq not in rejected]
+                continue
+            for seq, why in sorted(verdict.items()):
+                await self._park(producer, poll.record(seq), why)
+            if poll.records:
+                staged_polls.append(poll)
+                verdicts.append(verdict)
+        kept = sum(len(poll.records) - len(verdict) for poll, verdict in zip(staged_polls, verdicts))
+        traced = [poll.record(seq) for poll, verdict in zip(staged_polls, verdicts) for seq in poll.traced
+                  if seq not in verdict]
         traced += [r for r, _ in decoded if r.headers]
         links = []
         for traced_record in traced:
@@ -244,8 +239,8 @@ class MeteringSink:
                     [row for r, row in decoded if r.topic == RESOLUTIONS],
                     [row for r, row in decoded if r.topic != RESOLUTIONS], self.terms_for)
                 settled = {key: settled.get(key, 0) + more.get(key, 0) for key in settled.keys() | more.keys()}
-            outcomes = sum(poll.outcome_count for poll in staged_polls) - sum(
-                1 for seq in rejected if record(seq).topic == RESOLUTION_OUTCOMES)
+            outcomes = sum(poll.outcome_count - sum(1 for seq in verdict if poll.record(seq).topic == RESOLUTION_OUTCOMES)
+                           for poll, verdict in zip(staged_polls, verdicts))
             outcomes += sum(1 for r, _ in decoded if r.topic != RESOLUTIONS)
             replies = kept + len(decoded) - outcomes
             rows_of = {id(r): row for r, row in decoded}

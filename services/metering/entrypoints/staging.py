@@ -63,14 +63,17 @@ class PollStager:
         resolutions, outcomes = [], []
         seq = poll.first
         for record in records:
-            add(resolutions if record.topic == RESOLUTIONS else outcomes, record.value, seq)
+            if record.topic == RESOLUTIONS:
+                add(resolutions, record.value, seq)
+            else:
+                add(outcomes, record.value, seq)
+                poll.outcome_count += 1
             framed.append(record)
             if record.headers:
                 traced.append(seq)
             seq += 1
         self._next_seq = seq
         poll.resolutions, poll.outcomes = b"".join(resolutions), b"".join(outcomes)
-        poll.outcome_count = len(outcomes) // 3  # three parts a record (wire.Framer)
         if framed:
             self._waiting.append(poll)
             self._wake.set()
