@@ -53,8 +53,8 @@ def scenario():
 
 
 def test_migrations_are_versioned_and_idempotent(store, clickhouse_client, unique_database):
-    assert [m.version for m in load_migrations()] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
-    assert store.migrate() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+    assert [m.version for m in load_migrations()] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+    assert store.migrate() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
     assert store.migrate() == []
     tables = {r[0] for r in clickhouse_client.query(f"SHOW TABLES FROM {unique_database}").result_rows}
     assert {"resolution_events", "outcome_events", "resolution_lifecycles", "schema_migrations"} <= tables
@@ -73,7 +73,7 @@ def test_a_later_migration_backfills_an_older_database(clickhouse_client, unique
                                r.latency_ms, r.category, r.confidence]
                               for r in (reply(1, T0), reply(2, T0 + timedelta(hours=5)))], column_names=old_columns)
     store.insert_outcomes([outcome(1, OutcomeKind.SOLVED, T0 + timedelta(hours=9))])
-    assert store.migrate() == [3, 4, 5, 6, 7, 8, 9, 10, 11]
+    assert store.migrate() == [3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
     assert store.watermarks(["acme", "nobody"]) == {"acme": T0 + timedelta(hours=9)}
     replies, _ = store.histories({"acme": {reply(1, T0).resolution_id}})
     assert [(r.action_name, r.action_status) for r in replies.values()] == [("", "")]  # no call, as written
