@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import time
 from typing import Iterable, TypeVar
@@ -214,12 +215,16 @@ async def consume_overlapped(consumer: AIOKafkaConsumer, stop: asyncio.Event, pr
     most one write is in flight, and polls go on while it runs, so a batch grows with the backlog (up to
     `max_records` records or `max_bytes` of record values; then the loop waits for the write) and stays
     one poll when traffic is light. A poll takes `poll_records` at most, so the first write starts early
-    and decoding keeps pace beside the writes. A batch's offsets are committed once its write returned,
-    in order, so a crash still redelivers what was not written. `await after_poll(had_records, drain)`
-    runs after every poll; `await drain()` writes and commits everything read so far (housekeeping that
-    must see every record written calls it). A failed write raises here with nothing of it, or after it,
-    committed. `on_commit()` after each commit."""
+    and decoding keeps pace beside the writes.
+
+    A write may end in two steps: where `write_batch` returns an awaitable, the batch is done once that
+    resolves too, and the next write may run beside it (at most one such last step waits at a time). A
+    batch's offsets are committed once it is done, in order, so a crash still redelivers what was not
+    written. `await after_poll(had_records, drain)` runs after every poll; `await drain()` writes and
+    commits everything read so far (housekeeping that must see every record written calls it). A failed
+    write raises here with nothing of it, or after it, committed. `on_commit()` after each commit."""
     in_flight: tuple[asyncio.Future, dict] | None = None
+    finishing: list[tuple[asyncio.Future | None, dict]] = []  # written batches not committed yet, in order
     gathered: list = []  # prepared polls not yet handed to a write
     gathered_offsets: dict = {}
     gathered_records = gathered_bytes = 0
@@ -233,24 +238,37 @@ async def consume_overlapped(consumer: AIOKafkaConsumer, stop: asyncio.Event, pr
         in_flight = (asyncio.ensure_future(write_batch(gathered)), gathered_offsets)
         gathered, gathered_offsets, gathered_records, gathered_bytes = [], {}, 0, 0
 
+    async def commit_done(most: int | None = None) -> None:
+        """Commit the batches that are done, oldest first; with `most`, wait until at most that many are
+        left uncommitted."""
+        while finishing and ((most is not None and len(finishing) > most)
+                             or finishing[0][0] is None or finishing[0][0].done()):
+            last_step, offsets = finishing.pop(0)
+            if last_step is not None:
+                await last_step
+            await consumer.commit(offsets)
+            if on_commit is not None:
+                on_commit()
+
     async def finish_write() -> None:
         nonlocal in_flight
         if in_flight is None:
             return
         (write, offsets), in_flight = in_flight, None
-        await write
-        await consumer.commit(offsets)
-        if on_commit is not None:
-            on_commit()
+        last_step = await write
+        finishing.append((asyncio.ensure_future(last_step) if inspect.isawaitable(last_step) else None, offsets))
+        await commit_done(most=1)
 
     async def drain() -> None:
         await finish_write()
         if gathered:
             start_write()
             await finish_write()
+        await commit_done(most=0)
 
     try:
         while not stop.is_set():
+            await commit_done()
             if in_flight is not None and (in_flight[0].done() or full()):
                 await finish_write()
             if in_flight is None and gathered:
@@ -261,8 +279,10 @@ async def consume_overlapped(consumer: AIOKafkaConsumer, stop: asyncio.Event, pr
             room = None if max_records is None else max(max_records - gathered_records, 1)
             if poll_records is not None:
                 room = poll_records if room is None else min(room, poll_records)
-            # With a write running, take only what the fetcher holds already, and look again shortly.
-            batches = await consumer.getmany(timeout_ms=0 if in_flight else poll_ms, max_records=room)
+            # With a write running (or a batch to commit), take only what the fetcher holds already, and
+            # look again shortly.
+            pending = {in_flight[0]} if in_flight is not None else {f for f, _ in finishing[:1] if f is not None}
+            batches = await consumer.getmany(timeout_ms=0 if pending else poll_ms, max_records=room)
             if lag is not None:
                 lag.update(consumer, batches)
             records = [record for part in batches.values() for record in part]
@@ -271,14 +291,15 @@ async def consume_overlapped(consumer: AIOKafkaConsumer, stop: asyncio.Event, pr
                 gathered_offsets.update({tp: part[-1].offset + 1 for tp, part in batches.items() if part})
                 gathered_records += len(records)
                 gathered_bytes += sum(len(record.value or b"") for record in records)
-            elif in_flight is not None:
-                await asyncio.wait({in_flight[0]}, timeout=GATHER_POLL_S)
+            elif pending:
+                await asyncio.wait(pending, timeout=GATHER_POLL_S)
             if after_poll is not None:
                 await after_poll(bool(records), drain)
     except BaseException:
-        if in_flight is not None:  # let a started write finish (the store is shared); commit nothing more
+        # Let what was started finish (the store is shared); commit nothing more.
+        for started in ([in_flight[0]] if in_flight is not None else []) + [f for f, _ in finishing if f is not None]:
             with contextlib.suppress(BaseException):
-                await in_flight[0]
+                await started
         raise
     await drain()
 

@@ -221,3 +221,59 @@ def test_overlapped_a_failed_write_is_never_committed():
     with pytest.raises(RuntimeError):
         asyncio.run(consume_overlapped(consumer, stop, prepare, write))
     assert not [entry for entry in consumer.log if entry[0] == "commit"]
+
+
+def test_overlapped_a_write_in_two_steps_is_committed_after_its_last_step_in_order_the_next_write_beside_it():
+    from clonedesk.core.kafka import consume_overlapped
+
+    stop = asyncio.Event()
+    consumer = OffsetConsumer([{"p0": offset_records(0)}, {"p0": offset_records(1)}, {"p0": offset_records(2)},
+                               {}, {}, {}], stop)
+    first_settles = asyncio.Event()
+
+    async def prepare(records):
+        return records[0].offset
+
+    async def write(parts):
+        consumer.log.append(("stored", parts))
+
+        async def settle():
+            if parts == [0]:
+                await first_settles.wait()  # held until the second batch was stored beside it
+            consumer.log.append(("settled", parts))
+
+        if parts == [1]:
+            first_settles.set()
+        return settle()
+
+    asyncio.run(consume_overlapped(consumer, stop, prepare, write))
+    log = [entry for entry in consumer.log if entry[0] != "poll"]
+    # the second batch was stored while the first one settled; each commit follows its own last step
+    assert log.index(("stored", [1])) < log.index(("settled", [0])) < log.index(("commit", {"p0": 1}))
+    assert log.index(("settled", [1])) < log.index(("commit", {"p0": 2}))
+    assert [entry for entry in log if entry[0] == "commit"] == [
+        ("commit", {"p0": 1}), ("commit", {"p0": 2}), ("commit", {"p0": 3})]
+    # at most one last step waits while a write runs: the third batch is stored after the first settled
+    assert log.index(("settled", [0])) < log.index(("stored", [2]))
+
+
+def test_overlapped_a_failed_last_step_commits_neither_its_batch_nor_any_after_it():
+    from clonedesk.core.kafka import consume_overlapped
+
+    stop = asyncio.Event()
+    consumer = OffsetConsumer([{"p0": offset_records(0)}, {"p0": offset_records(1)}, {"p0": offset_records(2)},
+                               {}, {}], stop)
+
+    async def prepare(records):
+        return records[0].offset
+
+    async def write(parts):
+        async def settle():
+            await asyncio.sleep(0.01)
+            if parts == [1]:
+                raise RuntimeError("ClickHouse refused the settling")
+        return settle()
+
+    with pytest.raises(RuntimeError, match="settling"):
+        asyncio.run(consume_overlapped(consumer, stop, prepare, write))
+    assert [entry for entry in consumer.log if entry[0] == "commit"] == [("commit", {"p0": 1})]

@@ -287,7 +287,6 @@ def test_a_batch_cut_short_is_repaired_from_the_rows_at_the_next_start(clickhous
         record_and_settle(restarted, batch_replies, batch_outcomes, lambda _t: terms)
     assert restarted.counter_difference("acme") != []  # a replay alone cannot tell what was lost
     assert restarted.repair_counters() == ["acme"]
-    restarted.end_batches()
     assert restarted.open_repairs() == []
     assert_counters_agree_with_rows(restarted, "acme", terms)
 

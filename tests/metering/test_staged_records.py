@@ -244,7 +244,7 @@ async def test_the_sink_stages_beside_its_writes_and_bills_as_the_core_does(kafk
                        (RESOLUTION_OUTCOMES, f"{tenant}:broken".encode(), broken.SerializeToString())])
     terms = Terms(free_units=5)
     store = MeteringStore.connect(clickhouse_dsn, unique_database)
-    second = store.staging_store()
+    second = store.reopen()
     assert second is not store and second.ready()
     second.close()
 

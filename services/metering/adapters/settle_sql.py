@@ -54,8 +54,11 @@ def _ms(column: str) -> str:
     return f"if({column} < 0, NULL, fromUnixTimestamp64Milli({column}, 'UTC'))"
 
 
-def keys_of(batch_param: str = "b") -> str:
-    return f"(SELECT tenant_id, resolution_id FROM {{db}}.settle_keys WHERE batch_id = %({batch_param})s)"
+def keys_of(batch_param: str = "b", replied: int | None = None) -> str:
+    """The batch's resolution keys, as a subquery; `replied` 1: those it brings a reply of, 0: the rest
+    (an outcome of theirs, or a quiet window closed)."""
+    only = "" if replied is None else f" AND replied = {int(replied)}"
+    return f"(SELECT tenant_id, resolution_id FROM {{db}}.settle_keys WHERE batch_id = %({batch_param})s{only})"
 
 
 def terms_parameters(terms: Mapping[str, Terms]) -> dict:
@@ -159,11 +162,9 @@ WHERE assumable_at <= wm
 # The copies already stored of what the batch brings (the counters' part of raw events moves by what the
 # batch's copies change: domain/counters.py raw_events_change). A stored outcome other than a CSAT adds
 # nothing, so only those are read.
-STORED_REPLIES = """
+STORED_REPLIES = f"""
 SELECT tenant_id, resolution_id, created_at, toString(action_status), action_latency_ms
-FROM {db}.resolution_events FINAL
-WHERE (tenant_id, resolution_id) IN
-      (SELECT tenant_id, resolution_id FROM {db}.settle_keys WHERE batch_id = %(b)s AND replied = 1)
+FROM {{db}}.resolution_events FINAL WHERE (tenant_id, resolution_id) IN {keys_of(replied=1)}
 """
 STORED_CSAT = f"""
 SELECT tenant_id, resolution_id, event_id, csat_score, occurred_at FROM (

@@ -17,7 +17,6 @@ import tempfile
 import threading
 import uuid
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -81,7 +80,8 @@ UNCOLLAPSED = {"optimize_on_insert": 0}  # (settle_sql.SETTLE sets the same for 
 COUNTER_COLUMNS = ["tenant_id", "kind", "period", "label", "category", "value", "n", "total", "total2"]
 _COUNTER_KEY = "tenant_id, kind, period, label, category, value"
 # The counters as the raw rows define them (domain/counters.py computes the same per resolution): what
-# the migration backfills and what a repair compares against. `{where}` picks the tenants.
+# the migration backfills and what a repair compares against. `{where}` picks the rows (in the raw events'
+# part, `{csat_where}` the outcomes' and `{action_where}` the replies').
 _HOUR = "toDateTime(toStartOfHour({col}), 'UTC')"
 # What the lifecycles add (state, latency, charge), and what the raw events add (CSAT, calls). The CSAT
 # rows are filtered in a subquery: its `kind` alias would stand for the column in its own WHERE.
@@ -106,14 +106,16 @@ COUNTERS_FROM_EVENTS = f"""
     SELECT tenant_id, '{CSAT}' AS kind, {_HOUR.format(col='occurred_at')} AS period, '' AS label, '' AS category,
            toInt64(csat_score) AS value, toInt64(count()) AS n, toInt64(0) AS total, toInt64(0) AS total2
     FROM (SELECT tenant_id, occurred_at, csat_score FROM {{db}}.outcome_events FINAL
-          WHERE {{where}} AND kind = 'csat')
+          WHERE {{csat_where}} AND kind = 'csat')
     GROUP BY tenant_id, period, value
     UNION ALL
     SELECT tenant_id, '{ACTION}', {_HOUR.format(col='created_at')} AS period, toString(action_status) AS label, '',
            toInt64(0), toInt64(count()), toInt64(sum(action_latency_ms)), toInt64(0)
-    FROM {{db}}.resolution_events FINAL WHERE {{where}} AND action_status != '' GROUP BY tenant_id, period, label
+    FROM {{db}}.resolution_events FINAL WHERE {{action_where}} AND action_status != ''
+    GROUP BY tenant_id, period, label
 """
-COUNTERS_FROM_ROWS = COUNTERS_FROM_LIFECYCLES + "    UNION ALL\n" + COUNTERS_FROM_EVENTS
+COUNTERS_FROM_ROWS = (COUNTERS_FROM_LIFECYCLES + "    UNION ALL\n"
+                      + COUNTERS_FROM_EVENTS.replace("{csat_where}", "{where}").replace("{action_where}", "{where}"))
 
 
 def _id_chunks(wanted: dict[str, set[str]], size: int = 5000):
@@ -153,21 +155,6 @@ class StagedBatch:
         return {"by": self.stager, "first": self.first, "last": self.last}
 
 
-class _SideConnection:
-    """A store on its own connection with one thread to run its statements on."""
-
-    def __init__(self, store: "MeteringStore"):
-        self.store = store
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metering-side")
-
-    def submit(self, call, *args):
-        return self._pool.submit(call, *args)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-        self.store.close()
-
-
 class StoreUnavailable(RuntimeError):
     """ClickHouse could not be opened (a server that does not answer, a chDB path another process holds)."""
 
@@ -225,10 +212,8 @@ class MeteringStore:
         # chDB is one in-process engine: the sink and the API take turns on it.
         self._lock = threading.RLock()
         self._backfilled = False
-        self._open_batch: tuple[str, list[str]] | None = None  # (id, tenants) of the batch being written
         self._insert_types: dict[str, dict[str, str]] = {}  # table -> column -> type as sent
         self._dsn: str | None = None  # set by connect(): what a second connection opens
-        self._side: _SideConnection | None = None  # that second connection, once record_staged wants it
 
     @classmethod
     def connect(cls, dsn: str, database: str = DEFAULT_DATABASE,
@@ -248,153 +233,10 @@ class MeteringStore:
             store.migrate()
         return store
 
-    def staging_store(self) -> "MeteringStore":
-        """A second connection for staging records (`stage_records`) while this one writes and settles the
-        batch before: ClickHouse runs the two side by side. The store itself where it was built from a
-        client rather than a DSN (its calls then take turns)."""
-        return self if self._dsn is None else MeteringStore.connect(self._dsn, self.db, migrate_schema=False)
-
-    def migrate(self) -> list[int]:
-        with self._lock:
-            self._insert_types.clear()
-            done = migrate(self.client, self.db)
-            if COUNTERS_MIGRATION in done:  # backfill them now (a crash leaves it to the sink's start)
-                self.repair_counters()
-            return done
-
-    def exclusive(self) -> threading.RLock:
-        """Hold to read and then write with no other use of the store in between (this process)."""
-        return self._lock
-
-    def _query(self, sql: str, **parameters) -> list[tuple]:
-        with self._lock:
-            return self.client.query(sql.replace("{db}", self.db), parameters=parameters).result_rows
-
-    def _insert(self, table: str, rows: Sequence[Sequence], column_names: Sequence[str],
-                settings: dict | None = None) -> None:
-        """Insert rows column by column: clickhouse-connect then skips its own per-row transposition
-        (about a third of a bulk insert's client time)."""
-        self._insert_columns(table, list(zip(*rows)), column_names, settings)
-
-    def _insert_columns(self, table: str, columns: Sequence[Sequence], column_names: Sequence[str],
-                        settings: dict | None = None) -> None:
-        with self._lock:
-            self.client.insert(f"{self.db}.{table}", columns, column_names=list(column_names),
-                               column_type_names=self._types_to_send(table, column_names),
-                               column_oriented=True, settings=settings)
-
-    def _types_to_send(self, table: str, column_names: Sequence[str]) -> list[str]:
-        """The columns' types as an insert sends them, read once per table: without them clickhouse-connect
-        asks the server before every insert. A LowCardinality column is sent as its plain type (ClickHouse
-        builds the dictionary; clickhouse-connect would, in Python)."""
-        types = self._insert_types.get(table)
-        if types is None or not all(name in types for name in column_names):
-            types = {name: _LOW_CARDINALITY.sub(r"\1", type_name) for name, type_name in self._query(
-                "SELECT name, type FROM system.columns WHERE database = %(db)s AND table = %(table)s",
-                db=self.db, table=table)}
-            self._insert_types[table] = types
-        return [types[name] for name in column_names]
-
-    def prepare_inserts(self) -> None:
-        """Do before the sink's first batch what its inserts would otherwise do then: clickhouse-connect's
-        lazy imports (it checks whether the data is a pandas or numpy one: importing pandas took 0.2-0.4 s
-        of the first batch) and the column types of every table a batch writes."""
-        from clickhouse_connect.driver import options
-
-        getattr(options, "pd"), getattr(options, "np")  # resolving them is the point
-        for table in ("resolution_events", "outcome_events", "usage_counters", "tenant_watermarks",
-                      "settle_keys", "counter_repairs"):
-            self._types_to_send(table, ())
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-        self.store.close()
-
-
-class StoreUnavailable(RuntimeError):
-    """ClickHouse could not be opened (a server that does not answer, a chDB path another process holds)."""
-
-
-def chdb_path_held(dsn: str) -> bool:
-    """Whether another process holds this chDB data path (ClickHouse keeps `status` locked)."""
-    status = Path(urlparse(dsn).path) / "status"
-    try:
-        with open(status, "rb") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(handle, fcntl.LOCK_UN)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    return False
-
-
-def utc(moment: datetime | None) -> datetime | None:
-    """ClickHouse hands back naive UTC datetimes; the core compares aware ones."""
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-
-
-def millis(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def _ts(param: str) -> str:
-    # Times travel as epoch milliseconds: exact, and free of the string format's time zone and precision.
-    return f"fromUnixTimestamp64Milli(%({param})s, 'UTC')"
-
-
-def _lifecycle(r: tuple) -> Lifecycle:
-    return Lifecycle(tenant_id=r[0], resolution_id=r[1], ticket_id=r[2], state=State(r[3]),
-                     created_at=utc(r[4]), state_at=utc(r[5]), billed_at=utc(r[6]), reopened_at=utc(r[7]),
-                     decided_by=r[8],
-                     csat_score=r[9], category=r[10], latency_ms=r[11], decision=r[12], version=r[13],
-                     assumable_at=utc(r[14]))
-
-
-@dataclass(frozen=True)
-class UsagePeriod:
-    period: str
-    counts: dict[str, int]
-    csat_average: float | None
-    csat_count: int
-
-
-class MeteringStore:
-    def __init__(self, client, database: str = DEFAULT_DATABASE):
-        self.client = client
-        self.db = validate_database(database)
-        # chDB is one in-process engine: the sink and the API take turns on it.
-        self._lock = threading.RLock()
-        self._backfilled = False
-        self._open_batch: tuple[str, list[str]] | None = None  # (id, tenants) of the batch being written
-        self._insert_types: dict[str, dict[str, str]] = {}  # table -> column -> type as sent
-        self._dsn: str | None = None  # set by connect(): what a second connection opens
-        self._side: _SideConnection | None = None  # that second connection, once record_staged wants it
-
-    @classmethod
-    def connect(cls, dsn: str, database: str = DEFAULT_DATABASE,
-                migrate_schema: bool = True) -> "MeteringStore":
-        import clickhouse_connect
-
-        try:
-            client = clickhouse_connect.get_client(dsn=dsn)
-        except Exception as exc:  # noqa: BLE001 - every failure to connect reads the same to an operator
-            lines = [line for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
-            held = dsn.startswith("chdb:") and chdb_path_held(dsn)
-            reason = "another process holds this chDB data path" if held else lines[0][:300]
-            raise StoreUnavailable(f"cannot open ClickHouse at {dsn}: {reason}") from None
-        store = cls(client, database)
-        store._dsn = dsn
-        if migrate_schema:
-            store.migrate()
-        return store
-
-    def staging_store(self) -> "MeteringStore":
-        """A second connection for staging records (`stage_records`) while this one writes and settles the
-        batch before: ClickHouse runs the two side by side. The store itself where it was built from a
-        client rather than a DSN (its calls then take turns)."""
+    def reopen(self) -> "MeteringStore":
+        """This store on a connection of its own, for work beside this one's (the sink stages, stores and
+        settles three batches side by side); the store itself where it was built from a client rather than
+        a DSN (its calls then take turns)."""
         return self if self._dsn is None else MeteringStore.connect(self._dsn, self.db, migrate_schema=False)
 
     def migrate(self) -> list[int]:
@@ -458,9 +300,6 @@ class MeteringStore:
 
     def close(self) -> None:
         with self._lock:
-            side, self._side = self._side, None
-            if side is not None:
-                side.close()
             self.client.close()
 
     def ready(self) -> bool:
@@ -570,24 +409,17 @@ class MeteringStore:
     def begin_batch(self, tenant_ids: Iterable[str]) -> str:
         """Open a repair marker for the tenants a batch is about to write: its raw events, lifecycles and
         counters take several inserts that ClickHouse cannot make one, and a sink that dies among them
-        leaves the marker open for the next start to repair (`repair_counters`). The same insert closes
-        the previous batch's marker (that batch wrote everything before this one began): one insert a
-        batch. Returns the batch's id."""
+        leaves the marker open for the next start to repair (`repair_counters`). Returns the batch's id;
+        `end_batch` closes the marker once the batch is settled."""
         batch_id = uuid.uuid4().hex
-        rows = [[tenant, batch_id, 0] for tenant in sorted(set(tenant_ids))]
         with self._lock:
-            previous, self._open_batch = self._open_batch, (batch_id, [row[0] for row in rows])
-            if previous is not None:
-                rows += [[tenant, previous[0], 1] for tenant in previous[1]]
-            self._write_markers(rows)
+            self._write_markers([[tenant, batch_id, 0] for tenant in sorted(set(tenant_ids))])
         return batch_id
 
-    def end_batches(self) -> None:
-        """Close the last batch's marker (a sink that stops cleanly)."""
+    def end_batch(self, batch_id: str, tenant_ids: Iterable[str]) -> None:
+        """Close a batch's repair marker: it wrote everything."""
         with self._lock:
-            previous, self._open_batch = self._open_batch, None
-            if previous is not None:
-                self._write_markers([[tenant, previous[0], 1] for tenant in previous[1]])
+            self._write_markers([[tenant, batch_id, 1] for tenant in sorted(set(tenant_ids))])
 
     def write_settled(self, lifecycles: Sequence[Lifecycle], counts: dict[str, Counts]) -> None:
         """Write a batch's settled lifecycles and, per tenant, what they changed in the counters."""
@@ -603,8 +435,7 @@ class MeteringStore:
     def stage_batch(self, batch_id: str, touched: dict[str, set[str]], replied: dict[str, set[str]],
                     terms: dict[str, Terms]) -> tuple[dict, dict]:
         """Before the batch's events are stored: note its resolutions (`replied`: those it brings a reply
-        of) and the pending ones of its tenants whose quiet window the (advanced) watermark closed.
-        Returns the copies stored so far of what the batch brings, as domain/counters.py
+        of). Returns the copies stored so far of what the batch brings, as domain/counters.py
         raw_events_change reads them: replies by (tenant, resolution id), CSAT outcomes by (tenant,
         resolution id, event id)."""
         tenants, ids, flags = [], [], []
@@ -617,7 +448,6 @@ class MeteringStore:
         with self._lock:
             self._insert_columns("settle_keys", [[batch_id] * len(ids), tenants, ids, flags],
                                  ["batch_id", "tenant_id", "resolution_id", "replied"])
-            self._command(settle_sql.STAGE_DUE, params)
             stored_replies = {(t, rid): StoredReply(utc(at), status, latency) for t, rid, at, status, latency
                               in self._query(settle_sql.STORED_REPLIES, b=batch_id)}
             stored_csat = {(t, rid, eid): StoredOutcome(OutcomeKind.CSAT, score, utc(at))
@@ -626,14 +456,22 @@ class MeteringStore:
 
     def settle_staged(self, batch_id: str, terms: dict[str, Terms],
                       moved_by_events: dict[str, Counts]) -> dict[tuple[str, str], int]:
-        """Once the batch's events are stored: settle its resolutions from their stored events (moving the
-        lifecycles' counters in the same insert), and write what its raw events moved in the others.
+        """Once the batch's events are stored: write what its raw events moved in the counters, and
+        `settle_batch`."""
+        with self._lock:
+            states = self.settle_batch(batch_id, terms)
+            self._move_counters(moved_by_events)
+        return states
+
+    def settle_batch(self, batch_id: str, terms: dict[str, Terms]) -> dict[tuple[str, str], int]:
+        """Settle a stored batch's resolutions, and the pending ones of its tenants whose quiet window the
+        watermark has closed, from their stored events (the lifecycles' counters move in the same insert).
         Returns how many of them it moved into each state (a first lifecycle or a new state), by (tenant,
-        state)."""
+        state). One batch at a time, in order: each compares with the lifecycles the one before wrote."""
         params = {"b": batch_id, **settle_sql.terms_parameters(terms)}
         with self._lock:
+            self._command(settle_sql.STAGE_DUE, params)
             self._command(settle_sql.SETTLE, params)
-            self._move_counters(moved_by_events)
             rows = self._query(settle_sql.BATCH_STATES, b=batch_id)
         return {(tenant, state): int(n) for tenant, state, n in rows}
 
@@ -683,45 +521,28 @@ class MeteringStore:
         """Per tenant of the batch's valid records, its latest event time in epoch ms."""
         return {tenant: int(ms) for tenant, ms in self._query(staged_sql.LATEST_BY_TENANT, **batch.parameters)}
 
-    def record_staged(self, batch_id: str, batch: "StagedBatch", terms: dict[str, Terms],
-                      expected: int) -> dict[tuple[str, str], int]:
-        """Store a staged batch's valid records as rows and settle what they touched, as `stage_batch`,
-        the inserts and `settle_staged` do for rows built in Python; the counters of raw events move by
-        what the batch changed in them: their figures over its resolutions after the inserts, less before
-        (the copies the tables keep decide, as domain/counters.py raw_events_change reckons them)."""
-        params = {"b": batch_id, **batch.parameters, **settle_sql.terms_parameters(terms)}
-        where = "(tenant_id, resolution_id) IN " + settle_sql.keys_of()
+    def store_staged(self, batch_id: str, batch: "StagedBatch", expected: int) -> None:
+        """Store a staged batch's valid records as rows (`expected` of them) and note its resolutions for
+        `settle_batch`, as `stage_batch` and the inserts do for rows built in Python; the counters of raw
+        events move by what the batch changed in them: their figures over its resolutions after the
+        inserts, less before (the copies the tables keep decide, as domain/counters.py raw_events_change
+        reckons them). Raises StagedRecordsLost where fewer are staged."""
+        params = {"b": batch_id, **batch.parameters}
+        # A CSAT can change only where the batch brings an outcome, a call only where it brings a reply.
+        raw_counters = (COUNTERS_FROM_EVENTS
+                        .replace("{csat_where}", "(tenant_id, resolution_id) IN " + settle_sql.keys_of(replied=0))
+                        .replace("{action_where}", "(tenant_id, resolution_id) IN " + settle_sql.keys_of(replied=1)))
         counters = f"INSERT INTO {{db}}.usage_counters ({', '.join(COUNTER_COLUMNS)}) "
         with self._lock:
             for statement in staged_sql.STAGE_KEYS:
                 self._command(statement, params)
-            self._command(settle_sql.STAGE_DUE, params)
             self._command(counters + "SELECT tenant_id, kind, period, label, category, value, -n, -total, -total2"
-                          f" FROM ({COUNTERS_FROM_EVENTS.replace('{where}', where)})", params)
+                          f" FROM ({raw_counters})", params)
             self._command(staged_sql.INSERT_RESOLUTIONS, params, UNCOLLAPSED)
             self._command(staged_sql.INSERT_OUTCOMES, params, UNCOLLAPSED)
             self._require_staged(batch, expected)  # still all there once inserted: the inserts had them all
-            # Two statements that need only the rows inserted, side by side where a second connection can
-            # be had (ClickHouse runs most of each on one core).
-            after = counters + COUNTERS_FROM_EVENTS.replace("{where}", where)
-            side = self._side_connection()
-            moved = side.submit(side.store._command, after, params, UNCOLLAPSED) if side else None
-            try:
-                self._command(settle_sql.SETTLE, params)
-            finally:
-                if moved is None:
-                    self._command(after, params, UNCOLLAPSED)
-                else:
-                    moved.result()
-            rows = self._query(settle_sql.BATCH_STATES, b=batch_id)
+            self._command(counters + raw_counters, params, UNCOLLAPSED)
             self.drop_staged(batch)
-        return {(tenant, state): int(n) for tenant, state, n in rows}
-
-    def _side_connection(self) -> "_SideConnection | None":
-        """A second connection and a thread to run a statement on beside this one (None: built from a client)."""
-        if self._side is None and self._dsn is not None:
-            self._side = _SideConnection(self.staging_store())
-        return self._side
 
     def _require_staged(self, batch: "StagedBatch", expected: int) -> None:
         staged = self._query(staged_sql.STAGED_COUNT, **batch.parameters)[0][0]
@@ -769,8 +590,7 @@ class MeteringStore:
         close the markers; the tenants repaired ('*' for all). Run by the sink before it consumes: it is
         the counters' only writer (with several sink replicas over one server, one repairs at a time)."""
         with self._lock:
-            mine = self._open_batch[0] if self._open_batch else None
-            markers = [(t, b) for t, b in self.open_repairs() if b != mine]
+            markers = self.open_repairs()
             if not markers:
                 return []
             tenants = sorted({t for t, _ in markers})

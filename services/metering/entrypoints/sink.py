@@ -1,13 +1,14 @@
 """The Kafka sink: `resolutions` + `resolution.outcomes` -> ClickHouse, in batches.
 
 A batch is written to ClickHouse and settled first; only then are its offsets committed (the next batch
-is read and decoded meanwhile). A crash in between redelivers the batch, which the store absorbs (rows keyed by event id), so every figure holds.
+is read and decoded meanwhile, and stored while the batch settles). A crash in between redelivers the batch, which the store absorbs (rows keyed by event id), so every figure holds.
 Poison records go to `<topic>.dlq` and the sink carries on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,7 @@ from clonedesk.metering.adapters.codec import outcome_row, reply_row
 from clonedesk.metering.adapters.store import MeteringStore, StagedBatch, StagingFailed
 from clonedesk.metering.entrypoints.staging import PollStager, StagedPoll
 from clonedesk.metering.service_layer.settlement import (TermsLookup, close_months, record_rows_and_settle,
-                                                         record_staged_and_settle)
+                                                         settle_stored, store_staged)
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,12 @@ class MeteringSink:
         self.stats = SinkStats()
         self._stager: PollStager | None = None  # per run: its polls are staged beside the writes
         self.ready = asyncio.Event()
-        # ClickHouse calls block: run them off the event loop, one at a time, in order.
+        # ClickHouse calls block: run them off the event loop, one at a time, in order; a batch's rows are
+        # stored on a connection and thread of their own (`_storing_store`), beside the settling before.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metering-store")
+        self._storing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metering-storing")
+        self._storing_store: MeteringStore | None = None  # per run
+        self._settling: asyncio.Future | None = None  # the latest batch's settling
         self._tracer = telemetry.tracer if telemetry else trace.get_tracer("clonedesk.metering")
         meter = telemetry.meter if telemetry else None
         self._rows = self._dead = self._states = None
@@ -118,6 +123,9 @@ class MeteringSink:
         await asyncio.get_running_loop().run_in_executor(self._executor, self.store.repair_counters)
         # The first batch's one-off costs (imports, column types), paid before consuming.
         await asyncio.get_running_loop().run_in_executor(self._executor, self.store.prepare_inserts)
+        self._storing_store = await asyncio.get_running_loop().run_in_executor(self._storing, self.store.reopen)
+        await asyncio.get_running_loop().run_in_executor(self._storing, self._storing_store.prepare_inserts)
+        self._settling = None
         self._stager = PollStager(self.store)
         await self._stager.start()
         await consumer.start()
@@ -125,7 +133,6 @@ class MeteringSink:
         log.info("metering sink started", extra={"group": self.group_id})
         self.ready.set()
         closing_due, last_close = False, float("-inf")
-        ended_cleanly = False
 
         async def prepare(records: list):
             if self.stats.first_records_at is None:
@@ -155,16 +162,14 @@ class MeteringSink:
                                      after_poll=after_poll, on_commit=committed)
             if closing_due and await caught_up(consumer):
                 await self._close_months()
-            ended_cleanly = True
         finally:
             await self._stager.close()
             await consumer.stop()
             await producer.stop()
-            try:  # the last batch was written whole: its repair marker can close (else the next start repairs)
-                if ended_cleanly:
-                    await asyncio.get_running_loop().run_in_executor(self._executor, self.store.end_batches)
-            except Exception:  # noqa: BLE001 - the store is gone: the next start repairs what it must
-                log.warning("could not close the last batch's repair marker", exc_info=True)
+            if self._storing_store not in (None, self.store):
+                with contextlib.suppress(Exception):  # the store is gone already
+                    await asyncio.get_running_loop().run_in_executor(self._storing, self._storing_store.close)
+            self._storing.shutdown(wait=True)
             self._executor.shutdown(wait=True)
             log.info("metering sink stopped", extra=vars(self.stats))
         return self.stats
@@ -193,10 +198,13 @@ class MeteringSink:
         if self._dead:
             self._dead.add(1, {"topic": record.topic})
 
-    async def _write(self, polls: list[StagedPoll], producer) -> None:
+    async def _write(self, polls: list[StagedPoll], producer):
         """One ClickHouse batch of every poll gathered since the last write: its records judged where they
-        were staged (rejects parked), then stored and settled there; a poll ClickHouse could not decode
-        is judged by the Python codec and stored beside them."""
+        were staged (rejects parked), then stored there; a poll ClickHouse could not decode is judged by
+        the Python codec. Returns the batch's settling, which runs beside the next batch's storing (on a
+        connection of its own) and after the settling before it; the batch is committed once it is done.
+        A batch with records decoded in Python settles before this returns: their rows are stored as it
+        settles, and the next batch's counters must not read them half-stored."""
         decoded = []  # (record, row) of the polls decoded in Python
         staged_polls, verdicts = [], []  # the staged polls, and each one's rejects (seq -> why)
         for poll in polls:
@@ -217,38 +225,58 @@ class MeteringSink:
         traced = [poll.record(seq) for poll, verdict in zip(staged_polls, verdicts) for seq in poll.traced
                   if seq not in verdict]
         traced += [r for r, _ in decoded if r.headers]
-        links = []
-        for traced_record in traced:
-            if len(links) >= MAX_LINKS:
-                break
-            context = trace.get_current_span(extract_context(traced_record.headers)).get_span_context()
-            if context.is_valid:
-                links.append(Link(context))
+        outcomes = sum(poll.outcome_count - sum(1 for seq in verdict if poll.record(seq).topic == RESOLUTION_OUTCOMES)
+                       for poll, verdict in zip(staged_polls, verdicts))
+        outcomes += sum(1 for r, _ in decoded if r.topic != RESOLUTIONS)
+        replies = kept + len(decoded) - outcomes
+        rows_of = {id(r): row for r, row in decoded}
+        written = [(r, rows_of[id(r)] if id(r) in rows_of else _decoded(r)) for r in traced]
+
         batch_started_ns = time.time_ns()
+        span = self._tracer.start_span("metering.batch", links=_links(traced))
+        span.set_attribute("metering.replies", replies)
+        span.set_attribute("metering.outcomes", outcomes)
         loop = asyncio.get_running_loop()
-        with self._tracer.start_as_current_span("metering.batch", links=links) as span:
-            settled = {}
+        stored = None
+        try:
             if staged_polls:
                 batch = StagedBatch(self._stager.stager, staged_polls[0].first, staged_polls[-1].last, b"", b"")
-                settled = await loop.run_in_executor(self._executor, record_staged_and_settle, self.store, batch,
-                                                     self.terms_for, kept)
-            if decoded:
-                span.set_attribute("metering.decoded_in_python", len(decoded))
-                more = await loop.run_in_executor(
-                    self._executor, record_rows_and_settle, self.store,
-                    [row for r, row in decoded if r.topic == RESOLUTIONS],
-                    [row for r, row in decoded if r.topic != RESOLUTIONS], self.terms_for)
-                settled = {key: settled.get(key, 0) + more.get(key, 0) for key in settled.keys() | more.keys()}
-            outcomes = sum(poll.outcome_count - sum(1 for seq in verdict if poll.record(seq).topic == RESOLUTION_OUTCOMES)
-                           for poll, verdict in zip(staged_polls, verdicts))
-            outcomes += sum(1 for r, _ in decoded if r.topic != RESOLUTIONS)
-            replies = kept + len(decoded) - outcomes
-            rows_of = {id(r): row for r, row in decoded}
-            written = [(r, rows_of[id(r)] if id(r) in rows_of else _decoded(r)) for r in traced]
-            span.set_attribute("metering.replies", replies)
-            span.set_attribute("metering.outcomes", outcomes)
+                stored = await loop.run_in_executor(self._storing, store_staged, self._storing_store, batch,
+                                                    self.terms_for, kept)
+        except BaseException as exc:
+            span.record_exception(exc)
+            span.end()
+            raise
+        before = self._settling
+
+        async def settle() -> None:
+            try:
+                if before is not None:
+                    await before  # batches settle one at a time, in order
+                settled = await loop.run_in_executor(self._executor, settle_stored, self.store, stored)
+                if decoded:
+                    span.set_attribute("metering.decoded_in_python", len(decoded))
+                    more = await loop.run_in_executor(
+                        self._executor, record_rows_and_settle, self.store,
+                        [row for r, row in decoded if r.topic == RESOLUTIONS],
+                        [row for r, row in decoded if r.topic != RESOLUTIONS], self.terms_for)
+                    settled = {key: settled.get(key, 0) + more.get(key, 0) for key in settled.keys() | more.keys()}
+            except BaseException as exc:
+                span.record_exception(exc)
+                raise
+            finally:
+                span.end()
             span.set_attribute("metering.settled", sum(settled.values()))
             self._record_spans(written, batch_started_ns, span.get_span_context())
+            self._count(replies, outcomes, settled)
+
+        self._settling = asyncio.ensure_future(settle())
+        if decoded:
+            await self._settling
+            return None
+        return self._settling
+
+    def _count(self, replies: int, outcomes: int, settled: dict[tuple[str, str], int]) -> None:
         self.stats.batches += 1
         self.stats.replies += replies
         self.stats.outcomes += outcomes
@@ -273,6 +301,18 @@ class MeteringSink:
 
 
 _MESSAGES = {RESOLUTIONS: "Resolution", RESOLUTION_OUTCOMES: "ResolutionOutcome"}
+
+
+def _links(traced: list) -> list[Link]:
+    """Links to the traces of a batch's records (MAX_LINKS at most)."""
+    links = []
+    for record in traced:
+        if len(links) >= MAX_LINKS:
+            break
+        context = trace.get_current_span(extract_context(record.headers)).get_span_context()
+        if context.is_valid:
+            links.append(Link(context))
+    return links
 
 
 def _decoded(record):

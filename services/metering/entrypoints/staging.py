@@ -1,5 +1,5 @@
 """The sink's staging of polls: each poll's records framed as they are read (adapters/wire.py) and handed
-to ClickHouse on a connection of their own (store.staging_store), beside the write of the batch before;
+to ClickHouse on a connection of their own (store.reopen), beside the write of the batch before;
 the polls staged since the last hand-over go in one insert. A write then waits for its polls' verdicts.
 """
 
@@ -53,7 +53,7 @@ class PollStager:
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        self._staging = await asyncio.get_running_loop().run_in_executor(self._executor, self._store.staging_store)
+        self._staging = await asyncio.get_running_loop().run_in_executor(self._executor, self._store.reopen)
         self._task = asyncio.create_task(self._hand_over(), name="metering-stage")
 
     def frame(self, records: list) -> StagedPoll:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
@@ -63,37 +64,69 @@ def record_rows_and_settle(store: MeteringStore, replies: Sequence[ReplyRow], ou
     if not touched:
         return {}
     terms = {tenant_id: terms_for(tenant_id) for tenant_id in touched}
-    batch_id = store.begin_batch(touched)  # open until the next batch: a death in between is repaired
+    batch_id = store.begin_batch(touched)  # open until it is settled: a death in between is repaired
     store.advance_watermarks({tenant: from_millis(ms) for tenant, ms in latest_ms.items()})
     # The copies stored before the batch's land: what its raw events move in the counters is the difference.
     stored_replies, stored_csat = store.stage_batch(batch_id, touched, replied, terms)
     moved_by_events = raw_events_change(stored_replies, stored_csat, replies, outcomes)
     store.insert_reply_rows(replies)
     store.insert_outcome_rows(outcomes)
-    return store.settle_staged(batch_id, terms, moved_by_events)
+    settled = store.settle_staged(batch_id, terms, moved_by_events)
+    store.end_batch(batch_id, touched)
+    return settled
 
 
-def record_staged_and_settle(store: MeteringStore, batch: StagedBatch, terms_for: TermsLookup,
-                             expected: int) -> dict[tuple[str, str], int]:
-    """`record_rows_and_settle` of a batch staged in ClickHouse as its Kafka records (store.stage_records,
-    its rejects already parked; `expected` records left staged): the same rows, watermarks, lifecycles and
-    counters, with the records decoded and turned into rows by ClickHouse rather than in Python. Raises
-    StagedRecordsLost where fewer are staged (ClickHouse restarted in between: nothing is committed)."""
+@dataclass(frozen=True)
+class StoredBatch:
+    """A batch whose rows are stored and whose resolutions await `settle_stored`."""
+
+    batch_id: str
+    terms: dict[str, Terms]  # by tenant of the batch
+
+
+def store_staged(store: MeteringStore, batch: StagedBatch, terms_for: TermsLookup,
+                 expected: int) -> StoredBatch | None:
+    """The first half of `record_rows_and_settle` for a batch staged in ClickHouse as its Kafka records
+    (store.stage_records, its rejects already parked; `expected` records left staged): the same rows,
+    watermarks and raw events' counters, with the records decoded and turned into rows by ClickHouse
+    rather than in Python. None where it holds nothing. Raises StagedRecordsLost where fewer are staged
+    (ClickHouse restarted in between: nothing is committed).
+
+    Storing a batch may run beside the settling of the one before it: that settling may then read this
+    batch's events and watermarks as well, which only settles its resolutions on more knowledge, as this
+    batch's own settling would (the newest knowledge wins)."""
     latest_ms = store.staged_latest(batch) if expected else {}
     if not latest_ms:
         if expected:
             raise StagedRecordsLost(f"{expected} records were staged for the batch, none are left")
         store.drop_staged(batch)
-        return {}
+        return None
     terms = {tenant_id: terms_for(tenant_id) for tenant_id in latest_ms}
     try:
-        batch_id = store.begin_batch(latest_ms)  # open until the next batch: a death in between is repaired
+        batch_id = store.begin_batch(latest_ms)  # open until it is settled: a death in between is repaired
         store.advance_watermarks({tenant: from_millis(ms) for tenant, ms in latest_ms.items()})
-        return store.record_staged(batch_id, batch, terms, expected)
+        store.store_staged(batch_id, batch, expected)
     except BaseException:
         with contextlib.suppress(Exception):  # its redelivery is staged again, under other numbers
             store.drop_staged(batch)
         raise
+    return StoredBatch(batch_id, terms)
+
+
+def settle_stored(store: MeteringStore, stored: StoredBatch | None) -> dict[tuple[str, str], int]:
+    """The second half: settle what a stored batch touched (batches one at a time, in order), then close
+    its repair marker. Returns how many resolutions it moved into each state, by (tenant, state)."""
+    if stored is None:
+        return {}
+    settled = store.settle_batch(stored.batch_id, stored.terms)
+    store.end_batch(stored.batch_id, stored.terms)
+    return settled
+
+
+def record_staged_and_settle(store: MeteringStore, batch: StagedBatch, terms_for: TermsLookup,
+                             expected: int) -> dict[tuple[str, str], int]:
+    """`store_staged` and `settle_stored` one after the other."""
+    return settle_stored(store, store_staged(store, batch, terms_for, expected))
 
 
 def months_to_close(first: Month, watermark: datetime, terms: Terms, closed: set[str]) -> list[Month]:
