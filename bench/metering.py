@@ -108,7 +108,9 @@ def run_sink(client, bootstrap: str, database: str, rows: int, desc: str):
     return sink.stats
 
 
-def bench_ingest(client, bootstrap: str, events: int) -> dict:
+def bench_ingest(client, bootstrap: str, events: int, runs: int) -> dict:
+    """The direct insert and the sink, `runs` times each, taking turns, each run into tables of its own:
+    their medians (one run of either swung by half between runs on this shared machine)."""
     replies, outcomes = bench_events(events)
     rows = len(replies) + len(outcomes)
     console.print(f"producing {len(replies)} resolutions and {len(outcomes)} outcomes to Kafka")
@@ -116,21 +118,29 @@ def bench_ingest(client, bootstrap: str, events: int) -> dict:
 
     consume_s = asyncio.run(consume_only(bootstrap, rows))
 
-    direct = MeteringStore(client, "bench_direct")
-    direct.migrate()
     # The baseline inserts the rows the sink writes, built beforehand, through the same insert path.
     reply_rows, outcome_rows = [ReplyRow.of(r) for r in replies], [OutcomeRow.of(o) for o in outcomes]
-    began = time.perf_counter()
-    for i in tqdm(range(0, len(reply_rows), 2000), desc="direct insert (resolutions)", disable=None):
-        direct.insert_reply_rows(reply_rows[i:i + 2000])
-    for i in tqdm(range(0, len(outcome_rows), 2000), desc="direct insert (outcomes)", disable=None):
-        direct.insert_outcome_rows(outcome_rows[i:i + 2000])
-    direct_s = time.perf_counter() - began
+    direct_rates, sink_rates, batches, lifecycles = [], [], [], []
+    for run in range(runs):
+        direct = MeteringStore(client, f"bench_direct_{run}")
+        direct.migrate()
+        began = time.perf_counter()
+        for i in tqdm(range(0, len(reply_rows), 2000), desc="direct insert (resolutions)", disable=None):
+            direct.insert_reply_rows(reply_rows[i:i + 2000])
+        for i in tqdm(range(0, len(outcome_rows), 2000), desc="direct insert (outcomes)", disable=None):
+            direct.insert_outcome_rows(outcome_rows[i:i + 2000])
+        direct_rates.append(rows / (time.perf_counter() - began))
 
-    stats = run_sink(client, bootstrap, "bench_sink", rows, "sink (Kafka -> ClickHouse)")
-    sink_s = stats.last_commit_at - stats.first_records_at
-    return {"rows": rows, "direct_rows_s": rows / direct_s, "sink_rows_s": rows / sink_s,
-            "consume_rows_s": rows / consume_s, "lifecycles": stats.settled, "batches": stats.batches}
+        stats = run_sink(client, bootstrap, f"bench_sink_{run}", rows, "sink (Kafka -> ClickHouse)")
+        sink_rates.append(rows / (stats.last_commit_at - stats.first_records_at))
+        batches.append(stats.batches)
+        lifecycles.append(stats.settled)
+        console.print(f"run {run + 1}: sink {sink_rates[-1]:,.0f} rows/s, direct insert {direct_rates[-1]:,.0f}"
+                      f" rows/s: {sink_rates[-1] / direct_rates[-1]:.3f}")
+    return {"rows": rows, "runs": runs, "direct_rows_s": statistics.median(direct_rates),
+            "sink_rows_s": statistics.median(sink_rates), "consume_rows_s": rows / consume_s,
+            "run_ratios": [s / d for s, d in zip(sink_rates, direct_rates)],
+            "lifecycles": lifecycles[0], "batches": statistics.median(batches)}
 
 
 def bench_ingest_with_history(client, events: int, history: int, log: Path) -> dict:
@@ -256,6 +266,8 @@ def main() -> None:
     parser.add_argument("--resolutions", type=int, default=10_000_000, help="resolutions for the query run.")
     parser.add_argument("--history", type=int, default=1_000_000,
                         help="resolutions already stored for the sink's second run (0: no second run).")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="runs of the direct insert and of the sink (their medians are compared).")
     parser.add_argument("--tenants", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
@@ -266,7 +278,7 @@ def main() -> None:
         client = clickhouse_connect.get_client(dsn=f"chdb://{tmp}/clickhouse")
         broker, bootstrap = start_broker(Path(tmp) / "tansu.log")
         try:
-            ingest = bench_ingest(client, bootstrap, args.events)
+            ingest = bench_ingest(client, bootstrap, args.events, args.runs)
         finally:
             broker.terminate()
             broker.wait(10)
@@ -277,7 +289,8 @@ def main() -> None:
     table = Table(title="metering benchmark")
     for column in ("measure", "value", "baseline", "ratio"):
         table.add_column(column, justify="right" if column != "measure" else "left")
-    table.add_row(f"ingest rows/s, Kafka -> sink -> ClickHouse ({ingest['rows']:,} rows)",
+    table.add_row(f"ingest rows/s, Kafka -> sink -> ClickHouse ({ingest['rows']:,} rows; medians of"
+                  f" {ingest['runs']} runs, each run's ratio {' / '.join(f'{r:.2f}' for r in ingest['run_ratios'])})",
                   f"{ingest['sink_rows_s']:,.0f}", f"{ingest['direct_rows_s']:,.0f} (direct client.insert)",
                   f"{ingest['sink_rows_s'] / ingest['direct_rows_s']:.3f}")
     table.add_row("  the same, against reading + decoding from Kafka alone", f"{ingest['sink_rows_s']:,.0f}",
@@ -302,7 +315,7 @@ def main() -> None:
     inv = queries["invoice"]
     console.print(f"sample invoice {inv['tenant_id']} {inv['month']}: billable {inv['billable_units']}, "
                   f"credits {inv['credits_usd']}, total {inv['total_usd']} USD")
-    console.print(f"(the sink wrote {ingest['rows']:,} records in {ingest['batches']:,} batches and settled"
+    console.print(f"(the sink wrote {ingest['rows']:,} records in {ingest['batches']:,.0f} batches and settled"
                   f" {ingest['lifecycles']:,} resolutions into a state while ingesting; counting the"
                   f" generated rows into the counters took {queries['rebuild_s']:.1f} s)")
 
