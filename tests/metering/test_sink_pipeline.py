@@ -56,16 +56,21 @@ class HeldSettling:
         monkeypatch.setattr(MeteringStore, "settle_batch", settling)
 
 
-def events(tenant: str):
-    return scenario(tenant, datetime(2026, 10, 20, tzinfo=timezone.utc), 90, every_hours=5)
+TERMS = Terms(free_units=5)
+
+
+async def produced(kafka_bootstrap: str):
+    """A new tenant's events, on the topics: (tenant, replies, outcomes, its statements as they should be)."""
+    tenant = "pipe-" + uuid.uuid4().hex[:6]
+    replies, outcomes = scenario(tenant, datetime(2026, 10, 20, tzinfo=timezone.utc), 90, every_hours=5)
+    await produce(kafka_bootstrap, replies, outcomes)
+    return tenant, replies, outcomes, expected_invoices(tenant, replies, outcomes, TERMS, list(MONTHS))
 
 
 async def test_a_batch_is_stored_while_the_one_before_settles_and_every_figure_holds(
         kafka_bootstrap, clickhouse_dsn, unique_database, group_id, monkeypatch):
-    tenant = "pipe-" + uuid.uuid4().hex[:6]
-    replies, outcomes = events(tenant)
-    await produce(kafka_bootstrap, replies, outcomes)
-    terms = Terms(free_units=5)
+    tenant, replies, outcomes, want = await produced(kafka_bootstrap)
+    terms = TERMS
     hold = HeldSettling(monkeypatch, tenant)
 
     store = MeteringStore.connect(clickhouse_dsn, unique_database)
@@ -73,7 +78,6 @@ async def test_a_batch_is_stored_while_the_one_before_settles_and_every_figure_h
     await run_sink_until_idle(sink, len(replies) + len(outcomes))
     assert hold.held == [True]  # the next batch was stored before this one had settled
     assert len(store.lifecycles(tenant)) == len(replies)
-    want = expected_invoices(tenant, replies, outcomes, terms, list(MONTHS))
     for month in MONTHS:
         assert statement_json(store, tenant, Month.parse(month), terms) == want[month]
     assert_counters_agree_with_rows(store, tenant, terms)
@@ -83,12 +87,8 @@ async def test_a_batch_is_stored_while_the_one_before_settles_and_every_figure_h
 
 async def test_a_sink_that_dies_while_the_next_batch_is_stored_loses_and_doubles_nothing(
         kafka_bootstrap, clickhouse_dsn, unique_database, group_id, monkeypatch):
-    tenant = "pipe-" + uuid.uuid4().hex[:6]
-    replies, outcomes = events(tenant)
-    await produce(kafka_bootstrap, replies, outcomes)
-    terms = Terms(free_units=5)
-    want = expected_invoices(tenant, replies, outcomes, terms, list(MONTHS))
-
+    tenant, replies, outcomes, want = await produced(kafka_bootstrap)
+    terms = TERMS
     hold = HeldSettling(monkeypatch, tenant, fail=True)
     store = MeteringStore.connect(clickhouse_dsn, unique_database)
     dying = MeteringSink(kafka_bootstrap, store, lambda _t: terms, group_id=group_id, batch_size=40)
