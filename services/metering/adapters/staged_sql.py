@@ -184,10 +184,12 @@ SELECT tenant_id, max(at) FROM (
 
 # The batch's resolutions for settling (adapters/settle_sql.py reads `settle_keys`, as a set: a resolution
 # listed twice, with a reply and with an outcome, is one).
-STAGE_KEYS = [f"""
+STAGE_KEYS = f"""
 INSERT INTO {{db}}.settle_keys (batch_id, tenant_id, resolution_id, replied)
-SELECT %(b)s, tenant_id, resolution_id, {replied} FROM {table}
-""" for replied, table in (("1", _VALID_RESOLUTIONS), ("0", _VALID_OUTCOMES))]
+SELECT %(b)s, tenant_id, resolution_id, 1 FROM {_VALID_RESOLUTIONS}
+UNION ALL
+SELECT %(b)s, tenant_id, resolution_id, 0 FROM {_VALID_OUTCOMES}
+"""
 
 # In the records' order, as the Python path inserts its rows: of two copies the tables cannot tell
 # apart (one id, one time) the later one is kept.

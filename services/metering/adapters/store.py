@@ -534,8 +534,7 @@ class MeteringStore:
                         .replace("{action_where}", "(tenant_id, resolution_id) IN " + settle_sql.keys_of(replied=1)))
         counters = f"INSERT INTO {{db}}.usage_counters ({', '.join(COUNTER_COLUMNS)}) "
         with self._lock:
-            for statement in staged_sql.STAGE_KEYS:
-                self._command(statement, params)
+            self._command(staged_sql.STAGE_KEYS, params)
             self._command(counters + "SELECT tenant_id, kind, period, label, category, value, -n, -total, -total2"
                           f" FROM ({raw_counters})", params)
             self._command(staged_sql.INSERT_RESOLUTIONS, params, UNCOLLAPSED)

@@ -1,8 +1,9 @@
 """The Kafka sink: `resolutions` + `resolution.outcomes` -> ClickHouse, in batches.
 
 A batch is written to ClickHouse and settled first; only then are its offsets committed (the next batch
-is read and decoded meanwhile, and stored while the batch settles). A crash in between redelivers the batch, which the store absorbs (rows keyed by event id), so every figure holds.
-Poison records go to `<topic>.dlq` and the sink carries on.
+is read and decoded meanwhile, and stored while the batch settles). A crash in between redelivers the
+batch, which the store absorbs (rows keyed by event id), so every figure holds. Poison records go to
+`<topic>.dlq` and the sink carries on.
 """
 
 from __future__ import annotations
