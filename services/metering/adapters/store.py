@@ -118,6 +118,17 @@ COUNTERS_FROM_ROWS = (COUNTERS_FROM_LIFECYCLES + "    UNION ALL\n"
                       + COUNTERS_FROM_EVENTS.replace("{csat_where}", "{where}").replace("{action_where}", "{where}"))
 
 
+# A staged batch's raw events' counters over its resolutions, added after its inserts and taken away
+# before them (store_staged): a CSAT can change only where the batch brings an outcome, a call only where
+# it brings a reply.
+_BATCH_EVENTS = (COUNTERS_FROM_EVENTS
+                 .replace("{csat_where}", "(tenant_id, resolution_id) IN " + settle_sql.keys_of(replied=0))
+                 .replace("{action_where}", "(tenant_id, resolution_id) IN " + settle_sql.keys_of(replied=1)))
+_INTO_COUNTERS = f"INSERT INTO {{db}}.usage_counters ({', '.join(COUNTER_COLUMNS)}) "
+_COUNT_BATCH_EVENTS = _INTO_COUNTERS + _BATCH_EVENTS
+_UNCOUNT_BATCH_EVENTS = (_INTO_COUNTERS + "SELECT tenant_id, kind, period, label, category, value, -n, -total, -total2"
+                         f" FROM ({_BATCH_EVENTS})")
+
 def _id_chunks(wanted: dict[str, set[str]], size: int = 5000):
     """(tenants, a chunk of resolution ids) to read the wanted resolutions in: IN lists small enough for
     ClickHouse's query size limit."""
@@ -456,8 +467,8 @@ class MeteringStore:
 
     def settle_staged(self, batch_id: str, terms: dict[str, Terms],
                       moved_by_events: dict[str, Counts]) -> dict[tuple[str, str], int]:
-        """Once the batch's events are stored: write what its raw events moved in the counters, and
-        `settle_batch`."""
+        """Once the batch's events are stored: `settle_batch`, then write what its raw events moved in the
+        counters."""
         with self._lock:
             states = self.settle_batch(batch_id, terms)
             self._move_counters(moved_by_events)
@@ -528,19 +539,13 @@ class MeteringStore:
         inserts, less before (the copies the tables keep decide, as domain/counters.py raw_events_change
         reckons them). Raises StagedRecordsLost where fewer are staged."""
         params = {"b": batch_id, **batch.parameters}
-        # A CSAT can change only where the batch brings an outcome, a call only where it brings a reply.
-        raw_counters = (COUNTERS_FROM_EVENTS
-                        .replace("{csat_where}", "(tenant_id, resolution_id) IN " + settle_sql.keys_of(replied=0))
-                        .replace("{action_where}", "(tenant_id, resolution_id) IN " + settle_sql.keys_of(replied=1)))
-        counters = f"INSERT INTO {{db}}.usage_counters ({', '.join(COUNTER_COLUMNS)}) "
         with self._lock:
             self._command(staged_sql.STAGE_KEYS, params)
-            self._command(counters + "SELECT tenant_id, kind, period, label, category, value, -n, -total, -total2"
-                          f" FROM ({raw_counters})", params)
+            self._command(_UNCOUNT_BATCH_EVENTS, params)
             self._command(staged_sql.INSERT_RESOLUTIONS, params, UNCOLLAPSED)
             self._command(staged_sql.INSERT_OUTCOMES, params, UNCOLLAPSED)
             self._require_staged(batch, expected)  # still all there once inserted: the inserts had them all
-            self._command(counters + raw_counters, params, UNCOLLAPSED)
+            self._command(_COUNT_BATCH_EVENTS, params, UNCOLLAPSED)
             self.drop_staged(batch)
 
     def _require_staged(self, batch: "StagedBatch", expected: int) -> None:
