@@ -59,7 +59,11 @@ def test_the_worker_resumes_after_every_restart_in_a_row(stack, kill):
         exits_then = len(stack.unplanned_exits)
         for ticket in filter(None, (in_flight, tid)):
             # A stall watch's exit is restarted by the fixture's supervisor, as `clonedesk up` does.
-            stack.wait_for(topics.TICKETS_TO_RESOLVE, keyed(tenant.id, ticket), 1, timeout=150)
+            try:
+                stack.wait_for(topics.TICKETS_TO_RESOLVE, keyed(tenant.id, ticket), 1, timeout=150)
+            except AssertionError as exc:
+                sent = "just before the restart" if ticket == in_flight else "after the restart"
+                raise AssertionError(f"round {round_number}, ticket {ticket} (sent {sent}): {exc}") from None
         if len(stack.unplanned_exits) > exits_then:
             stalls.append(round_number)
         waits.append(round(time.monotonic() - started, 1))

@@ -28,6 +28,7 @@ from clonedesk.core.telemetry import extract_context, inject_headers
 from clonedesk.core.tenants import TenantStore
 from clonedesk.ingest.adapters.backlog import GroupBacklog
 from clonedesk.ingest.domain.conversation import Context, Conversation, Emit, apply
+from clonedesk.ingest.domain.finished import FinishedOffsets
 from clonedesk.ingest.domain.stall import DroppedFetchWatch, StallWatch, fetched_past_commit
 from clonedesk.v1 import events_pb2, resolver_pb2
 
@@ -140,41 +141,67 @@ def create_app(settings: Settings, app_id: str = DEFAULT_APP_ID, table_name: str
 
     updater = ConversationUpdater(table, send_output, tenant_is_live)
     progress = {"processed": 0, "seeks_back": 0}
+    finished = FinishedOffsets()
+    commit_only_finished(app, finished)
 
     @app.agent(inputs, name=f"{app_id}-process")
     async def process(stream):
         async for record in stream.events():
             progress["processed"] += 1
             message = record.message
-            try:
-                if message.topic == topics.HELPDESK_EVENTS:
-                    item = validate_event(decode(events_pb2.HelpdeskEvent, message.value))
-                else:
-                    item = validate_resolution(decode(resolver_pb2.Resolution, message.value))
-            except PoisonMessage as exc:
-                await dead_letter(message, str(exc))
-                processed.add(1, {"topic": message.topic, "result": "dead-lettered"})
-                continue
-            headers = message.headers.items() if isinstance(message.headers, dict) else message.headers
-            with tracer.start_as_current_span("conversation.apply", context=extract_context(headers)) as span:
-                key = f"{item.tenant_id}:{item.ticket_id}"
-                span.set_attribute("tenant.id", item.tenant_id)
-                span.set_attribute("ticket.id", item.ticket_id)
-                emits = await updater.update(item)
-                if emits is None:
-                    processed.add(1, {"topic": message.topic, "result": "duplicate"})
-                    continue  # a redelivery: nothing changed, nothing to send
-                for emit in emits:
-                    emitted.add(1, {"topic": emit.topic})
-                processed.add(1, {"topic": message.topic, "result": "applied"})
-                span.set_attribute("clonedesk.emitted", len(emits))
-                if emits:
-                    log.info("conversation updated", extra={"ticket": key, "emitted": len(emits)})
+            await handle(message)
+            finished.finish(message.tp, message.offset)
+
+    async def handle(message) -> None:
+        """One input record: dead-lettered, found a redelivery, or applied and its outputs sent."""
+        try:
+            if message.topic == topics.HELPDESK_EVENTS:
+                item = validate_event(decode(events_pb2.HelpdeskEvent, message.value))
+            else:
+                item = validate_resolution(decode(resolver_pb2.Resolution, message.value))
+        except PoisonMessage as exc:
+            await dead_letter(message, str(exc))
+            processed.add(1, {"topic": message.topic, "result": "dead-lettered"})
+            return
+        headers = message.headers.items() if isinstance(message.headers, dict) else message.headers
+        with tracer.start_as_current_span("conversation.apply", context=extract_context(headers)) as span:
+            key = f"{item.tenant_id}:{item.ticket_id}"
+            span.set_attribute("tenant.id", item.tenant_id)
+            span.set_attribute("ticket.id", item.ticket_id)
+            emits = await updater.update(item)
+            if emits is None:
+                processed.add(1, {"topic": message.topic, "result": "duplicate"})
+                return  # a redelivery: nothing changed, nothing to send
+            for emit in emits:
+                emitted.add(1, {"topic": emit.topic})
+            processed.add(1, {"topic": message.topic, "result": "applied"})
+            span.set_attribute("clonedesk.emitted", len(emits))
+            if emits:
+                log.info("conversation updated", extra={"ticket": key, "emitted": len(emits)})
 
     if settings.streams_stall_after_s > 0:
         watch_for_stalls(app, settings, progress)
-    app.conversations = table  # for tests and tools
+    app.conversations, app.updater, app.finished = table, updater, finished  # for tests and tools
     return app
+
+
+def commit_only_finished(app: faust.App, finished: FinishedOffsets) -> None:
+    """The app's consumer commits an input partition only up to what the agent finished (see
+    domain/finished.py: faust acks the records it skips). Other topics commit as faust decides."""
+    base = app.transport.Consumer
+
+    class FinishedOnlyConsumer(base):
+        def _filter_committable_offsets(self, tps):
+            wanted = super()._filter_committable_offsets(tps)
+            inputs = {tp: offset for tp, offset in wanted.items() if tp.topic in INPUT_TOPICS}
+            commits, held_back = finished.cap(inputs, self._committed_offset)
+            if held_back:
+                log.warning("records acknowledged by faust but never processed are not committed; they will "
+                            "be read again", extra={"held_back": {f"{tp.topic}:{tp.partition}": offset
+                                                                  for tp, offset in held_back.items()}})
+            return {**{tp: offset for tp, offset in wanted.items() if tp not in inputs}, **commits}
+
+    app.transport.Consumer = FinishedOnlyConsumer
 
 
 def watch_for_stalls(app: faust.App, settings: Settings, progress: dict) -> None:
