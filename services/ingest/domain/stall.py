@@ -8,7 +8,9 @@ Two rules, the first a cure for a known cause, the second a last resort for any 
   with nothing in processing, and those records wait until the next restart (seen in
   tests/ingest/test_restart_integration.py, which restarts the worker again and again). Seen twice in a row
   with no progress in between, the worker seeks back to the committed offsets and reads them again
-  (every consumer downstream is idempotent, so a record read twice is harmless).
+  (every consumer downstream is idempotent, so a record read twice is harmless). A record dropped just
+  before one the agent did process is caught the same way: the commit stops at the first record not
+  finished (domain/finished.py), so the group stays before it.
 - **No progress.** Records are waiting for the worker's group (its backlog) and it has processed none of
   them for `stall_after_s`: the cure is the supervisor's, a fresh process. Recovery and rebalances are not
   stalls: the caller resets the watch while the worker is not ready.

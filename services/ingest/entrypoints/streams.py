@@ -186,8 +186,8 @@ def create_app(settings: Settings, app_id: str = DEFAULT_APP_ID, table_name: str
 
 
 def commit_only_finished(app: faust.App, finished: FinishedOffsets) -> None:
-    """The app's consumer commits an input partition only up to what the agent finished (see
-    domain/finished.py: faust acks the records it skips). Other topics commit as faust decides."""
+    """The app's consumer commits an input partition only up to the first record the agent did not finish
+    (domain/finished.py says how faust lets records go by). Other topics commit as faust decides."""
     base = app.transport.Consumer
 
     class FinishedOnlyConsumer(base):
@@ -196,9 +196,9 @@ def commit_only_finished(app: faust.App, finished: FinishedOffsets) -> None:
             inputs = {tp: offset for tp, offset in wanted.items() if tp.topic in INPUT_TOPICS}
             commits, held_back = finished.cap(inputs, self._committed_offset)
             if held_back:
-                log.warning("records acknowledged by faust but never processed are not committed; they will "
-                            "be read again", extra={"held_back": {f"{tp.topic}:{tp.partition}": offset
-                                                                  for tp, offset in held_back.items()}})
+                log.warning("records faust let go by unprocessed are not committed; they will be read again",
+                            extra={"held_back": {f"{tp.topic}:{tp.partition}": offset
+                                                 for tp, offset in held_back.items()}})
             return {**{tp: offset for tp, offset in wanted.items() if tp not in inputs}, **commits}
 
     app.transport.Consumer = FinishedOnlyConsumer
