@@ -129,6 +129,7 @@ _COUNT_BATCH_EVENTS = _INTO_COUNTERS + _BATCH_EVENTS
 _UNCOUNT_BATCH_EVENTS = (_INTO_COUNTERS + "SELECT tenant_id, kind, period, label, category, value, -n, -total, -total2"
                          f" FROM ({_BATCH_EVENTS})")
 
+
 def _id_chunks(wanted: dict[str, set[str]], size: int = 5000):
     """(tenants, a chunk of resolution ids) to read the wanted resolutions in: IN lists small enough for
     ClickHouse's query size limit."""
