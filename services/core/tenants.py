@@ -44,10 +44,10 @@ def _write_private(path: Path, payload: str, exclusive: bool) -> None:
 class TenantStore:
     def __init__(self, data_dir: Path):
         self.root = Path(data_dir) / "tenants"
-        # tenant id → (the file's inode, mtime and size, its text): the gateway and the stream worker look a
-        # tenant up per request, and a stat is cheaper than an open and a read. Every write replaces the
-        # file (a new inode), so a changed tenant is never served from here.
-        self._texts: dict[str, tuple[tuple[int, int, int], str]] = {}
+        # tenant id → (its file's path, the file's inode, mtime and size, what it holds parsed): the gateway
+        # and the stream worker look a tenant up per request, and a stat is cheaper than an open, a read and
+        # a parse. Every write replaces the file (a new inode), so a changed tenant is never served from here.
+        self._parsed: dict[str, tuple[str, tuple[int, int, int], dict]] = {}
 
     def _file(self, tenant_id: str) -> Path:
         return self.root / f"{validate_tenant_id(tenant_id)}.json"
@@ -61,21 +61,25 @@ class TenantStore:
         return tenant
 
     def get(self, tenant_id: str) -> Tenant:
+        cached = self._parsed.get(tenant_id)
+        if cached is None:
+            try:
+                path = str(self._file(tenant_id))
+            except InvalidTenantId:
+                raise UnknownTenant(f"unknown tenant {tenant_id!r}") from None
+        else:
+            path = cached[0]
         try:
-            path = self._file(tenant_id)
-        except InvalidTenantId:
-            raise UnknownTenant(f"unknown tenant {tenant_id!r}") from None
-        try:
-            stat = path.stat()
+            stat = os.stat(path)
             version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-            cached = self._texts.get(tenant_id)
-            if cached is None or cached[0] != version:
-                cached = (version, path.read_text())
-                self._texts[tenant_id] = cached
+            if cached is None or cached[1] != version:
+                with open(path, encoding="utf-8") as handle:
+                    cached = (path, version, json.load(handle))
+                self._parsed[tenant_id] = cached
         except FileNotFoundError:
-            self._texts.pop(tenant_id, None)
+            self._parsed.pop(tenant_id, None)
             raise UnknownTenant(f"unknown tenant {tenant_id!r}") from None
-        return Tenant.from_dict(json.loads(cached[1]))  # parsed each time: a caller may change what it gets
+        return Tenant.from_dict(cached[2])  # a Tenant of its own each time: a caller may change what it gets
 
     def find(self, tenant_id: str) -> Tenant | None:
         try:

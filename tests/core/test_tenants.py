@@ -73,7 +73,12 @@ def test_a_lookup_sees_every_change_at_once_and_hands_out_its_own_copy(tmp_path)
     first = reader.get("acme")
     assert not first.live
     first.live = True  # changed by a caller, not saved: no other lookup may see it
-    assert not reader.get("acme").live
+    first.plan.free_units = 7
+    first.helpdesk.zendesk_token = "changed"
+    first.actions_allow.append("refund_order")
+    again = reader.get("acme")
+    assert not again.live and again.plan.free_units == 100 and again.helpdesk.zendesk_token == ""
+    assert again.actions_allow == []
     changed = writer.get("acme")
     changed.live = True
     writer.save(changed)

@@ -82,9 +82,10 @@ class Tenant:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Tenant":
-        data = dict(data)
+        data = dict(data)  # nothing of `data` is shared with the tenant: its one list is copied too
         data["plan"] = Plan(**data.get("plan", {}))
         data["helpdesk"] = HelpdeskAccess(**data.get("helpdesk", {}))
+        data["actions_allow"] = list(data.get("actions_allow", ()))
         return cls(**data)
 
     def to_dict(self, secrets: bool = True) -> dict:

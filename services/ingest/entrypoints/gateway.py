@@ -85,10 +85,11 @@ def create_app(settings: Settings, *, writer: EventWriter, tenants: TenantStore,
         await writer.close()
 
     # FastAPI's own telemetry (a request span, per-operation spans, request metrics) halved the webhooks a
-    # second (bench/ingest.py: 714 against 1,404 without it). The webhook span below is the root of a
-    # ticket turn's trace (its duration is the request's), the webhook counters count them.
+    # second (bench/ingest.py: 714 against 1,404 without it); its logs, left on, would look for a logger
+    # provider on every request. The webhook span below is the root of a ticket turn's trace (its duration
+    # is the request's), the webhook counters count them; our own log lines say what went wrong.
     app = FastAPI(title="CloneDesk ingest gateway", lifespan=lifespan,
-                  telemetry={"tracing": False, "metrics": False, "operation_spans": False})
+                  telemetry={"tracing": False, "metrics": False, "operation_spans": False, "logs": False})
     app.state.writer = writer
 
     async def handle(vendor: str, tenant_id: str, request: Request, verify, normalise) -> JSONResponse:
