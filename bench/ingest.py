@@ -131,7 +131,7 @@ async def bench(bootstrap: str, url: str, bare_url: str, tenant, count: int, con
         order = [(bare_url, bare_runs), (url, gateway_runs)]
         for target, runs in order if round_number % 2 == 0 else order[::-1]:
             runs.append(await through_http(target))
-    ratios = [bare_s / gateway_s for (bare_s, _), (gateway_s, _) in zip(bare_runs, gateway_runs)]
+    ratios = [bare[0] / gateway[0] for bare, gateway in zip(bare_runs, gateway_runs)]  # (seconds, latencies)
     bare_s = statistics.median(seconds for seconds, _ in bare_runs)
     gateway_s = statistics.median(seconds for seconds, _ in gateway_runs)
     bare_lat = [latency for _, latencies in bare_runs for latency in latencies]

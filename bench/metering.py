@@ -14,8 +14,8 @@ Everything runs locally: a tansu broker (memory storage) as a child process and 
 from __future__ import annotations
 
 import argparse
-import gc
 import asyncio
+import gc
 import socket
 import statistics
 import subprocess
