@@ -202,6 +202,21 @@ def test_times_in_range_read_as_utc():
     assert parse_time(None) is None and parse_time("") is None
 
 
+@pytest.mark.parametrize("value", ["2026-11-21T10:00:00.123456+05:30", "2000-01-01T00:00:00Z", 1763719200.5,
+                                   "2199-12-31T23:59:59.999999+11:00", "2024-02-29T12:00:00"])
+def test_a_time_becomes_the_same_protobuf_timestamp_as_the_library_makes(value):
+    from datetime import timezone
+
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from clonedesk.core.domain.ids import parse_time, timestamp
+
+    expected = Timestamp()
+    expected.FromDatetime(parse_time(value).astimezone(timezone.utc))
+    assert timestamp(value) == expected and timestamp(parse_time(value)) == expected
+    assert timestamp(None) == Timestamp()
+
+
 def test_payloads_too_deep_or_not_finite_are_not_webhooks():
     from clonedesk.ingest.domain.events import MAX_JSON_DEPTH, payload_problem
 

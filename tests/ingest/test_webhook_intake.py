@@ -13,7 +13,8 @@ from clonedesk.core.kafka import BrokerUnavailable
 from clonedesk.core.signatures import verify_zendesk
 from clonedesk.core.tenants import TenantStore
 from clonedesk.ingest.domain import zendesk
-from clonedesk.ingest.service_layer.webhooks import Rejected, WebhookIntake
+from clonedesk.ingest.domain.events import MAX_JSON_DEPTH
+from clonedesk.ingest.service_layer.webhooks import Rejected, WebhookIntake, parse_json
 from tests.ingest import payloads
 from tests.ingest.harness import sign_zendesk
 
@@ -66,6 +67,30 @@ def test_refusals_carry_their_status_and_write_nothing(store, case, status):
         _accept(WebhookIntake(store, writes, lambda: False), "nobody" if case == "unknown tenant" else "acme",
                 body, headers)
     assert refused.value.status == status and writes.events == []
+
+
+def _nested(levels: int) -> bytes:
+    return b'{"a": ' * (levels - 1) + b'{"a": "x"}' + b"}" * (levels - 1)
+
+
+@pytest.mark.parametrize("body, status, reason", [
+    (b'{"time": NaN}', 422, "not finite"), (b'{"time": -Infinity}', 422, "not finite"),
+    (b'{"tags": [1, 1e999]}', 422, "not finite"), (b'[-1e400]', 422, "not finite"),
+    (_nested(MAX_JSON_DEPTH + 1), 422, "deeper than"), (b'[' * 100_000 + b']' * 100_000, 400, "deeper than"),
+    (b'{"a": 1', 400, "malformed JSON"), (b'\xff{}', 400, "malformed JSON"),
+])
+def test_bodies_no_webhook_can_be_are_refused_with_their_reason(body, status, reason):
+    with pytest.raises(Rejected) as refused:
+        parse_json(body)
+    assert refused.value.status == status and reason in refused.value.reason
+
+
+def test_bodies_within_the_limits_parse_as_json_does():
+    # Braces inside strings count towards the cheap bracket test: the exact walk then finds them harmless.
+    for body in (_nested(MAX_JSON_DEPTH), b'{"text": "' + b"{[" * 40 + b'", "n": 1.5, "big": 1e300}',
+                 '{"name": "Zoë", "n": -0.0, "i": 12345678901234567890}'.encode("utf-16"),
+                 json.dumps(payloads.zendesk_created("1001")).encode()):
+        assert parse_json(body) == json.loads(body)
 
 
 def test_an_unacknowledged_write_and_a_broker_that_restarted_mid_write_ask_for_a_retry(store):

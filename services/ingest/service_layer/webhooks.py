@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Mapping
 
@@ -43,16 +45,42 @@ class Accepted:
     ticket_id: str = ""
 
 
+class _NotFinite(ValueError):
+    pass
+
+
+def _refuse_constant(_name: str):
+    raise _NotFinite  # NaN, Infinity, -Infinity: not JSON, though Python's reader takes them
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (math.inf, -math.inf):  # 1e999 reads as infinity
+        raise _NotFinite
+    return value
+
+
+# One decoder for every request: `json.loads` with hooks builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
 def parse_json(body: bytes):
+    """The body as JSON, or why it is not a webhook: 400 when it does not parse, 422 for a number that is
+    not finite or nesting deeper than MAX_JSON_DEPTH."""
     try:
-        payload = json.loads(body)
+        payload = _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
+    except _NotFinite:
+        raise Rejected(422, "a number that is not finite") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise Rejected(400, f"malformed JSON: {exc}") from None
     except RecursionError:
         raise Rejected(400, f"malformed JSON: nested deeper than {MAX_JSON_DEPTH} levels") from None
-    problem = payload_problem(payload)
-    if problem:
-        raise Rejected(422, problem)
+    # The decoder refused the numbers above; only depth is left to check, and it cannot exceed the count
+    # of brackets, so a webhook's usual handful skips the walk over every value.
+    if body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH:
+        problem = payload_problem(payload)
+        if problem:
+            raise Rejected(422, problem)
     return payload
 
 
@@ -90,8 +118,9 @@ class WebhookIntake:
             log.info("ignored a webhook type", extra={"vendor": vendor, "type": normalised.ignored,
                                                       "tenant": tenant.id})
             return Accepted(ignored=normalised.ignored)
+        received_ns = time.time_ns()  # protobuf's GetCurrentTime goes through a datetime: four times slower
         for event in normalised.events:
-            event.received_at.GetCurrentTime()
+            event.received_at.FromNanoseconds(received_ns)
         try:
             await self.write(normalised.events)
             if self.broker_held():  # acknowledged by a broker that has since died: say so
