@@ -226,33 +226,32 @@ def charge_figures(month: Month, terms: Terms, charges: Mapping[tuple[datetime, 
     allowance in its month (domain/billing.py). Hourly counts tell it whenever the allowance ran out in
     another hour than the charge's; paid reversals come back None when it ran out within that very hour,
     and only the raw rows can order it."""
-    effective: dict[tuple[datetime, int], int] = defaultdict(int)
-    for key, n in charges.items():
-        effective[key] += n
+    effective: dict[tuple[datetime, int], int] = defaultdict(int, charges)
     for charge in settled_by_dispute:
         hour = hour_of(charge.billed_at)
         if charge.reopened_at is not None:
             effective[(hour, month_number(charge.reopened_at))] -= 1
             effective[(hour, 0)] += 1
     this_month = month.year * 100 + month.month
-
-    def kept(hour: datetime, reopened: int) -> bool:  # a charge of its month: not reversed within it
-        return reopened != month_number(hour)
-
-    billable = sum(n for (hour, reopened), n in effective.items()
-                   if month.contains(hour) and kept(hour, reopened))
+    # A month's bounds and the hours' months as YYYYMM, worked out once: a month's lookback holds a few
+    # thousand (hour, reopen month) keys, and Month objects per key were most of an invoice's time.
+    start, end = month.start, month.end
     kept_by_hour: dict[datetime, int] = defaultdict(int)  # each hour's charges that stayed in their month
+    billable = 0
     for (hour, reopened), n in effective.items():
-        if kept(hour, reopened):
+        if reopened != month_number(hour):  # a charge of its month: not reversed within it
             kept_by_hour[hour] += n
+            if start <= hour < end:
+                billable += n
     kept_before: dict[datetime, int] = {}  # the same, summed over the earlier hours of the hour's month
-    running: dict[Month, int] = defaultdict(int)
+    running: dict[int, int] = defaultdict(int)
     for hour in sorted(kept_by_hour):
-        kept_before[hour] = running[Month.of(hour)]
-        running[Month.of(hour)] += kept_by_hour[hour]
+        hour_month = month_number(hour)
+        kept_before[hour] = running[hour_month]
+        running[hour_month] += kept_by_hour[hour]
     paid = 0
     for (hour, reopened), n in effective.items():
-        if hour >= month.start or reopened != this_month or n <= 0:
+        if hour >= start or reopened != this_month or n <= 0:
             continue
         before, within = kept_before.get(hour, 0), kept_by_hour.get(hour, 0)
         if before >= terms.free_units:
