@@ -79,3 +79,22 @@ def test_span_lines_keep_parent_links_and_events(tmp_path):
     assert spans["outer"]["parent_id"] is None and spans["inner"]["service"] == "clonedesk-lines"
     assert spans["inner"]["events"][0]["attributes"] == {"attempt": 2}
     assert spans["inner"]["end_time_unix_nano"] >= spans["inner"]["start_time_unix_nano"]
+
+
+def test_span_lines_write_any_name_status_and_attributes_as_json(tmp_path):
+    from opentelemetry.trace import Status, StatusCode
+
+    telemetry = setup_telemetry("odd", Settings(data_dir=tmp_path), set_global=False)
+    name = 'webhook "zen"\n\u00e9\u2603'
+    with telemetry.tracer.start_as_current_span(name, attributes={"ids": ["a", "b"], "n": 1.5, "ok": True}) as span:
+        span.set_status(Status(StatusCode.ERROR, 'broker said "no"'))
+    with telemetry.tracer.start_as_current_span("plain"):
+        pass
+    telemetry.shutdown()
+    spans = {s["name"]: s for s in read_span_file(tmp_path / "telemetry" / "odd.spans.jsonl")}
+    odd, plain = spans[name], spans["plain"]
+    assert odd["attributes"] == {"ids": ["a", "b"], "n": 1.5, "ok": True} and odd["events"] == []
+    assert odd["status"] == {"status_code": "ERROR", "description": 'broker said "no"'}
+    assert plain["status"] == {"status_code": "UNSET", "description": None} and plain["attributes"] == {}
+    assert odd["kind"] == "INTERNAL" and odd["service"] == "clonedesk-odd" and odd["parent_id"] is None
+    assert int(odd["context"]["span_id"], 16) != 0 and isinstance(odd["end_time_unix_nano"], int)
