@@ -15,7 +15,7 @@ class Mode:
     name: str
     sizes: DemoSizes
     trainer_env: dict[str, str]  # tuning for this machine; an operator's own CLONEDESK_TRAINER_* wins
-    training_timeout_s: float
+    training_timeout_s: float  # how long the demo waits for the next adapter (from the last that arrived)
     resolve_timeout_s: float
     # The base model this mode runs on unless CLONEDESK_BASE_MODEL says otherwise (None: the default).
     base_model: str | None

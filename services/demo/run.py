@@ -50,6 +50,7 @@ from clonedesk.demo.domain import zendesk_events as zd
 from clonedesk.demo.domain.reactions import live_script
 from clonedesk.demo.domain.report import invoice_cells, month_of, tenant_figures
 from clonedesk.demo.domain.split import TenantPlan, plan_tenant, trainer_thresholds
+from clonedesk.demo.domain.waiting import StallDeadline
 from clonedesk.demo.modes import FULL_MODE, QUICK_MODE, Mode
 from clonedesk.demo.tables import action_replies_table, curve_table, escalation_kinds, live_table
 from clonedesk.demo.live import LiveTicket, TicketResult
@@ -204,7 +205,8 @@ class Demo:
         buffered against `samples[tenant]`; a rejected refresh also ends the wait for its tenant (the
         current version stays, and the line says so)."""
         tasks = {t: progress.add_task(f"{t}: {label}", total=samples[t]) for t in target}
-        deadline = time.monotonic() + self.mode.training_timeout_s
+        # The trainer builds the adapters one after another: the limit is for the next one to arrive.
+        deadline = StallDeadline(self.mode.training_timeout_s)
         pending = dict(target)
         while pending:
             for tenant_id, wanted in list(pending.items()):
@@ -217,6 +219,7 @@ class Demo:
                     progress.update(tasks[tenant_id], description=f"{tenant_id}: {word}",
                                     completed=samples[tenant_id])
                     del pending[tenant_id]
+                    deadline.progressed()
                     if on_ready is not None:
                         on_ready(tenant_id)
                 else:
@@ -224,9 +227,10 @@ class Demo:
                     progress.update(tasks[tenant_id], completed=min(count, samples[tenant_id]))
             if not pending:
                 break
-            if time.monotonic() > deadline:
+            if deadline.expired():
                 raise DemoStepFailed(f"no adapter {', '.join(adapter_name(t, v) for t, v in pending.items())} within"
-                                     f" {self.mode.training_timeout_s:.0f}s (see logs/trainer.log)")
+                                     f" {self.mode.training_timeout_s:.0f}s of the last to arrive"
+                                     " (see logs/trainer.log)")
             await asyncio.sleep(2.0)
 
     async def train_and_preview(self) -> None:

@@ -395,3 +395,22 @@ def test_a_simulated_take_over_follows_the_ais_nth_reply():
     assert kinds == ["created", "comment_added", "agent_assignment_changed", "comment_added",
                      "status_changed"]
     assert result.human_took_over and result.replies == 1 and len(resolver.asked) == 1
+
+
+# -- waiting for the trainer ----------------------------------------------------------------------------
+
+
+def test_the_wait_for_adapters_runs_from_the_last_one_to_arrive():
+    from clonedesk.demo.domain.waiting import StallDeadline
+
+    now = [0.0]
+    deadline = StallDeadline(900, clock=lambda: now[0])
+    for arrival in (600.0, 1200.0, 1800.0):  # three adapters, 10 minutes apart: 30 minutes in all
+        now[0] = arrival - 1
+        assert not deadline.expired()
+        now[0] = arrival
+        deadline.progressed()
+    now[0] = 1800 + 900
+    assert not deadline.expired()
+    now[0] = 1800 + 901  # nothing for longer than the limit: a stalled trainer
+    assert deadline.expired()
