@@ -55,7 +55,7 @@ def _refuse_constant(_name: str):
 
 def _finite_float(text: str) -> float:
     value = float(text)
-    if value in (math.inf, -math.inf):  # 1e999 reads as infinity
+    if math.isinf(value):  # 1e999 reads as infinity
         raise _NotFinite
     return value
 

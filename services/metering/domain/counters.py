@@ -234,7 +234,7 @@ def charge_figures(month: Month, terms: Terms, charges: Mapping[tuple[datetime, 
             effective[(hour, 0)] += 1
     this_month = month.year * 100 + month.month
     # A month's bounds and the hours' months as YYYYMM, worked out once: a month's lookback holds a few
-    # thousand (hour, reopen month) keys, and Month objects per key were most of an invoice's time.
+    # thousand (hour, reopen month) keys, and Month objects per key were a quarter of an invoice's time.
     start, end = month.start, month.end
     kept_by_hour: dict[datetime, int] = defaultdict(int)  # each hour's charges that stayed in their month
     billable = 0
